@@ -1,0 +1,467 @@
+//! The wire format v1: frames, their layout, encoding and decoding of one
+//! frame body. `docs/PROTOCOL.md` is the normative description.
+
+use alloc::string::String;
+use bytes::{Buf, BufMut, Bytes};
+
+use crate::close::CloseCode;
+use crate::error::ProtocolError;
+use crate::varint;
+
+/// The four bytes each side sends first on a stream, and that start every
+/// handshake datagram. The first byte is not ASCII, so text protocols (HTTP,
+/// SMTP, SSH) and TLS (0x16) are told apart at the first byte.
+pub const MAGIC: [u8; 4] = [0x9C, b'P', b'L', b'S'];
+/// The lowest protocol version this implementation speaks.
+pub const VERSION_MIN: u8 = 1;
+/// The highest protocol version this implementation speaks.
+pub const VERSION_MAX: u8 = 1;
+/// The longest CLOSE reason, in bytes of UTF-8.
+pub const MAX_REASON_LEN: usize = 123;
+/// The longest frame header: a type byte and an eight-byte varint.
+pub const MAX_HEADER_LEN: usize = 9;
+
+/// Frame type bytes.
+pub mod frame_type {
+    /// Client's handshake: versions and requested timings.
+    pub const HELLO: u8 = 0x01;
+    /// Server's handshake answer: agreed timings and ping policy.
+    pub const WELCOME: u8 = 0x02;
+    /// Heartbeat request.
+    pub const PING: u8 = 0x03;
+    /// Heartbeat answer.
+    pub const PONG: u8 = 0x04;
+    /// Application message.
+    pub const DATA: u8 = 0x05;
+    /// End of session.
+    pub const CLOSE: u8 = 0x06;
+    /// Types from here up are extensions: skipped when unknown.
+    pub const FIRST_EXTENSION: u8 = 0x80;
+}
+
+/// The client's handshake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Lowest version offered.
+    pub version_min: u8,
+    /// Highest version offered.
+    pub version_max: u8,
+    /// Requested heartbeat interval, milliseconds.
+    pub interval_ms: u32,
+    /// Requested dead-peer timeout, milliseconds.
+    pub dead_timeout_ms: u32,
+    /// Largest frame length the client accepts.
+    pub max_frame_len: u32,
+}
+
+/// The server's handshake answer: what both sides now use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Welcome {
+    /// The version chosen.
+    pub version: u8,
+    /// Agreed heartbeat interval, milliseconds.
+    pub interval_ms: u32,
+    /// Agreed dead-peer timeout, milliseconds.
+    pub dead_timeout_ms: u32,
+    /// Largest frame length the server accepts.
+    pub max_frame_len: u32,
+    /// Ping policy: the shortest spacing between PINGs either side sends.
+    pub min_ping_spacing_ms: u32,
+    /// Ping policy: strikes tolerated before closing with "too many pings".
+    pub ping_strikes: u8,
+}
+
+/// One decoded frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// See [`Hello`].
+    Hello(Hello),
+    /// See [`Welcome`].
+    Welcome(Welcome),
+    /// Heartbeat request.
+    Ping {
+        /// Sender's id; the PONG echoes it.
+        id: u32,
+    },
+    /// Heartbeat answer.
+    Pong {
+        /// The id of the PING answered.
+        id: u32,
+        /// Microseconds the responder held the PING before answering.
+        hold_us: u32,
+    },
+    /// Application message.
+    Data {
+        /// Application's message type or route.
+        tag: u16,
+        /// The message; a slice of the input where the input allowed.
+        payload: Bytes,
+    },
+    /// End of session.
+    Close {
+        /// Why.
+        code: CloseCode,
+        /// Human-readable detail, at most [`MAX_REASON_LEN`] bytes.
+        reason: String,
+    },
+    /// A frame of an extension type this implementation skips.
+    Extension {
+        /// Its type byte.
+        frame_type: u8,
+    },
+}
+
+const HELLO_LEN: usize = 14;
+const WELCOME_LEN: usize = 18;
+const PING_LEN: usize = 4;
+const PONG_LEN: usize = 8;
+
+/// A parsed frame header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The frame type byte.
+    pub frame_type: u8,
+    /// The body length.
+    pub body_len: usize,
+    /// Bytes the header itself took.
+    pub header_len: usize,
+}
+
+/// Parses a header from the start of `input`, checking the declared length
+/// against `max_len` before anything else. `Ok(None)`: not enough bytes yet.
+pub fn parse_header(input: &[u8], max_len: u32) -> Result<Option<Header>, ProtocolError> {
+    let Some((&frame_type, rest)) = input.split_first() else {
+        return Ok(None);
+    };
+    check_type(frame_type)?;
+    match varint::read(rest) {
+        varint::Read::Incomplete(_) => Ok(None),
+        varint::Read::Value(len, used) => {
+            if len > u64::from(max_len) {
+                return Err(ProtocolError::FrameTooLarge { len, max: max_len });
+            }
+            Ok(Some(Header {
+                frame_type,
+                body_len: len as usize,
+                header_len: 1 + used,
+            }))
+        }
+    }
+}
+
+fn check_type(frame_type: u8) -> Result<(), ProtocolError> {
+    match frame_type {
+        frame_type::HELLO..=frame_type::CLOSE => Ok(()),
+        t if t >= frame_type::FIRST_EXTENSION && t != MAGIC[0] => Ok(()),
+        t => Err(ProtocolError::UnknownFrameType(t)),
+    }
+}
+
+fn malformed(frame_type: u8, what: &'static str) -> ProtocolError {
+    ProtocolError::Malformed { frame_type, what }
+}
+
+impl Frame {
+    /// Decodes a body of the given type. DATA payloads are slices of `body`.
+    pub fn decode_body(frame_type: u8, mut body: Bytes) -> Result<Frame, ProtocolError> {
+        let exact = |len: usize| {
+            if body.len() == len {
+                Ok(())
+            } else {
+                Err(malformed(frame_type, "wrong body length"))
+            }
+        };
+        // HELLO and WELCOME may grow in later versions: extra bytes are ignored.
+        let at_least = |len: usize| {
+            if body.len() >= len {
+                Ok(())
+            } else {
+                Err(malformed(frame_type, "body too short"))
+            }
+        };
+        Ok(match frame_type {
+            frame_type::HELLO => {
+                at_least(HELLO_LEN)?;
+                Frame::Hello(Hello {
+                    version_min: body.get_u8(),
+                    version_max: body.get_u8(),
+                    interval_ms: body.get_u32(),
+                    dead_timeout_ms: body.get_u32(),
+                    max_frame_len: body.get_u32(),
+                })
+            }
+            frame_type::WELCOME => {
+                at_least(WELCOME_LEN)?;
+                Frame::Welcome(Welcome {
+                    version: body.get_u8(),
+                    interval_ms: body.get_u32(),
+                    dead_timeout_ms: body.get_u32(),
+                    max_frame_len: body.get_u32(),
+                    min_ping_spacing_ms: body.get_u32(),
+                    ping_strikes: body.get_u8(),
+                })
+            }
+            frame_type::PING => {
+                exact(PING_LEN)?;
+                Frame::Ping { id: body.get_u32() }
+            }
+            frame_type::PONG => {
+                exact(PONG_LEN)?;
+                Frame::Pong {
+                    id: body.get_u32(),
+                    hold_us: body.get_u32(),
+                }
+            }
+            frame_type::DATA => {
+                at_least(2)?;
+                let tag = body.get_u16();
+                Frame::Data { tag, payload: body }
+            }
+            frame_type::CLOSE => {
+                at_least(2)?;
+                let code = CloseCode(body.get_u16());
+                if body.len() > MAX_REASON_LEN {
+                    return Err(malformed(frame_type, "reason longer than 123 bytes"));
+                }
+                let reason = core::str::from_utf8(&body)
+                    .map_err(|_| malformed(frame_type, "reason is not UTF-8"))?;
+                Frame::Close {
+                    code,
+                    reason: String::from(reason),
+                }
+            }
+            t => {
+                check_type(t)?;
+                Frame::Extension { frame_type: t }
+            }
+        })
+    }
+
+    /// The frame's type byte.
+    pub fn frame_type(&self) -> u8 {
+        match self {
+            Frame::Hello(_) => frame_type::HELLO,
+            Frame::Welcome(_) => frame_type::WELCOME,
+            Frame::Ping { .. } => frame_type::PING,
+            Frame::Pong { .. } => frame_type::PONG,
+            Frame::Data { .. } => frame_type::DATA,
+            Frame::Close { .. } => frame_type::CLOSE,
+            Frame::Extension { frame_type } => *frame_type,
+        }
+    }
+
+    fn body_len(&self) -> usize {
+        match self {
+            Frame::Hello(_) => HELLO_LEN,
+            Frame::Welcome(_) => WELCOME_LEN,
+            Frame::Ping { .. } => PING_LEN,
+            Frame::Pong { .. } => PONG_LEN,
+            Frame::Data { payload, .. } => 2 + payload.len(),
+            Frame::Close { reason, .. } => 2 + reason.len().min(MAX_REASON_LEN),
+            Frame::Extension { .. } => 0,
+        }
+    }
+
+    /// Bytes the whole frame takes on the wire.
+    pub fn encoded_len(&self) -> usize {
+        let body = self.body_len();
+        1 + varint::encoded_len(body as u64) + body
+    }
+
+    /// Appends the frame. A CLOSE reason longer than [`MAX_REASON_LEN`] is
+    /// cut at the last character boundary that fits.
+    pub fn encode(&self, out: &mut impl BufMut) {
+        out.put_u8(self.frame_type());
+        varint::encode(self.body_len() as u64, out);
+        match self {
+            Frame::Hello(h) => {
+                out.put_u8(h.version_min);
+                out.put_u8(h.version_max);
+                out.put_u32(h.interval_ms);
+                out.put_u32(h.dead_timeout_ms);
+                out.put_u32(h.max_frame_len);
+            }
+            Frame::Welcome(w) => {
+                out.put_u8(w.version);
+                out.put_u32(w.interval_ms);
+                out.put_u32(w.dead_timeout_ms);
+                out.put_u32(w.max_frame_len);
+                out.put_u32(w.min_ping_spacing_ms);
+                out.put_u8(w.ping_strikes);
+            }
+            Frame::Ping { id } => out.put_u32(*id),
+            Frame::Pong { id, hold_us } => {
+                out.put_u32(*id);
+                out.put_u32(*hold_us);
+            }
+            Frame::Data { tag, payload } => {
+                out.put_u16(*tag);
+                out.put_slice(payload);
+            }
+            Frame::Close { code, reason } => {
+                out.put_u16(code.0);
+                out.put_slice(truncate_reason(reason).as_bytes());
+            }
+            Frame::Extension { .. } => {}
+        }
+    }
+}
+
+/// `reason` cut to at most [`MAX_REASON_LEN`] bytes on a character boundary.
+pub fn truncate_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON_LEN);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
+/// Appends a DATA header (type, length, tag) for a payload of `payload_len`.
+pub fn encode_data_header(tag: u16, payload_len: usize, out: &mut impl BufMut) {
+    out.put_u8(frame_type::DATA);
+    varint::encode(2 + payload_len as u64, out);
+    out.put_u16(tag);
+}
+
+/// Bytes of framing a DATA frame adds to a payload of `payload_len`.
+pub fn data_overhead(payload_len: usize) -> usize {
+    1 + varint::encoded_len(2 + payload_len as u64) + 2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec::Vec;
+
+    fn round_trip(frame: Frame) {
+        let mut buf = Vec::new();
+        frame.encode(&mut buf);
+        assert_eq!(buf.len(), frame.encoded_len());
+        let header = parse_header(&buf, u32::MAX).unwrap().unwrap();
+        assert_eq!(header.header_len + header.body_len, buf.len());
+        let body = Bytes::copy_from_slice(&buf[header.header_len..]);
+        assert_eq!(Frame::decode_body(header.frame_type, body).unwrap(), frame);
+    }
+
+    #[test]
+    fn every_frame_type_round_trips() {
+        round_trip(Frame::Hello(Hello {
+            version_min: 1,
+            version_max: 3,
+            interval_ms: 10_000,
+            dead_timeout_ms: 30_000,
+            max_frame_len: 1 << 20,
+        }));
+        round_trip(Frame::Welcome(Welcome {
+            version: 1,
+            interval_ms: 5_000,
+            dead_timeout_ms: 15_000,
+            max_frame_len: 4096,
+            min_ping_spacing_ms: 500,
+            ping_strikes: 2,
+        }));
+        round_trip(Frame::Ping { id: 0xDEAD_BEEF });
+        round_trip(Frame::Pong {
+            id: 7,
+            hold_us: 1234,
+        });
+        round_trip(Frame::Data {
+            tag: 0xFFFF,
+            payload: Bytes::from_static(b"hello"),
+        });
+        round_trip(Frame::Data {
+            tag: 0,
+            payload: Bytes::from(alloc::vec![7u8; 70_000]),
+        });
+        round_trip(Frame::Close {
+            code: CloseCode::GOING_AWAY,
+            reason: String::from("bye ✓"),
+        });
+    }
+
+    #[test]
+    fn an_idle_round_trip_costs_sixteen_bytes() {
+        let ping = Frame::Ping { id: u32::MAX }.encoded_len();
+        let pong = Frame::Pong {
+            id: u32::MAX,
+            hold_us: u32::MAX,
+        }
+        .encoded_len();
+        assert_eq!((ping, pong), (6, 10));
+        assert!(ping + pong <= 24);
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_on_a_character_boundary() {
+        let reason: String = core::iter::repeat('é').take(100).collect(); // 200 bytes
+        let mut buf = Vec::new();
+        Frame::Close {
+            code: CloseCode::NORMAL,
+            reason,
+        }
+        .encode(&mut buf);
+        let header = parse_header(&buf, u32::MAX).unwrap().unwrap();
+        let frame = Frame::decode_body(
+            header.frame_type,
+            Bytes::copy_from_slice(&buf[header.header_len..]),
+        )
+        .unwrap();
+        let Frame::Close { reason, .. } = frame else {
+            panic!("not a close")
+        };
+        assert_eq!(reason.len(), 122);
+    }
+
+    #[test]
+    fn reserved_types_are_errors_and_extensions_are_skipped() {
+        assert_eq!(
+            parse_header(&[0x00, 0x00], 100),
+            Err(ProtocolError::UnknownFrameType(0))
+        );
+        assert_eq!(
+            parse_header(&[0x7F, 0x00], 100),
+            Err(ProtocolError::UnknownFrameType(0x7F))
+        );
+        assert_eq!(
+            parse_header(&[MAGIC[0], 0x00], 100),
+            Err(ProtocolError::UnknownFrameType(MAGIC[0]))
+        );
+        assert_eq!(
+            Frame::decode_body(0xA0, Bytes::from_static(b"xyz")),
+            Ok(Frame::Extension { frame_type: 0xA0 })
+        );
+    }
+
+    #[test]
+    fn an_oversized_length_is_rejected_from_the_header_alone() {
+        let mut header = alloc::vec![frame_type::DATA];
+        varint::encode(1_000_001, &mut header);
+        assert_eq!(
+            parse_header(&header, 1_000_000),
+            Err(ProtocolError::FrameTooLarge {
+                len: 1_000_001,
+                max: 1_000_000
+            })
+        );
+    }
+
+    #[test]
+    fn bodies_of_the_wrong_length_are_malformed() {
+        assert!(matches!(
+            Frame::decode_body(frame_type::PING, Bytes::from_static(&[1, 2, 3])),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Frame::decode_body(frame_type::PONG, Bytes::from_static(&[0; 9])),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Frame::decode_body(frame_type::DATA, Bytes::from_static(&[1])),
+            Err(ProtocolError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Frame::decode_body(frame_type::CLOSE, Bytes::from_static(&[0, 0, 0xFF])),
+            Err(ProtocolError::Malformed { .. })
+        ));
+    }
+}

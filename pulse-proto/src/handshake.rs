@@ -1,0 +1,158 @@
+//! Negotiation: what a client asks, what a server agrees to. Pure
+//! functions of the config and the frames, so each rule is testable alone.
+
+use core::time::Duration;
+
+use crate::config::{wire_ms, Config, MIN_FRAME_LEN, MIN_INTERVAL};
+use crate::error::ProtocolError;
+use crate::event::Negotiated;
+use crate::frame::{frame_type, Hello, Welcome, VERSION_MAX, VERSION_MIN};
+
+/// The client's HELLO for `config`.
+pub(crate) fn hello(config: &Config) -> Hello {
+    Hello {
+        version_min: VERSION_MIN,
+        version_max: VERSION_MAX,
+        interval_ms: wire_ms(config.interval),
+        dead_timeout_ms: wire_ms(config.dead_timeout),
+        max_frame_len: config.max_frame_len,
+    }
+}
+
+/// The server's answer: the highest common version, the interval clamped
+/// into the server's range, the dead-peer timeout clamped between twice
+/// that interval and the server's maximum, and the server's ping policy.
+pub(crate) fn answer(
+    config: &Config,
+    hello: &Hello,
+) -> Result<(Welcome, Negotiated), ProtocolError> {
+    let version = hello.version_max.min(VERSION_MAX);
+    if version < hello.version_min.max(VERSION_MIN) {
+        return Err(ProtocolError::UnsupportedVersion {
+            min: hello.version_min,
+            max: hello.version_max,
+        });
+    }
+    if hello.max_frame_len < MIN_FRAME_LEN {
+        return Err(ProtocolError::Malformed {
+            frame_type: frame_type::HELLO,
+            what: "maximum frame length below 256",
+        });
+    }
+    let interval_ms = hello
+        .interval_ms
+        .clamp(wire_ms(config.min_interval), wire_ms(config.max_interval));
+    let min_dead = interval_ms.saturating_mul(2);
+    let dead_timeout_ms = hello
+        .dead_timeout_ms
+        .clamp(min_dead, wire_ms(config.max_dead_timeout).max(min_dead));
+    let welcome = Welcome {
+        version,
+        interval_ms,
+        dead_timeout_ms,
+        max_frame_len: config.max_frame_len,
+        min_ping_spacing_ms: wire_ms(config.min_ping_spacing),
+        ping_strikes: config.ping_strikes,
+    };
+    Ok((welcome, negotiated(&welcome, hello.max_frame_len)))
+}
+
+/// The client's check of the server's answer: values no pulse server sends
+/// are a protocol error, not something to run with.
+pub(crate) fn accept(welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
+    if !(VERSION_MIN..=VERSION_MAX).contains(&welcome.version) {
+        return Err(ProtocolError::UnsupportedVersion {
+            min: welcome.version,
+            max: welcome.version,
+        });
+    }
+    let n = negotiated(welcome, welcome.max_frame_len);
+    let bad = |what| Err(ProtocolError::BadNegotiation(what));
+    if n.interval < MIN_INTERVAL {
+        return bad("interval below 10 ms");
+    }
+    if n.dead_timeout < n.interval * 2 {
+        return bad("dead-peer timeout below twice the interval");
+    }
+    if n.peer_max_frame_len < MIN_FRAME_LEN {
+        return bad("maximum frame length below 256");
+    }
+    if n.min_ping_spacing > n.interval / 2 {
+        return bad("minimum ping spacing above half the interval");
+    }
+    Ok(n)
+}
+
+fn negotiated(welcome: &Welcome, peer_max_frame_len: u32) -> Negotiated {
+    Negotiated {
+        version: welcome.version,
+        interval: Duration::from_millis(welcome.interval_ms.into()),
+        dead_timeout: Duration::from_millis(welcome.dead_timeout_ms.into()),
+        peer_max_frame_len,
+        min_ping_spacing: Duration::from_millis(welcome.min_ping_spacing_ms.into()),
+        ping_strikes: welcome.ping_strikes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asking(interval_ms: u32, dead_timeout_ms: u32) -> Hello {
+        Hello {
+            interval_ms,
+            dead_timeout_ms,
+            ..hello(&Config::default())
+        }
+    }
+
+    #[test]
+    fn the_server_clamps_the_interval_into_its_range() {
+        let server = Config::default(); // 1 s ..= 300 s
+        let (w, _) = answer(&server, &asking(50, 1_000)).unwrap();
+        assert_eq!((w.interval_ms, w.dead_timeout_ms), (1_000, 2_000));
+        let (w, _) = answer(&server, &asking(3_600_000, 10_000_000)).unwrap();
+        assert_eq!((w.interval_ms, w.dead_timeout_ms), (300_000, 600_000));
+    }
+
+    #[test]
+    fn the_answer_states_the_ping_policy_and_the_client_accepts_it() {
+        let (w, n) = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
+        assert_eq!((w.min_ping_spacing_ms, w.ping_strikes), (500, 2));
+        assert_eq!(accept(&w).unwrap().min_ping_spacing, n.min_ping_spacing);
+    }
+
+    #[test]
+    fn no_common_version_is_refused() {
+        let future = Hello {
+            version_min: 2,
+            version_max: 9,
+            ..hello(&Config::default())
+        };
+        assert_eq!(
+            answer(&Config::default(), &future).unwrap_err(),
+            ProtocolError::UnsupportedVersion { min: 2, max: 9 }
+        );
+    }
+
+    #[test]
+    fn a_client_refuses_an_answer_no_server_would_send() {
+        let (good, _) = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
+        assert!(accept(&Welcome {
+            interval_ms: 1,
+            ..good
+        })
+        .is_err());
+        assert!(accept(&Welcome {
+            dead_timeout_ms: 15_000,
+            ..good
+        })
+        .is_err());
+        assert!(accept(&Welcome {
+            min_ping_spacing_ms: 6_000,
+            ..good
+        })
+        .is_err());
+        assert!(accept(&Welcome { version: 7, ..good }).is_err());
+    }
+}

@@ -1,0 +1,93 @@
+//! # pulse-proto
+//!
+//! The pulse heartbeat protocol as a pure, sans-IO state machine. It keeps
+//! long-lived connections alive and tells, fast and without false alarms,
+//! when the peer is gone or hung — and it never does I/O, reads a clock,
+//! sleeps or spawns. It consumes bytes and timestamps and hands back bytes
+//! to send, events, and its next deadline; an adapter (`pulse-smol`,
+//! `pulse-mio`, or your own loop) moves them to and from a socket.
+//!
+//! The wire format is specified in `docs/PROTOCOL.md`.
+//!
+//! ## The drive loop
+//!
+//! After any `handle_*` call or application call (`send`, `close`), drain
+//! output, then events, then read the one deadline:
+//!
+//! 1. `while let Some(bytes) = session.poll_transmit(now)`: write what the
+//!    socket takes now and `advance_transmit(n)`; stop at `WouldBlock` and
+//!    ask for writability (what was not taken stays in the session).
+//! 2. `while let Some(event) = session.poll_event()`: act on it.
+//! 3. `session.poll_timeout()`: arm one timer. Once established, input never
+//!    moves it earlier, so a driver need not touch its timer on receive.
+//!
+//! When the timer fires, read the socket first (frames may be waiting), then
+//! call `handle_timeout(now)` with the current time. When `is_closed()` and
+//! nothing more can be written now, drop the transport.
+//!
+//! ```
+//! use core::time::Duration;
+//! use pulse_proto::{Config, Event, Instant, Role, Session};
+//!
+//! let config = std::sync::Arc::new(Config::default());
+//! let mut now = Instant::ZERO;
+//! let mut client = Session::new(config.clone(), Role::Client, now, 1).unwrap();
+//! let mut server = Session::new(config, Role::Server, now, 2).unwrap();
+//!
+//! // A perfect link: whatever one side sends, the other reads at once.
+//! fn pump(from: &mut Session, to: &mut Session, now: Instant) {
+//!     while let Some(bytes) = from.poll_transmit(now) {
+//!         let bytes = bytes.to_vec();
+//!         from.advance_transmit(bytes.len());
+//!         to.handle_input(now, &bytes[..]);
+//!     }
+//! }
+//! pump(&mut client, &mut server, now); // HELLO
+//! pump(&mut server, &mut client, now); // WELCOME
+//! assert!(matches!(client.poll_event(), Some(Event::Connected(_))));
+//!
+//! client.send(7, &b"hello"[..]).unwrap();
+//! pump(&mut client, &mut server, now);
+//! assert!(matches!(server.poll_event(), Some(Event::Connected(_))));
+//! assert!(matches!(server.poll_event(), Some(Event::Message { tag: 7, .. })));
+//!
+//! // Silence: the client pings when its timer fires, the server answers.
+//! now = client.poll_timeout().unwrap();
+//! client.handle_timeout(now);
+//! pump(&mut client, &mut server, now);
+//! pump(&mut server, &mut client, now);
+//! assert!(matches!(client.poll_event(), Some(Event::Rtt(_))));
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(doc)]
+extern crate std;
+
+mod close;
+mod config;
+mod decoder;
+mod error;
+mod event;
+pub mod frame;
+mod handshake;
+mod jitter;
+mod liveness;
+mod output;
+mod ping_policy;
+mod rtt;
+mod session;
+mod time;
+mod transmit;
+mod varint;
+
+pub use close::{CloseCode, Initiator};
+pub use config::{Config, Transport};
+pub use decoder::{next_datagram_frame, StreamDecoder};
+pub use error::{ConfigError, ProtocolError, SendError};
+pub use event::{Closed, Event, Negotiated, RttSample};
+pub use rtt::RttEstimator;
+pub use session::{Role, Session, State, Stats};
+pub use time::Instant;

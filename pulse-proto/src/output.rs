@@ -1,0 +1,186 @@
+//! What a session has to send: bytes committed to the wire, and DATA still
+//! queued behind them.
+//!
+//! Control frames (handshake, PING, PONG, CLOSE) are not queued here: the
+//! session writes them into the staging buffer only when the driver asks for
+//! bytes, ahead of any DATA not yet staged. Once bytes are staged they are
+//! committed: on a stream nothing can overtake a frame already begun.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use bytes::{Buf, Bytes};
+
+use crate::frame::{data_overhead, encode_data_header};
+
+/// How much DATA is staged at once on a stream: small enough that a PONG
+/// waits behind at most this much (plus the rest of one frame), large
+/// enough that bulk data goes out in few writes.
+pub(crate) const STREAM_CHUNK: usize = 16 * 1024;
+
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    staged: Vec<u8>,
+    sent: usize,
+    /// The part of a DATA payload not yet staged (streams only). While it
+    /// is non-empty the stream is in the middle of a frame.
+    rest: Bytes,
+    queue: VecDeque<(u16, Bytes)>,
+    /// Payload bytes in `queue` plus `rest`.
+    queued: usize,
+}
+
+impl Output {
+    /// Staged bytes not yet taken by the driver.
+    pub(crate) fn unsent(&self) -> Option<&[u8]> {
+        (self.sent < self.staged.len()).then(|| &self.staged[self.sent..])
+    }
+
+    /// Where control frames are written.
+    pub(crate) fn staging(&mut self) -> &mut Vec<u8> {
+        &mut self.staged
+    }
+
+    pub(crate) fn staged_len(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// Takes back staged bytes the driver has not seen (a lone magic).
+    pub(crate) fn unstage_to(&mut self, len: usize) {
+        debug_assert!(self.sent == 0 && len <= self.staged.len());
+        self.staged.truncate(len);
+    }
+
+    pub(crate) fn is_mid_frame(&self) -> bool {
+        !self.rest.is_empty()
+    }
+
+    pub(crate) fn has_data(&self) -> bool {
+        !self.queue.is_empty() || !self.rest.is_empty()
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Bytes of heap this queue holds now.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.staged.capacity() + self.queue.capacity() * core::mem::size_of::<(u16, Bytes)>()
+    }
+
+    pub(crate) fn push(&mut self, tag: u16, payload: Bytes) {
+        self.queued += payload.len();
+        self.queue.push_back((tag, payload));
+    }
+
+    /// Marks `n` staged bytes as written (all of them for a datagram) and
+    /// returns how many were. A drained staging buffer is released: an idle
+    /// session holds none.
+    pub(crate) fn advance(&mut self, n: usize, whole: bool) -> usize {
+        let unsent = self.staged.len() - self.sent;
+        let taken = if whole { unsent } else { n.min(unsent) };
+        self.sent += taken;
+        if self.sent == self.staged.len() {
+            self.staged = Vec::new();
+            self.sent = 0;
+        }
+        taken
+    }
+
+    /// Drops queued DATA. A frame already begun on the stream cannot be
+    /// cut short, so it is dropped too and `false` says the stream can carry
+    /// no further frame.
+    pub(crate) fn discard_data(&mut self) -> bool {
+        self.queue = VecDeque::new();
+        let clean = self.rest.is_empty();
+        self.rest = Bytes::new();
+        self.queued = 0;
+        clean
+    }
+
+    /// Drops everything, staged bytes included (the transport is gone).
+    pub(crate) fn discard_all(&mut self) {
+        self.discard_data();
+        self.staged = Vec::new();
+        self.sent = 0;
+    }
+
+    /// Stages DATA until `limit` bytes are staged, finishing a frame in
+    /// progress first. Returns how many frames were begun.
+    pub(crate) fn stage_stream(&mut self, limit: usize) -> u64 {
+        let mut begun = 0;
+        loop {
+            let room = limit.saturating_sub(self.staged.len());
+            if room == 0 {
+                break;
+            }
+            if !self.rest.is_empty() {
+                let n = room.min(self.rest.len());
+                self.staged.extend_from_slice(&self.rest[..n]);
+                self.rest.advance(n);
+                self.queued -= n;
+                continue;
+            }
+            let Some((tag, payload)) = self.queue.pop_front() else {
+                break;
+            };
+            encode_data_header(tag, payload.len(), &mut self.staged);
+            self.rest = payload;
+            begun += 1;
+        }
+        begun
+    }
+
+    /// Stages whole DATA frames while they fit in a datagram of `max` bytes.
+    /// Returns how many were staged.
+    pub(crate) fn stage_datagram(&mut self, max: usize) -> u64 {
+        let mut staged = 0;
+        while let Some((_, payload)) = self.queue.front() {
+            if self.staged.len() + data_overhead(payload.len()) + payload.len() > max {
+                break;
+            }
+            let (tag, payload) = self.queue.pop_front().expect("front exists");
+            encode_data_header(tag, payload.len(), &mut self.staged);
+            self.staged.extend_from_slice(&payload);
+            self.queued -= payload.len();
+            staged += 1;
+        }
+        staged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_large_frame_is_staged_in_chunks_and_the_buffer_is_released_when_drained() {
+        let mut out = Output::default();
+        out.push(1, Bytes::from(alloc::vec![0u8; 40_000]));
+        assert_eq!(out.stage_stream(STREAM_CHUNK), 1);
+        assert_eq!(out.staged_len(), STREAM_CHUNK);
+        assert!(out.is_mid_frame());
+        out.advance(STREAM_CHUNK, false);
+        assert_eq!(
+            out.heap_bytes(),
+            out.queue.capacity() * core::mem::size_of::<(u16, Bytes)>()
+        );
+        let mut total = STREAM_CHUNK;
+        while out.has_data() {
+            out.stage_stream(STREAM_CHUNK);
+            total += out.advance(usize::MAX, false);
+        }
+        assert_eq!(total, 40_000 + data_overhead(40_000));
+        assert_eq!(out.queued(), 0);
+    }
+
+    #[test]
+    fn datagrams_hold_only_whole_frames() {
+        let mut out = Output::default();
+        for _ in 0..3 {
+            out.push(1, Bytes::from(alloc::vec![0u8; 500]));
+        }
+        assert_eq!(out.stage_datagram(1200), 2);
+        assert_eq!(out.advance(0, true), 2 * (500 + data_overhead(500)));
+        assert_eq!(out.stage_datagram(1200), 1);
+    }
+}

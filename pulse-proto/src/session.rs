@@ -1,0 +1,782 @@
+//! The session: one connection's protocol state, driven by `handle_*` calls
+//! and drained by `poll_*` calls. Every state transition lives in this file;
+//! `transmit.rs` only serialises what is decided here.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+use bytes::{Buf, Bytes};
+use core::time::Duration;
+
+use crate::close::{CloseCode, Initiator};
+use crate::config::{Config, Transport};
+use crate::decoder::{next_datagram_frame, StreamDecoder};
+use crate::error::{ConfigError, ProtocolError, SendError};
+use crate::event::{Closed, Event, Negotiated, RttSample};
+use crate::frame::{data_overhead, truncate_reason, Frame, Hello, Welcome, MAGIC};
+use crate::handshake;
+use crate::jitter::Jitter;
+use crate::liveness::{Due, Liveness, ProbeTiming};
+use crate::output::Output;
+use crate::ping_policy::{PingGuard, PingVerdict};
+use crate::rtt::RttEstimator;
+use crate::time::Instant;
+
+/// Which end of the connection this session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Opens the connection, sends HELLO, and is the side that pings on an
+    /// idle connection.
+    Client,
+    /// Accepts the connection, answers with WELCOME, states the ping policy,
+    /// and pings only when the client has fallen silent.
+    Server,
+}
+
+/// Where a session is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    /// Waiting for the peer's HELLO or WELCOME.
+    Handshaking,
+    /// Exchanging DATA; heartbeats run.
+    Established,
+    /// A graceful close is in progress: queued DATA drains, CLOSE goes out,
+    /// and (when we initiated) the peer's CLOSE is awaited.
+    Closing,
+    /// Over. `poll_transmit` may still yield a final CLOSE; write it if the
+    /// transport takes it now, then drop the transport.
+    Closed,
+}
+
+/// Counters, for monitoring and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes taken by the driver with `advance_transmit`.
+    pub bytes_sent: u64,
+    /// Bytes passed to `handle_input` / `handle_datagram`.
+    pub bytes_received: u64,
+    /// Frames decoded from the peer.
+    pub frames_received: u64,
+    /// PINGs sent.
+    pub pings_sent: u64,
+    /// PONGs sent.
+    pub pongs_sent: u64,
+    /// PINGs received.
+    pub pings_received: u64,
+    /// DATA frames sent (begun, on a stream).
+    pub data_sent: u64,
+    /// DATA frames received.
+    pub data_received: u64,
+    /// Times the peer became suspect.
+    pub suspicions: u64,
+    /// Frames skipped: stale PONGs, unknown extensions, datagram strays.
+    pub frames_ignored: u64,
+    /// Datagrams dropped as malformed.
+    pub datagrams_dropped: u64,
+}
+
+/// Control frames decided but not yet serialised.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub(crate) magic: bool,
+    pub(crate) hello: bool,
+    pub(crate) welcome: Option<Welcome>,
+    pub(crate) ping: Option<u32>,
+    pub(crate) pong: Option<(u32, Instant)>,
+    pub(crate) close: Option<(CloseCode, String)>,
+}
+
+/// How the session is ending; boxed, since most sessions are not.
+#[derive(Debug)]
+pub(crate) struct Ending {
+    pub(crate) closed: Closed,
+    pub(crate) deadline: Instant,
+    pub(crate) reported: bool,
+    pub(crate) close_staged: bool,
+}
+
+/// The handshake's timers.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    pub(crate) deadline: Instant,
+    pub(crate) hello_sent_at: Option<Instant>,
+    pub(crate) retransmit_at: Option<Instant>,
+    pub(crate) retransmits: u32,
+    pub(crate) welcome: Option<Welcome>,
+    pub(crate) welcomed_at: Option<Instant>,
+}
+
+/// One pulse connection as a pure state machine. See the crate docs for the
+/// drive loop.
+#[derive(Debug)]
+pub struct Session {
+    pub(crate) config: Arc<Config>,
+    pub(crate) role: Role,
+    pub(crate) state: State,
+    pub(crate) now: Instant,
+    pub(crate) decoder: StreamDecoder,
+    pub(crate) output: Output,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) pending: Pending,
+    pub(crate) handshake: Handshake,
+    pub(crate) negotiated: Option<Negotiated>,
+    pub(crate) liveness: Liveness,
+    pub(crate) jitter: Jitter,
+    pub(crate) rtt: RttEstimator,
+    pub(crate) guard: PingGuard,
+    pub(crate) next_ping_id: u32,
+    pub(crate) ping_out: Option<(u32, Instant)>,
+    pub(crate) ending: Option<Box<Ending>>,
+    pub(crate) stats: Stats,
+}
+
+/// Initial HELLO retransmission timeout on datagrams: QUIC's initial PTO.
+const HELLO_RETRANSMIT: Duration = Duration::from_secs(1);
+/// Upper bound on frames decoded and events queued per `handle_timeout`.
+const MAX_TIMER_STEPS: usize = 8;
+
+impl Session {
+    /// A new session at `now`. `seed` drives interval jitter: give each
+    /// session its own (a counter or a random number), and the same seed for
+    /// a replay. A client queues its HELLO at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pulse_proto::{Config, Instant, Role, Session};
+    ///
+    /// let client = Session::new(Config::default(), Role::Client, Instant::ZERO, 1).unwrap();
+    /// assert!(client.poll_timeout().is_some()); // the handshake timeout
+    /// ```
+    pub fn new(
+        config: impl Into<Arc<Config>>,
+        role: Role,
+        now: Instant,
+        seed: u64,
+    ) -> Result<Session, ConfigError> {
+        let config = config.into();
+        config.validate()?;
+        let is_client = role == Role::Client;
+        let stream = config.transport == Transport::Stream;
+        Ok(Session {
+            role,
+            state: State::Handshaking,
+            now,
+            decoder: StreamDecoder::new(config.max_frame_len),
+            output: Output::default(),
+            events: VecDeque::new(),
+            pending: Pending {
+                magic: stream,
+                hello: is_client,
+                ..Pending::default()
+            },
+            handshake: Handshake {
+                deadline: now + config.handshake_timeout,
+                hello_sent_at: None,
+                retransmit_at: (is_client && !stream).then(|| now + HELLO_RETRANSMIT),
+                retransmits: 0,
+                welcome: None,
+                welcomed_at: None,
+            },
+            negotiated: None,
+            liveness: Liveness::new(now, config.interval, config.dead_timeout),
+            jitter: Jitter::new(seed, config.jitter_percent),
+            rtt: RttEstimator::default(),
+            guard: PingGuard::new(config.min_ping_spacing, config.ping_strikes),
+            next_ping_id: 1,
+            ping_out: None,
+            ending: None,
+            stats: Stats::default(),
+            config,
+        })
+    }
+
+    /// Feeds bytes read from a stream transport, in pieces of any size.
+    /// Pass [`bytes::Bytes`] to get DATA payloads without a copy; `&[u8]`
+    /// works too. Once established, this never moves [`Session::poll_timeout`]
+    /// earlier. On a datagram session, `input` is taken as one datagram.
+    pub fn handle_input(&mut self, now: Instant, mut input: impl Buf) {
+        if self.config.transport == Transport::Datagram {
+            return self.handle_datagram(now, input);
+        }
+        let now = self.clock(now);
+        if !self.accepts_input() {
+            return;
+        }
+        self.stats.bytes_received += input.remaining() as u64;
+        let before = self.poll_timeout();
+        while self.accepts_input() {
+            match self.decoder.decode(&mut input) {
+                Ok(Some(frame)) => {
+                    self.stats.frames_received += 1;
+                    if let Err(error) = self.on_frame(now, frame) {
+                        self.fail(error);
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => self.fail(error),
+            }
+        }
+        self.keep_deadline(before);
+    }
+
+    /// Feeds one datagram. A datagram that does not decode whole is dropped
+    /// and counted; it is not proof of life. Datagrams may arrive lost,
+    /// duplicated or reordered.
+    pub fn handle_datagram(&mut self, now: Instant, mut datagram: impl Buf) {
+        let now = self.clock(now);
+        if !self.accepts_input() {
+            return;
+        }
+        let mut bytes = datagram.copy_to_bytes(datagram.remaining());
+        self.stats.bytes_received += bytes.len() as u64;
+        let has_magic = bytes.starts_with(&MAGIC);
+        if has_magic {
+            bytes.advance(MAGIC.len());
+        }
+        let max = self.config.max_frame_len;
+        let mut check = bytes.clone();
+        let whole = loop {
+            match next_datagram_frame(&mut check, max) {
+                Ok(Some(_)) => {}
+                Ok(None) => break true,
+                Err(_) => break false,
+            }
+        };
+        if !whole || (self.state == State::Handshaking && self.role == Role::Server && !has_magic) {
+            self.stats.datagrams_dropped += 1;
+            return;
+        }
+        let before = self.poll_timeout();
+        while let Ok(Some(frame)) = next_datagram_frame(&mut bytes, max) {
+            if !self.accepts_input() {
+                break;
+            }
+            self.stats.frames_received += 1;
+            if let Err(error) = self.on_frame(now, frame) {
+                self.fail(error);
+            }
+        }
+        self.keep_deadline(before);
+    }
+
+    /// Tells the session the stream ended (a read returned 0 bytes). If the
+    /// peer had not closed properly this reports [`CloseCode::LOST`] at once,
+    /// rather than waiting for the dead-peer timeout.
+    pub fn handle_eof(&mut self, now: Instant) {
+        self.clock(now);
+        self.output.discard_all();
+        self.pending = Pending::default();
+        match self.state {
+            State::Closed => {}
+            State::Closing => self.finish_ending(),
+            _ => self.end(
+                CloseCode::LOST,
+                "transport closed without CLOSE".to_string(),
+                Initiator::Peer,
+                None,
+            ),
+        }
+    }
+
+    /// Runs the timers. Call it when [`Session::poll_timeout`] passes, with
+    /// the current time (not the deadline). Calling it early is a no-op.
+    ///
+    /// If it comes more than [`Config::stall_threshold`] past the deadline,
+    /// our own process stalled: frames may be waiting unread in our socket,
+    /// so the peer is probed once more before any verdict. Drivers should
+    /// read their sockets before running timers for the same wake-up.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.clock(now);
+        let Some(deadline) = self.poll_timeout() else {
+            return;
+        };
+        if now < deadline {
+            return;
+        }
+        let stalled = now - deadline > self.config.stall_threshold;
+        match self.state {
+            State::Handshaking if now >= self.handshake.deadline => {
+                self.hard_close(
+                    CloseCode::HANDSHAKE_TIMEOUT,
+                    "handshake not complete in time".to_string(),
+                    None,
+                );
+            }
+            State::Handshaking => {
+                self.handshake.retransmits += 1;
+                self.handshake.retransmit_at =
+                    Some(now + HELLO_RETRANSMIT * (1 << self.handshake.retransmits.min(6)));
+                self.pending.hello = true;
+            }
+            State::Established => self.run_liveness(now, stalled),
+            State::Closing => {
+                self.state = State::Closed;
+                self.finish_ending();
+            }
+            State::Closed => {}
+        }
+    }
+
+    /// Queues an application message. Messages go out in order, behind any
+    /// heartbeat. On a datagram transport DATA is unreliable: it may be
+    /// lost, duplicated or reordered, and must fit one datagram.
+    pub fn send(&mut self, tag: u16, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        match self.state {
+            State::Handshaking => return Err(SendError::NotConnected),
+            State::Closing | State::Closed => return Err(SendError::Closed),
+            State::Established => {}
+        }
+        let payload = payload.into();
+        let max = self.max_payload();
+        if payload.len() > max {
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        let queued = self.output.queued();
+        if queued > 0 && queued + payload.len() > self.config.max_queued_bytes {
+            return Err(SendError::QueueFull {
+                queued,
+                max: self.config.max_queued_bytes,
+            });
+        }
+        self.output.push(tag, payload);
+        Ok(())
+    }
+
+    /// Closes gracefully: DATA already queued goes first, then CLOSE, then
+    /// the peer's CLOSE is awaited, all within [`Config::close_timeout`].
+    /// During the handshake the close is immediate. No-op once closing.
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) {
+        let now = self.clock(now);
+        let reason = truncate_reason(reason).to_string();
+        match self.state {
+            State::Handshaking => self.hard_close(code, reason, None),
+            State::Established => {
+                self.state = State::Closing;
+                self.pending.close = Some((code, reason.clone()));
+                self.begin_ending(
+                    now + self.config.close_timeout,
+                    code,
+                    reason,
+                    Initiator::Local,
+                    None,
+                );
+            }
+            State::Closing | State::Closed => {}
+        }
+    }
+
+    /// The next event, oldest first. Drain it after every `handle_*` call.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The one instant at which [`Session::handle_timeout`] is next needed,
+    /// or `None` once closed.
+    ///
+    /// The timer contract: once the session is established, input from the
+    /// peer never moves this deadline earlier, so a driver never re-arms its
+    /// timer on receive. A deadline that fires after traffic arrived is a
+    /// no-op, after which this returns the later deadline. Only the
+    /// handshake completing, and local calls (`close`), may move it earlier.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Handshaking => Some(match self.handshake.retransmit_at {
+                Some(at) => at.min(self.handshake.deadline),
+                None => self.handshake.deadline,
+            }),
+            State::Established => Some(self.liveness.deadline(self.probe_timing())),
+            State::Closing => self.ending.as_ref().map(|e| e.deadline),
+            State::Closed => None,
+        }
+    }
+
+    /// Where the session is.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the session is over: the driver may drop the transport once
+    /// `poll_transmit` has nothing more it can write now.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The agreed values, once connected.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// Smoothed network RTT, once measured.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.rtt.has_sample().then(|| self.rtt.smoothed())
+    }
+
+    /// The RTT estimator, for variance and the peer's hold.
+    pub fn rtt_estimator(&self) -> &RttEstimator {
+        &self.rtt
+    }
+
+    /// Whether the peer is suspect now.
+    pub fn is_suspect(&self) -> bool {
+        self.state == State::Established && self.liveness.is_suspect()
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Payload bytes queued and not yet staged for the wire.
+    pub fn queued_bytes(&self) -> usize {
+        self.output.queued()
+    }
+
+    /// Heap bytes the session holds now for input and output buffers (not
+    /// counting undrained events). Zero on an idle session.
+    pub fn buffered_bytes(&self) -> usize {
+        self.decoder.capacity() + self.output.heap_bytes()
+    }
+
+    /// The largest payload `send` accepts now.
+    pub fn max_payload(&self) -> usize {
+        let frame = self
+            .negotiated
+            .map_or(0, |n| n.peer_max_frame_len as usize)
+            .saturating_sub(2);
+        match self.config.transport {
+            Transport::Stream => frame,
+            Transport::Datagram => {
+                let room = self
+                    .config
+                    .max_datagram_size
+                    .saturating_sub(data_overhead(self.config.max_datagram_size));
+                frame.min(room)
+            }
+        }
+    }
+
+    fn clock(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn accepts_input(&self) -> bool {
+        match self.state {
+            State::Closed => false,
+            State::Closing => self
+                .ending
+                .as_ref()
+                .is_some_and(|e| e.closed.initiator == Initiator::Local),
+            _ => true,
+        }
+    }
+
+    /// A close begun by input must not end before the deadline armed
+    /// before that input: the driver will not re-arm.
+    fn keep_deadline(&mut self, before: Option<Instant>) {
+        if let (State::Closing, Some(ending), Some(before)) =
+            (self.state, self.ending.as_mut(), before)
+        {
+            ending.deadline = ending.deadline.max(before);
+        }
+    }
+
+    pub(crate) fn probe_timing(&self) -> ProbeTiming {
+        let timeout = self.rtt.probe_timeout(self.config.probe_floor);
+        let spacing = timeout.max(self.guard_spacing());
+        ProbeTiming { timeout, spacing }
+    }
+
+    fn guard_spacing(&self) -> Duration {
+        self.negotiated
+            .map_or(self.config.min_ping_spacing, |n| n.min_ping_spacing)
+    }
+
+    fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
+        if self.state == State::Handshaking {
+            return self.on_handshake_frame(now, frame);
+        }
+        if let Some(silent_for) = self.liveness.on_receive(now) {
+            self.events.push_back(Event::Recovered { silent_for });
+        }
+        let datagram = self.config.transport == Transport::Datagram;
+        match frame {
+            Frame::Ping { id } => {
+                self.stats.pings_received += 1;
+                match self.guard.on_ping(now, id) {
+                    PingVerdict::Fresh if self.state == State::Established => {
+                        self.pending.pong = Some((id, now))
+                    }
+                    PingVerdict::TooMany { strikes } => {
+                        return Err(ProtocolError::TooManyPings { strikes })
+                    }
+                    _ => {}
+                }
+            }
+            Frame::Pong { id, hold_us } => self.on_pong(now, id, hold_us),
+            Frame::Data { tag, payload } => {
+                self.stats.data_received += 1;
+                self.events.push_back(Event::Message { tag, payload });
+            }
+            Frame::Close { code, reason } => self.on_peer_close(now, code, reason),
+            Frame::Hello(_) if datagram && self.role == Role::Server => self.rewelcome(now),
+            Frame::Welcome(_) if datagram => self.stats.frames_ignored += 1,
+            Frame::Extension { .. } => self.stats.frames_ignored += 1,
+            other => {
+                return Err(ProtocolError::Unexpected {
+                    frame_type: other.frame_type(),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn on_handshake_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
+        match (self.role, frame) {
+            (Role::Server, Frame::Hello(hello)) => self.accept_hello(now, &hello),
+            (Role::Client, Frame::Welcome(welcome)) => self.accept_welcome(now, &welcome),
+            (_, Frame::Close { code, reason }) => {
+                self.end(code, reason, Initiator::Peer, None);
+                Ok(())
+            }
+            (_, Frame::Extension { .. }) => Ok(()),
+            // Datagrams overtake each other: a PING may beat the WELCOME.
+            _ if self.config.transport == Transport::Datagram => {
+                self.stats.frames_ignored += 1;
+                Ok(())
+            }
+            (_, other) => Err(ProtocolError::Unexpected {
+                frame_type: other.frame_type(),
+            }),
+        }
+    }
+
+    fn accept_hello(&mut self, now: Instant, hello: &Hello) -> Result<(), ProtocolError> {
+        let (welcome, negotiated) = handshake::answer(&self.config, hello)?;
+        self.pending.welcome = Some(welcome);
+        self.handshake.welcome = Some(welcome);
+        self.handshake.welcomed_at = Some(now);
+        self.establish(now, negotiated);
+        Ok(())
+    }
+
+    fn accept_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
+        let negotiated = handshake::accept(welcome)?;
+        // Karn's rule: a retransmitted HELLO gives no RTT sample.
+        if let (Some(sent), 0) = (self.handshake.hello_sent_at, self.handshake.retransmits) {
+            self.rtt.update(now - sent, Duration::ZERO);
+        }
+        self.establish(now, negotiated);
+        Ok(())
+    }
+
+    fn establish(&mut self, now: Instant, negotiated: Negotiated) {
+        self.state = State::Established;
+        self.negotiated = Some(negotiated);
+        self.handshake.retransmit_at = None;
+        self.guard = PingGuard::new(negotiated.min_ping_spacing, negotiated.ping_strikes);
+        let first = match self.role {
+            Role::Client => self.jitter.first(negotiated.interval),
+            Role::Server => self.jitter.max_spacing(negotiated.interval) + negotiated.interval,
+        };
+        self.liveness = Liveness::new(now, first, negotiated.dead_timeout);
+        self.events.push_back(Event::Connected(negotiated));
+    }
+
+    /// Our WELCOME was lost and the client asks again; answer, but no
+    /// faster than the ping policy so HELLOs cannot be used to flood.
+    fn rewelcome(&mut self, now: Instant) {
+        let spacing = self.guard_spacing();
+        if self
+            .handshake
+            .welcomed_at
+            .is_some_and(|at| now - at < spacing)
+        {
+            self.stats.frames_ignored += 1;
+            return;
+        }
+        self.pending.welcome = self.handshake.welcome;
+        self.handshake.welcomed_at = Some(now);
+    }
+
+    fn on_pong(&mut self, now: Instant, id: u32, hold_us: u32) {
+        match self.ping_out {
+            Some((out, sent)) if out == id => {
+                self.ping_out = None;
+                let peer_hold = Duration::from_micros(hold_us.into());
+                let rtt = (now - sent).saturating_sub(peer_hold);
+                self.rtt.update(rtt, peer_hold);
+                self.events.push_back(Event::Rtt(RttSample {
+                    rtt,
+                    peer_hold,
+                    smoothed: self.rtt.smoothed(),
+                }));
+            }
+            _ => self.stats.frames_ignored += 1,
+        }
+    }
+
+    fn on_peer_close(&mut self, now: Instant, code: CloseCode, reason: String) {
+        match self.state {
+            State::Established => {
+                self.state = State::Closing;
+                self.pending = Pending {
+                    close: Some((code, String::new())),
+                    ..Pending::default()
+                };
+                self.begin_ending(
+                    now + self.config.close_timeout,
+                    code,
+                    reason,
+                    Initiator::Peer,
+                    None,
+                );
+                self.report_ending();
+            }
+            State::Closing => {
+                self.state = State::Closed;
+                self.finish_ending();
+            }
+            _ => {}
+        }
+    }
+
+    fn run_liveness(&mut self, now: Instant, mut stalled: bool) {
+        for _ in 0..MAX_TIMER_STEPS {
+            let probe = self.probe_timing();
+            match self.liveness.due(now, probe, stalled) {
+                Due::Nothing => break,
+                Due::Ping => self.queue_ping(now, !self.liveness.is_suspect()),
+                Due::Suspect => {
+                    self.liveness.set_suspect();
+                    self.stats.suspicions += 1;
+                    self.events.push_back(Event::Suspect {
+                        silent_for: self.liveness.silent_for(now),
+                    });
+                }
+                Due::Grace => {
+                    if !self.liveness.is_suspect() {
+                        self.stats.suspicions += 1;
+                        self.events.push_back(Event::Suspect {
+                            silent_for: self.liveness.silent_for(now),
+                        });
+                    }
+                    self.liveness.grant_grace(now + probe.spacing);
+                    if self.liveness.last_ping() + self.guard_spacing() <= now {
+                        self.queue_ping(now, false);
+                    }
+                    stalled = false;
+                }
+                Due::Dead => {
+                    self.events.push_back(Event::PeerDead {
+                        silent_for: self.liveness.silent_for(now),
+                    });
+                    self.hard_close(
+                        CloseCode::TIMED_OUT,
+                        "no frame from the peer within the dead-peer timeout".to_string(),
+                        None,
+                    );
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Decides a PING now; it is serialised, ahead of DATA, when the driver
+    /// next asks for bytes. A scheduled PING draws the next spacing.
+    fn queue_ping(&mut self, now: Instant, scheduled: bool) {
+        let next = scheduled.then(|| self.draw_spacing());
+        self.pending.ping = Some(self.next_ping_id);
+        self.next_ping_id = self.next_ping_id.saturating_add(1);
+        self.liveness.on_ping(now, next);
+    }
+
+    fn draw_spacing(&mut self) -> Duration {
+        let interval = self.negotiated.map_or(self.config.interval, |n| n.interval);
+        match self.role {
+            Role::Client => self.jitter.next(interval),
+            // The server is the backup: it pings only if the client's PING is
+            // overdue, so an idle pair costs one round trip per interval.
+            Role::Server => self.jitter.max_spacing(interval) + interval / 2,
+        }
+    }
+
+    fn fail(&mut self, error: ProtocolError) {
+        let reason = truncate_reason(&error.to_string()).to_string();
+        self.hard_close(error.close_code(), reason, Some(error));
+    }
+
+    /// Ends now: queued DATA is dropped and CLOSE goes out ahead of
+    /// everything not yet staged, if the stream is between frames.
+    fn hard_close(&mut self, code: CloseCode, reason: String, error: Option<ProtocolError>) {
+        let can_frame = self.output.discard_data();
+        let magic = self.pending.magic;
+        self.pending = Pending {
+            magic,
+            close: can_frame.then(|| (code, reason.clone())),
+            ..Pending::default()
+        };
+        self.end(code, reason, Initiator::Local, error);
+    }
+
+    fn end(
+        &mut self,
+        code: CloseCode,
+        reason: String,
+        initiator: Initiator,
+        error: Option<ProtocolError>,
+    ) {
+        self.state = State::Closed;
+        self.begin_ending(self.now, code, reason, initiator, error);
+        self.report_ending();
+    }
+
+    fn begin_ending(
+        &mut self,
+        deadline: Instant,
+        code: CloseCode,
+        reason: String,
+        initiator: Initiator,
+        error: Option<ProtocolError>,
+    ) {
+        if self.ending.is_none() {
+            let closed = Closed {
+                code,
+                reason,
+                initiator,
+                error,
+            };
+            self.ending = Some(Box::new(Ending {
+                closed,
+                deadline,
+                reported: false,
+                close_staged: false,
+            }));
+        }
+    }
+
+    pub(crate) fn finish_ending(&mut self) {
+        self.state = State::Closed;
+        self.report_ending();
+    }
+
+    fn report_ending(&mut self) {
+        if let Some(ending) = self.ending.as_mut() {
+            if !core::mem::replace(&mut ending.reported, true) {
+                self.events.push_back(Event::Closed(ending.closed.clone()));
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Serialising what the session decided: the bytes the driver sends.
+//!
+//! Order on the wire: the magic, handshake frames, then (once the session is
+//! over) only the final CLOSE; otherwise PING and PONG ahead of any DATA not
+//! yet staged, and a graceful CLOSE after the last queued DATA.
+
+use crate::close::Initiator;
+use crate::config::Transport;
+use crate::frame::{Frame, MAGIC};
+use crate::handshake;
+use crate::output::STREAM_CHUNK;
+use crate::session::{Session, State};
+use crate::time::Instant;
+
+impl Session {
+    /// The bytes to send next, or `None` when nothing is due. Nothing is
+    /// consumed until [`Session::advance_transmit`] says how much the
+    /// transport took, so unsent bytes stay in the session, where heartbeats
+    /// can still overtake DATA not yet begun. Calling again without
+    /// advancing returns the same bytes.
+    ///
+    /// On a datagram transport each call yields one whole datagram.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pulse_proto::{Config, Instant, Role, Session};
+    ///
+    /// let mut client = Session::new(Config::default(), Role::Client, Instant::ZERO, 1).unwrap();
+    /// let hello = client.poll_transmit(Instant::ZERO).expect("HELLO is due").len();
+    /// client.advance_transmit(hello); // the socket took it all
+    /// assert_eq!(client.poll_transmit(Instant::ZERO), None);
+    /// ```
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
+        let now = self.clock_for_transmit(now);
+        if self.output.unsent().is_none() {
+            match self.config.transport {
+                Transport::Stream => self.stage_stream(now),
+                Transport::Datagram => self.stage_datagram(now),
+            }
+        }
+        self.output.unsent()
+    }
+
+    /// Marks `n` bytes of what [`Session::poll_transmit`] returned as sent.
+    /// On a datagram transport the whole datagram counts as sent.
+    pub fn advance_transmit(&mut self, n: usize) {
+        let whole = self.config.transport == Transport::Datagram;
+        self.stats.bytes_sent += self.output.advance(n, whole) as u64;
+        if self.output.unsent().is_some() || self.state != State::Closing {
+            return;
+        }
+        // Our answering CLOSE is out: a close the peer began is complete.
+        if self
+            .ending
+            .as_ref()
+            .is_some_and(|e| e.close_staged && e.closed.initiator == Initiator::Peer)
+        {
+            self.finish_ending();
+        }
+    }
+
+    fn clock_for_transmit(&mut self, now: Instant) -> Instant {
+        self.now = self.now.max(now);
+        self.now
+    }
+
+    fn stage_stream(&mut self, now: Instant) {
+        if self.output.is_mid_frame() {
+            self.stats.data_sent += self.output.stage_stream(STREAM_CHUNK);
+            return;
+        }
+        let magic = core::mem::take(&mut self.pending.magic);
+        if magic {
+            self.output.staging().extend_from_slice(&MAGIC);
+        }
+        self.stage_control(now);
+        if matches!(self.state, State::Established | State::Closing) {
+            self.stats.data_sent += self.output.stage_stream(STREAM_CHUNK);
+        }
+        self.stage_graceful_close();
+        // The magic goes with the first frame, not alone.
+        if magic && self.output.staged_len() == MAGIC.len() {
+            self.output.unstage_to(0);
+            self.pending.magic = true;
+        }
+    }
+
+    fn stage_datagram(&mut self, now: Instant) {
+        // Handshake datagrams, and anything sent before the handshake
+        // completes, carry the magic so the receiver can tell pulse traffic.
+        let magic =
+            self.pending.hello || self.pending.welcome.is_some() || self.negotiated.is_none();
+        if magic {
+            self.output.staging().extend_from_slice(&MAGIC);
+        }
+        self.stage_control(now);
+        if matches!(self.state, State::Established | State::Closing) {
+            self.stats.data_sent += self.output.stage_datagram(self.config.max_datagram_size);
+        }
+        self.stage_graceful_close();
+        if magic && self.output.staged_len() == MAGIC.len() {
+            self.output.unstage_to(0);
+        }
+    }
+
+    fn stage_control(&mut self, now: Instant) {
+        let out = self.output.staging();
+        if core::mem::take(&mut self.pending.hello) {
+            Frame::Hello(handshake::hello(&self.config)).encode(out);
+            self.handshake.hello_sent_at.get_or_insert(now);
+        }
+        if let Some(welcome) = self.pending.welcome.take() {
+            Frame::Welcome(welcome).encode(out);
+        }
+        if self.state == State::Closed {
+            if let Some((code, reason)) = self.pending.close.take() {
+                Frame::Close { code, reason }.encode(out);
+            }
+            return;
+        }
+        if let Some(id) = self.pending.ping.take() {
+            Frame::Ping { id }.encode(out);
+            self.ping_out = Some((id, now));
+            self.stats.pings_sent += 1;
+        }
+        if let Some((id, received)) = self.pending.pong.take() {
+            let hold_us = u32::try_from((now - received).as_micros()).unwrap_or(u32::MAX);
+            Frame::Pong { id, hold_us }.encode(out);
+            self.stats.pongs_sent += 1;
+        }
+    }
+
+    fn stage_graceful_close(&mut self) {
+        if self.state != State::Closing || self.output.has_data() {
+            return;
+        }
+        if let Some((code, reason)) = self.pending.close.take() {
+            Frame::Close { code, reason }.encode(self.output.staging());
+            if let Some(ending) = self.ending.as_mut() {
+                ending.close_staged = true;
+            }
+        }
+    }
+}
