@@ -149,21 +149,9 @@ impl Config {
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
         let wire = |d: Duration| d >= MIN_INTERVAL && d <= MAX_WIRE_DURATION;
-        check(
-            wire(self.interval),
-            "interval",
-            "between 10 ms and u32::MAX ms",
-        )?;
-        check(
-            wire(self.min_interval),
-            "min_interval",
-            "between 10 ms and u32::MAX ms",
-        )?;
-        check(
-            wire(self.max_interval),
-            "max_interval",
-            "between 10 ms and u32::MAX ms",
-        )?;
+        check(wire(self.interval), "interval", "between 10 ms and u32::MAX ms")?;
+        check(wire(self.min_interval), "min_interval", "between 10 ms and u32::MAX ms")?;
+        check(wire(self.max_interval), "max_interval", "between 10 ms and u32::MAX ms")?;
         check(
             self.min_interval <= self.max_interval,
             "min_interval",
@@ -200,11 +188,7 @@ impl Config {
             "max_frame_len",
             "between 256 and 2^30 - 1",
         )?;
-        check(
-            self.max_queued_bytes >= 1024,
-            "max_queued_bytes",
-            "at least 1024",
-        )?;
+        check(self.max_queued_bytes >= 1024, "max_queued_bytes", "at least 1024")?;
         check(
             (256..=65_507).contains(&self.max_datagram_size),
             "max_datagram_size",

@@ -144,11 +144,7 @@ impl StreamDecoder {
         self.partial = BytesMut::with_capacity(header.body_len);
     }
 
-    fn fill_body(
-        &mut self,
-        header: Header,
-        input: &mut impl Buf,
-    ) -> Result<Option<Frame>, ProtocolError> {
+    fn fill_body(&mut self, header: Header, input: &mut impl Buf) -> Result<Option<Frame>, ProtocolError> {
         while self.partial.len() < header.body_len && input.has_remaining() {
             let chunk = input.chunk();
             let n = chunk.len().min(header.body_len - self.partial.len());
@@ -166,10 +162,7 @@ impl StreamDecoder {
 
 /// Decodes the next frame of a datagram. Each datagram holds whole frames:
 /// a frame cut short by the datagram's end is malformed.
-pub fn next_datagram_frame(
-    datagram: &mut impl Buf,
-    max_len: u32,
-) -> Result<Option<Frame>, ProtocolError> {
+pub fn next_datagram_frame(datagram: &mut impl Buf, max_len: u32) -> Result<Option<Frame>, ProtocolError> {
     if !datagram.has_remaining() {
         return Ok(None);
     }
@@ -205,10 +198,7 @@ mod tests {
         out
     }
 
-    fn decode_all(
-        decoder: &mut StreamDecoder,
-        mut input: Bytes,
-    ) -> Result<Vec<Frame>, ProtocolError> {
+    fn decode_all(decoder: &mut StreamDecoder, mut input: Bytes) -> Result<Vec<Frame>, ProtocolError> {
         let mut frames = Vec::new();
         while let Some(frame) = decoder.decode(&mut input)? {
             frames.push(frame);

@@ -110,10 +110,7 @@ impl fmt::Display for ProtocolError {
                 write!(f, "frame 0x{frame_type:02x} not allowed in this state")
             }
             Self::BadNegotiation(what) => write!(f, "bad handshake answer: {what}"),
-            Self::TooManyPings { strikes } => write!(
-                f,
-                "peer pinged faster than its ping policy ({strikes} strikes)"
-            ),
+            Self::TooManyPings { strikes } => write!(f, "peer pinged faster than its ping policy ({strikes} strikes)"),
         }
     }
 }
@@ -148,10 +145,7 @@ impl fmt::Display for SendError {
         match self {
             Self::NotConnected => f.write_str("handshake not complete"),
             Self::Closed => f.write_str("session is closing or closed"),
-            Self::TooLarge { len, max } => write!(
-                f,
-                "payload of {len} bytes exceeds the peer's maximum of {max}"
-            ),
+            Self::TooLarge { len, max } => write!(f, "payload of {len} bytes exceeds the peer's maximum of {max}"),
             Self::QueueFull { queued, max } => {
                 write!(f, "output queue holds {queued} bytes, limit {max}")
             }

@@ -223,8 +223,7 @@ impl Frame {
                 if body.len() > MAX_REASON_LEN {
                     return Err(malformed(frame_type, "reason longer than 123 bytes"));
                 }
-                let reason = core::str::from_utf8(&body)
-                    .map_err(|_| malformed(frame_type, "reason is not UTF-8"))?;
+                let reason = core::str::from_utf8(&body).map_err(|_| malformed(frame_type, "reason is not UTF-8"))?;
                 Frame::Close {
                     code,
                     reason: String::from(reason),
@@ -361,10 +360,7 @@ mod tests {
             ping_strikes: 2,
         }));
         round_trip(Frame::Ping { id: 0xDEAD_BEEF });
-        round_trip(Frame::Pong {
-            id: 7,
-            hold_us: 1234,
-        });
+        round_trip(Frame::Pong { id: 7, hold_us: 1234 });
         round_trip(Frame::Data {
             tag: 0xFFFF,
             payload: Bytes::from_static(b"hello"),
@@ -393,7 +389,7 @@ mod tests {
 
     #[test]
     fn a_long_reason_is_cut_on_a_character_boundary() {
-        let reason: String = core::iter::repeat('é').take(100).collect(); // 200 bytes
+        let reason = "é".repeat(100); // 200 bytes
         let mut buf = Vec::new();
         Frame::Close {
             code: CloseCode::NORMAL,
@@ -401,11 +397,7 @@ mod tests {
         }
         .encode(&mut buf);
         let header = parse_header(&buf, u32::MAX).unwrap().unwrap();
-        let frame = Frame::decode_body(
-            header.frame_type,
-            Bytes::copy_from_slice(&buf[header.header_len..]),
-        )
-        .unwrap();
+        let frame = Frame::decode_body(header.frame_type, Bytes::copy_from_slice(&buf[header.header_len..])).unwrap();
         let Frame::Close { reason, .. } = frame else {
             panic!("not a close")
         };

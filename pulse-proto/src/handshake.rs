@@ -22,10 +22,7 @@ pub(crate) fn hello(config: &Config) -> Hello {
 /// The server's answer: the highest common version, the interval clamped
 /// into the server's range, the dead-peer timeout clamped between twice
 /// that interval and the server's maximum, and the server's ping policy.
-pub(crate) fn answer(
-    config: &Config,
-    hello: &Hello,
-) -> Result<(Welcome, Negotiated), ProtocolError> {
+pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<(Welcome, Negotiated), ProtocolError> {
     let version = hello.version_max.min(VERSION_MAX);
     if version < hello.version_min.max(VERSION_MIN) {
         return Err(ProtocolError::UnsupportedVersion {
@@ -138,11 +135,7 @@ mod tests {
     #[test]
     fn a_client_refuses_an_answer_no_server_would_send() {
         let (good, _) = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
-        assert!(accept(&Welcome {
-            interval_ms: 1,
-            ..good
-        })
-        .is_err());
+        assert!(accept(&Welcome { interval_ms: 1, ..good }).is_err());
         assert!(accept(&Welcome {
             dead_timeout_ms: 15_000,
             ..good

@@ -70,9 +70,7 @@ impl Jitter {
 }
 
 fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos())
-        .unwrap_or(u64::MAX / 4)
-        .min(u64::MAX / 4)
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX / 4).min(u64::MAX / 4)
 }
 
 #[cfg(test)]
@@ -102,10 +100,7 @@ mod tests {
             assert!(s >= I / 2 && s < I * 3 / 2);
             buckets[((s - I / 2).as_millis() / 1000) as usize] += 1;
         }
-        assert!(
-            buckets.iter().all(|&n| (800..1200).contains(&n)),
-            "{buckets:?}"
-        );
+        assert!(buckets.iter().all(|&n| (800..1200).contains(&n)), "{buckets:?}");
     }
 
     #[test]

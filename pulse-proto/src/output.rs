@@ -104,28 +104,27 @@ impl Output {
         self.sent = 0;
     }
 
-    /// Stages DATA until `limit` bytes are staged, finishing a frame in
-    /// progress first. Returns how many frames were begun.
+    /// Stages more of the frame in progress, up to `limit` staged bytes,
+    /// and stops at its end so that control frames may go next.
+    pub(crate) fn continue_frame(&mut self, limit: usize) {
+        let n = limit.saturating_sub(self.staged.len()).min(self.rest.len());
+        self.staged.extend_from_slice(&self.rest[..n]);
+        self.rest.advance(n);
+        self.queued -= n;
+    }
+
+    /// Stages DATA until `limit` bytes are staged; the last frame begun may
+    /// be left in progress. Returns how many frames were begun.
     pub(crate) fn stage_stream(&mut self, limit: usize) -> u64 {
         let mut begun = 0;
-        loop {
-            let room = limit.saturating_sub(self.staged.len());
-            if room == 0 {
-                break;
-            }
-            if !self.rest.is_empty() {
-                let n = room.min(self.rest.len());
-                self.staged.extend_from_slice(&self.rest[..n]);
-                self.rest.advance(n);
-                self.queued -= n;
-                continue;
-            }
+        while self.rest.is_empty() && self.staged.len() < limit {
             let Some((tag, payload)) = self.queue.pop_front() else {
                 break;
             };
             encode_data_header(tag, payload.len(), &mut self.staged);
             self.rest = payload;
             begun += 1;
+            self.continue_frame(limit);
         }
         begun
     }
@@ -166,7 +165,7 @@ mod tests {
         );
         let mut total = STREAM_CHUNK;
         while out.has_data() {
-            out.stage_stream(STREAM_CHUNK);
+            out.continue_frame(STREAM_CHUNK);
             total += out.advance(usize::MAX, false);
         }
         assert_eq!(total, 40_000 + data_overhead(40_000));

@@ -48,9 +48,7 @@ impl PingGuard {
             if now - last_at < self.min_spacing / 2 {
                 self.strikes = self.strikes.saturating_add(1);
                 if self.strikes > self.max_strikes {
-                    return PingVerdict::TooMany {
-                        strikes: self.strikes,
-                    };
+                    return PingVerdict::TooMany { strikes: self.strikes };
                 }
             } else {
                 self.strikes = 0;
@@ -75,10 +73,7 @@ mod tests {
         assert_eq!(guard.on_ping(at(0), 1), PingVerdict::Fresh);
         assert_eq!(guard.on_ping(at(10), 2), PingVerdict::Fresh);
         assert_eq!(guard.on_ping(at(20), 3), PingVerdict::Fresh);
-        assert_eq!(
-            guard.on_ping(at(30), 4),
-            PingVerdict::TooMany { strikes: 3 }
-        );
+        assert_eq!(guard.on_ping(at(30), 4), PingVerdict::TooMany { strikes: 3 });
     }
 
     #[test]

@@ -101,10 +101,7 @@ mod tests {
         );
         rtt.update(Duration::from_millis(180), Duration::ZERO);
         assert_eq!(rtt.smoothed(), Duration::from_millis(110));
-        assert_eq!(
-            rtt.variance(),
-            Duration::from_millis(57) + Duration::from_micros(500)
-        );
+        assert_eq!(rtt.variance(), Duration::from_millis(57) + Duration::from_micros(500));
     }
 
     #[test]

@@ -149,12 +149,7 @@ impl Session {
     /// let client = Session::new(Config::default(), Role::Client, Instant::ZERO, 1).unwrap();
     /// assert!(client.poll_timeout().is_some()); // the handshake timeout
     /// ```
-    pub fn new(
-        config: impl Into<Arc<Config>>,
-        role: Role,
-        now: Instant,
-        seed: u64,
-    ) -> Result<Session, ConfigError> {
+    pub fn new(config: impl Into<Arc<Config>>, role: Role, now: Instant, seed: u64) -> Result<Session, ConfigError> {
         let config = config.into();
         config.validate()?;
         let is_client = role == Role::Client;
@@ -306,8 +301,7 @@ impl Session {
             }
             State::Handshaking => {
                 self.handshake.retransmits += 1;
-                self.handshake.retransmit_at =
-                    Some(now + HELLO_RETRANSMIT * (1 << self.handshake.retransmits.min(6)));
+                self.handshake.retransmit_at = Some(now + HELLO_RETRANSMIT * (1 << self.handshake.retransmits.min(6)));
                 self.pending.hello = true;
             }
             State::Established => self.run_liveness(now, stalled),
@@ -358,13 +352,7 @@ impl Session {
             State::Established => {
                 self.state = State::Closing;
                 self.pending.close = Some((code, reason.clone()));
-                self.begin_ending(
-                    now + self.config.close_timeout,
-                    code,
-                    reason,
-                    Initiator::Local,
-                    None,
-                );
+                self.begin_ending(now + self.config.close_timeout, code, reason, Initiator::Local, None);
             }
             State::Closing | State::Closed => {}
         }
@@ -486,9 +474,7 @@ impl Session {
     /// A close begun by input must not end before the deadline armed
     /// before that input: the driver will not re-arm.
     fn keep_deadline(&mut self, before: Option<Instant>) {
-        if let (State::Closing, Some(ending), Some(before)) =
-            (self.state, self.ending.as_mut(), before)
-        {
+        if let (State::Closing, Some(ending), Some(before)) = (self.state, self.ending.as_mut(), before) {
             ending.deadline = ending.deadline.max(before);
         }
     }
@@ -516,12 +502,8 @@ impl Session {
             Frame::Ping { id } => {
                 self.stats.pings_received += 1;
                 match self.guard.on_ping(now, id) {
-                    PingVerdict::Fresh if self.state == State::Established => {
-                        self.pending.pong = Some((id, now))
-                    }
-                    PingVerdict::TooMany { strikes } => {
-                        return Err(ProtocolError::TooManyPings { strikes })
-                    }
+                    PingVerdict::Fresh if self.state == State::Established => self.pending.pong = Some((id, now)),
+                    PingVerdict::TooMany { strikes } => return Err(ProtocolError::TooManyPings { strikes }),
                     _ => {}
                 }
             }
@@ -599,11 +581,7 @@ impl Session {
     /// faster than the ping policy so HELLOs cannot be used to flood.
     fn rewelcome(&mut self, now: Instant) {
         let spacing = self.guard_spacing();
-        if self
-            .handshake
-            .welcomed_at
-            .is_some_and(|at| now - at < spacing)
-        {
+        if self.handshake.welcomed_at.is_some_and(|at| now - at < spacing) {
             self.stats.frames_ignored += 1;
             return;
         }
@@ -636,13 +614,7 @@ impl Session {
                     close: Some((code, String::new())),
                     ..Pending::default()
                 };
-                self.begin_ending(
-                    now + self.config.close_timeout,
-                    code,
-                    reason,
-                    Initiator::Peer,
-                    None,
-                );
+                self.begin_ending(now + self.config.close_timeout, code, reason, Initiator::Peer, None);
                 self.report_ending();
             }
             State::Closing => {
@@ -731,13 +703,7 @@ impl Session {
         self.end(code, reason, Initiator::Local, error);
     }
 
-    fn end(
-        &mut self,
-        code: CloseCode,
-        reason: String,
-        initiator: Initiator,
-        error: Option<ProtocolError>,
-    ) {
+    fn end(&mut self, code: CloseCode, reason: String, initiator: Initiator, error: Option<ProtocolError>) {
         self.state = State::Closed;
         self.begin_ending(self.now, code, reason, initiator, error);
         self.report_ending();

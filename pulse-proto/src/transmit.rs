@@ -68,8 +68,10 @@ impl Session {
 
     fn stage_stream(&mut self, now: Instant) {
         if self.output.is_mid_frame() {
-            self.stats.data_sent += self.output.stage_stream(STREAM_CHUNK);
-            return;
+            self.output.continue_frame(STREAM_CHUNK);
+            if self.output.is_mid_frame() {
+                return;
+            }
         }
         let magic = core::mem::take(&mut self.pending.magic);
         if magic {
@@ -90,8 +92,7 @@ impl Session {
     fn stage_datagram(&mut self, now: Instant) {
         // Handshake datagrams, and anything sent before the handshake
         // completes, carry the magic so the receiver can tell pulse traffic.
-        let magic =
-            self.pending.hello || self.pending.welcome.is_some() || self.negotiated.is_none();
+        let magic = self.pending.hello || self.pending.welcome.is_some() || self.negotiated.is_none();
         if magic {
             self.output.staging().extend_from_slice(&MAGIC);
         }
