@@ -5,8 +5,13 @@ use core::time::Duration;
 
 use crate::config::{wire_ms, Config, MIN_FRAME_LEN, MIN_INTERVAL};
 use crate::error::ProtocolError;
+use crate::event::Event;
 use crate::event::Negotiated;
 use crate::frame::{frame_type, Hello, Welcome, VERSION_MAX, VERSION_MIN};
+use crate::liveness::Liveness;
+use crate::ping_policy::PingGuard;
+use crate::session::{Role, Session, State};
+use crate::time::Instant;
 
 /// The client's HELLO for `config`.
 pub(crate) fn hello(config: &Config) -> Hello {
@@ -78,6 +83,53 @@ pub(crate) fn accept(welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
         return bad("minimum ping spacing above half the interval");
     }
     Ok(n)
+}
+
+/// The handshake's transitions. Every other transition is in `session.rs`.
+impl Session {
+    pub(crate) fn accept_hello(&mut self, now: Instant, hello: &Hello) -> Result<(), ProtocolError> {
+        let (welcome, negotiated) = answer(&self.config, hello)?;
+        self.pending.welcome = Some(welcome);
+        self.handshake.welcome = Some(welcome);
+        self.handshake.welcomed_at = Some(now);
+        self.establish(now, negotiated);
+        Ok(())
+    }
+
+    pub(crate) fn accept_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
+        let negotiated = accept(welcome)?;
+        // Karn's rule: a retransmitted HELLO gives no RTT sample.
+        if let (Some(sent), 0) = (self.handshake.hello_sent_at, self.handshake.retransmits) {
+            self.rtt.update(now - sent, Duration::ZERO);
+        }
+        self.establish(now, negotiated);
+        Ok(())
+    }
+
+    fn establish(&mut self, now: Instant, negotiated: Negotiated) {
+        self.state = State::Established;
+        self.negotiated = Some(negotiated);
+        self.handshake.retransmit_at = None;
+        self.guard = PingGuard::new(negotiated.min_ping_spacing, negotiated.ping_strikes);
+        let first = match self.role {
+            Role::Client => self.jitter.first(negotiated.interval),
+            Role::Server => self.jitter.max_spacing(negotiated.interval) + negotiated.interval,
+        };
+        self.liveness = Liveness::new(now, first, negotiated.dead_timeout);
+        self.events.push_back(Event::Connected(negotiated));
+    }
+
+    /// Our WELCOME was lost and the client asks again; answer, but no
+    /// faster than the ping policy so HELLOs cannot be used to flood.
+    pub(crate) fn rewelcome(&mut self, now: Instant) {
+        let spacing = self.guard_spacing();
+        if self.handshake.welcomed_at.is_some_and(|at| now - at < spacing) {
+            self.stats.frames_ignored += 1;
+            return;
+        }
+        self.pending.welcome = self.handshake.welcome;
+        self.handshake.welcomed_at = Some(now);
+    }
 }
 
 fn negotiated(welcome: &Welcome, peer_max_frame_len: u32) -> Negotiated {

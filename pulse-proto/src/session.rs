@@ -10,17 +10,18 @@ use bytes::{Buf, Bytes};
 use core::time::Duration;
 
 use crate::close::{CloseCode, Initiator};
+use crate::closing::Ending;
 use crate::config::{Config, Transport};
 use crate::decoder::{next_datagram_frame, StreamDecoder};
 use crate::error::{ConfigError, ProtocolError, SendError};
-use crate::event::{Closed, Event, Negotiated, RttSample};
-use crate::frame::{data_overhead, truncate_reason, Frame, Hello, Welcome, MAGIC};
-use crate::handshake;
+use crate::event::{Event, Negotiated, RttSample};
+use crate::frame::{Frame, Welcome, MAGIC};
 use crate::jitter::Jitter;
 use crate::liveness::{Due, Liveness, ProbeTiming};
 use crate::output::Output;
 use crate::ping_policy::{PingGuard, PingVerdict};
 use crate::rtt::RttEstimator;
+use crate::stats::Stats;
 use crate::time::Instant;
 
 /// Which end of the connection this session is.
@@ -49,33 +50,6 @@ pub enum State {
     Closed,
 }
 
-/// Counters, for monitoring and tests.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Bytes taken by the driver with `advance_transmit`.
-    pub bytes_sent: u64,
-    /// Bytes passed to `handle_input` / `handle_datagram`.
-    pub bytes_received: u64,
-    /// Frames decoded from the peer.
-    pub frames_received: u64,
-    /// PINGs sent.
-    pub pings_sent: u64,
-    /// PONGs sent.
-    pub pongs_sent: u64,
-    /// PINGs received.
-    pub pings_received: u64,
-    /// DATA frames sent (begun, on a stream).
-    pub data_sent: u64,
-    /// DATA frames received.
-    pub data_received: u64,
-    /// Times the peer became suspect.
-    pub suspicions: u64,
-    /// Frames skipped: stale PONGs, unknown extensions, datagram strays.
-    pub frames_ignored: u64,
-    /// Datagrams dropped as malformed.
-    pub datagrams_dropped: u64,
-}
-
 /// Control frames decided but not yet serialised.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
@@ -85,15 +59,6 @@ pub(crate) struct Pending {
     pub(crate) ping: Option<u32>,
     pub(crate) pong: Option<(u32, Instant)>,
     pub(crate) close: Option<(CloseCode, String)>,
-}
-
-/// How the session is ending; boxed, since most sessions are not.
-#[derive(Debug)]
-pub(crate) struct Ending {
-    pub(crate) closed: Closed,
-    pub(crate) deadline: Instant,
-    pub(crate) reported: bool,
-    pub(crate) close_staged: bool,
 }
 
 /// The handshake's timers.
@@ -341,23 +306,6 @@ impl Session {
         Ok(())
     }
 
-    /// Closes gracefully: DATA already queued goes first, then CLOSE, then
-    /// the peer's CLOSE is awaited, all within [`Config::close_timeout`].
-    /// During the handshake the close is immediate. No-op once closing.
-    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) {
-        let now = self.clock(now);
-        let reason = truncate_reason(reason).to_string();
-        match self.state {
-            State::Handshaking => self.hard_close(code, reason, None),
-            State::Established => {
-                self.state = State::Closing;
-                self.pending.close = Some((code, reason.clone()));
-                self.begin_ending(now + self.config.close_timeout, code, reason, Initiator::Local, None);
-            }
-            State::Closing | State::Closed => {}
-        }
-    }
-
     /// The next event, oldest first. Drain it after every `handle_*` call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -385,77 +333,7 @@ impl Session {
         }
     }
 
-    /// Where the session is.
-    pub fn state(&self) -> State {
-        self.state
-    }
-
-    /// Whether the session is over: the driver may drop the transport once
-    /// `poll_transmit` has nothing more it can write now.
-    pub fn is_closed(&self) -> bool {
-        self.state == State::Closed
-    }
-
-    /// Which end this is.
-    pub fn role(&self) -> Role {
-        self.role
-    }
-
-    /// The agreed values, once connected.
-    pub fn negotiated(&self) -> Option<&Negotiated> {
-        self.negotiated.as_ref()
-    }
-
-    /// Smoothed network RTT, once measured.
-    pub fn rtt(&self) -> Option<Duration> {
-        self.rtt.has_sample().then(|| self.rtt.smoothed())
-    }
-
-    /// The RTT estimator, for variance and the peer's hold.
-    pub fn rtt_estimator(&self) -> &RttEstimator {
-        &self.rtt
-    }
-
-    /// Whether the peer is suspect now.
-    pub fn is_suspect(&self) -> bool {
-        self.state == State::Established && self.liveness.is_suspect()
-    }
-
-    /// Counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
-
-    /// Payload bytes queued and not yet staged for the wire.
-    pub fn queued_bytes(&self) -> usize {
-        self.output.queued()
-    }
-
-    /// Heap bytes the session holds now for input and output buffers (not
-    /// counting undrained events). Zero on an idle session.
-    pub fn buffered_bytes(&self) -> usize {
-        self.decoder.capacity() + self.output.heap_bytes()
-    }
-
-    /// The largest payload `send` accepts now.
-    pub fn max_payload(&self) -> usize {
-        let frame = self
-            .negotiated
-            .map_or(0, |n| n.peer_max_frame_len as usize)
-            .saturating_sub(2);
-        match self.config.transport {
-            Transport::Stream => frame,
-            Transport::Datagram => {
-                let room = self
-                    .config
-                    .max_datagram_size
-                    .saturating_sub(data_overhead(self.config.max_datagram_size));
-                frame.min(room)
-            }
-        }
-    }
-
-    fn clock(&mut self, now: Instant) -> Instant {
+    pub(crate) fn clock(&mut self, now: Instant) -> Instant {
         self.now = self.now.max(now);
         self.now
     }
@@ -485,7 +363,7 @@ impl Session {
         ProbeTiming { timeout, spacing }
     }
 
-    fn guard_spacing(&self) -> Duration {
+    pub(crate) fn guard_spacing(&self) -> Duration {
         self.negotiated
             .map_or(self.config.min_ping_spacing, |n| n.min_ping_spacing)
     }
@@ -545,50 +423,6 @@ impl Session {
         }
     }
 
-    fn accept_hello(&mut self, now: Instant, hello: &Hello) -> Result<(), ProtocolError> {
-        let (welcome, negotiated) = handshake::answer(&self.config, hello)?;
-        self.pending.welcome = Some(welcome);
-        self.handshake.welcome = Some(welcome);
-        self.handshake.welcomed_at = Some(now);
-        self.establish(now, negotiated);
-        Ok(())
-    }
-
-    fn accept_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
-        let negotiated = handshake::accept(welcome)?;
-        // Karn's rule: a retransmitted HELLO gives no RTT sample.
-        if let (Some(sent), 0) = (self.handshake.hello_sent_at, self.handshake.retransmits) {
-            self.rtt.update(now - sent, Duration::ZERO);
-        }
-        self.establish(now, negotiated);
-        Ok(())
-    }
-
-    fn establish(&mut self, now: Instant, negotiated: Negotiated) {
-        self.state = State::Established;
-        self.negotiated = Some(negotiated);
-        self.handshake.retransmit_at = None;
-        self.guard = PingGuard::new(negotiated.min_ping_spacing, negotiated.ping_strikes);
-        let first = match self.role {
-            Role::Client => self.jitter.first(negotiated.interval),
-            Role::Server => self.jitter.max_spacing(negotiated.interval) + negotiated.interval,
-        };
-        self.liveness = Liveness::new(now, first, negotiated.dead_timeout);
-        self.events.push_back(Event::Connected(negotiated));
-    }
-
-    /// Our WELCOME was lost and the client asks again; answer, but no
-    /// faster than the ping policy so HELLOs cannot be used to flood.
-    fn rewelcome(&mut self, now: Instant) {
-        let spacing = self.guard_spacing();
-        if self.handshake.welcomed_at.is_some_and(|at| now - at < spacing) {
-            self.stats.frames_ignored += 1;
-            return;
-        }
-        self.pending.welcome = self.handshake.welcome;
-        self.handshake.welcomed_at = Some(now);
-    }
-
     fn on_pong(&mut self, now: Instant, id: u32, hold_us: u32) {
         match self.ping_out {
             Some((out, sent)) if out == id => {
@@ -603,25 +437,6 @@ impl Session {
                 }));
             }
             _ => self.stats.frames_ignored += 1,
-        }
-    }
-
-    fn on_peer_close(&mut self, now: Instant, code: CloseCode, reason: String) {
-        match self.state {
-            State::Established => {
-                self.state = State::Closing;
-                self.pending = Pending {
-                    close: Some((code, String::new())),
-                    ..Pending::default()
-                };
-                self.begin_ending(now + self.config.close_timeout, code, reason, Initiator::Peer, None);
-                self.report_ending();
-            }
-            State::Closing => {
-                self.state = State::Closed;
-                self.finish_ending();
-            }
-            _ => {}
         }
     }
 
@@ -682,67 +497,6 @@ impl Session {
             // The server is the backup: it pings only if the client's PING is
             // overdue, so an idle pair costs one round trip per interval.
             Role::Server => self.jitter.max_spacing(interval) + interval / 2,
-        }
-    }
-
-    fn fail(&mut self, error: ProtocolError) {
-        let reason = truncate_reason(&error.to_string()).to_string();
-        self.hard_close(error.close_code(), reason, Some(error));
-    }
-
-    /// Ends now: queued DATA is dropped and CLOSE goes out ahead of
-    /// everything not yet staged, if the stream is between frames.
-    fn hard_close(&mut self, code: CloseCode, reason: String, error: Option<ProtocolError>) {
-        let can_frame = self.output.discard_data();
-        let magic = self.pending.magic;
-        self.pending = Pending {
-            magic,
-            close: can_frame.then(|| (code, reason.clone())),
-            ..Pending::default()
-        };
-        self.end(code, reason, Initiator::Local, error);
-    }
-
-    fn end(&mut self, code: CloseCode, reason: String, initiator: Initiator, error: Option<ProtocolError>) {
-        self.state = State::Closed;
-        self.begin_ending(self.now, code, reason, initiator, error);
-        self.report_ending();
-    }
-
-    fn begin_ending(
-        &mut self,
-        deadline: Instant,
-        code: CloseCode,
-        reason: String,
-        initiator: Initiator,
-        error: Option<ProtocolError>,
-    ) {
-        if self.ending.is_none() {
-            let closed = Closed {
-                code,
-                reason,
-                initiator,
-                error,
-            };
-            self.ending = Some(Box::new(Ending {
-                closed,
-                deadline,
-                reported: false,
-                close_staged: false,
-            }));
-        }
-    }
-
-    pub(crate) fn finish_ending(&mut self) {
-        self.state = State::Closed;
-        self.report_ending();
-    }
-
-    fn report_ending(&mut self) {
-        if let Some(ending) = self.ending.as_mut() {
-            if !core::mem::replace(&mut ending.reported, true) {
-                self.events.push_back(Event::Closed(ending.closed.clone()));
-            }
         }
     }
 }

@@ -33,7 +33,7 @@ impl Session {
     /// ```
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant) -> Option<&[u8]> {
-        let now = self.clock_for_transmit(now);
+        let now = self.clock(now);
         if self.output.unsent().is_none() {
             match self.config.transport {
                 Transport::Stream => self.stage_stream(now),
@@ -59,11 +59,6 @@ impl Session {
         {
             self.finish_ending();
         }
-    }
-
-    fn clock_for_transmit(&mut self, now: Instant) -> Instant {
-        self.now = self.now.max(now);
-        self.now
     }
 
     fn stage_stream(&mut self, now: Instant) {

@@ -24,6 +24,8 @@ pub struct Wire {
     pub latency: Duration,
     /// When true, everything sent is lost (a partition).
     pub cut: bool,
+    /// When true, everything sent arrives twice (datagram duplication).
+    pub duplicate: bool,
     in_flight: VecDeque<(Instant, Bytes)>,
     observer: Option<StreamDecoder>,
     /// Every frame that crossed this wire, with its send time, when
@@ -36,6 +38,7 @@ impl Wire {
         Wire {
             latency,
             cut: false,
+            duplicate: false,
             in_flight: VecDeque::new(),
             observer: None,
             frames: Vec::new(),
@@ -62,6 +65,9 @@ impl Wire {
             }
         }
         if !self.cut {
+            if self.duplicate {
+                self.in_flight.push_back((now + self.latency, bytes.clone()));
+            }
             self.in_flight.push_back((now + self.latency, bytes));
         }
     }
