@@ -22,7 +22,7 @@ pub(crate) struct Ending {
 
 impl Session {
     /// Closes gracefully: DATA already queued goes first, then CLOSE, then
-    /// the peer's CLOSE is awaited, all within [`Config::close_timeout`].
+    /// the peer's CLOSE is awaited, all within [`crate::Config::close_timeout`].
     /// During the handshake the close is immediate. No-op once closing.
     pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) {
         let now = self.clock(now);
