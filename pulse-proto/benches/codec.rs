@@ -16,7 +16,10 @@ const BATCH: usize = 64;
 
 #[divan::bench(args = SIZES)]
 fn encode_data(bencher: Bencher, size: usize) {
-    let frame = Frame::Data { tag: 7, payload: Bytes::from(vec![0xAB; size]) };
+    let frame = Frame::Data {
+        tag: 7,
+        payload: Bytes::from(vec![0xAB; size]),
+    };
     let mut out = Vec::with_capacity(BATCH * frame.encoded_len());
     bencher.counter(BytesCount::new(BATCH * size)).bench_local(|| {
         out.clear();
@@ -30,7 +33,10 @@ fn encode_data(bencher: Bencher, size: usize) {
 #[divan::bench(args = SIZES)]
 fn decode_data(bencher: Bencher, size: usize) {
     let mut wire = MAGIC.to_vec();
-    let frame = Frame::Data { tag: 7, payload: Bytes::from(vec![0xAB; size]) };
+    let frame = Frame::Data {
+        tag: 7,
+        payload: Bytes::from(vec![0xAB; size]),
+    };
     for _ in 0..BATCH {
         frame.encode(&mut wire);
     }
@@ -52,7 +58,10 @@ fn decode_data(bencher: Bencher, size: usize) {
 #[divan::bench(args = SIZES)]
 fn decode_data_in_segments(bencher: Bencher, size: usize) {
     let mut wire = MAGIC.to_vec();
-    let frame = Frame::Data { tag: 7, payload: Bytes::from(vec![0xAB; size]) };
+    let frame = Frame::Data {
+        tag: 7,
+        payload: Bytes::from(vec![0xAB; size]),
+    };
     for _ in 0..BATCH {
         frame.encode(&mut wire);
     }
@@ -73,8 +82,14 @@ fn decode_data_in_segments(bencher: Bencher, size: usize) {
 fn established_server() -> Session {
     let mut server = Session::new(Config::default(), Role::Server, Instant::ZERO, 1).unwrap();
     let mut hello = MAGIC.to_vec();
-    Frame::Hello(Hello { version_min: 1, version_max: 1, interval_ms: 10_000, dead_timeout_ms: 30_000, max_frame_len: 1 << 16 })
-        .encode(&mut hello);
+    Frame::Hello(Hello {
+        version_min: 1,
+        version_max: 1,
+        interval_ms: 10_000,
+        dead_timeout_ms: 30_000,
+        max_frame_len: 1 << 16,
+    })
+    .encode(&mut hello);
     server.handle_input(Instant::ZERO, &hello[..]);
     drain(&mut server, Instant::ZERO);
     server

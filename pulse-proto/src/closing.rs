@@ -31,7 +31,7 @@ impl Session {
             State::Handshaking => self.hard_close(code, reason, None),
             State::Established => {
                 self.state = State::Closing;
-                self.pending.close = Some((code, reason.clone()));
+                self.pending.close = true;
                 self.begin_ending(now + self.config.close_timeout, code, reason, Initiator::Local, None);
             }
             State::Closing | State::Closed => {}
@@ -43,7 +43,7 @@ impl Session {
             State::Established => {
                 self.state = State::Closing;
                 self.pending = Pending {
-                    close: Some((code, String::new())),
+                    close: true,
                     ..Pending::default()
                 };
                 self.begin_ending(now + self.config.close_timeout, code, reason, Initiator::Peer, None);
@@ -66,10 +66,12 @@ impl Session {
     /// everything not yet staged, if the stream is between frames.
     pub(crate) fn hard_close(&mut self, code: CloseCode, reason: String, error: Option<ProtocolError>) {
         let can_frame = self.output.discard_data();
+        // A graceful CLOSE already on its way says all there is to say.
+        let close_sent = self.ending.as_ref().is_some_and(|e| e.close_staged);
         let magic = self.pending.magic;
         self.pending = Pending {
             magic,
-            close: can_frame.then(|| (code, reason.clone())),
+            close: can_frame && !close_sent,
             ..Pending::default()
         };
         self.end(code, reason, Initiator::Local, error);

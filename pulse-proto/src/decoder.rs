@@ -1,6 +1,7 @@
 //! Incremental decoding of a byte stream into frames, and of datagrams.
 
-use bytes::{Buf, BufMut, BytesMut};
+use alloc::vec::Vec;
+use bytes::{Buf, Bytes};
 
 use crate::error::ProtocolError;
 use crate::frame::{parse_header, Frame, Header, MAGIC};
@@ -36,10 +37,16 @@ use crate::frame::{parse_header, Frame, Header, MAGIC};
 /// ```
 #[derive(Debug)]
 pub struct StreamDecoder {
+    /// The incomplete frame: its header bytes until the header parses, then
+    /// its body so far. A `Vec` (not `BytesMut`): smaller inline, and it
+    /// turns into `Bytes` without a copy.
+    partial: Vec<u8>,
     max_len: u32,
+    /// Body length of the frame being filled, once its header parsed.
+    body_len: u32,
+    frame_type: u8,
+    in_body: bool,
     magic_seen: u8,
-    partial: BytesMut,
-    header: Option<Header>,
 }
 
 impl StreamDecoder {
@@ -47,10 +54,12 @@ impl StreamDecoder {
     /// expects the magic first.
     pub fn new(max_len: u32) -> Self {
         StreamDecoder {
+            partial: Vec::new(),
             max_len,
+            body_len: 0,
+            frame_type: 0,
+            in_body: false,
             magic_seen: 0,
-            partial: BytesMut::new(),
-            header: None,
         }
     }
 
@@ -76,9 +85,9 @@ impl StreamDecoder {
     pub fn decode(&mut self, input: &mut impl Buf) -> Result<Option<Frame>, ProtocolError> {
         self.match_magic(input)?;
         loop {
-            match self.header {
-                Some(header) => return self.fill_body(header, input),
-                None if self.partial.is_empty() => {
+            match self.in_body {
+                true => return self.fill_body(input),
+                false if self.partial.is_empty() => {
                     let chunk = input.chunk();
                     if chunk.is_empty() {
                         return Ok(None);
@@ -100,11 +109,11 @@ impl StreamDecoder {
                         }
                     }
                 }
-                None => {
+                false => {
                     if !input.has_remaining() {
                         return Ok(None);
                     }
-                    self.partial.put_u8(input.get_u8());
+                    self.partial.push(input.get_u8());
                     if let Some(header) = parse_header(&self.partial, self.max_len)? {
                         self.start_body(header);
                     }
@@ -140,23 +149,26 @@ impl StreamDecoder {
     }
 
     fn start_body(&mut self, header: Header) {
-        self.header = Some(header);
-        self.partial = BytesMut::with_capacity(header.body_len);
+        self.in_body = true;
+        self.frame_type = header.frame_type;
+        self.body_len = header.body_len as u32; // checked against max_len (a u32)
+        self.partial = Vec::with_capacity(header.body_len);
     }
 
-    fn fill_body(&mut self, header: Header, input: &mut impl Buf) -> Result<Option<Frame>, ProtocolError> {
-        while self.partial.len() < header.body_len && input.has_remaining() {
+    fn fill_body(&mut self, input: &mut impl Buf) -> Result<Option<Frame>, ProtocolError> {
+        let body_len = self.body_len as usize;
+        while self.partial.len() < body_len && input.has_remaining() {
             let chunk = input.chunk();
-            let n = chunk.len().min(header.body_len - self.partial.len());
+            let n = chunk.len().min(body_len - self.partial.len());
             self.partial.extend_from_slice(&chunk[..n]);
             input.advance(n);
         }
-        if self.partial.len() < header.body_len {
+        if self.partial.len() < body_len {
             return Ok(None);
         }
-        self.header = None;
-        let body = core::mem::take(&mut self.partial).freeze();
-        Frame::decode_body(header.frame_type, body).map(Some)
+        self.in_body = false;
+        let body = Bytes::from(core::mem::take(&mut self.partial));
+        Frame::decode_body(self.frame_type, body).map(Some)
     }
 }
 

@@ -8,9 +8,11 @@ use crate::error::ProtocolError;
 use crate::event::Event;
 use crate::event::Negotiated;
 use crate::frame::{frame_type, Hello, Welcome, VERSION_MAX, VERSION_MIN};
+use crate::jitter::Jitter;
 use crate::liveness::Liveness;
 use crate::ping_policy::PingGuard;
-use crate::session::{Role, Session, State};
+use crate::session::{Handshake, Role, Session, State};
+use crate::stats::bump;
 use crate::time::Instant;
 
 /// The client's HELLO for `config`.
@@ -27,7 +29,7 @@ pub(crate) fn hello(config: &Config) -> Hello {
 /// The server's answer: the highest common version, the interval clamped
 /// into the server's range, the dead-peer timeout clamped between twice
 /// that interval and the server's maximum, and the server's ping policy.
-pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<(Welcome, Negotiated), ProtocolError> {
+pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<(Welcome, Agreed), ProtocolError> {
     let version = hello.version_max.min(VERSION_MAX);
     if version < hello.version_min.max(VERSION_MIN) {
         return Err(ProtocolError::UnsupportedVersion {
@@ -56,19 +58,29 @@ pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<(Welcome, Negotia
         min_ping_spacing_ms: wire_ms(config.min_ping_spacing),
         ping_strikes: config.ping_strikes,
     };
-    Ok((welcome, negotiated(&welcome, hello.max_frame_len)))
+    Ok((
+        welcome,
+        Agreed {
+            welcome,
+            peer_max_frame_len: hello.max_frame_len,
+        },
+    ))
 }
 
 /// The client's check of the server's answer: values no pulse server sends
 /// are a protocol error, not something to run with.
-pub(crate) fn accept(welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
+pub(crate) fn accept(welcome: &Welcome) -> Result<Agreed, ProtocolError> {
     if !(VERSION_MIN..=VERSION_MAX).contains(&welcome.version) {
         return Err(ProtocolError::UnsupportedVersion {
             min: welcome.version,
             max: welcome.version,
         });
     }
-    let n = negotiated(welcome, welcome.max_frame_len);
+    let agreed = Agreed {
+        welcome: *welcome,
+        peer_max_frame_len: welcome.max_frame_len,
+    };
+    let n = agreed.negotiated();
     let bad = |what| Err(ProtocolError::BadNegotiation(what));
     if n.interval < MIN_INTERVAL {
         return bad("interval below 10 ms");
@@ -82,38 +94,46 @@ pub(crate) fn accept(welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
     if n.min_ping_spacing > n.interval / 2 {
         return bad("minimum ping spacing above half the interval");
     }
-    Ok(n)
+    Ok(agreed)
 }
 
 /// The handshake's transitions. Every other transition is in `session.rs`.
 impl Session {
     pub(crate) fn accept_hello(&mut self, now: Instant, hello: &Hello) -> Result<(), ProtocolError> {
-        let (welcome, negotiated) = answer(&self.config, hello)?;
-        self.pending.welcome = Some(welcome);
-        self.handshake.welcome = Some(welcome);
-        self.handshake.welcomed_at = Some(now);
-        self.establish(now, negotiated);
+        let (welcome, agreed) = answer(&self.config, hello)?;
+        self.pending.welcome = true;
+        if let Some(h) = self.handshake.as_mut() {
+            (h.welcome, h.welcomed_at) = (Some(welcome), Some(now));
+        }
+        self.establish(now, agreed);
         Ok(())
     }
 
     pub(crate) fn accept_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
-        let negotiated = accept(welcome)?;
+        let agreed = accept(welcome)?;
         // Karn's rule: a retransmitted HELLO gives no RTT sample.
-        if let (Some(sent), 0) = (self.handshake.hello_sent_at, self.handshake.retransmits) {
-            self.rtt.update(now - sent, Duration::ZERO);
+        if let Some(Handshake {
+            hello_sent_at: Some(sent),
+            retransmits: 0,
+            ..
+        }) = self.handshake.as_deref()
+        {
+            self.rtt.update(now - *sent, Duration::ZERO);
         }
-        self.establish(now, negotiated);
+        self.establish(now, agreed);
+        // A client needs nothing of the handshake once established.
+        self.handshake = None;
         Ok(())
     }
 
-    fn establish(&mut self, now: Instant, negotiated: Negotiated) {
+    fn establish(&mut self, now: Instant, agreed: Agreed) {
+        let negotiated = agreed.negotiated();
         self.state = State::Established;
-        self.negotiated = Some(negotiated);
-        self.handshake.retransmit_at = None;
-        self.guard = PingGuard::new(negotiated.min_ping_spacing, negotiated.ping_strikes);
+        self.agreed = Some(agreed);
+        self.guard = PingGuard::default();
         let first = match self.role {
             Role::Client => self.jitter.first(negotiated.interval),
-            Role::Server => self.jitter.max_spacing(negotiated.interval) + negotiated.interval,
+            Role::Server => Jitter::max_spacing(negotiated.interval, self.config.jitter_percent) + negotiated.interval,
         };
         self.liveness = Liveness::new(now, first, negotiated.dead_timeout);
         self.events.push_back(Event::Connected(negotiated));
@@ -123,23 +143,43 @@ impl Session {
     /// faster than the ping policy so HELLOs cannot be used to flood.
     pub(crate) fn rewelcome(&mut self, now: Instant) {
         let spacing = self.guard_spacing();
-        if self.handshake.welcomed_at.is_some_and(|at| now - at < spacing) {
-            self.stats.frames_ignored += 1;
+        let Some(h) = self.handshake.as_mut() else { return };
+        if h.welcomed_at.is_some_and(|at| now - at < spacing) {
+            bump(&mut self.stats.frames_ignored);
             return;
         }
-        self.pending.welcome = self.handshake.welcome;
-        self.handshake.welcomed_at = Some(now);
+        h.welcomed_at = Some(now);
+        self.pending.welcome = true;
     }
 }
 
-fn negotiated(welcome: &Welcome, peer_max_frame_len: u32) -> Negotiated {
-    Negotiated {
-        version: welcome.version,
-        interval: Duration::from_millis(welcome.interval_ms.into()),
-        dead_timeout: Duration::from_millis(welcome.dead_timeout_ms.into()),
-        peer_max_frame_len,
-        min_ping_spacing: Duration::from_millis(welcome.min_ping_spacing_ms.into()),
-        ping_strikes: welcome.ping_strikes,
+/// What the handshake settled, in wire form (24 bytes rather than the 56
+/// of [`Negotiated`], in every session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Agreed {
+    pub(crate) welcome: Welcome,
+    pub(crate) peer_max_frame_len: u32,
+}
+
+impl Agreed {
+    pub(crate) fn negotiated(&self) -> Negotiated {
+        let w = &self.welcome;
+        Negotiated {
+            version: w.version,
+            interval: Duration::from_millis(w.interval_ms.into()),
+            dead_timeout: Duration::from_millis(w.dead_timeout_ms.into()),
+            peer_max_frame_len: self.peer_max_frame_len,
+            min_ping_spacing: Duration::from_millis(w.min_ping_spacing_ms.into()),
+            ping_strikes: w.ping_strikes,
+        }
+    }
+
+    pub(crate) fn interval(&self) -> Duration {
+        Duration::from_millis(self.welcome.interval_ms.into())
+    }
+
+    pub(crate) fn min_ping_spacing(&self) -> Duration {
+        Duration::from_millis(self.welcome.min_ping_spacing_ms.into())
     }
 }
 
@@ -168,7 +208,7 @@ mod tests {
     fn the_answer_states_the_ping_policy_and_the_client_accepts_it() {
         let (w, n) = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
         assert_eq!((w.min_ping_spacing_ms, w.ping_strikes), (500, 2));
-        assert_eq!(accept(&w).unwrap().min_ping_spacing, n.min_ping_spacing);
+        assert_eq!(accept(&w).unwrap(), n);
     }
 
     #[test]

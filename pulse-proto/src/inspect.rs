@@ -27,8 +27,8 @@ impl Session {
     }
 
     /// The agreed values, once connected.
-    pub fn negotiated(&self) -> Option<&Negotiated> {
-        self.negotiated.as_ref()
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.agreed.map(|a| a.negotiated())
     }
 
     /// Smoothed network RTT, once measured.
@@ -65,8 +65,8 @@ impl Session {
     /// The largest payload `send` accepts now.
     pub fn max_payload(&self) -> usize {
         let frame = self
-            .negotiated
-            .map_or(0, |n| n.peer_max_frame_len as usize)
+            .agreed
+            .map_or(0, |a| a.peer_max_frame_len as usize)
             .saturating_sub(2);
         match self.config.transport {
             Transport::Stream => frame,

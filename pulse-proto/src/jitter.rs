@@ -34,15 +34,13 @@ impl SplitMix64 {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Jitter {
     rng: SplitMix64,
-    percent: u8,
     offset: i64,
 }
 
 impl Jitter {
-    pub(crate) fn new(seed: u64, percent: u8) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         Jitter {
             rng: SplitMix64(seed),
-            percent,
             offset: 0,
         }
     }
@@ -53,10 +51,10 @@ impl Jitter {
         Duration::from_nanos(i / 2 + self.rng.below(i.max(1)))
     }
 
-    /// The spacing before each later PING.
-    pub(crate) fn next(&mut self, interval: Duration) -> Duration {
+    /// The spacing before each later PING, within ± `percent` of `interval`.
+    pub(crate) fn next(&mut self, interval: Duration, percent: u8) -> Duration {
         let i = nanos(interval);
-        let half_width = i / 200 * u64::from(self.percent);
+        let half_width = i / 200 * u64::from(percent);
         let offset = self.rng.below(2 * half_width + 1) as i64 - half_width as i64;
         let spacing = i as i64 + offset - self.offset;
         self.offset = offset;
@@ -64,8 +62,8 @@ impl Jitter {
     }
 
     /// The widest spacing `next` can draw.
-    pub(crate) fn max_spacing(&self, interval: Duration) -> Duration {
-        interval + interval * u32::from(self.percent) / 100
+    pub(crate) fn max_spacing(interval: Duration, percent: u8) -> Duration {
+        interval + interval * u32::from(percent) / 100
     }
 }
 
@@ -81,10 +79,10 @@ mod tests {
 
     #[test]
     fn every_spacing_lies_within_the_jitter_and_the_sum_does_not_drift() {
-        let mut jitter = Jitter::new(42, 10);
+        let mut jitter = Jitter::new(42);
         let mut total = Duration::ZERO;
         for _ in 0..10_000 {
-            let s = jitter.next(I);
+            let s = jitter.next(I, 10);
             assert!(s >= I * 9 / 10 && s <= I * 11 / 10, "{s:?}");
             total += s;
         }
@@ -96,7 +94,7 @@ mod tests {
     fn first_spacings_cover_a_whole_interval() {
         let mut buckets = [0u32; 10];
         for seed in 0..10_000 {
-            let s = Jitter::new(seed, 10).first(I);
+            let s = Jitter::new(seed).first(I);
             assert!(s >= I / 2 && s < I * 3 / 2);
             buckets[((s - I / 2).as_millis() / 1000) as usize] += 1;
         }
@@ -105,10 +103,10 @@ mod tests {
 
     #[test]
     fn the_same_seed_draws_the_same_spacings() {
-        let (mut a, mut b) = (Jitter::new(7, 10), Jitter::new(7, 10));
+        let (mut a, mut b) = (Jitter::new(7), Jitter::new(7));
         for _ in 0..100 {
-            assert_eq!(a.next(I), b.next(I));
+            assert_eq!(a.next(I, 10), b.next(I, 10));
         }
-        assert_ne!(Jitter::new(8, 10).first(I), Jitter::new(7, 10).first(I));
+        assert_ne!(Jitter::new(8).first(I), Jitter::new(7).first(I));
     }
 }

@@ -38,10 +38,15 @@ pub(crate) enum Due {
 pub(crate) struct Liveness {
     last_recv: Instant,
     last_ping: Instant,
-    spacing: Duration,
-    dead_timeout: Duration,
-    suspect: bool,
     grace_until: Instant,
+    /// Nanoseconds; a `Duration` would take twice the room in every session.
+    spacing: u64,
+    dead_timeout: u64,
+    suspect: bool,
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl Liveness {
@@ -49,10 +54,10 @@ impl Liveness {
         Liveness {
             last_recv: now,
             last_ping: Instant::ZERO,
-            spacing: first_spacing,
-            dead_timeout,
-            suspect: false,
             grace_until: Instant::ZERO,
+            spacing: nanos(first_spacing),
+            dead_timeout: nanos(dead_timeout),
+            suspect: false,
         }
     }
 
@@ -71,14 +76,14 @@ impl Liveness {
 
     fn ping_at(&self, probe: ProbeTiming) -> Instant {
         match (self.awaiting(), self.suspect) {
-            (false, _) => self.last_recv + self.spacing,
+            (false, _) => self.last_recv + Duration::from_nanos(self.spacing),
             (true, false) => self.last_ping + probe.timeout,
             (true, true) => self.last_ping + probe.spacing,
         }
     }
 
     pub(crate) fn dead_at(&self) -> Instant {
-        (self.last_recv + self.dead_timeout).max(self.grace_until)
+        (self.last_recv + Duration::from_nanos(self.dead_timeout)).max(self.grace_until)
     }
 
     /// The earliest instant at which something is due.
@@ -115,7 +120,7 @@ impl Liveness {
     pub(crate) fn on_ping(&mut self, now: Instant, next_spacing: Option<Duration>) {
         self.last_ping = now;
         if let Some(spacing) = next_spacing {
-            self.spacing = spacing;
+            self.spacing = nanos(spacing);
         }
     }
 

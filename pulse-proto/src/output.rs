@@ -6,6 +6,7 @@
 //! bytes, ahead of any DATA not yet staged. Once bytes are staged they are
 //! committed: on a stream nothing can overtake a frame already begun.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use bytes::{Buf, Bytes};
@@ -21,6 +22,13 @@ pub(crate) const STREAM_CHUNK: usize = 16 * 1024;
 pub(crate) struct Output {
     staged: Vec<u8>,
     sent: usize,
+    /// DATA not yet staged; boxed and present only while there is some, so
+    /// an idle session carries one pointer for it.
+    data: Option<Box<DataQueue>>,
+}
+
+#[derive(Debug, Default)]
+struct DataQueue {
     /// The part of a DATA payload not yet staged (streams only). While it
     /// is non-empty the stream is in the middle of a frame.
     rest: Bytes,
@@ -51,25 +59,29 @@ impl Output {
     }
 
     pub(crate) fn is_mid_frame(&self) -> bool {
-        !self.rest.is_empty()
+        self.data.as_ref().is_some_and(|d| !d.rest.is_empty())
     }
 
     pub(crate) fn has_data(&self) -> bool {
-        !self.queue.is_empty() || !self.rest.is_empty()
+        self.data.is_some()
     }
 
     pub(crate) fn queued(&self) -> usize {
-        self.queued
+        self.data.as_ref().map_or(0, |d| d.queued)
     }
 
-    /// Bytes of heap this queue holds now.
+    /// Bytes of heap this output holds now.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.staged.capacity() + self.queue.capacity() * core::mem::size_of::<(u16, Bytes)>()
+        let data = self.data.as_ref().map_or(0, |d| {
+            core::mem::size_of::<DataQueue>() + d.queue.capacity() * core::mem::size_of::<(u16, Bytes)>()
+        });
+        self.staged.capacity() + data
     }
 
     pub(crate) fn push(&mut self, tag: u16, payload: Bytes) {
-        self.queued += payload.len();
-        self.queue.push_back((tag, payload));
+        let data = self.data.get_or_insert_with(Box::default);
+        data.queued += payload.len();
+        data.queue.push_back((tag, payload));
     }
 
     /// Marks `n` staged bytes as written (all of them for a datagram) and
@@ -90,16 +102,12 @@ impl Output {
     /// cut short, so it is dropped too and `false` says the stream can carry
     /// no further frame.
     pub(crate) fn discard_data(&mut self) -> bool {
-        self.queue = VecDeque::new();
-        let clean = self.rest.is_empty();
-        self.rest = Bytes::new();
-        self.queued = 0;
-        clean
+        self.data.take().is_none_or(|d| d.rest.is_empty())
     }
 
     /// Drops everything, staged bytes included (the transport is gone).
     pub(crate) fn discard_all(&mut self) {
-        self.discard_data();
+        self.data = None;
         self.staged = Vec::new();
         self.sent = 0;
     }
@@ -107,22 +115,28 @@ impl Output {
     /// Stages more of the frame in progress, up to `limit` staged bytes,
     /// and stops at its end so that control frames may go next.
     pub(crate) fn continue_frame(&mut self, limit: usize) {
-        let n = limit.saturating_sub(self.staged.len()).min(self.rest.len());
-        self.staged.extend_from_slice(&self.rest[..n]);
-        self.rest.advance(n);
-        self.queued -= n;
+        if let Some(data) = self.data.as_mut() {
+            let n = limit.saturating_sub(self.staged.len()).min(data.rest.len());
+            self.staged.extend_from_slice(&data.rest[..n]);
+            data.rest.advance(n);
+            data.queued -= n;
+        }
+        self.release_if_empty();
     }
 
     /// Stages DATA until `limit` bytes are staged; the last frame begun may
     /// be left in progress. Returns how many frames were begun.
     pub(crate) fn stage_stream(&mut self, limit: usize) -> u64 {
         let mut begun = 0;
-        while self.rest.is_empty() && self.staged.len() < limit {
-            let Some((tag, payload)) = self.queue.pop_front() else {
+        while let Some(data) = self.data.as_mut() {
+            if !data.rest.is_empty() || self.staged.len() >= limit {
+                break;
+            }
+            let Some((tag, payload)) = data.queue.pop_front() else {
                 break;
             };
             encode_data_header(tag, payload.len(), &mut self.staged);
-            self.rest = payload;
+            data.rest = payload;
             begun += 1;
             self.continue_frame(limit);
         }
@@ -133,17 +147,29 @@ impl Output {
     /// Returns how many were staged.
     pub(crate) fn stage_datagram(&mut self, max: usize) -> u64 {
         let mut staged = 0;
-        while let Some((_, payload)) = self.queue.front() {
+        while let Some(data) = self.data.as_mut() {
+            let Some((_, payload)) = data.queue.front() else { break };
             if self.staged.len() + data_overhead(payload.len()) + payload.len() > max {
                 break;
             }
-            let (tag, payload) = self.queue.pop_front().expect("front exists");
+            let (tag, payload) = data.queue.pop_front().expect("front exists");
             encode_data_header(tag, payload.len(), &mut self.staged);
             self.staged.extend_from_slice(&payload);
-            self.queued -= payload.len();
+            data.queued -= payload.len();
             staged += 1;
+            self.release_if_empty();
         }
         staged
+    }
+
+    fn release_if_empty(&mut self) {
+        if self
+            .data
+            .as_ref()
+            .is_some_and(|d| d.rest.is_empty() && d.queue.is_empty())
+        {
+            self.data = None;
+        }
     }
 }
 
@@ -159,10 +185,7 @@ mod tests {
         assert_eq!(out.staged_len(), STREAM_CHUNK);
         assert!(out.is_mid_frame());
         out.advance(STREAM_CHUNK, false);
-        assert_eq!(
-            out.heap_bytes(),
-            out.queue.capacity() * core::mem::size_of::<(u16, Bytes)>()
-        );
+        assert!(out.heap_bytes() < 1024, "the staging buffer was not released");
         let mut total = STREAM_CHUNK;
         while out.has_data() {
             out.continue_frame(STREAM_CHUNK);
@@ -170,6 +193,7 @@ mod tests {
         }
         assert_eq!(total, 40_000 + data_overhead(40_000));
         assert_eq!(out.queued(), 0);
+        assert_eq!(out.heap_bytes(), 0);
     }
 
     #[test]

@@ -22,39 +22,31 @@ pub(crate) enum PingVerdict {
 /// stated minimum spacing. Half, because network jitter can squeeze two
 /// well-spaced PINGs together on the way; an honest peer never sends closer
 /// than the full spacing. A well-spaced PING forgives earlier strikes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct PingGuard {
-    min_spacing: Duration,
-    max_strikes: u8,
+    last_at: Instant,
+    last_id: u32,
+    seen: bool,
     strikes: u8,
-    last: Option<(u32, Instant)>,
 }
 
 impl PingGuard {
-    pub(crate) fn new(min_spacing: Duration, max_strikes: u8) -> Self {
-        PingGuard {
-            min_spacing,
-            max_strikes,
-            strikes: 0,
-            last: None,
-        }
-    }
-
-    pub(crate) fn on_ping(&mut self, now: Instant, id: u32) -> PingVerdict {
-        if let Some((last_id, last_at)) = self.last {
-            if id <= last_id {
+    /// Judges a PING against the policy: `min_spacing`, `max_strikes`.
+    pub(crate) fn on_ping(&mut self, now: Instant, id: u32, min_spacing: Duration, max_strikes: u8) -> PingVerdict {
+        if self.seen {
+            if id <= self.last_id {
                 return PingVerdict::Stale;
             }
-            if now - last_at < self.min_spacing / 2 {
+            if now - self.last_at < min_spacing / 2 {
                 self.strikes = self.strikes.saturating_add(1);
-                if self.strikes > self.max_strikes {
+                if self.strikes > max_strikes {
                     return PingVerdict::TooMany { strikes: self.strikes };
                 }
             } else {
                 self.strikes = 0;
             }
         }
-        self.last = Some((id, now));
+        (self.last_at, self.last_id, self.seen) = (now, id, true);
         PingVerdict::Fresh
     }
 }
@@ -69,19 +61,21 @@ mod tests {
 
     #[test]
     fn a_flooder_is_stopped_after_its_strikes() {
-        let mut guard = PingGuard::new(Duration::from_millis(500), 2);
-        assert_eq!(guard.on_ping(at(0), 1), PingVerdict::Fresh);
-        assert_eq!(guard.on_ping(at(10), 2), PingVerdict::Fresh);
-        assert_eq!(guard.on_ping(at(20), 3), PingVerdict::Fresh);
-        assert_eq!(guard.on_ping(at(30), 4), PingVerdict::TooMany { strikes: 3 });
+        let mut guard = PingGuard::default();
+        let mut ping = |ms, id| guard.on_ping(at(ms), id, Duration::from_millis(500), 2);
+        assert_eq!(ping(0, 1), PingVerdict::Fresh);
+        assert_eq!(ping(10, 2), PingVerdict::Fresh);
+        assert_eq!(ping(20, 3), PingVerdict::Fresh);
+        assert_eq!(ping(30, 4), PingVerdict::TooMany { strikes: 3 });
     }
 
     #[test]
     fn pings_at_the_stated_spacing_never_strike_and_duplicates_are_stale() {
-        let mut guard = PingGuard::new(Duration::from_millis(500), 0);
+        let mut guard = PingGuard::default();
+        let mut ping = |ms, id| guard.on_ping(at(ms), id, Duration::from_millis(500), 0);
         for i in 0..100 {
-            assert_eq!(guard.on_ping(at(500 * i), i as u32 + 1), PingVerdict::Fresh);
+            assert_eq!(ping(500 * i, i as u32 + 1), PingVerdict::Fresh);
         }
-        assert_eq!(guard.on_ping(at(50_001), 100), PingVerdict::Stale);
+        assert_eq!(ping(50_001, 100), PingVerdict::Stale);
     }
 }

@@ -6,19 +6,28 @@ use core::time::Duration;
 /// RTT assumed before the first sample: QUIC's choice (RFC 9002, kInitialRtt).
 pub const INITIAL_RTT: Duration = Duration::from_millis(333);
 
-/// Smoothed RTT and its variance from PING/PONG samples.
+/// Smoothed RTT and its variance from PING/PONG samples, kept in
+/// microseconds (`u32`: up to 71 minutes) so a session stays small.
 #[derive(Clone, Copy, Debug)]
 pub struct RttEstimator {
-    smoothed: u64,
-    variance: u64,
-    latest: u64,
-    hold: u64,
+    smoothed: u32,
+    variance: u32,
+    latest: u32,
+    hold: u32,
     has_sample: bool,
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
+}
+
+fn duration(us: u32) -> Duration {
+    Duration::from_micros(us.into())
 }
 
 impl Default for RttEstimator {
     fn default() -> Self {
-        let initial = INITIAL_RTT.as_nanos() as u64;
+        let initial = micros(INITIAL_RTT);
         RttEstimator {
             smoothed: initial,
             variance: initial / 2,
@@ -34,8 +43,7 @@ impl RttEstimator {
     /// peer held the PING before answering. The first sample sets the
     /// estimate; later ones move it by 1/8 (smoothed, hold) and 1/4 (variance).
     pub fn update(&mut self, sample: Duration, peer_hold: Duration) {
-        let r = u64::try_from(sample.as_nanos()).unwrap_or(u64::MAX / 8);
-        let h = u64::try_from(peer_hold.as_nanos()).unwrap_or(u64::MAX / 8);
+        let (r, h) = (micros(sample), micros(peer_hold));
         self.latest = r;
         if !self.has_sample {
             self.smoothed = r;
@@ -44,25 +52,25 @@ impl RttEstimator {
             self.has_sample = true;
             return;
         }
-        self.hold = (7 * self.hold + h) / 8;
-        let deviation = self.smoothed.abs_diff(r);
-        self.variance = (3 * self.variance + deviation) / 4;
-        self.smoothed = (7 * self.smoothed + r) / 8;
+        let smooth = |old: u32, new: u32, keep: u64, of: u64| ((keep * u64::from(old) + u64::from(new)) / of) as u32;
+        self.hold = smooth(self.hold, h, 7, 8);
+        self.variance = smooth(self.variance, self.smoothed.abs_diff(r), 3, 4);
+        self.smoothed = smooth(self.smoothed, r, 7, 8);
     }
 
     /// Smoothed RTT (the initial guess until the first sample).
     pub fn smoothed(&self) -> Duration {
-        Duration::from_nanos(self.smoothed)
+        duration(self.smoothed)
     }
 
     /// RTT variance.
     pub fn variance(&self) -> Duration {
-        Duration::from_nanos(self.variance)
+        duration(self.variance)
     }
 
     /// The latest sample.
     pub fn latest(&self) -> Duration {
-        Duration::from_nanos(self.latest)
+        duration(self.latest)
     }
 
     /// Whether any sample has been taken.
@@ -72,18 +80,15 @@ impl RttEstimator {
 
     /// Smoothed time the peer holds a PING before answering.
     pub fn peer_hold(&self) -> Duration {
-        Duration::from_nanos(self.hold)
+        duration(self.hold)
     }
 
     /// How long a PING may go unanswered before the peer is suspect:
     /// smoothed + 4 × variance + the peer's usual hold (as QUIC adds the
     /// peer's ack delay), never below `floor`.
     pub fn probe_timeout(&self, floor: Duration) -> Duration {
-        let pto = self
-            .smoothed
-            .saturating_add(self.variance.saturating_mul(4))
-            .saturating_add(self.hold);
-        Duration::from_nanos(pto).max(floor)
+        let pto = u64::from(self.smoothed) + 4 * u64::from(self.variance) + u64::from(self.hold);
+        Duration::from_micros(pto).max(floor)
     }
 }
 
@@ -114,7 +119,7 @@ mod tests {
         );
         assert_eq!(
             RttEstimator::default().probe_timeout(Duration::ZERO),
-            Duration::from_nanos(999_000_000)
+            Duration::from_micros(999_000)
         );
     }
 }

@@ -4,7 +4,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
-use alloc::string::{String, ToString};
+use alloc::string::ToString;
 use alloc::sync::Arc;
 use bytes::{Buf, Bytes};
 use core::time::Duration;
@@ -14,14 +14,15 @@ use crate::closing::Ending;
 use crate::config::{Config, Transport};
 use crate::decoder::{next_datagram_frame, StreamDecoder};
 use crate::error::{ConfigError, ProtocolError, SendError};
-use crate::event::{Event, Negotiated, RttSample};
+use crate::event::{Event, RttSample};
 use crate::frame::{Frame, Welcome, MAGIC};
+use crate::handshake::Agreed;
 use crate::jitter::Jitter;
 use crate::liveness::{Due, Liveness, ProbeTiming};
 use crate::output::Output;
 use crate::ping_policy::{PingGuard, PingVerdict};
 use crate::rtt::RttEstimator;
-use crate::stats::Stats;
+use crate::stats::{bump, Stats};
 use crate::time::Instant;
 
 /// Which end of the connection this session is.
@@ -50,18 +51,24 @@ pub enum State {
     Closed,
 }
 
-/// Control frames decided but not yet serialised.
+/// Control frames decided but not yet serialised. Flags only: the frames'
+/// contents live where they are decided (handshake, ending, ping ids).
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
+    /// When the PING we owe a PONG arrived, for the PONG's hold time.
+    pub(crate) pong_at: Instant,
+    pub(crate) pong_id: u32,
+    pub(crate) pong: bool,
+    pub(crate) ping: bool,
     pub(crate) magic: bool,
     pub(crate) hello: bool,
-    pub(crate) welcome: Option<Welcome>,
-    pub(crate) ping: Option<u32>,
-    pub(crate) pong: Option<(u32, Instant)>,
-    pub(crate) close: Option<(CloseCode, String)>,
+    pub(crate) welcome: bool,
+    /// The CLOSE described by `Session::ending`.
+    pub(crate) close: bool,
 }
 
-/// The handshake's timers.
+/// The handshake's state; boxed and dropped once it is no longer needed
+/// (a datagram server keeps it to answer a repeated HELLO).
 #[derive(Debug)]
 pub(crate) struct Handshake {
     pub(crate) deadline: Instant,
@@ -84,8 +91,8 @@ pub struct Session {
     pub(crate) output: Output,
     pub(crate) events: VecDeque<Event>,
     pub(crate) pending: Pending,
-    pub(crate) handshake: Handshake,
-    pub(crate) negotiated: Option<Negotiated>,
+    pub(crate) handshake: Option<Box<Handshake>>,
+    pub(crate) agreed: Option<Agreed>,
     pub(crate) liveness: Liveness,
     pub(crate) jitter: Jitter,
     pub(crate) rtt: RttEstimator,
@@ -131,19 +138,19 @@ impl Session {
                 hello: is_client,
                 ..Pending::default()
             },
-            handshake: Handshake {
+            handshake: Some(Box::new(Handshake {
                 deadline: now + config.handshake_timeout,
                 hello_sent_at: None,
                 retransmit_at: (is_client && !stream).then(|| now + HELLO_RETRANSMIT),
                 retransmits: 0,
                 welcome: None,
                 welcomed_at: None,
-            },
-            negotiated: None,
+            })),
+            agreed: None,
             liveness: Liveness::new(now, config.interval, config.dead_timeout),
-            jitter: Jitter::new(seed, config.jitter_percent),
+            jitter: Jitter::new(seed),
             rtt: RttEstimator::default(),
-            guard: PingGuard::new(config.min_ping_spacing, config.ping_strikes),
+            guard: PingGuard::default(),
             next_ping_id: 1,
             ping_out: None,
             ending: None,
@@ -205,7 +212,7 @@ impl Session {
             }
         };
         if !whole || (self.state == State::Handshaking && self.role == Role::Server && !has_magic) {
-            self.stats.datagrams_dropped += 1;
+            bump(&mut self.stats.datagrams_dropped);
             return;
         }
         let before = self.poll_timeout();
@@ -257,7 +264,7 @@ impl Session {
         }
         let stalled = now - deadline > self.config.stall_threshold;
         match self.state {
-            State::Handshaking if now >= self.handshake.deadline => {
+            State::Handshaking if self.handshake.as_ref().is_none_or(|h| now >= h.deadline) => {
                 self.hard_close(
                     CloseCode::HANDSHAKE_TIMEOUT,
                     "handshake not complete in time".to_string(),
@@ -265,9 +272,11 @@ impl Session {
                 );
             }
             State::Handshaking => {
-                self.handshake.retransmits += 1;
-                self.handshake.retransmit_at = Some(now + HELLO_RETRANSMIT * (1 << self.handshake.retransmits.min(6)));
-                self.pending.hello = true;
+                if let Some(h) = self.handshake.as_mut() {
+                    h.retransmits += 1;
+                    h.retransmit_at = Some(now + HELLO_RETRANSMIT * (1 << h.retransmits.min(6)));
+                    self.pending.hello = true;
+                }
             }
             State::Established => self.run_liveness(now, stalled),
             State::Closing => {
@@ -323,9 +332,9 @@ impl Session {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::Handshaking => Some(match self.handshake.retransmit_at {
-                Some(at) => at.min(self.handshake.deadline),
-                None => self.handshake.deadline,
+            State::Handshaking => self.handshake.as_ref().map(|h| match h.retransmit_at {
+                Some(at) => at.min(h.deadline),
+                None => h.deadline,
             }),
             State::Established => Some(self.liveness.deadline(self.probe_timing())),
             State::Closing => self.ending.as_ref().map(|e| e.deadline),
@@ -364,8 +373,8 @@ impl Session {
     }
 
     pub(crate) fn guard_spacing(&self) -> Duration {
-        self.negotiated
-            .map_or(self.config.min_ping_spacing, |n| n.min_ping_spacing)
+        self.agreed
+            .map_or(self.config.min_ping_spacing, |a| a.min_ping_spacing())
     }
 
     fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
@@ -378,9 +387,12 @@ impl Session {
         let datagram = self.config.transport == Transport::Datagram;
         match frame {
             Frame::Ping { id } => {
-                self.stats.pings_received += 1;
-                match self.guard.on_ping(now, id) {
-                    PingVerdict::Fresh if self.state == State::Established => self.pending.pong = Some((id, now)),
+                bump(&mut self.stats.pings_received);
+                let strikes = self.agreed.map_or(self.config.ping_strikes, |a| a.welcome.ping_strikes);
+                match self.guard.on_ping(now, id, self.guard_spacing(), strikes) {
+                    PingVerdict::Fresh if self.state == State::Established => {
+                        (self.pending.pong, self.pending.pong_id, self.pending.pong_at) = (true, id, now);
+                    }
                     PingVerdict::TooMany { strikes } => return Err(ProtocolError::TooManyPings { strikes }),
                     _ => {}
                 }
@@ -392,8 +404,8 @@ impl Session {
             }
             Frame::Close { code, reason } => self.on_peer_close(now, code, reason),
             Frame::Hello(_) if datagram && self.role == Role::Server => self.rewelcome(now),
-            Frame::Welcome(_) if datagram => self.stats.frames_ignored += 1,
-            Frame::Extension { .. } => self.stats.frames_ignored += 1,
+            Frame::Welcome(_) if datagram => bump(&mut self.stats.frames_ignored),
+            Frame::Extension { .. } => bump(&mut self.stats.frames_ignored),
             other => {
                 return Err(ProtocolError::Unexpected {
                     frame_type: other.frame_type(),
@@ -414,7 +426,7 @@ impl Session {
             (_, Frame::Extension { .. }) => Ok(()),
             // Datagrams overtake each other: a PING may beat the WELCOME.
             _ if self.config.transport == Transport::Datagram => {
-                self.stats.frames_ignored += 1;
+                bump(&mut self.stats.frames_ignored);
                 Ok(())
             }
             (_, other) => Err(ProtocolError::Unexpected {
@@ -436,7 +448,7 @@ impl Session {
                     smoothed: self.rtt.smoothed(),
                 }));
             }
-            _ => self.stats.frames_ignored += 1,
+            _ => bump(&mut self.stats.frames_ignored),
         }
     }
 
@@ -448,14 +460,14 @@ impl Session {
                 Due::Ping => self.queue_ping(now, !self.liveness.is_suspect()),
                 Due::Suspect => {
                     self.liveness.set_suspect();
-                    self.stats.suspicions += 1;
+                    bump(&mut self.stats.suspicions);
                     self.events.push_back(Event::Suspect {
                         silent_for: self.liveness.silent_for(now),
                     });
                 }
                 Due::Grace => {
                     if !self.liveness.is_suspect() {
-                        self.stats.suspicions += 1;
+                        bump(&mut self.stats.suspicions);
                         self.events.push_back(Event::Suspect {
                             silent_for: self.liveness.silent_for(now),
                         });
@@ -485,18 +497,18 @@ impl Session {
     /// next asks for bytes. A scheduled PING draws the next spacing.
     fn queue_ping(&mut self, now: Instant, scheduled: bool) {
         let next = scheduled.then(|| self.draw_spacing());
-        self.pending.ping = Some(self.next_ping_id);
-        self.next_ping_id = self.next_ping_id.saturating_add(1);
+        self.pending.ping = true;
         self.liveness.on_ping(now, next);
     }
 
     fn draw_spacing(&mut self) -> Duration {
-        let interval = self.negotiated.map_or(self.config.interval, |n| n.interval);
+        let interval = self.agreed.map_or(self.config.interval, |a| a.interval());
+        let percent = self.config.jitter_percent;
         match self.role {
-            Role::Client => self.jitter.next(interval),
+            Role::Client => self.jitter.next(interval, percent),
             // The server is the backup: it pings only if the client's PING is
             // overdue, so an idle pair costs one round trip per interval.
-            Role::Server => self.jitter.max_spacing(interval) + interval / 2,
+            Role::Server => Jitter::max_spacing(interval, percent) + interval / 2,
         }
     }
 }

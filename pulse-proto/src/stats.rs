@@ -1,6 +1,7 @@
 //! Counters a session keeps, for monitoring and tests.
 
-/// Counters, for monitoring and tests.
+/// Counters, for monitoring and tests. Byte and frame totals are `u64`;
+/// the rarer counters are `u32` and saturate, to keep sessions small.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Bytes taken by the driver with `advance_transmit`.
@@ -9,20 +10,25 @@ pub struct Stats {
     pub bytes_received: u64,
     /// Frames decoded from the peer.
     pub frames_received: u64,
-    /// PINGs sent.
-    pub pings_sent: u64,
-    /// PONGs sent.
-    pub pongs_sent: u64,
-    /// PINGs received.
-    pub pings_received: u64,
     /// DATA frames sent (begun, on a stream).
     pub data_sent: u64,
     /// DATA frames received.
     pub data_received: u64,
+    /// PINGs sent.
+    pub pings_sent: u32,
+    /// PONGs sent.
+    pub pongs_sent: u32,
+    /// PINGs received.
+    pub pings_received: u32,
     /// Times the peer became suspect.
-    pub suspicions: u64,
+    pub suspicions: u32,
     /// Frames skipped: stale PONGs, unknown extensions, datagram strays.
-    pub frames_ignored: u64,
+    pub frames_ignored: u32,
     /// Datagrams dropped as malformed.
-    pub datagrams_dropped: u64,
+    pub datagrams_dropped: u32,
+}
+
+/// Adds one to a counter, stopping at its maximum.
+pub(crate) fn bump(counter: &mut u32) {
+    *counter = counter.saturating_add(1);
 }

@@ -4,12 +4,15 @@
 //! over) only the final CLOSE; otherwise PING and PONG ahead of any DATA not
 //! yet staged, and a graceful CLOSE after the last queued DATA.
 
-use crate::close::Initiator;
+use alloc::string::String;
+
+use crate::close::{CloseCode, Initiator};
 use crate::config::Transport;
 use crate::frame::{Frame, MAGIC};
 use crate::handshake;
 use crate::output::STREAM_CHUNK;
 use crate::session::{Session, State};
+use crate::stats::bump;
 use crate::time::Instant;
 
 impl Session {
@@ -87,7 +90,7 @@ impl Session {
     fn stage_datagram(&mut self, now: Instant) {
         // Handshake datagrams, and anything sent before the handshake
         // completes, carry the magic so the receiver can tell pulse traffic.
-        let magic = self.pending.hello || self.pending.welcome.is_some() || self.negotiated.is_none();
+        let magic = self.pending.hello || self.pending.welcome || self.agreed.is_none();
         if magic {
             self.output.staging().extend_from_slice(&MAGIC);
         }
@@ -103,40 +106,74 @@ impl Session {
 
     fn stage_control(&mut self, now: Instant) {
         let out = self.output.staging();
+        let stream = self.config.transport == Transport::Stream;
         if core::mem::take(&mut self.pending.hello) {
             Frame::Hello(handshake::hello(&self.config)).encode(out);
-            self.handshake.hello_sent_at.get_or_insert(now);
+            if let Some(h) = self.handshake.as_mut() {
+                h.hello_sent_at.get_or_insert(now);
+            }
         }
-        if let Some(welcome) = self.pending.welcome.take() {
-            Frame::Welcome(welcome).encode(out);
+        if core::mem::take(&mut self.pending.welcome) {
+            if let Some(welcome) = self.handshake.as_ref().and_then(|h| h.welcome) {
+                Frame::Welcome(welcome).encode(out);
+            }
+            // Only a datagram server may have to say it again.
+            if stream {
+                self.handshake = None;
+            }
         }
         if self.state == State::Closed {
-            if let Some((code, reason)) = self.pending.close.take() {
-                Frame::Close { code, reason }.encode(out);
+            if core::mem::take(&mut self.pending.close) {
+                let frame = self.close_frame();
+                frame.encode(self.output.staging());
             }
             return;
         }
-        if let Some(id) = self.pending.ping.take() {
+        if core::mem::take(&mut self.pending.ping) {
+            let id = self.next_ping_id;
+            self.next_ping_id = id.saturating_add(1);
             Frame::Ping { id }.encode(out);
             self.ping_out = Some((id, now));
-            self.stats.pings_sent += 1;
+            bump(&mut self.stats.pings_sent);
         }
-        if let Some((id, received)) = self.pending.pong.take() {
-            let hold_us = u32::try_from((now - received).as_micros()).unwrap_or(u32::MAX);
-            Frame::Pong { id, hold_us }.encode(out);
-            self.stats.pongs_sent += 1;
+        if core::mem::take(&mut self.pending.pong) {
+            let hold_us = u32::try_from((now - self.pending.pong_at).as_micros()).unwrap_or(u32::MAX);
+            Frame::Pong {
+                id: self.pending.pong_id,
+                hold_us,
+            }
+            .encode(out);
+            bump(&mut self.stats.pongs_sent);
         }
     }
 
     fn stage_graceful_close(&mut self) {
-        if self.state != State::Closing || self.output.has_data() {
+        if self.state != State::Closing || self.output.has_data() || !core::mem::take(&mut self.pending.close) {
             return;
         }
-        if let Some((code, reason)) = self.pending.close.take() {
-            Frame::Close { code, reason }.encode(self.output.staging());
-            if let Some(ending) = self.ending.as_mut() {
-                ending.close_staged = true;
-            }
+        let frame = self.close_frame();
+        frame.encode(self.output.staging());
+        if let Some(ending) = self.ending.as_mut() {
+            ending.close_staged = true;
+        }
+    }
+
+    /// The CLOSE this session sends: its own code and reason, or, answering
+    /// the peer's CLOSE, the peer's code with no reason.
+    fn close_frame(&self) -> Frame {
+        match self.ending.as_deref() {
+            Some(ending) if ending.closed.initiator == Initiator::Peer => Frame::Close {
+                code: ending.closed.code,
+                reason: String::new(),
+            },
+            Some(ending) => Frame::Close {
+                code: ending.closed.code,
+                reason: ending.closed.reason.clone(),
+            },
+            None => Frame::Close {
+                code: CloseCode::NORMAL,
+                reason: String::new(),
+            },
         }
     }
 }

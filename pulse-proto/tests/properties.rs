@@ -219,3 +219,24 @@ proptest! {
         prop_assert_eq!(run(&cuts), run(&[]));
     }
 }
+
+/// The budget a gateway holding millions of idle connections pays per
+/// session: the inline struct, and no heap buffer at all while idle.
+#[test]
+fn an_idle_session_is_small_and_holds_no_buffer() {
+    assert!(
+        core::mem::size_of::<Session>() <= 400,
+        "Session is {} bytes",
+        core::mem::size_of::<Session>()
+    );
+    let mut server = established_server(Transport::Stream);
+    let mut ping = Vec::new();
+    Frame::Ping { id: 1 }.encode(&mut ping);
+    let now = Instant::from_nanos(5_000_000_000);
+    server.handle_input(now, &ping[..]);
+    while let Some(out) = server.poll_transmit(now) {
+        let n = out.len();
+        server.advance_transmit(n);
+    }
+    assert_eq!(server.buffered_bytes(), 0);
+}
