@@ -5,10 +5,10 @@ use core::time::Duration;
 /// SplitMix64: tiny, fast, and its output for a seed never changes, which
 /// the bit-for-bit determinism of sessions depends on.
 #[derive(Clone, Copy, Debug)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -17,7 +17,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in `0..n` (n > 0), by multiply-shift.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
 }

@@ -66,6 +66,7 @@ extern crate alloc;
 #[cfg(doc)]
 extern crate std;
 
+mod backoff;
 mod close;
 mod closing;
 mod config;
@@ -86,6 +87,7 @@ mod time;
 mod transmit;
 mod varint;
 
+pub use backoff::Backoff;
 pub use close::{CloseCode, Initiator};
 pub use config::{Config, Transport};
 pub use decoder::{next_datagram_frame, StreamDecoder};
