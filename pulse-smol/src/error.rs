@@ -1,0 +1,64 @@
+//! Errors of the smol adapter.
+
+use std::fmt;
+use std::io;
+
+use pulse_proto::{Closed, ConfigError};
+
+/// What went wrong.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The socket failed.
+    Io(io::Error),
+    /// The configuration is invalid.
+    Config(ConfigError),
+    /// The connection is closed (or the handshake failed): how it ended.
+    Closed(Closed),
+    /// The message is larger than the peer accepts in one frame.
+    TooLarge {
+        /// The payload length.
+        len: usize,
+        /// The largest payload the peer accepts.
+        max: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "i/o error: {e}"),
+            Error::Config(e) => e.fmt(f),
+            Error::Closed(c) => {
+                write!(f, "connection closed: {} ({:?} initiated)", c.code, c.initiator)?;
+                if !c.reason.is_empty() {
+                    write!(f, ": {}", c.reason)?;
+                }
+                Ok(())
+            }
+            Error::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the peer's maximum of {max}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(e) => Some(e),
+            Error::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
