@@ -224,15 +224,8 @@ impl ReconnectingClient {
     /// Stops: closes the current connection gracefully and makes no more
     /// attempts. Returns once the supervisor has finished.
     pub async fn close(&self) {
-        let current = {
-            let mut state = self.inner.lock();
-            state.stopped = true;
-            state.current.take()
-        };
+        self.inner.lock().stopped = true;
         self.inner.to_supervisor.notify(usize::MAX);
-        if let Some(conn) = current {
-            conn.close(CloseCode::NORMAL, "client closed").await;
-        }
         loop {
             let changed = self.inner.to_app.listen();
             if self.inner.lock().finished {
@@ -255,11 +248,12 @@ async fn supervise(inner: Arc<Inner>, addr: SocketAddr, config: Arc<Config>, mut
             Ok((conn, driver)) => {
                 backoff.reset();
                 attempt = 0;
+                inner.lock().current = Some(conn.clone());
                 if let Some(n) = conn.negotiated() {
                     inner.report(ClientEvent::Connected(n)).await;
                 }
-                inner.lock().current = Some(conn.clone());
-                let (_, closed) = future::zip(driver, forward(&inner, &conn)).await;
+                let run = future::or(forward(&inner, &conn), close_when_stopped(&inner, &conn));
+                let (_, closed) = future::zip(driver, run).await;
                 inner.lock().current = None;
                 (Some(closed), None)
             }
@@ -307,6 +301,17 @@ async fn supervise(inner: Arc<Inner>, addr: SocketAddr, config: Arc<Config>, mut
 fn finish(inner: &Inner) {
     inner.lock().finished = true;
     inner.to_app.notify(usize::MAX);
+}
+
+/// Waits for [`ReconnectingClient::close`], then closes the connection.
+async fn close_when_stopped(inner: &Inner, conn: &Connection) -> Closed {
+    loop {
+        let changed = inner.to_supervisor.listen();
+        if inner.lock().stopped {
+            return conn.close(CloseCode::NORMAL, "client closed").await;
+        }
+        changed.await;
+    }
 }
 
 /// Passes the connection's items on until it closes; returns how.

@@ -198,3 +198,27 @@ fn the_reconnecting_client_gives_up_as_its_backoff_says() {
         );
     });
 }
+
+#[test]
+fn closing_the_reconnecting_client_right_after_it_connects_stops_it() {
+    run(async {
+        let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), config(200, 1000)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        smol::spawn(async move {
+            while let Ok((conn, driver, _)) = listener.accept().await {
+                smol::spawn(driver).detach();
+                smol::spawn(async move { conn.closed().await }).detach();
+            }
+        })
+        .detach();
+        for seed in 0..20 {
+            let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(50)).with_seed(seed);
+            let (client, supervisor) = ReconnectingClient::new(addr, config(200, 1000), backoff);
+            let supervisor = smol::spawn(supervisor);
+            while !matches!(client.recv().await, ClientEvent::Connected(_)) {}
+            client.close().await;
+            supervisor.await;
+            assert!(!client.is_connected());
+        }
+    });
+}

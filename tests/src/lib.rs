@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod pair;
+pub mod peer;
 
 pub use pair::{Endpoint, Pair, Side, Wire};
 

@@ -1,0 +1,130 @@
+//! One side of a pulse connection in its own process, for tests and
+//! measurement harnesses. Commands arrive as lines on stdin; it exits when
+//! stdin closes.
+//!
+//! Modes:
+//! - `smol-echo-server <interval_ms> <dead_ms>`: prints `listening <addr>`,
+//!   then echoes every message.
+//! - `smol-hold <addr> <count> <interval_ms> <dead_ms>`: opens `count`
+//!   connections, prints `ready` once all are up, then holds them idle.
+//!
+//! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
+//! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>`).
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulse_proto::Config;
+use pulse_smol::{Connection, Incoming, Listener};
+use pulse_tests::peer::{cpu_micros, rss_bytes};
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    verdicts: AtomicU64,
+    closed: AtomicU64,
+    round_trips: AtomicU64,
+}
+
+fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
+    let interval = Duration::from_millis(interval_ms);
+    Arc::new(Config {
+        interval,
+        dead_timeout: Duration::from_millis(dead_ms),
+        min_interval: interval.min(Duration::from_secs(1)),
+        min_ping_spacing: (interval / 2).min(Duration::from_millis(500)),
+        handshake_timeout: Duration::from_secs(30),
+        ..Config::default()
+    })
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
+    args.get(i)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("argument {i}: {what}"))
+}
+
+/// Follows one connection's events into the counters.
+async fn watch(conn: Connection, counters: Arc<Counters>, echo: bool) {
+    loop {
+        match conn.recv().await {
+            Incoming::Message { tag, payload } if echo => {
+                let _ = conn.send(tag, payload).await;
+            }
+            Incoming::Rtt(_) => {
+                counters.round_trips.fetch_add(1, Ordering::Relaxed);
+            }
+            Incoming::PeerDead { .. } => {
+                counters.verdicts.fetch_add(1, Ordering::Relaxed);
+            }
+            Incoming::Closed(_) => {
+                counters.closed.fetch_add(1, Ordering::Relaxed);
+                counters.connections.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+            _ => {}
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let counters = Arc::new(Counters::default());
+    match args.get(1).map(String::as_str) {
+        Some("smol-echo-server") => {
+            let config = config(arg(&args, 2, "interval_ms"), arg(&args, 3, "dead_ms"));
+            let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), config).expect("bind");
+            println!("listening {}", listener.local_addr().unwrap());
+            let counters = counters.clone();
+            std::thread::spawn(move || {
+                smol::block_on(async {
+                    while let Ok((conn, driver, _)) = listener.accept().await {
+                        counters.connections.fetch_add(1, Ordering::Relaxed);
+                        smol::spawn(driver).detach();
+                        smol::spawn(watch(conn, counters.clone(), true)).detach();
+                    }
+                })
+            });
+        }
+        Some("smol-hold") => {
+            let addr: std::net::SocketAddr = arg(&args, 2, "address");
+            let count: usize = arg(&args, 3, "count");
+            let config = config(arg(&args, 4, "interval_ms"), arg(&args, 5, "dead_ms"));
+            let counters = counters.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                smol::block_on(async {
+                    for _ in 0..count {
+                        let (conn, driver) = pulse_smol::connect(addr, config.clone()).await.expect("connect");
+                        counters.connections.fetch_add(1, Ordering::Relaxed);
+                        smol::spawn(driver).detach();
+                        smol::spawn(watch(conn, counters.clone(), false)).detach();
+                    }
+                    ready_tx.send(()).unwrap();
+                    futures_lite::future::pending::<()>().await;
+                })
+            });
+            ready_rx.recv().expect("connections opened");
+            println!("ready");
+        }
+        other => panic!("unknown mode {other:?}"),
+    }
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        match line.trim() {
+            "rss" => println!("{}", rss_bytes()),
+            "cpu" => println!("{}", cpu_micros()),
+            "stats" => println!(
+                "connections {} verdicts {} closed {} round_trips {}",
+                counters.connections.load(Ordering::Relaxed),
+                counters.verdicts.load(Ordering::Relaxed),
+                counters.closed.load(Ordering::Relaxed),
+                counters.round_trips.load(Ordering::Relaxed),
+            ),
+            "quit" => break,
+            other => println!("unknown command {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! A pulse endpoint in another process, for tests that freeze a peer
+//! (SIGSTOP) or measure one side's memory alone. The child is the
+//! `pulse-peer` binary; it obeys line commands on stdin and exits when
+//! stdin closes, so a failing test never leaves it behind.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+/// A running `pulse-peer` child process.
+#[derive(Debug)]
+pub struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The address it listens on, for server modes.
+    pub addr: Option<SocketAddr>,
+}
+
+impl Peer {
+    /// Starts `binary` (pass `env!("CARGO_BIN_EXE_pulse-peer")`) with `args`
+    /// and waits for its first line: `listening <addr>` or `ready`.
+    pub fn start(binary: &str, args: &[&str]) -> Peer {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start pulse-peer");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut peer = Peer {
+            child,
+            stdin,
+            stdout,
+            addr: None,
+        };
+        let first = peer.line();
+        peer.addr = first.strip_prefix("listening ").map(|a| a.parse().expect("address"));
+        assert!(peer.addr.is_some() || first == "ready", "pulse-peer said {first:?}");
+        peer
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Reads one line of its output (blocking).
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read from pulse-peer");
+        assert!(!line.is_empty(), "pulse-peer exited");
+        line.trim_end().to_string()
+    }
+
+    /// Sends a command and returns its one-line answer.
+    pub fn ask(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").expect("write to pulse-peer");
+        self.stdin.flush().expect("flush");
+        self.line()
+    }
+
+    /// Freezes the process (SIGSTOP): its kernel still ACKs TCP, but it
+    /// reads, writes and runs timers no more.
+    pub fn freeze(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// Thaws it (SIGCONT).
+    pub fn thaw(&self) {
+        signal(self.pid(), "-CONT");
+    }
+}
+
+fn signal(pid: u32, which: &str) {
+    let status = Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {which} {pid} failed");
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        signal(self.pid(), "-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// This process's resident set size, in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// CPU time (user + system) this process has used, in microseconds.
+pub fn cpu_micros() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    // Linux reports clock ticks of 1/100 s on every common configuration.
+    ticks * 10_000
+}
