@@ -3,7 +3,7 @@
 //! RTT, then freezes the server and prints the dead-peer verdict with its
 //! timing.
 //!
-//! Run: `cargo run --example demo`
+//! Run: `cargo run --example sim_demo`
 
 use std::time::Duration;
 
