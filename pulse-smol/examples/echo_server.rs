@@ -20,11 +20,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 loop {
                     match conn.recv().await {
                         Incoming::Connected(n) => println!("{peer}: connected, interval {:?}", n.interval),
-                        Incoming::Message { tag, payload } => {
-                            if conn.send(tag, payload).await.is_err() {
-                                break;
-                            }
-                        }
+                        Incoming::Message { tag, payload } => match conn.send(tag, payload).await {
+                            Ok(()) => {}
+                            Err(_) => break,
+                        },
                         Incoming::PeerDead { silent_for } => println!("{peer}: dead after {silent_for:?} of silence"),
                         Incoming::Closed(closed) => {
                             match &closed.error {
