@@ -318,7 +318,12 @@ impl Session {
     /// The next event, oldest first. Drain it after every `handle_*` call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if self.events.is_empty() && self.events.capacity() > 0 {
+            // Drained: an idle session holds no queue memory.
+            self.events = VecDeque::new();
+        }
+        event
     }
 
     /// The one instant at which [`Session::handle_timeout`] is next needed,

@@ -65,7 +65,7 @@ impl Connection {
                 match inner.session.send(tag, payload.clone()) {
                     Ok(()) => {
                         drop(inner);
-                        self.shared.to_driver.notify(1);
+                        self.shared.driver_waker.wake();
                         return Ok(());
                     }
                     Err(SendError::TooLarge { len, max }) => return Err(Error::TooLarge { len, max }),
@@ -97,7 +97,7 @@ impl Connection {
         let item = inner.pop();
         if was_paused && !inner.reading_paused() {
             drop(inner);
-            self.shared.to_driver.notify(1);
+            self.shared.driver_waker.wake();
         }
         item
     }
@@ -107,7 +107,7 @@ impl Connection {
     /// how the connection ended.
     pub async fn close(&self, code: CloseCode, reason: &str) -> Closed {
         self.shared.lock().session.close(clock::now(), code, reason);
-        self.shared.to_driver.notify(1);
+        self.shared.driver_waker.wake();
         self.closed().await
     }
 
@@ -178,7 +178,7 @@ impl Connection {
     /// by this backlog, no verdict is given either: the silence is ours.
     pub fn set_recv_buffer(&self, bytes: usize) {
         self.shared.lock().recv_buffer = bytes.max(1);
-        self.shared.to_driver.notify(1);
+        self.shared.driver_waker.wake();
     }
 
     /// Splits into a sending and a receiving half.

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_io::{Async, Timer};
-use futures_lite::future::{self, FutureExt};
 
 use crate::clock;
 use crate::shared::Shared;
@@ -89,20 +88,22 @@ impl Io {
         }
     }
 
-    async fn readable(&self) {
-        let _ = match self {
-            Io::Tcp(s) => s.readable().await,
-            Io::Udp(s) => s.readable().await,
-            Io::UdpPeer(..) => future::pending().await,
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let ready = match self {
+            Io::Tcp(s) => s.poll_readable(cx),
+            Io::Udp(s) => s.poll_readable(cx),
+            Io::UdpPeer(..) => return Poll::Pending,
         };
+        ready.map(|_| ())
     }
 
-    async fn writable(&self) {
-        let _ = match self {
-            Io::Tcp(s) => s.writable().await,
-            Io::Udp(s) => s.writable().await,
-            Io::UdpPeer(s, ..) => s.writable().await,
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let ready = match self {
+            Io::Tcp(s) => s.poll_writable(cx),
+            Io::Udp(s) => s.poll_writable(cx),
+            Io::UdpPeer(s, ..) => s.poll_writable(cx),
         };
+        ready.map(|_| ())
     }
 }
 
@@ -111,37 +112,118 @@ impl Io {
 /// A connection does nothing until its driver runs: spawn it on your
 /// executor (`smol::spawn(driver).detach()`), or poll it alongside your own
 /// futures. It finishes, closing the socket, once the connection is closed.
+/// Dropping it before then ends the connection as lost.
+///
+/// It is a plain state machine (no boxed async block inside), so a spawned
+/// driver costs one task allocation of a couple of hundred bytes.
 #[must_use = "a connection does nothing unless its driver runs"]
 pub struct Driver {
-    future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    shared: Arc<Shared>,
+    /// `None` once finished: the socket closes at once, not when dropped.
+    io: Option<Io>,
+    timer: Timer,
+    /// The deadline the timer is set for; `None` when it is not set.
+    armed: Option<pulse_proto::Instant>,
+    live: Option<Live>,
 }
+
+/// Turns of the loop per poll before yielding to other tasks.
+const TURNS_PER_POLL: usize = 8;
 
 impl Driver {
     pub(crate) fn new(shared: Arc<Shared>, io: Io) -> Driver {
         Driver {
-            future: Box::pin(run(shared, io)),
+            shared,
+            io: Some(io),
+            timer: Timer::never(),
+            armed: None,
+            live: Some(Live::new()),
         }
+    }
+
+    fn finish(&mut self) {
+        let Some(io) = self.io.take() else { return };
+        self.live = None;
+        {
+            let mut inner = self.shared.lock();
+            if inner.closed.is_none() {
+                // Dropped before the session ended: to the application, lost.
+                inner.session.handle_eof(clock::now());
+                inner.drain_events();
+            }
+            inner.finished = true;
+        }
+        self.shared.to_app.notify(usize::MAX);
+        if let Io::UdpPeer(_, peer, Some(gone)) = &io {
+            let _ = gone.try_send(*peer);
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
 impl Future for Driver {
     type Output = ();
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.future.as_mut().poll(cx)
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        // Register before looking, so a notification in between is not lost.
+        this.shared.driver_waker.register(cx.waker());
+        for _ in 0..TURNS_PER_POLL {
+            let Some(io) = this.io.as_ref() else {
+                return Poll::Ready(());
+            };
+            let step = flush(&this.shared, io);
+            if step.done {
+                this.finish();
+                return Poll::Ready(());
+            }
+            // The session's deadline only moves later on input: re-arm only
+            // when it moved earlier (a local call) or the timer has fired.
+            if let Some(deadline) = step.deadline {
+                if this.armed.is_none_or(|at| deadline < at) {
+                    this.timer.set_at(clock::to_std(deadline));
+                    this.armed = Some(deadline);
+                }
+            }
+            let mut busy = false;
+            if io.reads_itself() && !step.paused && io.poll_readable(cx).is_ready() {
+                read_all(&this.shared, io);
+                busy = true;
+            }
+            if step.want_write && io.poll_writable(cx).is_ready() {
+                busy = true;
+            }
+            // While reading is paused by the application's backlog, the
+            // peer's silence would be ours: run no timers until it resumes.
+            if this.armed.is_some() && !step.paused && Pin::new(&mut this.timer).poll(cx).is_ready() {
+                this.armed = None;
+                // Frames may be waiting: read them before any verdict.
+                read_all(&this.shared, io);
+                this.shared.lock().session.handle_timeout(clock::now());
+                busy = true;
+            }
+            if !busy {
+                return Poll::Pending;
+            }
+        }
+        // A long burst: let other tasks run, then carry on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Driver")
+        f.debug_struct("Driver")
+            .field("armed", &self.armed)
+            .field("finished", &self.io.is_none())
+            .finish()
     }
-}
-
-enum Wake {
-    Readable,
-    Writable,
-    Timer,
-    Notified,
 }
 
 /// What one pass over the session found.
@@ -152,86 +234,16 @@ struct Step {
     done: bool,
 }
 
-async fn run(shared: Arc<Shared>, io: Io) {
-    let _live = Live::new();
-    let mut timer = Timer::never();
-    let mut armed: Option<pulse_proto::Instant> = None;
-    loop {
-        // Listen before looking, so a notification in between is not lost.
-        let notified = shared.to_driver.listen();
-        let step = flush(&shared, &io);
-        if step.done {
-            break;
-        }
-        // The session's deadline only moves later on input: re-arm only when
-        // it moved earlier (a local call) or the timer has fired.
-        if let Some(deadline) = step.deadline {
-            if armed.is_none_or(|at| deadline < at) {
-                timer.set_at(clock::to_std(deadline));
-                armed = Some(deadline);
-            }
-        }
-        let read = async {
-            if io.reads_itself() && !step.paused {
-                io.readable().await;
-                Wake::Readable
-            } else {
-                future::pending().await
-            }
-        };
-        let write = async {
-            if step.want_write {
-                io.writable().await;
-                Wake::Writable
-            } else {
-                future::pending().await
-            }
-        };
-        // While reading is paused by the application's backlog, the peer's
-        // silence would be ours: run no timers until reading resumes.
-        let time = async {
-            if armed.is_some() && !step.paused {
-                (&mut timer).await;
-                Wake::Timer
-            } else {
-                future::pending().await
-            }
-        };
-        let wake = read.or(write).or(time).or(async {
-            notified.await;
-            Wake::Notified
-        });
-        match wake.await {
-            Wake::Readable => read_all(&shared, &io),
-            Wake::Timer => {
-                armed = None;
-                // Frames may be waiting: read them before any verdict.
-                read_all(&shared, &io);
-                shared.lock().session.handle_timeout(clock::now());
-            }
-            Wake::Writable | Wake::Notified => {}
-        }
-    }
-    shared.lock().finished = true;
-    shared.to_app.notify(usize::MAX);
-    if let Io::UdpPeer(_, peer, Some(gone)) = &io {
-        let _ = gone.try_send(*peer);
-    }
-}
-
 /// Writes what the socket takes, hands events to the application, and
 /// reports what to wait for.
 fn flush(shared: &Shared, io: &Io) -> Step {
     let mut inner = shared.lock();
     let now = clock::now();
+    let queued_before = inner.session.queued_bytes();
     let mut want_write = false;
-    let mut wrote = false;
     while let Some(bytes) = inner.session.poll_transmit(now) {
         match io.send(bytes) {
-            Ok(n) => {
-                inner.session.advance_transmit(n);
-                wrote = true;
-            }
+            Ok(n) => inner.session.advance_transmit(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 want_write = true;
                 break;
@@ -242,7 +254,8 @@ fn flush(shared: &Shared, io: &Io) -> Step {
             Err(_) => inner.session.handle_eof(now),
         }
     }
-    let news = inner.drain_events();
+    // Wake the application only for news: events, or room for a sender.
+    let news = inner.drain_events() || inner.session.queued_bytes() < queued_before;
     let step = Step {
         want_write,
         paused: inner.reading_paused(),
@@ -251,7 +264,7 @@ fn flush(shared: &Shared, io: &Io) -> Step {
         done: inner.session.is_closed(),
     };
     drop(inner);
-    if news || wrote {
+    if news {
         shared.to_app.notify(usize::MAX);
     }
     step
@@ -260,27 +273,31 @@ fn flush(shared: &Shared, io: &Io) -> Step {
 /// Reads until the socket is drained (or the budget is spent), handing
 /// every read to the session at once.
 fn read_all(shared: &Shared, io: &Io) {
-    READ_BUF.with(|buf| {
+    let news = READ_BUF.with(|buf| {
         let mut buf = buf.borrow_mut();
+        let mut news = false;
         for _ in 0..READS_PER_WAKE {
             let result = io.recv(&mut buf);
             let mut inner = shared.lock();
             let now = clock::now();
             match result {
-                Ok(0) if io.is_stream() => return inner.session.handle_eof(now),
+                Ok(0) if io.is_stream() => inner.session.handle_eof(now),
                 Ok(n) if io.is_stream() => inner.session.handle_input(now, &buf[..n]),
                 Ok(n) => inner.session.handle_datagram(now, &buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // ICMP errors on UDP say little; only the protocol convicts.
-                Err(_) if !io.is_stream() => return,
-                Err(_) => return inner.session.handle_eof(now),
+                Err(_) if !io.is_stream() => break,
+                Err(_) => inner.session.handle_eof(now),
             }
-            inner.drain_events();
+            news |= inner.drain_events();
             if inner.reading_paused() || inner.session.is_closed() {
-                return;
+                break;
             }
         }
+        news
     });
-    shared.to_app.notify(usize::MAX);
+    if news {
+        shared.to_app.notify(usize::MAX);
+    }
 }

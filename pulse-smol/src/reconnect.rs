@@ -72,7 +72,9 @@ struct State {
     current: Option<Connection>,
     events: VecDeque<ClientEvent>,
     stopped: bool,
-    finished: bool,
+    /// The last event (`GaveUp` or `Stopped`), once the supervisor is done:
+    /// returned by every `recv` after the queue drains.
+    finished: Option<ClientEvent>,
 }
 
 struct Inner {
@@ -165,7 +167,7 @@ impl ReconnectingClient {
                 current: None,
                 events: VecDeque::new(),
                 stopped: false,
-                finished: false,
+                finished: None,
             }),
             to_app: Event::new(),
             to_supervisor: Event::new(),
@@ -196,15 +198,13 @@ impl ReconnectingClient {
             let arrived = self.inner.to_app.listen();
             {
                 let mut state = self.inner.lock();
-                let last = state.finished && state.events.len() == 1;
-                if let Some(event) = if last {
-                    state.events.front().cloned()
-                } else {
-                    state.events.pop_front()
-                } {
+                if let Some(event) = state.events.pop_front() {
                     drop(state);
                     self.inner.to_supervisor.notify(usize::MAX);
                     return event;
+                }
+                if let Some(last) = &state.finished {
+                    return last.clone();
                 }
             }
             arrived.await;
@@ -228,7 +228,7 @@ impl ReconnectingClient {
         self.inner.to_supervisor.notify(usize::MAX);
         loop {
             let changed = self.inner.to_app.listen();
-            if self.inner.lock().finished {
+            if self.inner.lock().finished.is_some() {
                 return;
             }
             changed.await;
@@ -272,46 +272,52 @@ async fn supervise(inner: Arc<Inner>, addr: SocketAddr, config: Arc<Config>, mut
             })
             .await;
         let Some(delay) = retry_in else {
-            inner
-                .report(ClientEvent::GaveUp {
+            finish(
+                &inner,
+                ClientEvent::GaveUp {
                     attempts: backoff.attempts(),
-                })
-                .await;
-            finish(&inner);
+                },
+            );
             return;
         };
         // Sleep, but wake at once if the client is closed meanwhile.
-        let stop = inner.to_supervisor.listen();
-        if !inner.lock().stopped {
-            future::or(
-                async {
-                    Timer::after(delay).await;
-                },
-                async {
-                    stop.await;
-                },
-            )
-            .await;
-        }
+        future::or(
+            async {
+                Timer::after(delay).await;
+            },
+            stopped(&inner),
+        )
+        .await;
     }
-    inner.report(ClientEvent::Stopped).await;
-    finish(&inner);
+    finish(&inner, ClientEvent::Stopped);
 }
 
-fn finish(inner: &Inner) {
-    inner.lock().finished = true;
+/// Ends with `last`: queued, and returned by every `recv` after.
+fn finish(inner: &Inner, last: ClientEvent) {
+    {
+        let mut state = inner.lock();
+        state.events.push_back(last.clone());
+        state.finished = Some(last);
+    }
     inner.to_app.notify(usize::MAX);
+}
+
+/// Waits for [`ReconnectingClient::close`]. The same notification also
+/// says "the application read an event", so it is checked each time.
+async fn stopped(inner: &Inner) {
+    loop {
+        let changed = inner.to_supervisor.listen();
+        if inner.lock().stopped {
+            return;
+        }
+        changed.await;
+    }
 }
 
 /// Waits for [`ReconnectingClient::close`], then closes the connection.
 async fn close_when_stopped(inner: &Inner, conn: &Connection) -> Closed {
-    loop {
-        let changed = inner.to_supervisor.listen();
-        if inner.lock().stopped {
-            return conn.close(CloseCode::NORMAL, "client closed").await;
-        }
-        changed.await;
-    }
+    stopped(inner).await;
+    conn.close(CloseCode::NORMAL, "client closed").await
 }
 
 /// Passes the connection's items on until it closes; returns how.

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use atomic_waker::AtomicWaker;
 use event_listener::Event;
 use pulse_proto::{CloseCode, Closed, Event as ProtoEvent, Initiator, Negotiated, Session};
 
@@ -18,8 +19,9 @@ const MAX_LOSSY_EVENTS: usize = 64;
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
-    /// Handles to the driver: output queued, close asked, inbound drained.
-    pub(crate) to_driver: Event,
+    /// Handles to the driver (one task): output queued, close asked,
+    /// inbound drained. A single waker slot, never allocated.
+    pub(crate) driver_waker: AtomicWaker,
     /// Driver to handles: inbound arrived, output drained, closed.
     pub(crate) to_app: Event,
     handles: AtomicUsize,
@@ -52,7 +54,7 @@ impl Shared {
                 closed: None,
                 finished: false,
             }),
-            to_driver: Event::new(),
+            driver_waker: AtomicWaker::new(),
             to_app: Event::new(),
             handles: AtomicUsize::new(0),
         }
@@ -74,7 +76,7 @@ impl Shared {
             self.lock()
                 .session
                 .close(crate::clock::now(), CloseCode::NORMAL, "all handles dropped");
-            self.to_driver.notify(usize::MAX);
+            self.driver_waker.wake();
         }
     }
 }
@@ -129,6 +131,10 @@ impl Inner {
             _ => {}
         }
         let item = self.inbound.pop_front()?;
+        if self.inbound.is_empty() {
+            // An idle connection keeps no queue memory.
+            self.inbound = VecDeque::new();
+        }
         if item.is_lossy() {
             self.lossy -= 1;
         }

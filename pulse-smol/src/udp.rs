@@ -163,7 +163,7 @@ async fn route(
             inner.session.handle_datagram(clock::now(), datagram);
             inner.drain_events();
         }
-        shared.to_driver.notify(1);
+        shared.driver_waker.wake();
         shared.to_app.notify(usize::MAX);
     }
 }

@@ -169,15 +169,13 @@ fn the_reconnecting_client_comes_back_after_the_server_drops_it() {
 #[test]
 fn the_reconnecting_client_gives_up_as_its_backoff_says() {
     run(async {
-        // A port nobody listens on.
-        let addr = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        // Nobody listens here: no test binds 127.0.0.77, so no port reuse.
+        let addr = "127.0.0.77:1".parse().unwrap();
         let backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(40)).with_max_attempts(3);
         let (client, supervisor) = ReconnectingClient::new(addr, config(200, 1000), backoff);
         let supervisor = smol::spawn(supervisor);
         let mut attempts = 0;
+        let started = std::time::Instant::now();
         loop {
             match client.recv().await {
                 ClientEvent::Connecting { .. } => attempts += 1,
@@ -191,6 +189,12 @@ fn the_reconnecting_client_gives_up_as_its_backoff_says() {
             }
         }
         assert_eq!(attempts, 4, "the first try and three retries");
+        // The three waits were really waited: at least half of 10 + 20 + 40 ms.
+        assert!(
+            started.elapsed() >= Duration::from_millis(35),
+            "{:?}",
+            started.elapsed()
+        );
         supervisor.await;
         assert!(
             matches!(client.recv().await, ClientEvent::GaveUp { .. }),

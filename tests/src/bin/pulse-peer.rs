@@ -8,6 +8,9 @@
 //! - `smol-hold <addr> <count> <interval_ms> <dead_ms>`: opens `count`
 //!   connections, prints `ready` once all are up, then holds them idle.
 //!
+//! - `floor-echo`, `floor-hold <addr> <count> <interval_ms>`: the same
+//!   shapes with no protocol at all: bare epoll, 6-byte pings, 10-byte pongs.
+//!
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
 //! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>`).
 
@@ -107,6 +110,20 @@ fn main() {
                 })
             });
             ready_rx.recv().expect("connections opened");
+            println!("ready");
+        }
+        Some("floor-echo") => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            println!("listening {}", listener.local_addr().unwrap());
+            std::thread::spawn(move || pulse_tests::floor::serve(listener));
+        }
+        Some("floor-hold") => {
+            let addr: std::net::SocketAddr = arg(&args, 2, "address");
+            let count: usize = arg(&args, 3, "count");
+            let interval = Duration::from_millis(arg(&args, 4, "interval_ms"));
+            let counters = counters.clone();
+            counters.connections.store(count as u64, Ordering::Relaxed);
+            std::thread::spawn(move || pulse_tests::floor::hold(addr, count, interval, &counters.round_trips));
             println!("ready");
         }
         other => panic!("unknown mode {other:?}"),

@@ -1,0 +1,112 @@
+//! The floor: the bare syscalls a heartbeat round trip needs, with no
+//! protocol at all, measured the same way as pulse so every figure can be
+//! read as a ratio to it. The server waits in epoll, reads a 6-byte ping,
+//! writes a 10-byte pong (the sizes of pulse's PING and PONG); the client
+//! sends one ping per connection per interval, spread evenly.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+
+const LISTENER: Token = Token(usize::MAX);
+
+/// Serves pongs for pings forever on `listener`.
+pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut listener = TcpListener::from_std(listener);
+    let mut poll = Poll::new()?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    let mut connections: HashMap<usize, TcpStream> = HashMap::new();
+    let mut next = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    loop {
+        poll.poll(&mut events, None)?;
+        for event in &events {
+            if event.token() == LISTENER {
+                while let Ok((mut stream, _)) = listener.accept() {
+                    stream.set_nodelay(true)?;
+                    poll.registry().register(&mut stream, Token(next), Interest::READABLE)?;
+                    connections.insert(next, stream);
+                    next += 1;
+                }
+                continue;
+            }
+            let Some(stream) = connections.get_mut(&event.token().0) else {
+                continue;
+            };
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => {
+                        connections.remove(&event.token().0);
+                        break;
+                    }
+                    Ok(n) => {
+                        for _ in 0..n / 6 {
+                            let _ = stream.write(&[4, 8, 0, 0, 0, 1, 0, 0, 0, 0]);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        connections.remove(&event.token().0);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Opens `count` connections to `addr` and pings each once per `interval`,
+/// spread evenly over it; counts pongs in `round_trips`.
+pub fn hold(
+    addr: SocketAddr,
+    count: usize,
+    interval: Duration,
+    round_trips: &std::sync::atomic::AtomicU64,
+) -> io::Result<()> {
+    let mut poll = Poll::new()?;
+    let mut streams = Vec::with_capacity(count);
+    for i in 0..count {
+        let std_stream = std::net::TcpStream::connect(addr)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(std_stream);
+        poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
+        streams.push(stream);
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    let step = interval / count.max(1) as u32;
+    let start = Instant::now();
+    let mut sent = 0u64;
+    loop {
+        // Send every ping that is due by now.
+        let due = (start.elapsed().as_nanos() / step.as_nanos().max(1)) as u64;
+        while sent < due {
+            let _ = streams[(sent % count as u64) as usize].write(&[3, 4, 0, 0, 0, 1]);
+            sent += 1;
+        }
+        let next = start + step * (sent as u32 % u32::MAX).max(1);
+        poll.poll(
+            &mut events,
+            Some(
+                next.saturating_duration_since(Instant::now())
+                    .max(Duration::from_micros(100)),
+            ),
+        )?;
+        for event in &events {
+            let stream = &mut streams[event.token().0];
+            while let Ok(n) = stream.read(&mut buf) {
+                if n == 0 {
+                    return Ok(());
+                }
+                round_trips.fetch_add((n / 10) as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
