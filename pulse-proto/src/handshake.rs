@@ -133,7 +133,8 @@ impl Session {
         self.guard = PingGuard::default();
         let first = match self.role {
             Role::Client => self.jitter.first(negotiated.interval),
-            Role::Server => Jitter::max_spacing(negotiated.interval, self.config.jitter_percent) + negotiated.interval,
+            // The client's first PING comes within 3/2 of an interval.
+            Role::Server => Jitter::backup(negotiated.interval * 3 / 2, negotiated.dead_timeout),
         };
         self.liveness = Liveness::new(now, first, negotiated.dead_timeout);
         self.events.push_back(Event::Connected(negotiated));

@@ -65,6 +65,15 @@ impl Jitter {
     pub(crate) fn max_spacing(interval: Duration, percent: u8) -> Duration {
         interval + interval * u32::from(percent) / 100
     }
+
+    /// The server's spacing: it pings only when the client's PING is
+    /// overdue, so it waits until halfway between the latest the client's
+    /// PING can come (`expected`) and the dead-peer timeout, which leaves
+    /// the other half for probing. The later it is, the fewer times a
+    /// driver's timer fires for nothing while the client's PINGs arrive.
+    pub(crate) fn backup(expected: Duration, dead_timeout: Duration) -> Duration {
+        expected + dead_timeout.saturating_sub(expected) / 2
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -99,6 +108,15 @@ mod tests {
             buckets[((s - I / 2).as_millis() / 1000) as usize] += 1;
         }
         assert!(buckets.iter().all(|&n| (800..1200).contains(&n)), "{buckets:?}");
+    }
+
+    #[test]
+    fn the_server_waits_halfway_from_the_clients_latest_ping_to_the_timeout() {
+        let latest = Jitter::max_spacing(I, 10);
+        assert_eq!(latest, I * 11 / 10);
+        assert_eq!(Jitter::backup(latest, I * 3), I * 205 / 100);
+        // Even at the smallest timeout (two intervals) it comes before death.
+        assert!(Jitter::backup(latest, I * 2) < I * 2);
     }
 
     #[test]

@@ -508,12 +508,15 @@ impl Session {
 
     fn draw_spacing(&mut self) -> Duration {
         let interval = self.agreed.map_or(self.config.interval, |a| a.interval());
+        let dead_timeout = self
+            .agreed
+            .map_or(self.config.dead_timeout, |a| a.negotiated().dead_timeout);
         let percent = self.config.jitter_percent;
         match self.role {
             Role::Client => self.jitter.next(interval, percent),
             // The server is the backup: it pings only if the client's PING is
             // overdue, so an idle pair costs one round trip per interval.
-            Role::Server => Jitter::max_spacing(interval, percent) + interval / 2,
+            Role::Server => Jitter::backup(Jitter::max_spacing(interval, percent), dead_timeout),
         }
     }
 }

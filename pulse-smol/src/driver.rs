@@ -202,8 +202,9 @@ impl Future for Driver {
             // peer's silence would be ours: run no timers until it resumes.
             if this.armed.is_some() && !step.paused && Pin::new(&mut this.timer).poll(cx).is_ready() {
                 this.armed = None;
-                // Frames may be waiting: read them before any verdict.
-                read_all(&this.shared, io);
+                // Frames waiting to be read were read above: readiness is
+                // polled before the timer, and the reactor reports both from
+                // the same pass. So no verdict overlooks them.
                 this.shared.lock().session.handle_timeout(clock::now());
                 busy = true;
             }
@@ -292,6 +293,12 @@ fn read_all(shared: &Shared, io: &Io) {
             }
             news |= inner.drain_events();
             if inner.reading_paused() || inner.session.is_closed() {
+                break;
+            }
+            // A short read drained the stream. async-io re-arms interest
+            // level-triggered, so data arriving later is reported anyway:
+            // reading on just to hear EAGAIN would cost a syscall per wake.
+            if io.is_stream() && matches!(result, Ok(n) if n < buf.len()) {
                 break;
             }
         }

@@ -62,7 +62,9 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
 }
 
 /// Opens `count` connections to `addr` and pings each once per `interval`,
-/// spread evenly over it; counts pongs in `round_trips`.
+/// spaced evenly and paced with precise sleeps (as pulse's clients pace
+/// their PINGs with nanosecond timers, so neither side gets to batch);
+/// counts pongs in `round_trips`.
 pub fn hold(
     addr: SocketAddr,
     count: usize,
@@ -70,37 +72,39 @@ pub fn hold(
     round_trips: &std::sync::atomic::AtomicU64,
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
-    let mut streams = Vec::with_capacity(count);
+    let mut readers = Vec::with_capacity(count);
+    let mut writers = Vec::with_capacity(count);
     for i in 0..count {
         let std_stream = std::net::TcpStream::connect(addr)?;
         std_stream.set_nodelay(true)?;
+        writers.push(std_stream.try_clone()?);
         std_stream.set_nonblocking(true)?;
         let mut stream = TcpStream::from_std(std_stream);
         poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
-        streams.push(stream);
+        readers.push(stream);
     }
+    let step = interval / count.max(1) as u32;
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        for n in 0u64.. {
+            let due = start + step * (n as u32);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if writers[(n % count as u64) as usize]
+                .write_all(&[3, 4, 0, 0, 0, 1])
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 4096];
-    let step = interval / count.max(1) as u32;
-    let start = Instant::now();
-    let mut sent = 0u64;
     loop {
-        // Send every ping that is due by now.
-        let due = (start.elapsed().as_nanos() / step.as_nanos().max(1)) as u64;
-        while sent < due {
-            let _ = streams[(sent % count as u64) as usize].write(&[3, 4, 0, 0, 0, 1]);
-            sent += 1;
-        }
-        let next = start + step * (sent as u32 % u32::MAX).max(1);
-        poll.poll(
-            &mut events,
-            Some(
-                next.saturating_duration_since(Instant::now())
-                    .max(Duration::from_micros(100)),
-            ),
-        )?;
+        poll.poll(&mut events, None)?;
         for event in &events {
-            let stream = &mut streams[event.token().0];
+            let stream = &mut readers[event.token().0];
             while let Ok(n) = stream.read(&mut buf) {
                 if n == 0 {
                     return Ok(());

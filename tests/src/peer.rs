@@ -99,7 +99,9 @@ pub fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-/// CPU time (user + system) this process has used, in microseconds.
+/// CPU time (user + system) this process has used, in microseconds. The
+/// kernel scales these tick counts so their sum matches its precise
+/// runtime; read over tens of seconds, the 10 ms tick is fine.
 pub fn cpu_micros() -> u64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (which may hold spaces) start after ')'.
@@ -112,4 +114,21 @@ pub fn cpu_micros() -> u64 {
         + fields.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
     // Linux reports clock ticks of 1/100 s on every common configuration.
     ticks * 10_000
+}
+
+/// Context switches (voluntary and not) of this process's threads.
+pub fn context_switches() -> u64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("status")).ok())
+        .flat_map(|s| {
+            s.lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }

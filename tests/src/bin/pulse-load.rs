@@ -5,9 +5,10 @@
 //! Run: `cargo run --release -p pulse-tests --bin pulse-load -- [connections] [interval_ms] [seconds] [servers]`
 //! e.g. `... -- 5000 1000 30 smol,floor`.
 //!
-//! For each server it prints one row: RSS per connection (RSS delta ÷ N,
-//! measured 10 s after the last client connected) and server CPU time per
-//! round trip (CPU used over the window ÷ round trips completed in it).
+//! Per server, one row: RSS per connection (server RSS delta ÷ N, 10 s
+//! after the last client connected), server CPU per round trip (user +
+//! system time over the window ÷ round trips completed in it, as counted by
+//! the clients) and context switches per round trip.
 
 use std::time::Duration;
 
@@ -20,10 +21,9 @@ fn peer_binary() -> String {
 }
 
 struct Row {
-    server: &'static str,
-    connections: usize,
     rss_per_connection: f64,
     cpu_per_round_trip_us: f64,
+    switches_per_round_trip: f64,
     round_trips: u64,
 }
 
@@ -42,15 +42,20 @@ fn round_trips(stats: &str) -> u64 {
         .map_or(0, number)
 }
 
-fn measure(server: &'static str, connections: usize, interval_ms: u64, seconds: u64) -> Row {
-    let (server_mode, client_mode) = match server {
+/// The `pulse-peer` modes of a server and of its clients.
+fn modes(server: &str) -> (&'static str, &'static str) {
+    match server {
         "smol" => ("smol-echo-server", "smol-hold"),
         "floor" => ("floor-echo", "floor-hold"),
-        other => panic!("unknown server {other}"),
-    };
+        other => panic!("unknown server {other:?}: smol or floor"),
+    }
+}
+
+fn measure(server: &str, connections: usize, interval_ms: u64, seconds: u64) -> Row {
+    let (server_mode, client_mode) = modes(server);
+    let peer = peer_binary();
     let interval = interval_ms.to_string();
     let dead = (3 * interval_ms).to_string();
-    let peer = peer_binary();
     let mut srv = Peer::start(&peer, &[server_mode, &interval, &dead]);
     let addr = srv.addr.expect("server address").to_string();
     std::thread::sleep(Duration::from_millis(500));
@@ -59,17 +64,16 @@ fn measure(server: &'static str, connections: usize, interval_ms: u64, seconds: 
     let mut client = Peer::start(&peer, &[client_mode, &addr, &count, &interval, &dead]);
     std::thread::sleep(Duration::from_secs(10));
     let rss_after = number(&srv.ask("rss"));
-    let cpu_start = number(&srv.ask("cpu"));
+    let (cpu_start, switches_start) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
     let rt_start = round_trips(&client.ask("stats"));
     std::thread::sleep(Duration::from_secs(seconds));
-    let cpu_end = number(&srv.ask("cpu"));
-    let rt_end = round_trips(&client.ask("stats"));
-    let round_trips = rt_end - rt_start;
+    let (cpu_end, switches_end) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
+    let round_trips = round_trips(&client.ask("stats")) - rt_start;
+    let per_round_trip = |x: u64| x as f64 / round_trips.max(1) as f64;
     Row {
-        server,
-        connections,
         rss_per_connection: rss_after.saturating_sub(rss_before) as f64 / connections as f64,
-        cpu_per_round_trip_us: (cpu_end - cpu_start) as f64 / round_trips.max(1) as f64,
+        cpu_per_round_trip_us: per_round_trip(cpu_end - cpu_start),
+        switches_per_round_trip: per_round_trip(switches_end - switches_start),
         round_trips,
     }
 }
@@ -79,22 +83,22 @@ fn main() {
     let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5000);
     let interval_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(30);
-    let servers: Vec<&str> = args.get(4).map_or("smol,floor", String::as_str).split(',').collect();
+    let servers = args.get(4).map_or("smol,floor", String::as_str);
     println!("{connections} idle connections, heartbeat every {interval_ms} ms, CPU measured over {seconds} s");
     println!(
-        "{:<8} {:>12} {:>22} {:>26} {:>12}",
-        "server", "connections", "RSS/connection (bytes)", "server CPU/round trip (us)", "round trips"
+        "{:<7} {:>11} {:>15} {:>17} {:>17} {:>12}",
+        "server", "connections", "RSS/conn (B)", "CPU/round trip", "switches/rtrip", "round trips"
     );
-    for server in servers {
-        let server: &'static str = match server {
-            "smol" => "smol",
-            "floor" => "floor",
-            other => panic!("unknown server {other}"),
-        };
+    for server in servers.split(',') {
         let row = measure(server, connections, interval_ms, seconds);
         println!(
-            "{:<8} {:>12} {:>22.0} {:>26.2} {:>12}",
-            row.server, row.connections, row.rss_per_connection, row.cpu_per_round_trip_us, row.round_trips
+            "{:<7} {:>11} {:>15.0} {:>14.2} us {:>17.2} {:>12}",
+            server,
+            connections,
+            row.rss_per_connection,
+            row.cpu_per_round_trip_us,
+            row.switches_per_round_trip,
+            row.round_trips
         );
     }
 }

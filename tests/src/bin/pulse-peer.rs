@@ -12,6 +12,7 @@
 //!   shapes with no protocol at all: bare epoll, 6-byte pings, 10-byte pongs.
 //!
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
+//! `switches` (context switches),
 //! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>`).
 
 use std::io::BufRead;
@@ -21,7 +22,7 @@ use std::time::Duration;
 
 use pulse_proto::Config;
 use pulse_smol::{Connection, Incoming, Listener};
-use pulse_tests::peer::{cpu_micros, rss_bytes};
+use pulse_tests::peer::{context_switches, cpu_micros, rss_bytes};
 
 #[derive(Default)]
 struct Counters {
@@ -81,14 +82,17 @@ fn main() {
             let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), config).expect("bind");
             println!("listening {}", listener.local_addr().unwrap());
             let counters = counters.clone();
+            // One thread runs the reactor and every task: no cross-thread
+            // wake-ups, the way a smol server uses a core.
             std::thread::spawn(move || {
-                smol::block_on(async {
+                let ex = smol::LocalExecutor::new();
+                smol::block_on(ex.run(async {
                     while let Ok((conn, driver, _)) = listener.accept().await {
                         counters.connections.fetch_add(1, Ordering::Relaxed);
-                        smol::spawn(driver).detach();
-                        smol::spawn(watch(conn, counters.clone(), true)).detach();
+                        ex.spawn(driver).detach();
+                        ex.spawn(watch(conn, counters.clone(), true)).detach();
                     }
-                })
+                }))
             });
         }
         Some("smol-hold") => {
@@ -98,16 +102,17 @@ fn main() {
             let counters = counters.clone();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
             std::thread::spawn(move || {
-                smol::block_on(async {
+                let ex = smol::LocalExecutor::new();
+                smol::block_on(ex.run(async {
                     for _ in 0..count {
                         let (conn, driver) = pulse_smol::connect(addr, config.clone()).await.expect("connect");
                         counters.connections.fetch_add(1, Ordering::Relaxed);
-                        smol::spawn(driver).detach();
-                        smol::spawn(watch(conn, counters.clone(), false)).detach();
+                        ex.spawn(driver).detach();
+                        ex.spawn(watch(conn, counters.clone(), false)).detach();
                     }
                     ready_tx.send(()).unwrap();
                     futures_lite::future::pending::<()>().await;
-                })
+                }))
             });
             ready_rx.recv().expect("connections opened");
             println!("ready");
@@ -133,6 +138,7 @@ fn main() {
         match line.trim() {
             "rss" => println!("{}", rss_bytes()),
             "cpu" => println!("{}", cpu_micros()),
+            "switches" => println!("{}", context_switches()),
             "stats" => println!(
                 "connections {} verdicts {} closed {} round_trips {}",
                 counters.connections.load(Ordering::Relaxed),
