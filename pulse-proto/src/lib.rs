@@ -86,6 +86,7 @@ mod stats;
 mod time;
 mod transmit;
 mod varint;
+mod wheel;
 
 pub use backoff::Backoff;
 pub use close::{CloseCode, Initiator};
@@ -97,3 +98,4 @@ pub use rtt::RttEstimator;
 pub use session::{Role, Session, State};
 pub use stats::Stats;
 pub use time::Instant;
+pub use wheel::{TimerKey, TimerWheel};
