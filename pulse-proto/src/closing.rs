@@ -38,6 +38,28 @@ impl Session {
         }
     }
 
+    /// Closes at once: queued DATA is dropped, CLOSE with `code` goes out
+    /// ahead of anything not yet begun (if the stream is between frames),
+    /// and the session is closed without waiting for the peer. For a peer
+    /// that reads too slowly, or a shutdown whose grace has run out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pulse_proto::{CloseCode, Config, Event, Instant, Role, Session};
+    ///
+    /// let mut client = Session::new(Config::default(), Role::Client, Instant::ZERO, 1).unwrap();
+    /// client.abort(Instant::ZERO, CloseCode::SLOW_READER, "output limit reached");
+    /// assert!(client.is_closed());
+    /// assert!(matches!(client.poll_event(), Some(Event::Closed(c)) if c.code == CloseCode::SLOW_READER));
+    /// ```
+    pub fn abort(&mut self, now: Instant, code: CloseCode, reason: &str) {
+        self.clock(now);
+        if self.state != State::Closed {
+            self.hard_close(code, truncate_reason(reason).to_string(), None);
+        }
+    }
+
     pub(crate) fn on_peer_close(&mut self, now: Instant, code: CloseCode, reason: String) {
         match self.state {
             State::Established => {

@@ -1,0 +1,96 @@
+//! What a handler can do from inside a callback.
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mio::net::TcpStream;
+use pulse_proto::{CloseCode, Negotiated, Role, SendError};
+
+use crate::core::{Core, Io};
+use crate::handler::ConnId;
+
+/// The loop, as a callback sees it: send, close, connect, and each
+/// connection's value. Changes take effect when the callback returns, in
+/// the same turn of the loop.
+pub struct Ctx<'a, T> {
+    pub(crate) core: &'a mut Core<T>,
+}
+
+impl<T> Ctx<'_, T> {
+    /// Queues a message for `conn`. A peer already at its output limit is
+    /// closed with "slow reader" and the error says so.
+    pub fn send(&mut self, conn: ConnId, tag: u16, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        self.core.send(conn, tag, payload.into())
+    }
+
+    /// Closes `conn` gracefully: what was queued goes first, then CLOSE.
+    pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
+        self.core.close(conn, code, reason);
+    }
+
+    /// Opens a connection to a pulse server; `value` is kept with it.
+    pub fn connect(&mut self, addr: SocketAddr, value: T) -> io::Result<ConnId> {
+        connect(self.core, addr, None, value)
+    }
+
+    /// The value kept with `conn`.
+    pub fn value(&mut self, conn: ConnId) -> Option<&mut T> {
+        self.core.get(conn).and_then(|c| c.value.as_mut())
+    }
+
+    /// The smoothed RTT of `conn`, once measured.
+    pub fn rtt(&mut self, conn: ConnId) -> Option<Duration> {
+        self.core.get(conn).and_then(|c| c.session.rtt())
+    }
+
+    /// The values agreed in `conn`'s handshake.
+    pub fn negotiated(&mut self, conn: ConnId) -> Option<Negotiated> {
+        self.core.get(conn).and_then(|c| c.session.negotiated())
+    }
+
+    /// Connections held now.
+    pub fn connections(&self) -> usize {
+        self.core.conns.len()
+    }
+
+    /// Every connection held now (for a broadcast of your own).
+    pub fn ids(&self) -> Vec<ConnId> {
+        self.core
+            .conns
+            .iter()
+            .map(|(i, c)| ConnId {
+                index: i as u32,
+                generation: c.generation,
+            })
+            .collect()
+    }
+}
+
+/// Opens a TCP connection, optionally from a chosen local address (to
+/// spread many clients over 127.0.0.x).
+pub(crate) fn connect<T>(
+    core: &mut Core<T>,
+    addr: SocketAddr,
+    from: Option<SocketAddr>,
+    value: T,
+) -> io::Result<ConnId> {
+    let stream = match from {
+        None => TcpStream::connect(addr)?,
+        Some(local) => {
+            let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+            socket.set_nonblocking(true)?;
+            socket.bind(&local.into())?;
+            match socket.connect(&addr.into()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
+                Err(e) => return Err(e),
+            }
+            TcpStream::from_std(socket.into())
+        }
+    };
+    stream.set_nodelay(true)?;
+    core.stats.connected += 1;
+    core.add(Io::Tcp(stream), Role::Client, value)
+}

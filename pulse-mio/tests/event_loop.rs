@@ -1,0 +1,304 @@
+//! The mio loop over real sockets on 127.0.0.1: messages and heartbeats,
+//! limits, isolation of bad peers, slow readers, and graceful shutdown.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pulse_mio::{ConnId, Ctx, EventLoop, Handle, Handler, LoopConfig};
+use pulse_proto::frame::{Frame, Hello, MAGIC};
+use pulse_proto::{CloseCode, Closed, Config, Event, Initiator, StreamDecoder};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[derive(Default, Debug)]
+struct Log {
+    opened: Vec<ConnId>,
+    messages: Vec<(ConnId, u16, Bytes)>,
+    rtts: usize,
+    verdicts: usize,
+    closed: Vec<(ConnId, Closed)>,
+}
+
+/// Records everything; echoes messages when `echo`.
+struct Recorder {
+    log: Arc<Mutex<Log>>,
+    echo: bool,
+}
+
+impl Handler for Recorder {
+    type Conn = ();
+    fn accepted(&mut self, _peer: SocketAddr) {}
+    fn on_open(&mut self, _ctx: &mut Ctx<'_, ()>, conn: ConnId) {
+        self.log.lock().unwrap().opened.push(conn);
+    }
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
+        if self.echo {
+            let _ = ctx.send(conn, tag, payload.clone());
+        }
+        self.log.lock().unwrap().messages.push((conn, tag, payload));
+    }
+    fn on_event(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, event: &Event) {
+        let mut log = self.log.lock().unwrap();
+        match event {
+            Event::Rtt(_) => log.rtts += 1,
+            Event::PeerDead { .. } => log.verdicts += 1,
+            _ => {}
+        }
+    }
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, conn: ConnId, closed: &Closed, _value: ()) {
+        self.log.lock().unwrap().closed.push((conn, closed.clone()));
+    }
+}
+
+fn session_config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
+    let interval = Duration::from_millis(interval_ms);
+    Arc::new(Config {
+        interval,
+        dead_timeout: Duration::from_millis(dead_ms),
+        min_interval: interval.min(Duration::from_secs(1)),
+        min_ping_spacing: (interval / 2).min(Duration::from_millis(500)),
+        handshake_timeout: Duration::from_secs(2),
+        ..Config::default()
+    })
+}
+
+struct Server {
+    addr: SocketAddr,
+    handle: Handle,
+    log: Arc<Mutex<Log>>,
+    thread: Option<JoinHandle<pulse_mio::LoopStats>>,
+}
+
+impl Server {
+    fn start(config: LoopConfig, echo: bool) -> Server {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let mut event_loop = EventLoop::new(config, Recorder { log: log.clone(), echo }).unwrap();
+        let addr = event_loop.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let handle = event_loop.handle();
+        let thread = std::thread::spawn(move || {
+            event_loop.run().unwrap();
+            event_loop.stats()
+        });
+        Server {
+            addr,
+            handle,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    fn stop(mut self, grace: Duration) -> pulse_mio::LoopStats {
+        self.handle.shutdown(grace).unwrap();
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.handle.shutdown(Duration::ZERO);
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Turns `event_loop` until `done` says so, or fails after the patience.
+fn turn_until<H: Handler>(event_loop: &mut EventLoop<H>, mut done: impl FnMut(&mut EventLoop<H>) -> bool) {
+    let started = Instant::now();
+    while !done(event_loop) {
+        assert!(started.elapsed() < PATIENCE, "waited too long");
+        event_loop.turn(Some(Duration::from_millis(50))).unwrap();
+    }
+}
+
+fn client_loop(config: Arc<Config>) -> (EventLoop<Recorder>, Arc<Mutex<Log>>) {
+    let log = Arc::new(Mutex::new(Log::default()));
+    (
+        EventLoop::new(
+            LoopConfig::new(config),
+            Recorder {
+                log: log.clone(),
+                echo: false,
+            },
+        )
+        .unwrap(),
+        log,
+    )
+}
+
+#[test]
+fn clients_and_server_exchange_messages_and_heartbeats_then_shut_down_cleanly() {
+    let server = Server::start(LoopConfig::new(session_config(100, 400)), true);
+    let (mut clients, log) = client_loop(session_config(100, 400));
+    let ids: Vec<ConnId> = (0..20).map(|_| clients.connect(server.addr, ()).unwrap()).collect();
+    turn_until(&mut clients, |_| log.lock().unwrap().opened.len() == 20);
+    for (i, id) in ids.iter().enumerate() {
+        clients
+            .with_ctx(|ctx| ctx.send(*id, i as u16, Bytes::from(vec![i as u8; 1000 * i])))
+            .unwrap();
+    }
+    turn_until(&mut clients, |_| log.lock().unwrap().messages.len() == 20);
+    for (conn, tag, payload) in &log.lock().unwrap().messages {
+        assert_eq!(*conn, ids[*tag as usize]);
+        assert_eq!(payload, &Bytes::from(vec![*tag as u8; 1000 * *tag as usize]));
+    }
+    // Idle for a while: heartbeats keep every connection alive.
+    let until = Instant::now() + Duration::from_secs(1);
+    turn_until(&mut clients, |_| Instant::now() >= until);
+    assert!(log.lock().unwrap().rtts >= 20 * 5, "{:?}", log.lock().unwrap().rtts);
+    assert!(log.lock().unwrap().closed.is_empty());
+    // Graceful shutdown: every client is told "going away".
+    server.handle.shutdown(Duration::from_secs(2)).unwrap();
+    turn_until(&mut clients, |_| log.lock().unwrap().closed.len() == 20);
+    for (_, closed) in &log.lock().unwrap().closed {
+        assert_eq!(
+            (closed.code, closed.initiator),
+            (CloseCode::GOING_AWAY, Initiator::Peer),
+            "{closed:?}"
+        );
+    }
+    let server_log = server.log.clone();
+    let stats = server.stop(Duration::ZERO);
+    assert_eq!((stats.accepted, stats.closed), (20, 20));
+    assert_eq!(server_log.lock().unwrap().verdicts, 0);
+}
+
+#[test]
+fn beyond_the_connection_limit_a_client_is_refused_and_the_others_are_served() {
+    let server = Server::start(
+        LoopConfig {
+            max_connections: 2,
+            ..LoopConfig::new(session_config(1000, 3000))
+        },
+        true,
+    );
+    let (mut clients, log) = client_loop(session_config(1000, 3000));
+    let first = clients.connect(server.addr, ()).unwrap();
+    clients.connect(server.addr, ()).unwrap();
+    turn_until(&mut clients, |_| log.lock().unwrap().opened.len() == 2);
+    let third = clients.connect(server.addr, ()).unwrap();
+    turn_until(&mut clients, |_| !log.lock().unwrap().closed.is_empty());
+    let (closed_id, closed) = log.lock().unwrap().closed[0].clone();
+    assert_eq!(closed_id, third);
+    assert_eq!((closed.code, closed.initiator), (CloseCode::REFUSED, Initiator::Peer));
+    clients
+        .with_ctx(|ctx| ctx.send(first, 1, &b"still served"[..]))
+        .unwrap();
+    turn_until(&mut clients, |_| !log.lock().unwrap().messages.is_empty());
+    let stats = server.stop(Duration::from_secs(1));
+    assert_eq!(stats.refused, 1);
+}
+
+/// A raw TCP peer that completed the handshake by hand.
+fn raw_client(addr: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut hello = MAGIC.to_vec();
+    Frame::Hello(Hello {
+        version_min: 1,
+        version_max: 1,
+        interval_ms: 1000,
+        dead_timeout_ms: 3000,
+        max_frame_len: 1 << 20,
+    })
+    .encode(&mut hello);
+    stream.write_all(&hello).unwrap();
+    stream
+}
+
+/// Reads frames until a CLOSE; returns its code.
+fn close_code(stream: &mut TcpStream) -> Option<CloseCode> {
+    let mut decoder = StreamDecoder::new(1 << 20);
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        let mut input = &buf[..n];
+        while let Ok(Some(frame)) = decoder.decode(&mut input) {
+            if let Frame::Close { code, .. } = frame {
+                return Some(code);
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_peers_are_closed_with_their_code_and_disturb_no_one_else() {
+    let server = Server::start(LoopConfig::new(session_config(1000, 3000)), true);
+    let (mut clients, log) = client_loop(session_config(1000, 3000));
+    let good = clients.connect(server.addr, ()).unwrap();
+    turn_until(&mut clients, |_| log.lock().unwrap().opened.len() == 1);
+
+    let mut garbage = TcpStream::connect(server.addr).unwrap();
+    garbage.set_read_timeout(Some(PATIENCE)).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(close_code(&mut garbage), Some(CloseCode::PROTOCOL_ERROR));
+
+    let mut oversized = raw_client(server.addr);
+    oversized.write_all(&[0x05, 0x80, 0x40, 0x00, 0x00]).unwrap(); // DATA of 4 MiB
+    assert_eq!(close_code(&mut oversized), Some(CloseCode::FRAME_TOO_LARGE));
+
+    let mut flooder = raw_client(server.addr);
+    for id in 1..=10u32 {
+        let mut ping = Vec::new();
+        Frame::Ping { id }.encode(&mut ping);
+        flooder.write_all(&ping).unwrap();
+    }
+    assert_eq!(close_code(&mut flooder), Some(CloseCode::TOO_MANY_PINGS));
+
+    let mut trickler = TcpStream::connect(server.addr).unwrap();
+    trickler.set_read_timeout(Some(PATIENCE)).unwrap();
+    trickler.write_all(&MAGIC[..2]).unwrap(); // then nothing: the handshake times out
+    let started = Instant::now();
+    assert_eq!(close_code(&mut trickler), Some(CloseCode::HANDSHAKE_TIMEOUT));
+    assert!(started.elapsed() < Duration::from_secs(4));
+
+    // The good connection never noticed.
+    clients.with_ctx(|ctx| ctx.send(good, 7, &b"fine"[..])).unwrap();
+    turn_until(&mut clients, |_| !log.lock().unwrap().messages.is_empty());
+    assert!(log.lock().unwrap().closed.is_empty());
+    drop(server);
+}
+
+/// Sends far more than a peer reads, counting what was accepted.
+struct Firehose {
+    accepted_sends: usize,
+}
+
+impl Handler for Firehose {
+    type Conn = ();
+    fn accepted(&mut self, _peer: SocketAddr) {}
+    fn on_open(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId) {
+        for _ in 0..1000 {
+            if ctx.send(conn, 1, Bytes::from(vec![0u8; 60_000])).is_err() {
+                break;
+            }
+            self.accepted_sends += 1;
+        }
+    }
+    fn on_message(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _tag: u16, _payload: Bytes) {}
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, closed: &Closed, _value: ()) {
+        assert_eq!(closed.code, CloseCode::SLOW_READER);
+    }
+}
+
+#[test]
+fn a_reader_slower_than_the_output_limit_is_closed_with_its_code() {
+    let config = session_config(1000, 3000);
+    let limit = config.max_queued_bytes;
+    let mut event_loop = EventLoop::new(LoopConfig::new(config), Firehose { accepted_sends: 0 }).unwrap();
+    let addr = event_loop.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let mut reader = raw_client(addr); // never reads what the server sends
+    turn_until(&mut event_loop, |l| l.stats().slow_readers == 1);
+    turn_until(&mut event_loop, |l| l.connections() == 0);
+    // All was queued in one callback, before any write: the queue stopped
+    // at the limit, and the send that would cross it closed the peer.
+    assert_eq!(event_loop.handler().accepted_sends, limit / 60_000);
+    assert_eq!(close_code(&mut reader), Some(CloseCode::SLOW_READER));
+}
