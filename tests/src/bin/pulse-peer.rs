@@ -11,6 +11,11 @@
 //! - `floor-echo`, `floor-hold <addr> <count> <interval_ms>`: the same
 //!   shapes with no protocol at all: bare epoll, 6-byte pings, 10-byte pongs.
 //!
+//! - `mio-echo-server <interval_ms> <dead_ms>`, `mio-hold <addr> <count>
+//!   <interval_ms> <dead_ms>`: the same with pulse-mio (the clients' source
+//!   addresses spread over 127.0.0.2-9). `shutdown` stops the server loop
+//!   gracefully and answers `closed <n>`.
+//!
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
 //! `switches` (context switches),
 //! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>`).
@@ -30,6 +35,7 @@ struct Counters {
     verdicts: AtomicU64,
     closed: AtomicU64,
     round_trips: AtomicU64,
+    going_away: AtomicU64,
 }
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
@@ -73,9 +79,56 @@ async fn watch(conn: Connection, counters: Arc<Counters>, echo: bool) {
     }
 }
 
+/// The mio side of `watch`: counts into the same counters.
+struct Counting {
+    counters: Arc<Counters>,
+    echo: bool,
+}
+
+impl pulse_mio::Handler for Counting {
+    type Conn = ();
+    fn accepted(&mut self, _peer: std::net::SocketAddr) {}
+    fn on_open(&mut self, _ctx: &mut pulse_mio::Ctx<'_, ()>, _conn: pulse_mio::ConnId) {
+        self.counters.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    fn on_message(
+        &mut self,
+        ctx: &mut pulse_mio::Ctx<'_, ()>,
+        conn: pulse_mio::ConnId,
+        tag: u16,
+        payload: bytes::Bytes,
+    ) {
+        if self.echo {
+            let _ = ctx.send(conn, tag, payload);
+        }
+    }
+    fn on_event(&mut self, _ctx: &mut pulse_mio::Ctx<'_, ()>, _conn: pulse_mio::ConnId, event: &pulse_proto::Event) {
+        match event {
+            pulse_proto::Event::Rtt(_) => self.counters.round_trips.fetch_add(1, Ordering::Relaxed),
+            pulse_proto::Event::PeerDead { .. } => self.counters.verdicts.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+    fn on_close(
+        &mut self,
+        _ctx: &mut pulse_mio::Ctx<'_, ()>,
+        _conn: pulse_mio::ConnId,
+        closed: &pulse_proto::Closed,
+        _value: (),
+    ) {
+        self.counters.closed.fetch_add(1, Ordering::Relaxed);
+        if closed.code == pulse_proto::CloseCode::GOING_AWAY {
+            self.counters.going_away.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let counters = Arc::new(Counters::default());
+    let mut mio_handle: Option<pulse_mio::Handle> = None;
+    let mut mio_done: Option<std::sync::mpsc::Receiver<u64>> = None;
     match args.get(1).map(String::as_str) {
         Some("smol-echo-server") => {
             let config = config(arg(&args, 2, "interval_ms"), arg(&args, 3, "dead_ms"));
@@ -131,6 +184,58 @@ fn main() {
             std::thread::spawn(move || pulse_tests::floor::hold(addr, count, interval, &counters.round_trips));
             println!("ready");
         }
+        Some("mio-echo-server") => {
+            let config = pulse_mio::LoopConfig::new(config(arg(&args, 2, "interval_ms"), arg(&args, 3, "dead_ms")));
+            let mut event_loop = pulse_mio::EventLoop::new(
+                config,
+                Counting {
+                    counters: counters.clone(),
+                    echo: true,
+                },
+            )
+            .expect("loop");
+            let addr = event_loop.listen("127.0.0.1:0".parse().unwrap()).expect("listen");
+            mio_handle = Some(event_loop.handle());
+            let (done_tx, done_rx) = std::sync::mpsc::channel();
+            mio_done = Some(done_rx);
+            std::thread::spawn(move || {
+                event_loop.run().expect("run");
+                let _ = done_tx.send(event_loop.stats().closed);
+            });
+            println!("listening {addr}");
+        }
+        Some("mio-hold") => {
+            let addr: std::net::SocketAddr = arg(&args, 2, "address");
+            let count: usize = arg(&args, 3, "count");
+            let config = pulse_mio::LoopConfig::new(config(arg(&args, 4, "interval_ms"), arg(&args, 5, "dead_ms")));
+            let mut event_loop = pulse_mio::EventLoop::new(
+                config,
+                Counting {
+                    counters: counters.clone(),
+                    echo: false,
+                },
+            )
+            .expect("loop");
+            for i in 0..count {
+                let local = std::net::SocketAddr::from(([127, 0, 0, 2 + (i % 8) as u8], 0));
+                event_loop.connect_from(local, addr, ()).expect("connect");
+            }
+            let counters = counters.clone();
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut ready = Some(ready_tx);
+                loop {
+                    event_loop.turn(None).expect("turn");
+                    if counters.connections.load(Ordering::Relaxed) as usize == count {
+                        if let Some(tx) = ready.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                }
+            });
+            ready_rx.recv().expect("connections opened");
+            println!("ready");
+        }
         other => panic!("unknown mode {other:?}"),
     }
     for line in std::io::stdin().lock().lines() {
@@ -140,12 +245,21 @@ fn main() {
             "cpu" => println!("{}", cpu_micros()),
             "switches" => println!("{}", context_switches()),
             "stats" => println!(
-                "connections {} verdicts {} closed {} round_trips {}",
+                "connections {} verdicts {} closed {} round_trips {} going_away {}",
                 counters.connections.load(Ordering::Relaxed),
                 counters.verdicts.load(Ordering::Relaxed),
                 counters.closed.load(Ordering::Relaxed),
                 counters.round_trips.load(Ordering::Relaxed),
+                counters.going_away.load(Ordering::Relaxed),
             ),
+            "shutdown" => {
+                if let (Some(handle), Some(done)) = (&mio_handle, &mio_done) {
+                    handle.shutdown(Duration::from_secs(5)).expect("shutdown");
+                    println!("closed {}", done.recv().expect("loop ended"));
+                } else {
+                    println!("no loop to shut down");
+                }
+            }
             "quit" => break,
             other => println!("unknown command {other:?}"),
         }
