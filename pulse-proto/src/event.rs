@@ -1,5 +1,7 @@
 //! What a session tells its driver.
 
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use bytes::Bytes;
 use core::time::Duration;
@@ -83,4 +85,32 @@ pub struct RttSample {
     pub peer_hold: Duration,
     /// The smoothed RTT after this sample.
     pub smoothed: Duration,
+}
+
+/// Events waiting for the driver; boxed and present only while there are
+/// some, so an idle session carries one pointer for them.
+#[derive(Debug, Default)]
+// The box is the point: 8 bytes in every session instead of 32.
+#[allow(clippy::box_collection)]
+pub(crate) struct EventQueue(Option<Box<VecDeque<Event>>>);
+
+impl EventQueue {
+    pub(crate) fn push_back(&mut self, event: Event) {
+        self.0.get_or_insert_with(Box::default).push_back(event);
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Event> {
+        let queue = self.0.as_mut()?;
+        let event = queue.pop_front();
+        if queue.is_empty() {
+            self.0 = None;
+        }
+        event
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |q| {
+            core::mem::size_of::<VecDeque<Event>>() + q.capacity() * core::mem::size_of::<Event>()
+        })
+    }
 }

@@ -3,7 +3,7 @@
 use core::time::Duration;
 
 use crate::config::Transport;
-use crate::event::{Event, Negotiated};
+use crate::event::Negotiated;
 use crate::frame::data_overhead;
 use crate::rtt::RttEstimator;
 use crate::session::{Role, Session, State};
@@ -59,7 +59,7 @@ impl Session {
     /// Heap bytes the session holds now for input, output and undrained
     /// events. Zero on an idle session whose events were drained.
     pub fn buffered_bytes(&self) -> usize {
-        self.decoder.capacity() + self.output.heap_bytes() + self.events.capacity() * core::mem::size_of::<Event>()
+        self.decoder.capacity() + self.output.heap_bytes() + self.events.heap_bytes()
     }
 
     /// The largest payload `send` accepts now.

@@ -20,11 +20,18 @@ pub(crate) const STREAM_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, Default)]
 pub(crate) struct Output {
-    staged: Vec<u8>,
-    sent: usize,
+    /// Bytes committed to the wire; boxed and present only while there are
+    /// some: an idle session carries one pointer for them.
+    staged: Option<Box<Staged>>,
     /// DATA not yet staged; boxed and present only while there is some, so
     /// an idle session carries one pointer for it.
     data: Option<Box<DataQueue>>,
+}
+
+#[derive(Debug, Default)]
+struct Staged {
+    bytes: Vec<u8>,
+    sent: usize,
 }
 
 #[derive(Debug, Default)]
@@ -40,22 +47,36 @@ struct DataQueue {
 impl Output {
     /// Staged bytes not yet taken by the driver.
     pub(crate) fn unsent(&self) -> Option<&[u8]> {
-        (self.sent < self.staged.len()).then(|| &self.staged[self.sent..])
+        self.staged
+            .as_ref()
+            .and_then(|s| (s.sent < s.bytes.len()).then(|| &s.bytes[s.sent..]))
     }
 
     /// Where control frames are written.
     pub(crate) fn staging(&mut self) -> &mut Vec<u8> {
-        &mut self.staged
+        &mut self.staged.get_or_insert_with(Box::default).bytes
     }
 
     pub(crate) fn staged_len(&self) -> usize {
-        self.staged.len()
+        self.staged.as_ref().map_or(0, |s| s.bytes.len())
+    }
+
+    /// Drops the staging box if staging left it empty.
+    pub(crate) fn release_empty(&mut self) {
+        if self.staged.as_ref().is_some_and(|s| s.bytes.is_empty()) {
+            self.staged = None;
+        }
     }
 
     /// Takes back staged bytes the driver has not seen (a lone magic).
     pub(crate) fn unstage_to(&mut self, len: usize) {
-        debug_assert!(self.sent == 0 && len <= self.staged.len());
-        self.staged.truncate(len);
+        if let Some(staged) = self.staged.as_mut() {
+            debug_assert!(staged.sent == 0 && len <= staged.bytes.len());
+            staged.bytes.truncate(len);
+            if len == 0 {
+                self.staged = None;
+            }
+        }
     }
 
     pub(crate) fn is_mid_frame(&self) -> bool {
@@ -75,7 +96,10 @@ impl Output {
         let data = self.data.as_ref().map_or(0, |d| {
             core::mem::size_of::<DataQueue>() + d.queue.capacity() * core::mem::size_of::<(u16, Bytes)>()
         });
-        self.staged.capacity() + data
+        self.staged
+            .as_ref()
+            .map_or(0, |s| core::mem::size_of::<Staged>() + s.bytes.capacity())
+            + data
     }
 
     pub(crate) fn push(&mut self, tag: u16, payload: Bytes) {
@@ -88,12 +112,12 @@ impl Output {
     /// returns how many were. A drained staging buffer is released: an idle
     /// session holds none.
     pub(crate) fn advance(&mut self, n: usize, whole: bool) -> usize {
-        let unsent = self.staged.len() - self.sent;
+        let Some(staged) = self.staged.as_mut() else { return 0 };
+        let unsent = staged.bytes.len() - staged.sent;
         let taken = if whole { unsent } else { n.min(unsent) };
-        self.sent += taken;
-        if self.sent == self.staged.len() {
-            self.staged = Vec::new();
-            self.sent = 0;
+        staged.sent += taken;
+        if staged.sent == staged.bytes.len() {
+            self.staged = None;
         }
         taken
     }
@@ -108,16 +132,21 @@ impl Output {
     /// Drops everything, staged bytes included (the transport is gone).
     pub(crate) fn discard_all(&mut self) {
         self.data = None;
-        self.staged = Vec::new();
-        self.sent = 0;
+        self.staged = None;
     }
 
     /// Stages more of the frame in progress, up to `limit` staged bytes,
     /// and stops at its end so that control frames may go next.
     pub(crate) fn continue_frame(&mut self, limit: usize) {
         if let Some(data) = self.data.as_mut() {
-            let n = limit.saturating_sub(self.staged.len()).min(data.rest.len());
-            self.staged.extend_from_slice(&data.rest[..n]);
+            let staged = self.staged.as_ref().map_or(0, |s| s.bytes.len());
+            let n = limit.saturating_sub(staged).min(data.rest.len());
+            if n > 0 {
+                self.staged
+                    .get_or_insert_with(Box::default)
+                    .bytes
+                    .extend_from_slice(&data.rest[..n]);
+            }
             data.rest.advance(n);
             data.queued -= n;
         }
@@ -129,13 +158,17 @@ impl Output {
     pub(crate) fn stage_stream(&mut self, limit: usize) -> u64 {
         let mut begun = 0;
         while let Some(data) = self.data.as_mut() {
-            if !data.rest.is_empty() || self.staged.len() >= limit {
+            if !data.rest.is_empty() || self.staged.as_ref().is_some_and(|s| s.bytes.len() >= limit) {
                 break;
             }
             let Some((tag, payload)) = data.queue.pop_front() else {
                 break;
             };
-            encode_data_header(tag, payload.len(), &mut self.staged);
+            encode_data_header(
+                tag,
+                payload.len(),
+                &mut self.staged.get_or_insert_with(Box::default).bytes,
+            );
             data.rest = payload;
             begun += 1;
             self.continue_frame(limit);
@@ -146,20 +179,21 @@ impl Output {
     /// Stages whole DATA frames while they fit in a datagram of `max` bytes.
     /// Returns how many were staged.
     pub(crate) fn stage_datagram(&mut self, max: usize) -> u64 {
-        let mut staged = 0;
+        let mut count = 0;
         while let Some(data) = self.data.as_mut() {
             let Some((_, payload)) = data.queue.front() else { break };
-            if self.staged.len() + data_overhead(payload.len()) + payload.len() > max {
+            let staged = self.staged.get_or_insert_with(Box::default);
+            if staged.bytes.len() + data_overhead(payload.len()) + payload.len() > max {
                 break;
             }
             let (tag, payload) = data.queue.pop_front().expect("front exists");
-            encode_data_header(tag, payload.len(), &mut self.staged);
-            self.staged.extend_from_slice(&payload);
+            encode_data_header(tag, payload.len(), &mut staged.bytes);
+            staged.bytes.extend_from_slice(&payload);
             data.queued -= payload.len();
-            staged += 1;
+            count += 1;
             self.release_if_empty();
         }
-        staged
+        count
     }
 
     fn release_if_empty(&mut self) {

@@ -3,7 +3,6 @@
 //! `transmit.rs` only serialises what is decided here.
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
 use alloc::string::ToString;
 use alloc::sync::Arc;
 use bytes::{Buf, Bytes};
@@ -14,7 +13,7 @@ use crate::closing::Ending;
 use crate::config::{Config, Transport};
 use crate::decoder::{next_datagram_frame, StreamDecoder};
 use crate::error::{ConfigError, ProtocolError, SendError};
-use crate::event::{Event, RttSample};
+use crate::event::{Event, EventQueue, RttSample};
 use crate::frame::{Frame, Welcome, MAGIC};
 use crate::handshake::Agreed;
 use crate::jitter::Jitter;
@@ -89,7 +88,7 @@ pub struct Session {
     pub(crate) now: Instant,
     pub(crate) decoder: StreamDecoder,
     pub(crate) output: Output,
-    pub(crate) events: VecDeque<Event>,
+    pub(crate) events: EventQueue,
     pub(crate) pending: Pending,
     pub(crate) handshake: Option<Box<Handshake>>,
     pub(crate) agreed: Option<Agreed>,
@@ -132,7 +131,7 @@ impl Session {
             now,
             decoder: StreamDecoder::new(config.max_frame_len),
             output: Output::default(),
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             pending: Pending {
                 magic: stream,
                 hello: is_client,
@@ -318,12 +317,8 @@ impl Session {
     /// The next event, oldest first. Drain it after every `handle_*` call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let event = self.events.pop_front();
-        if self.events.is_empty() && self.events.capacity() > 0 {
-            // Drained: an idle session holds no queue memory.
-            self.events = VecDeque::new();
-        }
-        event
+        // Drained, the queue is released: an idle session holds none.
+        self.events.pop_front()
     }
 
     /// The one instant at which [`Session::handle_timeout`] is next needed,

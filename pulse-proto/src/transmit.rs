@@ -42,6 +42,7 @@ impl Session {
                 Transport::Stream => self.stage_stream(now),
                 Transport::Datagram => self.stage_datagram(now),
             }
+            self.output.release_empty();
         }
         self.output.unsent()
     }

@@ -225,7 +225,7 @@ proptest! {
 #[test]
 fn an_idle_session_is_small_and_holds_no_buffer() {
     assert!(
-        core::mem::size_of::<Session>() <= 400,
+        core::mem::size_of::<Session>() <= 352,
         "Session is {} bytes",
         core::mem::size_of::<Session>()
     );

@@ -61,15 +61,20 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     }
 }
 
-/// Opens `count` connections to `addr` and pings each once per `interval`,
-/// spaced evenly and paced with precise sleeps (as pulse's clients pace
-/// their PINGs with nanosecond timers, so neither side gets to batch);
-/// counts pongs in `round_trips`.
+/// Opens `count` connections to `addr`, then calls `ready`, then pings each
+/// once per `interval`, evenly spread, counting pongs in `round_trips`.
+/// Pings due within one `batch` go out together, as a client loop whose
+/// timers tick at that resolution sends them (pulse-mio's wheel: 1 ms); a
+/// zero `batch` paces each ping alone (pulse-smol's timers). The server
+/// then meets the same pattern of wake-ups as the pulse server it is
+/// compared with.
 pub fn hold(
     addr: SocketAddr,
     count: usize,
     interval: Duration,
+    batch: Duration,
     round_trips: &std::sync::atomic::AtomicU64,
+    ready: impl FnOnce(),
 ) -> io::Result<()> {
     let mut poll = Poll::new()?;
     let mut readers = Vec::with_capacity(count);
@@ -83,19 +88,30 @@ pub fn hold(
         poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
         readers.push(stream);
     }
+    ready();
     let step = interval / count.max(1) as u32;
     std::thread::spawn(move || {
         let start = Instant::now();
-        for n in 0u64.. {
-            let due = start + step * (n as u32);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
+        let mut sent = 0u64;
+        loop {
+            let due = (start.elapsed().as_nanos() / step.as_nanos().max(1)) as u64;
+            while sent < due {
+                if writers[(sent % count as u64) as usize]
+                    .write_all(&[3, 4, 0, 0, 0, 1])
+                    .is_err()
+                {
+                    return;
+                }
+                sent += 1;
             }
-            if writers[(n % count as u64) as usize]
-                .write_all(&[3, 4, 0, 0, 0, 1])
-                .is_err()
-            {
-                return;
+            let next = start + step * ((sent + 1) as u32);
+            let wake = if batch.is_zero() {
+                next
+            } else {
+                next.max(Instant::now() + batch)
+            };
+            if let Some(wait) = wake.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
             }
         }
     });

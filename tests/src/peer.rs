@@ -89,12 +89,15 @@ impl Drop for Peer {
     }
 }
 
-/// This process's resident set size, in bytes (Linux).
+/// This process's resident anonymous memory, in bytes (Linux `RssAnon`):
+/// heap, mmap'd allocations and stacks — what its connections cost in user
+/// space. File-backed pages (the binary's code, touched once as code paths
+/// first run) are left out.
 pub fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("RssAnon:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }
@@ -131,4 +134,35 @@ pub fn context_switches() -> u64 {
                 .collect::<Vec<_>>()
         })
         .sum()
+}
+
+/// Resident kilobytes by kind of mapping: `heap`, `anon` (mmap'd, e.g.
+/// large allocations), `stack`, `file` (binary and libraries).
+pub fn rss_by_mapping() -> String {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let (mut heap, mut anon, mut stack, mut file) = (0u64, 0u64, 0u64, 0u64);
+    let mut kind = 0;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields
+            .first()
+            .is_some_and(|f| f.contains('-') && f.chars().next().is_some_and(|c| c.is_ascii_hexdigit()))
+        {
+            kind = match fields.get(5) {
+                Some(&"[heap]") => 0,
+                Some(name) if name.starts_with("[stack") => 2,
+                Some(name) if name.starts_with('/') => 3,
+                _ => 1,
+            };
+        } else if fields.first() == Some(&"Rss:") {
+            let kb: u64 = fields.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+            match kind {
+                0 => heap += kb,
+                1 => anon += kb,
+                2 => stack += kb,
+                _ => file += kb,
+            }
+        }
+    }
+    format!("heap {heap} anon {anon} stack {stack} file {file}")
 }

@@ -3,9 +3,9 @@
 //! round trip, beside the floor (bare syscalls, no protocol).
 //!
 //! Run: `cargo run --release -p pulse-tests --bin pulse-load -- [connections] [interval_ms] [seconds] [servers]`
-//! e.g. `... -- 5000 1000 30 smol,floor`.
+//! e.g. `... -- 9000 1000 30 mio,floor-1ms,smol,floor-paced`.
 //!
-//! Per server, one row: RSS per connection (server RSS delta ÷ N, 10 s
+//! Per server, one row: memory per connection (server anonymous RSS delta ÷ N, 10 s
 //! after the last client connected), server CPU per round trip (user +
 //! system time over the window ÷ round trips completed in it, as counted by
 //! the clients) and context switches per round trip.
@@ -42,17 +42,22 @@ fn round_trips(stats: &str) -> u64 {
         .map_or(0, number)
 }
 
-/// The `pulse-peer` modes of a server and of its clients.
-fn modes(server: &str) -> (&'static str, &'static str) {
+/// The `pulse-peer` modes of a server and of its clients, and the floor
+/// client's batching: `floor-1ms` sends the pings due each millisecond
+/// together (the pattern pulse-mio's clients, with a 1 ms wheel, produce),
+/// `floor-paced` each alone (pulse-smol's clients, with ns timers).
+fn modes(server: &str) -> (&'static str, &'static str, Option<&'static str>) {
     match server {
-        "smol" => ("smol-echo-server", "smol-hold"),
-        "floor" => ("floor-echo", "floor-hold"),
-        other => panic!("unknown server {other:?}: smol or floor"),
+        "smol" => ("smol-echo-server", "smol-hold", None),
+        "mio" => ("mio-echo-server", "mio-hold", None),
+        "floor-1ms" => ("floor-echo", "floor-hold", Some("1000")),
+        "floor-paced" => ("floor-echo", "floor-hold", Some("0")),
+        other => panic!("unknown server {other:?}: mio, smol, floor-1ms or floor-paced"),
     }
 }
 
 fn measure(server: &str, connections: usize, interval_ms: u64, seconds: u64) -> Row {
-    let (server_mode, client_mode) = modes(server);
+    let (server_mode, client_mode, batch) = modes(server);
     let peer = peer_binary();
     let interval = interval_ms.to_string();
     let dead = (3 * interval_ms).to_string();
@@ -61,9 +66,14 @@ fn measure(server: &str, connections: usize, interval_ms: u64, seconds: u64) -> 
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = number(&srv.ask("rss"));
     let count = connections.to_string();
-    let mut client = Peer::start(&peer, &[client_mode, &addr, &count, &interval, &dead]);
+    let mut client_args = vec![client_mode, &addr, &count, &interval, &dead];
+    client_args.extend(batch);
+    let mut client = Peer::start(&peer, &client_args);
     std::thread::sleep(Duration::from_secs(10));
     let rss_after = number(&srv.ask("rss"));
+    if std::env::var_os("PULSE_LOAD_SMAPS").is_some() {
+        eprintln!("{server}: resident kB by mapping: {}", srv.ask("smaps"));
+    }
     let (cpu_start, switches_start) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
     let rt_start = round_trips(&client.ask("stats"));
     std::thread::sleep(Duration::from_secs(seconds));
@@ -83,7 +93,7 @@ fn main() {
     let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5000);
     let interval_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
     let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(30);
-    let servers = args.get(4).map_or("smol,floor", String::as_str);
+    let servers = args.get(4).map_or("mio,floor-1ms,smol,floor-paced", String::as_str);
     println!("{connections} idle connections, heartbeat every {interval_ms} ms, CPU measured over {seconds} s");
     println!(
         "{:<7} {:>11} {:>15} {:>17} {:>17} {:>12}",

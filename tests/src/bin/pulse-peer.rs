@@ -8,7 +8,7 @@
 //! - `smol-hold <addr> <count> <interval_ms> <dead_ms>`: opens `count`
 //!   connections, prints `ready` once all are up, then holds them idle.
 //!
-//! - `floor-echo`, `floor-hold <addr> <count> <interval_ms>`: the same
+//! - `floor-echo`, `floor-hold <addr> <count> <interval_ms> <dead_ms> [batch_us]`: the same
 //!   shapes with no protocol at all: bare epoll, 6-byte pings, 10-byte pongs.
 //!
 //! - `mio-echo-server <interval_ms> <dead_ms>`, `mio-hold <addr> <count>
@@ -179,9 +179,18 @@ fn main() {
             let addr: std::net::SocketAddr = arg(&args, 2, "address");
             let count: usize = arg(&args, 3, "count");
             let interval = Duration::from_millis(arg(&args, 4, "interval_ms"));
+            let batch = Duration::from_micros(args.get(6).and_then(|a| a.parse().ok()).unwrap_or(0));
             let counters = counters.clone();
             counters.connections.store(count as u64, Ordering::Relaxed);
-            std::thread::spawn(move || pulse_tests::floor::hold(addr, count, interval, &counters.round_trips));
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let ready = move || ready_tx.send(()).unwrap();
+                if let Err(e) = pulse_tests::floor::hold(addr, count, interval, batch, &counters.round_trips, ready) {
+                    eprintln!("floor-hold failed: {e}");
+                    std::process::exit(1);
+                }
+            });
+            ready_rx.recv().expect("connections opened");
             println!("ready");
         }
         Some("mio-echo-server") => {
@@ -242,6 +251,7 @@ fn main() {
         let Ok(line) = line else { break };
         match line.trim() {
             "rss" => println!("{}", rss_bytes()),
+            "smaps" => println!("{}", pulse_tests::peer::rss_by_mapping()),
             "cpu" => println!("{}", cpu_micros()),
             "switches" => println!("{}", context_switches()),
             "stats" => println!(
