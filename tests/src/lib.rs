@@ -34,3 +34,23 @@ pub fn config(transport: Transport, interval_ms: u64, dead_timeout_ms: u64) -> A
         ..Config::new(transport)
     })
 }
+
+/// How many times longer to soak: `PULSE_SOAK=k` (default 1) multiplies
+/// the seeds, simulated time and fuzz-corpus work of the long properties.
+pub fn soak() -> u64 {
+    std::env::var("PULSE_SOAK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+/// The seeds a property runs over: `0..count × soak()`, or only the one in
+/// `PULSE_SIM_SEED`, to replay a failure exactly. A failing property names
+/// its seed in its message.
+pub fn seeds(count: u64) -> Vec<u64> {
+    match std::env::var("PULSE_SIM_SEED").ok().and_then(|v| v.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => (0..count * soak()).collect(),
+    }
+}

@@ -17,11 +17,21 @@ pub enum Side {
     Server,
 }
 
-/// One direction of the link: bytes in flight with a fixed latency.
+/// One direction of the link: bytes in flight, delayed, and — for
+/// datagrams — maybe lost, duplicated or reordered, all from one seed.
 #[derive(Debug)]
 pub struct Wire {
     /// One-way delay.
     pub latency: Duration,
+    /// Extra delay, uniform in `0..jitter`, drawn per send. A stream keeps
+    /// its order (a later send never arrives first); datagrams reorder.
+    pub jitter: Duration,
+    /// Chance in parts per million that a datagram is lost.
+    pub loss_ppm: u32,
+    /// Chance in parts per million that a datagram arrives twice.
+    pub duplicate_ppm: u32,
+    rng: u64,
+    last_arrival: Instant,
     /// When true, everything sent is lost (a partition).
     pub cut: bool,
     /// When true, everything sent arrives twice (datagram duplication).
@@ -39,6 +49,11 @@ impl Wire {
             latency,
             cut: false,
             duplicate: false,
+            jitter: Duration::ZERO,
+            loss_ppm: 0,
+            duplicate_ppm: 0,
+            rng: 0x9E37_79B9_7F4A_7C15,
+            last_arrival: Instant::ZERO,
             in_flight: VecDeque::new(),
             observer: None,
             frames: Vec::new(),
@@ -64,12 +79,49 @@ impl Wire {
                 }
             }
         }
-        if !self.cut {
-            if self.duplicate {
-                self.in_flight.push_back((now + self.latency, bytes.clone()));
-            }
-            self.in_flight.push_back((now + self.latency, bytes));
+        if self.cut {
+            return;
         }
+        let datagram = transport == Transport::Datagram;
+        if datagram && self.chance(self.loss_ppm) {
+            return;
+        }
+        let copies = if self.duplicate || (datagram && self.chance(self.duplicate_ppm)) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let jitter = if self.jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_nanos(self.random() % self.jitter.as_nanos() as u64)
+            };
+            let mut at = now + self.latency + jitter;
+            if !datagram {
+                at = at.max(self.last_arrival); // a stream never reorders
+            }
+            self.last_arrival = self.last_arrival.max(at);
+            let position = self.in_flight.partition_point(|(t, _)| *t <= at);
+            self.in_flight.insert(position, (at, bytes.clone()));
+        }
+    }
+
+    /// Seeds this wire's randomness (loss, duplication, jitter).
+    pub fn seed(&mut self, seed: u64) {
+        self.rng = seed | 1;
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: small, fast, and the same on every machine.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn chance(&mut self, ppm: u32) -> bool {
+        ppm > 0 && (self.random() % 1_000_000) < u64::from(ppm)
     }
 
     fn next_arrival(&self) -> Option<Instant> {
@@ -89,6 +141,10 @@ pub struct Endpoint {
     pub frozen: bool,
     /// How far the driver is from reading: its timer fires this late.
     pub timer_lateness: Duration,
+    /// Added to the time this endpoint's driver reads from its clock (a
+    /// clock step forward; the session treats time going back as standing
+    /// still).
+    pub clock_offset: Duration,
     armed: Option<Instant>,
     /// Times the driver's timer fired and `handle_timeout` found nothing due.
     pub spurious_wakeups: u64,
@@ -109,6 +165,7 @@ impl Endpoint {
             events: Vec::new(),
             frozen: false,
             timer_lateness: Duration::ZERO,
+            clock_offset: Duration::ZERO,
             armed,
             spurious_wakeups: 0,
             wakeups: 0,
@@ -132,8 +189,10 @@ impl Endpoint {
         self.armed = self.session.poll_timeout();
     }
 
+    /// When the timer fires on the shared time base: the deadline was set on
+    /// this endpoint's own (possibly stepped) clock.
     fn fire_at(&self) -> Option<Instant> {
-        self.armed.map(|at| at + self.timer_lateness)
+        self.armed.map(|at| at - self.clock_offset + self.timer_lateness)
     }
 }
 
@@ -281,7 +340,8 @@ impl Pair {
             while wire.next_arrival().is_some_and(|at| at <= now) {
                 let (_, bytes) = wire.in_flight.pop_front().expect("arrival");
                 let before = end.session.state();
-                end.session.handle_input(now, bytes);
+                let local = now + end.clock_offset;
+                end.session.handle_input(local, bytes);
                 end.last_input_at = Some(now);
                 let after = end.session.poll_timeout();
                 if before != State::Handshaking && matches!((after, end.armed), (Some(a), Some(b)) if a < b) {
@@ -308,7 +368,7 @@ impl Pair {
             }
             end.wakeups += 1;
             let before = (end.events.len(), end.session.state());
-            end.session.handle_timeout(now);
+            end.session.handle_timeout(now + end.clock_offset);
             end.drain_events(now);
             // Nothing to send, nothing to tell: the wake-up was for nothing.
             let output = end.session.poll_transmit(now).is_some();
@@ -330,7 +390,7 @@ impl Pair {
             if end.frozen {
                 continue;
             }
-            while let Some(bytes) = end.session.poll_transmit(now) {
+            while let Some(bytes) = end.session.poll_transmit(now + end.clock_offset) {
                 let bytes = Bytes::copy_from_slice(bytes);
                 end.session.advance_transmit(bytes.len());
                 wire.push(now, bytes, transport);
