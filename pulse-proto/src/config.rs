@@ -69,7 +69,8 @@ pub struct Config {
     pub ping_strikes: u8,
     /// Largest frame body this side accepts (the length field), in bytes.
     pub max_frame_len: u32,
-    /// Most bytes of DATA the application may have queued for sending.
+    /// Most bytes of DATA frames (headers included, so even empty messages
+    /// count) the application may have queued for sending.
     pub max_queued_bytes: usize,
     /// Largest datagram this side sends (datagram transport only).
     pub max_datagram_size: usize,

@@ -51,7 +51,8 @@ impl Session {
         &self.stats
     }
 
-    /// Payload bytes queued and not yet staged for the wire.
+    /// Bytes of DATA frames (headers included) queued and not yet staged
+    /// for the wire: what [`crate::Config::max_queued_bytes`] limits.
     pub fn queued_bytes(&self) -> usize {
         self.output.queued()
     }

@@ -17,6 +17,9 @@ use crate::frame::{data_overhead, encode_data_header};
 /// waits behind at most this much (plus the rest of one frame), large
 /// enough that bulk data goes out in few writes.
 pub(crate) const STREAM_CHUNK: usize = 16 * 1024;
+/// Room for all control frames staged at once: the magic, a handshake
+/// frame, PING, PONG and the longest CLOSE.
+const CONTROL_ROOM: usize = 256;
 
 #[derive(Debug, Default)]
 pub(crate) struct Output {
@@ -40,7 +43,7 @@ struct DataQueue {
     /// is non-empty the stream is in the middle of a frame.
     rest: Bytes,
     queue: VecDeque<(u16, Bytes)>,
-    /// Payload bytes in `queue` plus `rest`.
+    /// Bytes of the DATA frames in `queue` (headers included) plus `rest`.
     queued: usize,
 }
 
@@ -54,7 +57,10 @@ impl Output {
 
     /// Where control frames are written.
     pub(crate) fn staging(&mut self) -> &mut Vec<u8> {
-        &mut self.staged.get_or_insert_with(Box::default).bytes
+        let bytes = &mut self.staged.get_or_insert_with(Box::default).bytes;
+        // Room for every control frame at once, without doubling the buffer.
+        bytes.reserve_exact(CONTROL_ROOM);
+        bytes
     }
 
     pub(crate) fn staged_len(&self) -> usize {
@@ -104,7 +110,8 @@ impl Output {
 
     pub(crate) fn push(&mut self, tag: u16, payload: Bytes) {
         let data = self.data.get_or_insert_with(Box::default);
-        data.queued += payload.len();
+        // Frame bytes, header included: empty messages are not free.
+        data.queued += data_overhead(payload.len()) + payload.len();
         data.queue.push_back((tag, payload));
     }
 
@@ -142,13 +149,14 @@ impl Output {
             let staged = self.staged.as_ref().map_or(0, |s| s.bytes.len());
             let n = limit.saturating_sub(staged).min(data.rest.len());
             if n > 0 {
-                self.staged
-                    .get_or_insert_with(Box::default)
-                    .bytes
-                    .extend_from_slice(&data.rest[..n]);
+                let bytes = &mut self.staged.get_or_insert_with(Box::default).bytes;
+                // Exactly what is staged: doubling would let a chunk hold
+                // twice its size.
+                bytes.reserve_exact(n);
+                bytes.extend_from_slice(&data.rest[..n]);
+                data.rest.advance(n);
+                data.queued -= n;
             }
-            data.rest.advance(n);
-            data.queued -= n;
         }
         self.release_if_empty();
     }
@@ -164,11 +172,12 @@ impl Output {
             let Some((tag, payload)) = data.queue.pop_front() else {
                 break;
             };
-            encode_data_header(
-                tag,
-                payload.len(),
-                &mut self.staged.get_or_insert_with(Box::default).bytes,
-            );
+            let header = data_overhead(payload.len());
+            data.queued -= header;
+            let bytes = &mut self.staged.get_or_insert_with(Box::default).bytes;
+            // Room for the header and this chunk of the payload, and no more.
+            bytes.reserve_exact(header + payload.len().min(limit.saturating_sub(bytes.len())));
+            encode_data_header(tag, payload.len(), bytes);
             data.rest = payload;
             begun += 1;
             self.continue_frame(limit);
@@ -189,7 +198,7 @@ impl Output {
             let (tag, payload) = data.queue.pop_front().expect("front exists");
             encode_data_header(tag, payload.len(), &mut staged.bytes);
             staged.bytes.extend_from_slice(&payload);
-            data.queued -= payload.len();
+            data.queued -= data_overhead(payload.len()) + payload.len();
             count += 1;
             self.release_if_empty();
         }

@@ -304,7 +304,8 @@ impl Session {
             });
         }
         let queued = self.output.queued();
-        if queued > 0 && queued + payload.len() > self.config.max_queued_bytes {
+        let frame = crate::frame::data_overhead(payload.len()) + payload.len();
+        if queued > 0 && queued + frame > self.config.max_queued_bytes {
             return Err(SendError::QueueFull {
                 queued,
                 max: self.config.max_queued_bytes,

@@ -209,7 +209,7 @@ fn a_pong_goes_out_before_a_mebibyte_of_data_queued_earlier() {
     pair.connect(SECOND);
     let client = &mut pair.client.session;
     for _ in 0..16 {
-        client.send(1, vec![0xEE; 64 * 1024]).unwrap();
+        client.send(1, vec![0xEE; 64 * 1024 - 7]).unwrap(); // 64 KiB frames
     }
     assert_eq!(client.queued_bytes(), 1 << 20);
     client.handle_input(pair.now, &ping(77)[..]);
@@ -389,13 +389,14 @@ fn send_refuses_what_the_peer_cannot_take_and_what_would_overfill_the_queue() {
         client.send(1, vec![0; 999]),
         Err(SendError::TooLarge { len: 999, max: 998 })
     );
-    for _ in 0..100 {
+    // Each 998-byte message is a 1,003-byte frame: 99 fit in 100,000.
+    for _ in 0..99 {
         client.send(1, vec![0; 998]).unwrap();
     }
     assert_eq!(
         client.send(1, vec![0; 998]),
         Err(SendError::QueueFull {
-            queued: 99_800,
+            queued: 99 * 1003,
             max: 100_000
         })
     );
