@@ -25,34 +25,39 @@ pub struct TimerKey {
     generation: u32,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    /// Linked into a slot or the expired list, holding its value.
-    Live,
-    /// Cancelled, still linked: freed when its list is next walked.
-    Cancelled,
-    /// On the free list.
-    Free,
+/// Where a timer sits in the wheel: what cascading moves from slot to slot
+/// without touching the timer's entry (which may be far away in memory).
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    tick: u64,
+    index: u32,
+    generation: u32,
 }
 
 #[derive(Debug)]
 struct Entry<T> {
-    tick: u64,
+    /// `None` when the entry is free.
     value: Option<T>,
-    next: u32,
     generation: u32,
-    state: State,
+    /// Free list link.
+    next_free: u32,
 }
+
+/// A slot's records kept for reuse after it is processed; beyond this its
+/// buffer is released, so a past burst does not pin memory.
+const KEEP_RECORDS: usize = 4096;
 
 /// Timers on a hierarchical wheel, in the manner of the Linux kernel's and
 /// tokio's: six levels of 64 slots, each with a `u64` occupancy bitmap, the
-/// next occupied slot found with `trailing_zeros`. Entries live in a slab (a
-/// `Vec` with a free list), linked into their slot by index: no allocation
-/// per timer once the slab has grown, and no `unsafe`.
+/// next occupied slot found with `trailing_zeros`. No `unsafe`.
 ///
-/// Slots are singly linked and a cancelled timer is only marked (a
-/// tombstone), freed when its slot comes due: insert and cancel each touch
-/// one entry, so their cost stays flat as the wheel grows past the caches.
+/// Each slot is a vector of small records (deadline, entry index,
+/// generation); the timers' values live in a slab of entries. Moving
+/// timers down a level moves records only, and an entry is touched once
+/// when inserted, once when cancelled (which frees it at once: its stale
+/// record is skipped when met) and once when it fires — so each operation
+/// costs about the same at a thousand timers as at a million, long past
+/// the point where they fit in the caches.
 ///
 /// Time is in ticks of `resolution` from [`Instant::ZERO`]. A timer fires
 /// at the first tick at or after its deadline: never early, at most one
@@ -80,9 +85,9 @@ pub struct TimerWheel<T> {
     /// Every tick before this one has been processed.
     elapsed: u64,
     occupied: [u64; LEVELS],
-    slots: [[u32; SLOTS]; LEVELS],
-    /// Fired timers not yet handed out by `poll_expired`.
-    expired: u32,
+    slots: Vec<Vec<Record>>,
+    /// Records of fired timers not yet handed out by `poll_expired`.
+    expired: Vec<Record>,
     entries: Vec<Entry<T>>,
     free: u32,
     len: usize,
@@ -100,8 +105,8 @@ impl<T> TimerWheel<T> {
             resolution: u64::try_from(resolution.as_nanos()).unwrap_or(u64::MAX).max(1),
             elapsed: 0,
             occupied: [0; LEVELS],
-            slots: [[NIL; SLOTS]; LEVELS],
-            expired: NIL,
+            slots: (0..LEVELS * SLOTS).map(|_| Vec::new()).collect(),
+            expired: Vec::new(),
             entries: Vec::with_capacity(capacity),
             free: NIL,
             len: 0,
@@ -123,32 +128,43 @@ impl<T> TimerWheel<T> {
     pub fn insert(&mut self, deadline: Instant, value: T) -> TimerKey {
         // Round up: a timer never fires before its deadline.
         let tick = deadline.as_nanos().div_ceil(self.resolution);
-        let index = self.allocate(tick, value);
-        self.place(index);
-        self.len += 1;
-        TimerKey {
+        let index = self.allocate(value);
+        let generation = self.entries[index as usize].generation;
+        self.place(Record {
+            tick,
             index,
-            generation: self.entries[index as usize].generation,
-        }
+            generation,
+        });
+        self.len += 1;
+        TimerKey { index, generation }
     }
 
     /// Removes a timer, returning its value; `None` if the key is stale.
     pub fn cancel(&mut self, key: TimerKey) -> Option<T> {
         let entry = self.entries.get_mut(key.index as usize)?;
-        if entry.generation != key.generation || entry.state != State::Live {
+        if entry.generation != key.generation {
             return None;
         }
-        // Leave it linked: its list frees it when next walked.
-        entry.state = State::Cancelled;
-        entry.generation = entry.generation.wrapping_add(1);
+        let value = entry.value.take()?;
+        // Free at once: the record left in its slot no longer matches.
+        self.release(key.index);
         self.len -= 1;
-        entry.value.take()
+        Some(value)
     }
 
     /// The deadline a live timer fires at (rounded up to the resolution).
+    /// Costs a search of the timer's slot: for diagnostics, not hot paths.
     pub fn deadline(&self, key: TimerKey) -> Option<Instant> {
         let entry = self.entries.get(key.index as usize)?;
-        (entry.generation == key.generation && entry.state == State::Live).then(|| self.instant(entry.tick))
+        if entry.generation != key.generation || entry.value.is_none() {
+            return None;
+        }
+        self.slots
+            .iter()
+            .chain(core::iter::once(&self.expired))
+            .flatten()
+            .find(|r| r.index == key.index && r.generation == key.generation)
+            .map(|r| self.instant(r.tick))
     }
 
     /// When [`TimerWheel::poll_expired`] next has work: a timer due, or the
@@ -156,7 +172,7 @@ impl<T> TimerWheel<T> {
     /// than the earliest deadline; use it as the driver's poll timeout.
     /// O(levels): it reads bitmaps, not timers.
     pub fn next_expiration(&self) -> Option<Instant> {
-        if self.expired != NIL {
+        if !self.expired.is_empty() {
             return Some(self.instant(self.elapsed));
         }
         self.next_slot().map(|(_, _, tick)| self.instant(tick))
@@ -168,41 +184,36 @@ impl<T> TimerWheel<T> {
     pub fn poll_expired(&mut self, now: Instant) -> Option<(TimerKey, T)> {
         let now_tick = now.as_nanos() / self.resolution;
         loop {
-            while self.expired != NIL {
-                let index = self.expired;
-                let entry = &mut self.entries[index as usize];
-                self.expired = entry.next;
-                if entry.state == State::Cancelled {
-                    self.release(index);
-                    continue;
+            while let Some(record) = self.expired.pop() {
+                let entry = &mut self.entries[record.index as usize];
+                if entry.generation != record.generation {
+                    continue; // cancelled since
                 }
-                let key = TimerKey {
-                    index,
-                    generation: entry.generation,
-                };
-                let value = entry.value.take().expect("a live entry holds its value");
-                entry.generation = entry.generation.wrapping_add(1);
-                self.release(index);
+                let Some(value) = entry.value.take() else { continue };
+                self.release(record.index);
                 self.len -= 1;
-                return Some((key, value));
+                return Some((
+                    TimerKey {
+                        index: record.index,
+                        generation: record.generation,
+                    },
+                    value,
+                ));
             }
             let Some((level, slot, tick)) = self.next_slot().filter(|&(_, _, tick)| tick <= now_tick) else {
                 self.elapsed = self.elapsed.max(now_tick);
                 return None;
             };
             // Everything before this slot is done: take it, and send each
-            // timer to the expired list or down a level; free tombstones.
+            // record to the expired list or down a level.
             self.elapsed = tick;
-            let mut index = core::mem::replace(&mut self.slots[level][slot], NIL);
             self.occupied[level] &= !(1 << slot);
-            while index != NIL {
-                let next = self.entries[index as usize].next;
-                if self.entries[index as usize].state == State::Cancelled {
-                    self.release(index);
-                } else {
-                    self.place(index);
-                }
-                index = next;
+            let mut records = core::mem::take(&mut self.slots[level * SLOTS + slot]);
+            for record in records.drain(..) {
+                self.place(record);
+            }
+            if records.capacity() <= KEEP_RECORDS {
+                self.slots[level * SLOTS + slot] = records;
             }
         }
     }
@@ -241,31 +252,27 @@ impl<T> TimerWheel<T> {
         })
     }
 
-    /// Links an entry where its tick belongs relative to `elapsed`.
-    fn place(&mut self, index: u32) {
-        let tick = self.entries[index as usize].tick;
-        let head = if tick <= self.elapsed {
-            &mut self.expired
-        } else {
-            let distance = (tick ^ self.elapsed).min(MAX_TICKS) | (SLOTS as u64 - 1);
-            let level = ((63 - distance.leading_zeros()) / BITS) as usize;
-            // Beyond the wheel: park it in the farthest slot; it moves on
-            // from there when that slot comes due.
-            let clamped = tick.min(self.elapsed + MAX_TICKS);
-            let slot = ((clamped >> (BITS * level as u32)) % SLOTS as u64) as usize;
-            self.occupied[level] |= 1 << slot;
-            &mut self.slots[level][slot]
-        };
-        let next = core::mem::replace(head, index);
-        self.entries[index as usize].next = next;
+    /// Puts a record where its tick belongs relative to `elapsed`.
+    fn place(&mut self, record: Record) {
+        if record.tick <= self.elapsed {
+            return self.expired.push(record);
+        }
+        let distance = (record.tick ^ self.elapsed).min(MAX_TICKS) | (SLOTS as u64 - 1);
+        let level = ((63 - distance.leading_zeros()) / BITS) as usize;
+        // Beyond the wheel: park it in the farthest slot; it moves on from
+        // there when that slot comes due.
+        let clamped = record.tick.min(self.elapsed + MAX_TICKS);
+        let slot = ((clamped >> (BITS * level as u32)) % SLOTS as u64) as usize;
+        self.occupied[level] |= 1 << slot;
+        self.slots[level * SLOTS + slot].push(record);
     }
 
-    fn allocate(&mut self, tick: u64, value: T) -> u32 {
+    fn allocate(&mut self, value: T) -> u32 {
         if self.free != NIL {
             let index = self.free;
             let entry = &mut self.entries[index as usize];
-            self.free = entry.next;
-            (entry.tick, entry.value, entry.state) = (tick, Some(value), State::Live);
+            self.free = entry.next_free;
+            entry.value = Some(value);
             return index;
         }
         let index = u32::try_from(self.entries.len())
@@ -273,19 +280,19 @@ impl<T> TimerWheel<T> {
             .filter(|&i| i != NIL)
             .expect("fewer than 2^32 - 1 timers");
         self.entries.push(Entry {
-            tick,
             value: Some(value),
-            next: NIL,
             generation: 0,
-            state: State::Live,
+            next_free: NIL,
         });
         index
     }
 
+    /// Frees an entry whose value was taken; its generation moves on, so
+    /// every key and record naming the old one is stale.
     fn release(&mut self, index: u32) {
         let entry = &mut self.entries[index as usize];
-        entry.state = State::Free;
-        entry.next = self.free;
+        entry.generation = entry.generation.wrapping_add(1);
+        entry.next_free = self.free;
         self.free = index;
     }
 }
