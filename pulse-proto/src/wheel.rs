@@ -43,9 +43,14 @@ struct Entry<T> {
     next_free: u32,
 }
 
-/// A slot's records kept for reuse after it is processed; beyond this its
-/// buffer is released, so a past burst does not pin memory.
+/// Drained slot buffers are kept for the next slot that needs one — at
+/// most this many, of at most `KEEP_RECORDS` records each — so a busy
+/// wheel does not regrow buffers, yet empty slots hold none.
+const SPARE_BUFFERS: usize = 8;
 const KEEP_RECORDS: usize = 4096;
+/// A drained buffer this small simply stays in its slot: at most 1 KB per
+/// slot (384 KB in all), and sparse wheels skip the hand-off.
+const SMALL_RECORDS: usize = 64;
 
 /// Timers on a hierarchical wheel, in the manner of the Linux kernel's and
 /// tokio's: six levels of 64 slots, each with a `u64` occupancy bitmap, the
@@ -88,6 +93,8 @@ pub struct TimerWheel<T> {
     slots: Vec<Vec<Record>>,
     /// Records of fired timers not yet handed out by `poll_expired`.
     expired: Vec<Record>,
+    /// Drained slot buffers, for reuse.
+    spare: Vec<Vec<Record>>,
     entries: Vec<Entry<T>>,
     free: u32,
     len: usize,
@@ -107,6 +114,7 @@ impl<T> TimerWheel<T> {
             occupied: [0; LEVELS],
             slots: (0..LEVELS * SLOTS).map(|_| Vec::new()).collect(),
             expired: Vec::new(),
+            spare: Vec::new(),
             entries: Vec::with_capacity(capacity),
             free: NIL,
             len: 0,
@@ -212,8 +220,10 @@ impl<T> TimerWheel<T> {
             for record in records.drain(..) {
                 self.place(record);
             }
-            if records.capacity() <= KEEP_RECORDS {
+            if records.capacity() <= SMALL_RECORDS {
                 self.slots[level * SLOTS + slot] = records;
+            } else if records.capacity() <= KEEP_RECORDS && self.spare.len() < SPARE_BUFFERS {
+                self.spare.push(records);
             }
         }
     }
@@ -264,7 +274,13 @@ impl<T> TimerWheel<T> {
         let clamped = record.tick.min(self.elapsed + MAX_TICKS);
         let slot = ((clamped >> (BITS * level as u32)) % SLOTS as u64) as usize;
         self.occupied[level] |= 1 << slot;
-        self.slots[level * SLOTS + slot].push(record);
+        let records = &mut self.slots[level * SLOTS + slot];
+        if records.capacity() == 0 {
+            if let Some(buffer) = self.spare.pop() {
+                *records = buffer;
+            }
+        }
+        records.push(record);
     }
 
     fn allocate(&mut self, value: T) -> u32 {
