@@ -235,3 +235,57 @@ fn a_frozen_server_is_declared_dead_in_time_and_the_other_connections_are_untouc
     assert_eq!(seen.closed.len(), 50);
     frozen.thaw();
 }
+
+#[test]
+fn a_smol_udp_client_and_a_mio_udp_listener_exchange_messages_and_heartbeats() {
+    // The mio loop runs on a thread of this process; it echoes over UDP.
+    struct Echo;
+    impl Handler for Echo {
+        type Conn = ();
+        fn accepted(&mut self, _peer: SocketAddr) {}
+        fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
+            let _ = ctx.send(conn, tag, payload);
+        }
+        fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _closed: &Closed, _value: ()) {}
+    }
+    let udp = Arc::new(Config {
+        transport: pulse_proto::Transport::Datagram,
+        ..(*config(200, 600)).clone()
+    });
+    let mut server = EventLoop::new(LoopConfig::new(udp.clone()), Echo).unwrap();
+    let addr = server.listen_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || {
+        server.run().unwrap();
+        server.stats()
+    });
+    smol::block_on(future::or(
+        async {
+            let (conn, driver) = pulse_smol::connect_udp(addr, udp.clone()).await.unwrap();
+            smol::spawn(driver).detach();
+            for i in 0..20u16 {
+                conn.send(i, Bytes::from(vec![i as u8; 500])).await.unwrap();
+            }
+            let (mut echoes, mut rtts) = (0, 0);
+            while echoes < 20 || rtts < 5 {
+                match conn.recv().await {
+                    Incoming::Message { tag, payload } => {
+                        assert_eq!(payload, Bytes::from(vec![tag as u8; 500]));
+                        echoes += 1;
+                    }
+                    Incoming::Rtt(_) => rtts += 1,
+                    Incoming::Closed(c) => panic!("{c:?}"),
+                    _ => {}
+                }
+            }
+            conn.close(CloseCode::NORMAL, "done").await;
+        },
+        async {
+            async_io::Timer::after(Duration::from_secs(20)).await;
+            panic!("timed out");
+        },
+    ));
+    handle.shutdown(Duration::from_secs(1)).unwrap();
+    let stats = thread.join().unwrap();
+    assert_eq!((stats.accepted, stats.closed), (1, 1));
+}
