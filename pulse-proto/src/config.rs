@@ -133,6 +133,33 @@ impl Config {
         }
     }
 
+    /// This config asking for `interval` and `dead_timeout`, with the
+    /// server's range and ping policy widened where needed to accept them
+    /// (`min_interval` lowered to `interval`, `min_ping_spacing` to half of
+    /// it), so both ends can use the same config.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use pulse_proto::Config;
+    ///
+    /// let fast = Config::default().with_timing(Duration::from_millis(200), Duration::from_millis(600));
+    /// assert_eq!(fast.validate(), Ok(()));
+    /// assert_eq!(fast.min_ping_spacing, Duration::from_millis(100));
+    /// ```
+    pub fn with_timing(self, interval: Duration, dead_timeout: Duration) -> Self {
+        let min_interval = self.min_interval.min(interval);
+        Config {
+            interval,
+            dead_timeout,
+            min_interval,
+            max_dead_timeout: self.max_dead_timeout.max(dead_timeout),
+            min_ping_spacing: self.min_ping_spacing.min(min_interval / 2),
+            ..self
+        }
+    }
+
     /// Checks that the values fit together.
     ///
     /// # Examples

@@ -14,13 +14,7 @@ use pulse_smol::{connect, Connection, Incoming, Listener};
 const PATIENCE: Duration = Duration::from_secs(20);
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    Arc::new(Config {
-        interval: Duration::from_millis(interval_ms),
-        dead_timeout: Duration::from_millis(dead_ms),
-        min_interval: Duration::from_millis(interval_ms.min(1000)),
-        min_ping_spacing: Duration::from_millis((interval_ms / 2).min(500)),
-        ..Config::default()
-    })
+    Arc::new(Config::default().with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
 /// Runs `f` under smol with a deadline, so a bug fails instead of hanging.

@@ -11,14 +11,11 @@ use pulse_smol::{connect_udp, ClientEvent, Incoming, Listener, ReconnectingClien
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    Arc::new(Config {
-        interval: Duration::from_millis(interval_ms),
-        dead_timeout: Duration::from_millis(dead_ms),
-        min_interval: Duration::from_millis(interval_ms.min(1000)),
-        min_ping_spacing: Duration::from_millis((interval_ms / 2).min(500)),
+    let config = Config {
         handshake_timeout: Duration::from_secs(2),
         ..Config::default()
-    })
+    };
+    Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {

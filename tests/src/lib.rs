@@ -23,16 +23,11 @@ use pulse_proto::{Config, Transport};
 /// request and the server's range both allowing them.
 pub fn config(transport: Transport, interval_ms: u64, dead_timeout_ms: u64) -> Arc<Config> {
     use core::time::Duration;
-    let interval = Duration::from_millis(interval_ms);
-    Arc::new(Config {
-        transport,
-        interval,
-        dead_timeout: Duration::from_millis(dead_timeout_ms),
-        min_interval: interval.min(Duration::from_secs(1)),
-        max_dead_timeout: Duration::from_millis(dead_timeout_ms).max(Duration::from_secs(600)),
-        min_ping_spacing: (interval / 2).min(Duration::from_millis(500)),
-        ..Config::new(transport)
-    })
+    let config = Config::new(transport);
+    Arc::new(config.with_timing(
+        Duration::from_millis(interval_ms),
+        Duration::from_millis(dead_timeout_ms),
+    ))
 }
 
 /// How many times longer to soak: `PULSE_SOAK=k` (default 1) multiplies

@@ -13,14 +13,11 @@ use pulse_tests::peer::Peer;
 const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    let interval = Duration::from_millis(interval_ms);
-    Arc::new(Config {
-        interval,
-        dead_timeout: Duration::from_millis(dead_ms),
-        min_interval: interval.min(Duration::from_secs(1)),
+    let config = Config {
         handshake_timeout: Duration::from_secs(1),
         ..Config::default()
-    })
+    };
+    Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
 fn within<T>(limit: Duration, f: impl std::future::Future<Output = T>) -> T {

@@ -39,15 +39,11 @@ struct Counters {
 }
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    let interval = Duration::from_millis(interval_ms);
-    Arc::new(Config {
-        interval,
-        dead_timeout: Duration::from_millis(dead_ms),
-        min_interval: interval.min(Duration::from_secs(1)),
-        min_ping_spacing: (interval / 2).min(Duration::from_millis(500)),
+    let config = Config {
         handshake_timeout: Duration::from_secs(30),
         ..Config::default()
-    })
+    };
+    Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
 fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
