@@ -51,8 +51,10 @@ fn modes(server: &str) -> (&'static str, &'static str, Option<&'static str>) {
         "smol" => ("smol-echo-server", "smol-hold", None),
         "mio" => ("mio-echo-server", "mio-hold", None),
         "floor-1ms" => ("floor-echo", "floor-hold", Some("1000")),
+        // Build it first: `cargo build --release -p pulse-bench-tokio`.
+        "tokio" => ("tokio", "floor-hold", Some("1000")),
         "floor-paced" => ("floor-echo", "floor-hold", Some("0")),
-        other => panic!("unknown server {other:?}: mio, smol, floor-1ms or floor-paced"),
+        other => panic!("unknown server {other:?}: mio, smol, tokio, floor-1ms or floor-paced"),
     }
 }
 
@@ -61,7 +63,11 @@ fn measure(server: &str, connections: usize, interval_ms: u64, seconds: u64) -> 
     let peer = peer_binary();
     let interval = interval_ms.to_string();
     let dead = (3 * interval_ms).to_string();
-    let mut srv = Peer::start(&peer, &[server_mode, &interval, &dead]);
+    let mut srv = if server_mode == "tokio" {
+        Peer::start(&peer.replace("pulse-peer", "pulse-bench-tokio"), &[&interval])
+    } else {
+        Peer::start(&peer, &[server_mode, &interval, &dead])
+    };
     let addr = srv.addr.expect("server address").to_string();
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = number(&srv.ask("rss"));
