@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Token, Waker};
-use pulse_proto::frame::MAGIC;
+use pulse_proto::frame::opens_session;
 use pulse_proto::{CloseCode, Event, Role, Session};
 
 use crate::config::LoopConfig;
@@ -403,7 +403,7 @@ fn read_udp<H: Handler>(core: &mut Core<H::Conn>, handler: &mut H, socket: u32, 
             Some(&index) => index,
             None => {
                 // Only a handshake opens a connection: strays cost nothing.
-                if !accepting || !core.read_buf[..n].starts_with(&MAGIC) {
+                if !accepting || !opens_session(&core.read_buf[..n]) {
                     continue;
                 }
                 if core.is_full() {

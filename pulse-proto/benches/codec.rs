@@ -95,6 +95,12 @@ fn established_server() -> Session {
     server
 }
 
+fn ping(id: u32) -> [u8; 6] {
+    let mut ping = [0u8; 6];
+    Frame::Ping { id }.encode(&mut &mut ping[..]);
+    ping
+}
+
 fn drain(session: &mut Session, now: Instant) {
     while let Some(out) = session.poll_transmit(now) {
         let n = out.len();
@@ -113,9 +119,7 @@ fn idle_session_answers_a_ping(bencher: Bencher) {
     bencher.bench_local(|| {
         id += 1;
         now += core::time::Duration::from_secs(10);
-        let mut ping = [0u8; 6];
-        Frame::Ping { id }.encode(&mut &mut ping[..]);
-        server.handle_input(now, &ping[..]);
+        server.handle_input(now, &ping(id)[..]);
         drain(&mut server, now);
     });
 }
@@ -129,9 +133,7 @@ fn handle_input_ping(bencher: Bencher) {
     bencher.bench_local(|| {
         id += 1;
         now += core::time::Duration::from_secs(10);
-        let mut ping = [0u8; 6];
-        Frame::Ping { id }.encode(&mut &mut ping[..]);
-        server.handle_input(now, &ping[..]);
+        server.handle_input(now, &ping(id)[..]);
     });
 }
 

@@ -306,6 +306,26 @@ impl Frame {
     }
 }
 
+/// Whether a datagram from an address with no session yet may open one on
+/// a server: it starts with the [`MAGIC`] and then a HELLO frame. Anything
+/// else from an unknown address is a stray to drop without creating state.
+///
+/// # Examples
+///
+/// ```
+/// use pulse_proto::frame::{opens_session, Frame, Hello, MAGIC};
+///
+/// let mut hello = MAGIC.to_vec();
+/// Frame::Hello(Hello { version_min: 1, version_max: 1, interval_ms: 1000, dead_timeout_ms: 3000, max_frame_len: 4096 })
+///     .encode(&mut hello);
+/// assert!(opens_session(&hello));
+/// assert!(!opens_session(&hello[4..]));        // no magic
+/// assert!(!opens_session(b"GET / HTTP/1.1"));
+/// ```
+pub fn opens_session(datagram: &[u8]) -> bool {
+    datagram.starts_with(&MAGIC) && datagram.get(MAGIC.len()) == Some(&frame_type::HELLO)
+}
+
 /// `reason` cut to at most [`MAX_REASON_LEN`] bytes on a character boundary.
 pub fn truncate_reason(reason: &str) -> &str {
     let mut end = reason.len().min(MAX_REASON_LEN);

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Weak};
 
 use async_io::Async;
-use pulse_proto::frame::MAGIC;
+use pulse_proto::frame::opens_session;
 use pulse_proto::{Config, Role, Session, Transport};
 
 use crate::clock;
@@ -139,7 +139,7 @@ async fn route(
             Some(shared) if !shared.lock().finished => shared,
             _ => {
                 // Only a handshake opens a connection: strays cost nothing.
-                if !datagram.starts_with(&MAGIC) || accepted.is_closed() || accepted.is_full() {
+                if !opens_session(datagram) || accepted.is_closed() || accepted.is_full() {
                     continue;
                 }
                 let Ok(session) = Session::new(config.clone(), Role::Server, clock::now(), clock::seed()) else {

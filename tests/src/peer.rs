@@ -166,3 +166,22 @@ pub fn rss_by_mapping() -> String {
     }
     format!("heap {heap} anon {anon} stack {stack} file {file}")
 }
+
+/// Answers the measuring harness's line commands on stdin until it closes
+/// or says `quit`: `rss`, `cpu`, `switches` here, and whatever `more`
+/// answers (`None`: an unknown command).
+pub fn answer_commands(mut more: impl FnMut(&str) -> Option<String>) {
+    use std::io::BufRead;
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match line.trim() {
+            "rss" => rss_bytes().to_string(),
+            "cpu" => cpu_micros().to_string(),
+            "switches" => context_switches().to_string(),
+            "smaps" => rss_by_mapping(),
+            "quit" => break,
+            other => more(other).unwrap_or_else(|| format!("unknown command {other:?}")),
+        };
+        println!("{answer}");
+    }
+}

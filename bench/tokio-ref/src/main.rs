@@ -10,7 +10,6 @@
 //!
 //! Run: `cargo run --release -p pulse-bench-tokio -- <interval_ms>`
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,23 +75,17 @@ async fn main() -> std::io::Result<()> {
     });
     // The measuring harness's commands, answered off the runtime.
     tokio::task::spawn_blocking(move || {
-        for line in std::io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            match line.trim() {
-                "rss" => println!("{}", pulse_tests::peer::rss_bytes()),
-                "cpu" => println!("{}", pulse_tests::peer::cpu_micros()),
-                "switches" => println!("{}", pulse_tests::peer::context_switches()),
-                "stats" => println!(
+        pulse_tests::peer::answer_commands(|command| {
+            (command == "stats").then(|| {
+                format!(
                     "connections {} verdicts {} closed {} round_trips {}",
                     counters.connections.load(Ordering::Relaxed),
                     counters.verdicts.load(Ordering::Relaxed),
                     counters.closed.load(Ordering::Relaxed),
                     counters.pongs.load(Ordering::Relaxed),
-                ),
-                "quit" => break,
-                other => println!("unknown command {other:?}"),
-            }
-        }
+                )
+            })
+        })
     })
     .await
     .ok();

@@ -20,14 +20,12 @@
 //! `switches` (context switches),
 //! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>`).
 
-use std::io::BufRead;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pulse_proto::Config;
 use pulse_smol::{Connection, Incoming, Listener};
-use pulse_tests::peer::{context_switches, cpu_micros, rss_bytes};
 
 #[derive(Default)]
 struct Counters {
@@ -243,31 +241,22 @@ fn main() {
         }
         other => panic!("unknown mode {other:?}"),
     }
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
-        match line.trim() {
-            "rss" => println!("{}", rss_bytes()),
-            "smaps" => println!("{}", pulse_tests::peer::rss_by_mapping()),
-            "cpu" => println!("{}", cpu_micros()),
-            "switches" => println!("{}", context_switches()),
-            "stats" => println!(
-                "connections {} verdicts {} closed {} round_trips {} going_away {}",
-                counters.connections.load(Ordering::Relaxed),
-                counters.verdicts.load(Ordering::Relaxed),
-                counters.closed.load(Ordering::Relaxed),
-                counters.round_trips.load(Ordering::Relaxed),
-                counters.going_away.load(Ordering::Relaxed),
-            ),
-            "shutdown" => {
-                if let (Some(handle), Some(done)) = (&mio_handle, &mio_done) {
-                    handle.shutdown(Duration::from_secs(5)).expect("shutdown");
-                    println!("closed {}", done.recv().expect("loop ended"));
-                } else {
-                    println!("no loop to shut down");
-                }
+    pulse_tests::peer::answer_commands(|command| match command {
+        "stats" => Some(format!(
+            "connections {} verdicts {} closed {} round_trips {} going_away {}",
+            counters.connections.load(Ordering::Relaxed),
+            counters.verdicts.load(Ordering::Relaxed),
+            counters.closed.load(Ordering::Relaxed),
+            counters.round_trips.load(Ordering::Relaxed),
+            counters.going_away.load(Ordering::Relaxed),
+        )),
+        "shutdown" => Some(match (&mio_handle, &mio_done) {
+            (Some(handle), Some(done)) => {
+                handle.shutdown(Duration::from_secs(5)).expect("shutdown");
+                format!("closed {}", done.recv().expect("loop ended"))
             }
-            "quit" => break,
-            other => println!("unknown command {other:?}"),
-        }
-    }
+            _ => "no loop to shut down".to_string(),
+        }),
+        _ => None,
+    });
 }
