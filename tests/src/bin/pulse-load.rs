@@ -1,30 +1,40 @@
 //! The load harness: a server in one process, N idle clients in another,
-//! over 127.0.0.1, and the server's cost per connection and per heartbeat
-//! round trip, beside the floor (bare syscalls, no protocol).
+//! over 127.0.0.1, and what the server pays per connection and per
+//! heartbeat round trip, beside the floor (bare syscalls, no protocol).
 //!
-//! Run: `cargo run --release -p pulse-tests --bin pulse-load -- [connections] [interval_ms] [seconds] [servers]`
-//! e.g. `... -- 9000 1000 30 mio,floor-1ms,smol,floor-paced`.
+//! Run: `cargo run --release -p pulse-tests --bin pulse-load -- [key=value ...]`
+//! (for `tokio`, first `cargo build --release -p pulse-bench-tokio`).
 //!
-//! Per server, one row: memory per connection (server anonymous RSS delta ÷ N, 10 s
-//! after the last client connected), server CPU per round trip (user +
-//! system time over the window ÷ round trips completed in it, as counted by
-//! the clients) and context switches per round trip.
+//! | key | default | meaning |
+//! |---|---|---|
+//! | `servers` | `mio,floor-1ms,smol,floor-paced` | any of `mio`, `smol`, `tokio`, `floor-1ms`, `floor-paced` |
+//! | `connections` | `9000` | one or more N, comma-separated |
+//! | `interval_ms` | `1000` | the heartbeat interval (the timeout is 3 intervals) |
+//! | `settle` | `10` | seconds after the last client connected before memory is read |
+//! | `window` | `20` | seconds over which CPU, switches and wire bytes are counted |
+//! | `runs` | `1` | runs per row; each figure is the median, with min and max |
+//! | `freeze` | `0` | `1`: at the end, freeze the clients (SIGSTOP) and time the server's verdicts |
+//!
+//! Figures per row: memory per connection (the server's anonymous RSS
+//! delta ÷ N, `settle` seconds after connecting); server CPU time and
+//! context switches per round trip (over `window`, ÷ round trips the
+//! clients counted); loopback bytes per connection per hour (both
+//! directions, all headers: what the wire carries); and, with `freeze`,
+//! seconds from the freeze to the server's first and last verdict.
+//!
+//! `floor-1ms` sends the pings due each millisecond together, the pattern
+//! pulse-mio's clients (a 1 ms timer wheel) produce; `floor-paced` paces
+//! each alone, like pulse-smol's clients. `tokio` is loaded by the
+//! `floor-1ms` clients, whose pings it answers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pulse_tests::peer::Peer;
 
 /// `pulse-peer`, built beside this binary.
-fn peer_binary() -> String {
+fn binary(name: &str) -> String {
     let me = std::env::current_exe().expect("own path");
-    me.with_file_name("pulse-peer").to_string_lossy().into_owned()
-}
-
-struct Row {
-    rss_per_connection: f64,
-    cpu_per_round_trip_us: f64,
-    switches_per_round_trip: f64,
-    round_trips: u64,
+    me.with_file_name(name).to_string_lossy().into_owned()
 }
 
 fn number(answer: &str) -> u64 {
@@ -34,39 +44,62 @@ fn number(answer: &str) -> u64 {
         .unwrap_or_else(|_| panic!("not a number: {answer:?}"))
 }
 
-fn round_trips(stats: &str) -> u64 {
+fn stat(stats: &str, name: &str) -> u64 {
     stats
         .split_whitespace()
-        .skip_while(|w| *w != "round_trips")
+        .skip_while(|w| *w != name)
         .nth(1)
         .map_or(0, number)
 }
 
-/// The `pulse-peer` modes of a server and of its clients, and the floor
-/// client's batching: `floor-1ms` sends the pings due each millisecond
-/// together (the pattern pulse-mio's clients, with a 1 ms wheel, produce),
-/// `floor-paced` each alone (pulse-smol's clients, with ns timers).
+/// Bytes the loopback interface has carried (received; on `lo` the same
+/// bytes are also counted as sent).
+fn loopback_bytes() -> u64 {
+    let dev = std::fs::read_to_string("/proc/net/dev").unwrap_or_default();
+    dev.lines()
+        .find_map(|l| l.trim_start().strip_prefix("lo:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map_or(0, number)
+}
+
+/// The server to start, and the client mode with its batching.
 fn modes(server: &str) -> (&'static str, &'static str, Option<&'static str>) {
     match server {
         "smol" => ("smol-echo-server", "smol-hold", None),
         "mio" => ("mio-echo-server", "mio-hold", None),
-        "floor-1ms" => ("floor-echo", "floor-hold", Some("1000")),
-        // Build it first: `cargo build --release -p pulse-bench-tokio`.
         "tokio" => ("tokio", "floor-hold", Some("1000")),
+        "floor-1ms" => ("floor-echo", "floor-hold", Some("1000")),
         "floor-paced" => ("floor-echo", "floor-hold", Some("0")),
         other => panic!("unknown server {other:?}: mio, smol, tokio, floor-1ms or floor-paced"),
     }
 }
 
-fn measure(server: &str, connections: usize, interval_ms: u64, seconds: u64) -> Row {
+struct Settings {
+    interval_ms: u64,
+    settle: Duration,
+    window: Duration,
+    freeze: bool,
+}
+
+/// One run's figures.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    bytes_per_connection: f64,
+    cpu_us_per_round_trip: f64,
+    switches_per_round_trip: f64,
+    wire_bytes_per_connection_hour: f64,
+    first_verdict_s: f64,
+    last_verdict_s: f64,
+}
+
+fn run(server: &str, connections: usize, s: &Settings) -> Run {
     let (server_mode, client_mode, batch) = modes(server);
-    let peer = peer_binary();
-    let interval = interval_ms.to_string();
-    let dead = (3 * interval_ms).to_string();
+    let interval = s.interval_ms.to_string();
+    let dead = (3 * s.interval_ms).to_string();
     let mut srv = if server_mode == "tokio" {
-        Peer::start(&peer.replace("pulse-peer", "pulse-bench-tokio"), &[&interval])
+        Peer::start(&binary("pulse-bench-tokio"), &[&interval])
     } else {
-        Peer::start(&peer, &[server_mode, &interval, &dead])
+        Peer::start(&binary("pulse-peer"), &[server_mode, &interval, &dead])
     };
     let addr = srv.addr.expect("server address").to_string();
     std::thread::sleep(Duration::from_millis(500));
@@ -74,47 +107,118 @@ fn measure(server: &str, connections: usize, interval_ms: u64, seconds: u64) -> 
     let count = connections.to_string();
     let mut client_args = vec![client_mode, &addr, &count, &interval, &dead];
     client_args.extend(batch);
-    let mut client = Peer::start(&peer, &client_args);
-    std::thread::sleep(Duration::from_secs(10));
+    let mut client = Peer::start(&binary("pulse-peer"), &client_args);
+    std::thread::sleep(s.settle);
     let rss_after = number(&srv.ask("rss"));
-    if std::env::var_os("PULSE_LOAD_SMAPS").is_some() {
-        eprintln!("{server}: resident kB by mapping: {}", srv.ask("smaps"));
-    }
     let (cpu_start, switches_start) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
-    let rt_start = round_trips(&client.ask("stats"));
-    std::thread::sleep(Duration::from_secs(seconds));
+    let (rt_start, wire_start) = (stat(&client.ask("stats"), "round_trips"), loopback_bytes());
+    std::thread::sleep(s.window);
     let (cpu_end, switches_end) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
-    let round_trips = round_trips(&client.ask("stats")) - rt_start;
-    let per_round_trip = |x: u64| x as f64 / round_trips.max(1) as f64;
-    Row {
-        rss_per_connection: rss_after.saturating_sub(rss_before) as f64 / connections as f64,
-        cpu_per_round_trip_us: per_round_trip(cpu_end - cpu_start),
-        switches_per_round_trip: per_round_trip(switches_end - switches_start),
-        round_trips,
+    let (rt_end, wire_end) = (stat(&client.ask("stats"), "round_trips"), loopback_bytes());
+    let round_trips = (rt_end - rt_start).max(1) as f64;
+    let mut figures = Run {
+        bytes_per_connection: rss_after.saturating_sub(rss_before) as f64 / connections as f64,
+        cpu_us_per_round_trip: (cpu_end - cpu_start) as f64 / round_trips,
+        switches_per_round_trip: (switches_end - switches_start) as f64 / round_trips,
+        wire_bytes_per_connection_hour: (wire_end - wire_start) as f64 / connections as f64 * 3600.0
+            / s.window.as_secs_f64(),
+        ..Run::default()
+    };
+    if s.freeze {
+        let closed_before = stat(&srv.ask("stats"), "closed");
+        client.freeze();
+        let frozen_at = Instant::now();
+        let bound = Duration::from_millis(10 * s.interval_ms);
+        let mut first = None;
+        while frozen_at.elapsed() < bound {
+            let closed = stat(&srv.ask("stats"), "closed") - closed_before;
+            if closed > 0 && first.is_none() {
+                first = Some(frozen_at.elapsed());
+            }
+            if closed as usize >= connections {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        figures.first_verdict_s = first.map_or(f64::NAN, |d| d.as_secs_f64());
+        figures.last_verdict_s = frozen_at.elapsed().as_secs_f64();
+        client.thaw();
+    }
+    figures
+}
+
+/// "median (min–max)" of one figure over the runs.
+fn spread(runs: &[Run], figure: impl Fn(&Run) -> f64, digits: usize) -> String {
+    let mut values: Vec<f64> = runs.iter().map(figure).collect();
+    values.sort_by(f64::total_cmp);
+    let median = values[values.len() / 2];
+    if values.len() == 1 {
+        format!("{median:.digits$}")
+    } else {
+        format!(
+            "{median:.digits$} ({:.digits$}–{:.digits$})",
+            values[0],
+            values[values.len() - 1]
+        )
     }
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let connections: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(5000);
-    let interval_ms: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1000);
-    let seconds: u64 = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(30);
-    let servers = args.get(4).map_or("mio,floor-1ms,smol,floor-paced", String::as_str);
-    println!("{connections} idle connections, heartbeat every {interval_ms} ms, CPU measured over {seconds} s");
+    let mut servers = "mio,floor-1ms,smol,floor-paced".to_string();
+    let mut connections = "9000".to_string();
+    let mut settings = Settings {
+        interval_ms: 1000,
+        settle: Duration::from_secs(10),
+        window: Duration::from_secs(20),
+        freeze: false,
+    };
+    let mut runs = 1;
+    for arg in std::env::args().skip(1) {
+        let (key, value) = arg
+            .split_once('=')
+            .unwrap_or_else(|| panic!("arguments are key=value: {arg:?}"));
+        let secs = |v: &str| Duration::from_secs(v.parse().expect("seconds"));
+        match key {
+            "servers" => servers = value.to_string(),
+            "connections" => connections = value.to_string(),
+            "interval_ms" => settings.interval_ms = value.parse().expect("milliseconds"),
+            "settle" => settings.settle = secs(value),
+            "window" => settings.window = secs(value),
+            "runs" => runs = value.parse::<usize>().expect("a count").max(1),
+            "freeze" => settings.freeze = value == "1",
+            other => panic!("unknown key {other:?}"),
+        }
+    }
     println!(
-        "{:<7} {:>11} {:>15} {:>17} {:>17} {:>12}",
-        "server", "connections", "RSS/conn (B)", "CPU/round trip", "switches/rtrip", "round trips"
+        "heartbeat every {} ms, memory read {} s after connecting, CPU over {} s, {runs} run(s) per row (median (min–max))\n",
+        settings.interval_ms,
+        settings.settle.as_secs(),
+        settings.window.as_secs()
     );
-    for server in servers.split(',') {
-        let row = measure(server, connections, interval_ms, seconds);
-        println!(
-            "{:<7} {:>11} {:>15.0} {:>14.2} us {:>17.2} {:>12}",
-            server,
-            connections,
-            row.rss_per_connection,
-            row.cpu_per_round_trip_us,
-            row.switches_per_round_trip,
-            row.round_trips
-        );
+    println!("| server | N | memory/conn (B) | server CPU/round trip (µs) | switches/round trip | wire bytes/conn/hour | verdicts after freeze (s) |");
+    println!("|---|---|---|---|---|---|---|");
+    for n in connections
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().expect("a number of connections"))
+    {
+        for server in servers.split(',') {
+            let results: Vec<Run> = (0..runs).map(|_| run(server, n, &settings)).collect();
+            let verdicts = if settings.freeze {
+                format!(
+                    "{} – {}",
+                    spread(&results, |r| r.first_verdict_s, 2),
+                    spread(&results, |r| r.last_verdict_s, 2)
+                )
+            } else {
+                "–".to_string()
+            };
+            println!(
+                "| {server} | {n} | {} | {} | {} | {} | {verdicts} |",
+                spread(&results, |r| r.bytes_per_connection, 0),
+                spread(&results, |r| r.cpu_us_per_round_trip, 2),
+                spread(&results, |r| r.switches_per_round_trip, 2),
+                spread(&results, |r| r.wire_bytes_per_connection_hour, 0),
+            );
+        }
     }
 }
