@@ -29,7 +29,13 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 4096];
     loop {
-        poll.poll(&mut events, None)?;
+        if let Err(e) = poll.poll(&mut events, None) {
+            // A signal (SIGSTOP/SIGCONT from the harness) interrupts the wait.
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
         for event in &events {
             if event.token() == LISTENER {
                 while let Ok((mut stream, _)) = listener.accept() {
@@ -147,7 +153,13 @@ pub fn hold(
     });
     let mut buf = [0u8; 4096];
     loop {
-        poll.poll(&mut events, None)?;
+        if let Err(e) = poll.poll(&mut events, None) {
+            // A signal (SIGSTOP/SIGCONT from the harness) interrupts the wait.
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
         for event in &events {
             let stream = &mut readers[event.token().0];
             while let Ok(n) = stream.read(&mut buf) {
