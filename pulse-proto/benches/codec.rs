@@ -30,8 +30,8 @@ fn encode_data(bencher: Bencher, size: usize) {
     });
 }
 
-#[divan::bench(args = SIZES)]
-fn decode_data(bencher: Bencher, size: usize) {
+/// The magic and `BATCH` DATA frames of `size` bytes, as a peer sends them.
+fn data_wire(size: usize) -> Vec<u8> {
     let mut wire = MAGIC.to_vec();
     let frame = Frame::Data {
         tag: 7,
@@ -40,7 +40,12 @@ fn decode_data(bencher: Bencher, size: usize) {
     for _ in 0..BATCH {
         frame.encode(&mut wire);
     }
-    let wire = Bytes::from(wire);
+    wire
+}
+
+#[divan::bench(args = SIZES)]
+fn decode_data(bencher: Bencher, size: usize) {
+    let wire = Bytes::from(data_wire(size));
     bencher.counter(BytesCount::new(BATCH * size)).bench_local(|| {
         let mut decoder = StreamDecoder::new(1 << 20);
         let mut input = wire.clone();
@@ -57,14 +62,7 @@ fn decode_data(bencher: Bencher, size: usize) {
 /// straddle reads and the decoder must buffer.
 #[divan::bench(args = SIZES)]
 fn decode_data_in_segments(bencher: Bencher, size: usize) {
-    let mut wire = MAGIC.to_vec();
-    let frame = Frame::Data {
-        tag: 7,
-        payload: Bytes::from(vec![0xAB; size]),
-    };
-    for _ in 0..BATCH {
-        frame.encode(&mut wire);
-    }
+    let wire = data_wire(size);
     bencher.counter(BytesCount::new(BATCH * size)).bench_local(|| {
         let mut decoder = StreamDecoder::new(1 << 20);
         let mut n = 0;

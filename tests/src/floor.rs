@@ -18,6 +18,15 @@ const LISTENER: Token = Token(usize::MAX);
 /// load the floor and the tokio reference.
 const PING: [u8; 6] = [0, 0, 0, 2, b'P', b'I'];
 
+/// Waits for readiness; a signal (the harness's SIGSTOP/SIGCONT) that
+/// interrupts the wait is not an error.
+fn wait(poll: &mut Poll, events: &mut Events) -> io::Result<()> {
+    match poll.poll(events, None) {
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        other => other,
+    }
+}
+
 /// Serves pongs for pings forever on `listener`.
 pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     listener.set_nonblocking(true)?;
@@ -29,13 +38,7 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 4096];
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
-            // A signal (SIGSTOP/SIGCONT from the harness) interrupts the wait.
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        wait(&mut poll, &mut events)?;
         for event in &events {
             if event.token() == LISTENER {
                 while let Ok((mut stream, _)) = listener.accept() {
@@ -153,13 +156,7 @@ pub fn hold(
     });
     let mut buf = [0u8; 4096];
     loop {
-        if let Err(e) = poll.poll(&mut events, None) {
-            // A signal (SIGSTOP/SIGCONT from the harness) interrupts the wait.
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        wait(&mut poll, &mut events)?;
         for event in &events {
             let stream = &mut readers[event.token().0];
             while let Ok(n) = stream.read(&mut buf) {
