@@ -27,8 +27,9 @@ fn wait(poll: &mut Poll, events: &mut Events) -> io::Result<()> {
     }
 }
 
-/// Serves pongs for pings forever on `listener`.
-pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
+/// Serves pongs for pings forever on `listener`, keeping the number of
+/// open connections in `open`.
+pub fn serve(listener: std::net::TcpListener, open: &std::sync::atomic::AtomicU64) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut listener = TcpListener::from_std(listener);
     let mut poll = Poll::new()?;
@@ -46,6 +47,7 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
                     poll.registry().register(&mut stream, Token(next), Interest::READABLE)?;
                     connections.insert(next, stream);
                     next += 1;
+                    open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 continue;
             }
@@ -56,6 +58,7 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
                 match stream.read(&mut buf) {
                     Ok(0) => {
                         connections.remove(&event.token().0);
+                        open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                     Ok(n) => {
@@ -66,6 +69,7 @@ pub fn serve(listener: std::net::TcpListener) -> io::Result<()> {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
                         connections.remove(&event.token().0);
+                        open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                 }
@@ -109,6 +113,10 @@ pub fn hold(
         poll.registry().register(&mut stream, Token(i), Interest::WRITABLE)?;
         readers.push(stream);
     }
+    // Pace pings from the start: a connection open early must not fall
+    // silent while thousands of others still wait in the listen backlog.
+    // A ping to a connection not yet open fails (EAGAIN) and is skipped.
+    pace(writers, interval, batch);
     let mut events = Events::with_capacity(1024);
     let mut open = vec![false; count];
     let mut opened = 0;
@@ -121,9 +129,6 @@ pub fn hold(
             let i = event.token().0;
             if !open[i] && event.is_writable() {
                 readers[i].peer_addr()?; // an error here is a failed connect
-                                         // A first ping at once: a server may drop a connection silent
-                                         // for a few intervals while the others are still opening.
-                let _ = writers[i].write_all(&PING);
                 open[i] = true;
                 opened += 1;
                 poll.registry()
@@ -132,28 +137,6 @@ pub fn hold(
         }
     }
     ready();
-    let step = interval / count.max(1) as u32;
-    std::thread::spawn(move || {
-        let start = Instant::now();
-        let mut sent = 0u64;
-        loop {
-            let due = (start.elapsed().as_nanos() / step.as_nanos().max(1)) as u64;
-            while sent < due {
-                // A connection the server dropped fails alone; the others go on.
-                let _ = writers[(sent % count as u64) as usize].write_all(&PING);
-                sent += 1;
-            }
-            let next = start + step * ((sent + 1) as u32);
-            let wake = if batch.is_zero() {
-                next
-            } else {
-                next.max(Instant::now() + batch)
-            };
-            if let Some(wait) = wake.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-        }
-    });
     let mut buf = [0u8; 4096];
     loop {
         wait(&mut poll, &mut events)?;
@@ -167,4 +150,32 @@ pub fn hold(
             }
         }
     }
+}
+
+/// Writes one ping per connection per `interval` on a thread of its own,
+/// evenly spread, in batches of `batch` (see [`hold`]).
+fn pace(writers: Vec<std::net::TcpStream>, interval: Duration, batch: Duration) {
+    let count = writers.len();
+    let step = interval / count.max(1) as u32;
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut sent = 0u64;
+        loop {
+            let due = (start.elapsed().as_nanos() / step.as_nanos().max(1)) as u64;
+            while sent < due {
+                // A connection the server dropped fails alone; the others go on.
+                let _ = (&writers[(sent % count as u64) as usize]).write_all(&PING);
+                sent += 1;
+            }
+            let next = start + step * ((sent + 1) as u32);
+            let wake = if batch.is_zero() {
+                next
+            } else {
+                next.max(Instant::now() + batch)
+            };
+            if let Some(wait) = wake.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+    });
 }

@@ -2,13 +2,14 @@
 //! comparison's reference: tokio, `tokio-util`'s length-delimited codec,
 //! one task per connection, a `tokio::time::interval` per connection,
 //! answering each PING with a PONG and dropping a connection silent for
-//! three intervals. Frames: a 4-byte length, then `PI` (a 6-byte PING) or
-//! `PONG\0\0` (a 10-byte PONG) — the sizes of pulse's PING and PONG.
+//! three intervals (or `dead_ms`, when given). Frames: a 4-byte length,
+//! then `PI` (a 6-byte PING) or `PONG\0\0` (a 10-byte PONG) — the sizes
+//! of pulse's PING and PONG.
 //!
 //! It speaks the `pulse-peer` line protocol on stdin (`rss`, `cpu`,
 //! `switches`, `stats`), so `pulse-load` can measure it beside pulse.
 //!
-//! Run: `cargo run --release -p pulse-bench-tokio -- <interval_ms>`
+//! Run: `cargo run --release -p pulse-bench-tokio -- <interval_ms> [dead_ms]`
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,7 +29,7 @@ struct Counters {
     pongs: AtomicU64,
 }
 
-async fn serve(stream: TcpStream, interval: Duration, counters: Arc<Counters>) {
+async fn serve(stream: TcpStream, interval: Duration, dead: Duration, counters: Arc<Counters>) {
     let mut framed = Framed::new(stream, LengthDelimitedCodec::new());
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -48,7 +49,7 @@ async fn serve(stream: TcpStream, interval: Duration, counters: Arc<Counters>) {
                 _ => break,
             },
             _ = tick.tick() => {
-                if last_heard.elapsed() > interval * 3 {
+                if last_heard.elapsed() > dead {
                     counters.verdicts.fetch_add(1, Ordering::Relaxed);
                     break;
                 }
@@ -61,7 +62,14 @@ async fn serve(stream: TcpStream, interval: Duration, counters: Arc<Counters>) {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let interval = Duration::from_millis(std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000));
+    let millis = |i: usize| {
+        std::env::args()
+            .nth(i)
+            .and_then(|a| a.parse().ok())
+            .map(Duration::from_millis)
+    };
+    let interval = millis(1).unwrap_or(Duration::from_secs(1));
+    let dead = millis(2).unwrap_or(interval * 3);
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     println!("listening {}", listener.local_addr()?);
     let counters = Arc::new(Counters::default());
@@ -70,7 +78,7 @@ async fn main() -> std::io::Result<()> {
         while let Ok((stream, _)) = listener.accept().await {
             let _ = stream.set_nodelay(true);
             accepting.connections.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(serve(stream, interval, accepting.clone()));
+            tokio::spawn(serve(stream, interval, dead, accepting.clone()));
         }
     });
     // The measuring harness's commands, answered off the runtime.

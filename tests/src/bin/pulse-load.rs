@@ -9,8 +9,10 @@
 //! |---|---|---|
 //! | `servers` | `mio,floor-1ms,smol,floor-paced` | any of `mio`, `smol`, `tokio`, `floor-1ms`, `floor-paced` |
 //! | `connections` | `9000` | one or more N, comma-separated |
-//! | `interval_ms` | `1000` | the heartbeat interval (the timeout is 3 intervals) |
+//! | `interval_ms` | `1000` | the heartbeat interval |
+//! | `dead_ms` | 3 intervals | the timeout, for every server alike |
 //! | `settle` | `10` | seconds after the last client connected before memory is read |
+//! | `samples` | `0` | memory readings taken during `settle`, printed to stderr with the round trips per connection so far (the growth curve) |
 //! | `window` | `20` | seconds over which CPU, switches and wire bytes are counted |
 //! | `runs` | `1` | runs per row; each figure is the median, with min and max |
 //! | `freeze` | `0` | `1`: at the end, freeze the clients (SIGSTOP) and time the server's verdicts |
@@ -20,7 +22,9 @@
 //! context switches per round trip (over `window`, ÷ round trips the
 //! clients counted); loopback bytes per connection per hour (both
 //! directions, all headers: what the wire carries); and, with `freeze`,
-//! seconds from the freeze to the server's first and last verdict.
+//! seconds from the freeze to the server's first and last verdict. The
+//! `held` column is how many connections the server still had at the end
+//! of the window: a figure from a row that lost some is not comparable.
 //!
 //! `floor-1ms` sends the pings due each millisecond together, the pattern
 //! pulse-mio's clients (a 1 ms timer wheel) produce; `floor-paced` paces
@@ -76,6 +80,8 @@ fn modes(server: &str) -> (&'static str, &'static str, Option<&'static str>) {
 
 struct Settings {
     interval_ms: u64,
+    dead_ms: Option<u64>,
+    samples: u32,
     settle: Duration,
     window: Duration,
     freeze: bool,
@@ -90,14 +96,15 @@ struct Run {
     wire_bytes_per_connection_hour: f64,
     first_verdict_s: f64,
     last_verdict_s: f64,
+    held: f64,
 }
 
 fn run(server: &str, connections: usize, s: &Settings) -> Run {
     let (server_mode, client_mode, batch) = modes(server);
     let interval = s.interval_ms.to_string();
-    let dead = (3 * s.interval_ms).to_string();
+    let dead = s.dead_ms.unwrap_or(3 * s.interval_ms).to_string();
     let mut srv = if server_mode == "tokio" {
-        Peer::start(&binary("pulse-bench-tokio"), &[&interval])
+        Peer::start(&binary("pulse-bench-tokio"), &[&interval, &dead])
     } else {
         Peer::start(&binary("pulse-peer"), &[server_mode, &interval, &dead])
     };
@@ -108,7 +115,14 @@ fn run(server: &str, connections: usize, s: &Settings) -> Run {
     let mut client_args = vec![client_mode, &addr, &count, &interval, &dead];
     client_args.extend(batch);
     let mut client = Peer::start(&binary("pulse-peer"), &client_args);
-    std::thread::sleep(s.settle);
+    let per_connection = |rss: u64| rss.saturating_sub(rss_before) as f64 / connections as f64;
+    for _ in 0..s.samples {
+        std::thread::sleep(s.settle / s.samples);
+        let rss = per_connection(number(&srv.ask("rss")));
+        let frames = stat(&client.ask("stats"), "round_trips") as f64 / connections as f64;
+        eprintln!("{server} N={connections}: {frames:.0} round trips/conn, {rss:.0} B/conn");
+    }
+    std::thread::sleep(s.settle.saturating_sub(s.samples * (s.settle / s.samples.max(1))));
     let rss_after = number(&srv.ask("rss"));
     let (cpu_start, switches_start) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
     let (rt_start, wire_start) = (stat(&client.ask("stats"), "round_trips"), loopback_bytes());
@@ -117,11 +131,12 @@ fn run(server: &str, connections: usize, s: &Settings) -> Run {
     let (rt_end, wire_end) = (stat(&client.ask("stats"), "round_trips"), loopback_bytes());
     let round_trips = (rt_end - rt_start).max(1) as f64;
     let mut figures = Run {
-        bytes_per_connection: rss_after.saturating_sub(rss_before) as f64 / connections as f64,
+        bytes_per_connection: per_connection(rss_after),
         cpu_us_per_round_trip: (cpu_end - cpu_start) as f64 / round_trips,
         switches_per_round_trip: (switches_end - switches_start) as f64 / round_trips,
         wire_bytes_per_connection_hour: (wire_end - wire_start) as f64 / connections as f64 * 3600.0
             / s.window.as_secs_f64(),
+        held: stat(&srv.ask("stats"), "connections") as f64,
         ..Run::default()
     };
     if s.freeze {
@@ -168,6 +183,8 @@ fn main() {
     let mut connections = "9000".to_string();
     let mut settings = Settings {
         interval_ms: 1000,
+        dead_ms: None,
+        samples: 0,
         settle: Duration::from_secs(10),
         window: Duration::from_secs(20),
         freeze: false,
@@ -182,6 +199,8 @@ fn main() {
             "servers" => servers = value.to_string(),
             "connections" => connections = value.to_string(),
             "interval_ms" => settings.interval_ms = value.parse().expect("milliseconds"),
+            "dead_ms" => settings.dead_ms = Some(value.parse().expect("milliseconds")),
+            "samples" => settings.samples = value.parse().expect("a count"),
             "settle" => settings.settle = secs(value),
             "window" => settings.window = secs(value),
             "runs" => runs = value.parse::<usize>().expect("a count").max(1),
@@ -190,13 +209,14 @@ fn main() {
         }
     }
     println!(
-        "heartbeat every {} ms, memory read {} s after connecting, CPU over {} s, {runs} run(s) per row (median (min–max))\n",
+        "heartbeat every {} ms, timeout {} ms, memory read {} s after connecting, CPU over {} s, {runs} run(s) per row (median (min–max))\n",
         settings.interval_ms,
+        settings.dead_ms.unwrap_or(3 * settings.interval_ms),
         settings.settle.as_secs(),
         settings.window.as_secs()
     );
-    println!("| server | N | memory/conn (B) | server CPU/round trip (µs) | switches/round trip | wire bytes/conn/hour | verdicts after freeze (s) |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| server | N | memory/conn (B) | server CPU/round trip (µs) | switches/round trip | wire bytes/conn/hour | verdicts after freeze (s) | held |");
+    println!("|---|---|---|---|---|---|---|---|");
     for n in connections
         .split(',')
         .map(|n| n.trim().parse::<usize>().expect("a number of connections"))
@@ -213,11 +233,12 @@ fn main() {
                 "–".to_string()
             };
             println!(
-                "| {server} | {n} | {} | {} | {} | {} | {verdicts} |",
+                "| {server} | {n} | {} | {} | {} | {} | {verdicts} | {} |",
                 spread(&results, |r| r.bytes_per_connection, 0),
                 spread(&results, |r| r.cpu_us_per_round_trip, 2),
                 spread(&results, |r| r.switches_per_round_trip, 2),
                 spread(&results, |r| r.wire_bytes_per_connection_hour, 0),
+                spread(&results, |r| r.held, 0),
             );
         }
     }

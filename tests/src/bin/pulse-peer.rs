@@ -13,8 +13,9 @@
 //!
 //! - `mio-echo-server <interval_ms> <dead_ms>`, `mio-hold <addr> <count>
 //!   <interval_ms> <dead_ms>`: the same with pulse-mio (the clients' source
-//!   addresses spread over 127.0.0.2-9). `shutdown` stops the server loop
-//!   gracefully and answers `closed <n>`.
+//!   addresses spread over 127.0.0.2-9); `mio-hold` says `ready` once
+//!   every attempt has opened or failed, and counts failures in `stats`.
+//!   `shutdown` stops the server loop gracefully and answers `closed <n>`.
 //!
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
 //! `switches` (context switches),
@@ -30,6 +31,8 @@ use pulse_smol::{Connection, Incoming, Listener};
 #[derive(Default)]
 struct Counters {
     connections: AtomicU64,
+    /// Connect attempts that never opened.
+    failed: AtomicU64,
     verdicts: AtomicU64,
     closed: AtomicU64,
     round_trips: AtomicU64,
@@ -80,14 +83,20 @@ struct Counting {
 }
 
 impl pulse_mio::Handler for Counting {
-    type Conn = ();
-    fn accepted(&mut self, _peer: std::net::SocketAddr) {}
-    fn on_open(&mut self, _ctx: &mut pulse_mio::Ctx<'_, ()>, _conn: pulse_mio::ConnId) {
+    /// Whether the connection opened.
+    type Conn = bool;
+    fn accepted(&mut self, _peer: std::net::SocketAddr) -> bool {
+        false
+    }
+    fn on_open(&mut self, ctx: &mut pulse_mio::Ctx<'_, bool>, conn: pulse_mio::ConnId) {
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
+        if let Some(opened) = ctx.value(conn) {
+            *opened = true;
+        }
     }
     fn on_message(
         &mut self,
-        ctx: &mut pulse_mio::Ctx<'_, ()>,
+        ctx: &mut pulse_mio::Ctx<'_, bool>,
         conn: pulse_mio::ConnId,
         tag: u16,
         payload: bytes::Bytes,
@@ -96,7 +105,7 @@ impl pulse_mio::Handler for Counting {
             let _ = ctx.send(conn, tag, payload);
         }
     }
-    fn on_event(&mut self, _ctx: &mut pulse_mio::Ctx<'_, ()>, _conn: pulse_mio::ConnId, event: &pulse_proto::Event) {
+    fn on_event(&mut self, _ctx: &mut pulse_mio::Ctx<'_, bool>, _conn: pulse_mio::ConnId, event: &pulse_proto::Event) {
         match event {
             pulse_proto::Event::Rtt(_) => self.counters.round_trips.fetch_add(1, Ordering::Relaxed),
             pulse_proto::Event::PeerDead { .. } => self.counters.verdicts.fetch_add(1, Ordering::Relaxed),
@@ -105,11 +114,15 @@ impl pulse_mio::Handler for Counting {
     }
     fn on_close(
         &mut self,
-        _ctx: &mut pulse_mio::Ctx<'_, ()>,
+        _ctx: &mut pulse_mio::Ctx<'_, bool>,
         _conn: pulse_mio::ConnId,
         closed: &pulse_proto::Closed,
-        _value: (),
+        opened: bool,
     ) {
+        if !opened {
+            self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         self.counters.closed.fetch_add(1, Ordering::Relaxed);
         if closed.code == pulse_proto::CloseCode::GOING_AWAY {
             self.counters.going_away.fetch_add(1, Ordering::Relaxed);
@@ -167,7 +180,8 @@ fn main() {
         Some("floor-echo") => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             println!("listening {}", listener.local_addr().unwrap());
-            std::thread::spawn(move || pulse_tests::floor::serve(listener));
+            let counters = counters.clone();
+            std::thread::spawn(move || pulse_tests::floor::serve(listener, &counters.connections));
         }
         Some("floor-hold") => {
             let addr: std::net::SocketAddr = arg(&args, 2, "address");
@@ -221,7 +235,7 @@ fn main() {
             .expect("loop");
             for i in 0..count {
                 let local = std::net::SocketAddr::from(([127, 0, 0, 2 + (i % 8) as u8], 0));
-                event_loop.connect_from(local, addr, ()).expect("connect");
+                event_loop.connect_from(local, addr, false).expect("connect");
             }
             let counters = counters.clone();
             let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -229,7 +243,10 @@ fn main() {
                 let mut ready = Some(ready_tx);
                 loop {
                     event_loop.turn(None).expect("turn");
-                    if counters.connections.load(Ordering::Relaxed) as usize == count {
+                    // Every attempt has ended one way or the other: what
+                    // failed is reported in `stats`, not waited for.
+                    let opened = counters.connections.load(Ordering::Relaxed) + counters.closed.load(Ordering::Relaxed);
+                    if (opened + counters.failed.load(Ordering::Relaxed)) as usize >= count {
                         if let Some(tx) = ready.take() {
                             let _ = tx.send(());
                         }
@@ -243,12 +260,13 @@ fn main() {
     }
     pulse_tests::peer::answer_commands(|command| match command {
         "stats" => Some(format!(
-            "connections {} verdicts {} closed {} round_trips {} going_away {}",
+            "connections {} verdicts {} closed {} round_trips {} going_away {} failed {}",
             counters.connections.load(Ordering::Relaxed),
             counters.verdicts.load(Ordering::Relaxed),
             counters.closed.load(Ordering::Relaxed),
             counters.round_trips.load(Ordering::Relaxed),
             counters.going_away.load(Ordering::Relaxed),
+            counters.failed.load(Ordering::Relaxed),
         )),
         "shutdown" => Some(match (&mio_handle, &mio_done) {
             (Some(handle), Some(done)) => {
