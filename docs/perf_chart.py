@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Draws docs/perf.svg from pulse-load's markdown table (on stdin): memory
-per connection and server CPU per round trip against N, for each server.
+"""Draws docs/perf.svg from pulse-load's markdown tables: memory per
+connection and server CPU per round trip against N, for each server. The
+first file holds the idle rows (10 s after connecting); the second, if
+given, the plateau rows (equal round trips per connection), drawn dashed
+in the memory panel.
 
-    ./target/release/pulse-load servers=mio,smol,tokio connections=1000,5000,9000 runs=3 \\
-        | python3 docs/perf_chart.py > docs/perf.svg
+    python3 docs/perf_chart.py idle.md [plateau.md] > docs/perf.svg
 """
 import math
 import sys
@@ -23,10 +25,11 @@ def rows(lines):
             yield cells[0], int(cells[1]), median(cells[2]), median(cells[3])
 
 
-def panel(x0, title, unit, series, log):
+def panel(x0, title, unit, series, log, dashed=None):
+    dashed = dashed or {}
     w, h, left, top = 420, 260, 60, 40
     ns = sorted({n for points in series.values() for n, _ in points})
-    values = [v for points in series.values() for _, v in points]
+    values = [v for group in (series, dashed) for points in group.values() for _, v in points]
     lo, hi = (min(values) / 1.5, max(values) * 1.5) if log else (0, max(values) * 1.15)
     def sx(n):
         return x0 + left + (ns.index(n) + 0.5) / len(ns) * (w - left - 10)
@@ -48,29 +51,39 @@ def panel(x0, title, unit, series, log):
             label = f"{t:,.0f}" if t >= 1 else f"{t:g}"
             out.append(f'<text x="{x0 + left - 6}" y="{sy(t) + 4}" text-anchor="end" fill="#555">{label}</text>')
             out.append(f'<line x1="{x0 + left}" y1="{sy(t)}" x2="{x0 + w - 10}" y2="{sy(t)}" stroke="#ddd"/>')
-    for name, points in series.items():
+    lines = [(name, points, "") for name, points in series.items()]
+    lines += [(name, points, ' stroke-dasharray="6 4"') for name, points in dashed.items()]
+    for name, points, dash in lines:
         points = sorted(points)
         path = " ".join(f"{sx(n):.1f},{sy(v):.1f}" for n, v in points)
-        out.append(f'<polyline points="{path}" fill="none" stroke="{COLORS[name]}" stroke-width="2.5"/>')
+        out.append(f'<polyline points="{path}" fill="none" stroke="{COLORS[name]}" stroke-width="2.5"{dash}/>')
         for n, v in points:
             out.append(f'<circle cx="{sx(n):.1f}" cy="{sy(v):.1f}" r="3.5" fill="{COLORS[name]}"/>')
     return out
 
 
 def main():
-    memory, cpu = {}, {}
-    for name, n, mem, us in rows(sys.stdin):
-        memory.setdefault(name, []).append((n, max(mem, 1)))
-        cpu.setdefault(name, []).append((n, us))
-    svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="880" height="380" font-family="sans-serif" font-size="12">',
-           '<rect width="880" height="380" fill="white"/>']
-    svg += panel(0, "Memory per idle connection (log scale)", "bytes", memory, True)
+    memory, cpu, plateau = {}, {}, {}
+    with open(sys.argv[1]) as idle:
+        for name, n, mem, us in rows(idle):
+            memory.setdefault(name, []).append((n, max(mem, 1)))
+            cpu.setdefault(name, []).append((n, us))
+    if len(sys.argv) > 2:
+        with open(sys.argv[2]) as table:
+            for name, n, mem, _ in rows(table):
+                plateau.setdefault(name, []).append((n, max(mem, 1)))
+    svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="880" height="390" font-family="sans-serif" font-size="12">',
+           '<rect width="880" height="390" fill="white"/>']
+    svg += panel(0, "Memory per idle connection (log scale)", "bytes", memory, True, plateau)
     svg += panel(440, "Server CPU per heartbeat round trip", "microseconds", cpu, False)
     x = 70
     for name in memory:
         svg.append(f'<rect x="{x}" y="352" width="14" height="4" fill="{COLORS[name]}"/>')
         svg.append(f'<text x="{x + 20}" y="358">{LABELS[name]}</text>')
         x += 200
+    if plateau:
+        svg.append('<line x1="70" y1="374" x2="90" y2="374" stroke="#333" stroke-dasharray="6 4" stroke-width="2"/>')
+        svg.append('<text x="96" y="378">dashed: memory at the plateau (equal round trips per connection)</text>')
     svg.append("</svg>")
     print("\n".join(svg))
 
