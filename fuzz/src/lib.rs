@@ -163,16 +163,21 @@ impl Watch {
     }
 }
 
+/// The transport a target's setup byte chooses (its lowest bit).
+fn transport(setup: u8) -> Transport {
+    if setup & 1 == 0 {
+        Transport::Stream
+    } else {
+        Transport::Datagram
+    }
+}
+
 /// One session driven by arbitrary operations: input, datagrams, time,
 /// timeouts, sends, closes, end of stream, partial writes.
 pub fn session(data: &[u8]) {
     let mut input = Input(data);
     let Some(setup) = input.byte() else { return };
-    let transport = if setup & 1 == 0 {
-        Transport::Stream
-    } else {
-        Transport::Datagram
-    };
+    let transport = transport(setup);
     let role = if setup & 2 == 0 { Role::Server } else { Role::Client };
     let mut now = Instant::ZERO;
     let mut session = Session::new(config(transport), role, now, u64::from(setup)).expect("valid config");
@@ -233,11 +238,7 @@ pub fn session(data: &[u8]) {
 pub fn pair(data: &[u8]) {
     let mut input = Input(data);
     let Some(setup) = input.byte() else { return };
-    let transport = if setup & 1 == 0 {
-        Transport::Stream
-    } else {
-        Transport::Datagram
-    };
+    let transport = transport(setup);
     let mut now = Instant::ZERO;
     let mut sessions = [
         Session::new(config(transport), Role::Client, now, 1).expect("valid config"),

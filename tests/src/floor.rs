@@ -39,6 +39,7 @@ pub fn serve(listener: std::net::TcpListener, open: &std::sync::atomic::AtomicU6
     let mut events = Events::with_capacity(1024);
     let mut buf = [0u8; 4096];
     loop {
+        open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
         wait(&mut poll, &mut events)?;
         for event in &events {
             if event.token() == LISTENER {
@@ -47,7 +48,6 @@ pub fn serve(listener: std::net::TcpListener, open: &std::sync::atomic::AtomicU6
                     poll.registry().register(&mut stream, Token(next), Interest::READABLE)?;
                     connections.insert(next, stream);
                     next += 1;
-                    open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 continue;
             }
@@ -58,7 +58,6 @@ pub fn serve(listener: std::net::TcpListener, open: &std::sync::atomic::AtomicU6
                 match stream.read(&mut buf) {
                     Ok(0) => {
                         connections.remove(&event.token().0);
-                        open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                     Ok(n) => {
@@ -69,7 +68,6 @@ pub fn serve(listener: std::net::TcpListener, open: &std::sync::atomic::AtomicU6
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(_) => {
                         connections.remove(&event.token().0);
-                        open.store(connections.len() as u64, std::sync::atomic::Ordering::Relaxed);
                         break;
                     }
                 }
@@ -173,9 +171,14 @@ fn pace(writers: Vec<std::net::TcpStream>, interval: Duration, batch: Duration) 
             } else {
                 next.max(Instant::now() + batch)
             };
-            if let Some(wait) = wake.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
+            sleep_until(wake);
         }
     });
+}
+
+/// Sleeps until `at` (not at all if it has passed).
+pub fn sleep_until(at: Instant) {
+    if let Some(wait) = at.checked_duration_since(Instant::now()) {
+        std::thread::sleep(wait);
+    }
 }

@@ -33,6 +33,7 @@
 
 use std::time::{Duration, Instant};
 
+use pulse_tests::floor::sleep_until;
 use pulse_tests::peer::Peer;
 
 /// `pulse-peer`, built beside this binary.
@@ -116,13 +117,14 @@ fn run(server: &str, connections: usize, s: &Settings) -> Run {
     client_args.extend(batch);
     let mut client = Peer::start(&binary("pulse-peer"), &client_args);
     let per_connection = |rss: u64| rss.saturating_sub(rss_before) as f64 / connections as f64;
-    for _ in 0..s.samples {
-        std::thread::sleep(s.settle / s.samples);
+    let connected_at = Instant::now();
+    for k in 1..=s.samples {
+        sleep_until(connected_at + s.settle * k / s.samples);
         let rss = per_connection(number(&srv.ask("rss")));
         let frames = stat(&client.ask("stats"), "round_trips") as f64 / connections as f64;
         eprintln!("{server} N={connections}: {frames:.0} round trips/conn, {rss:.0} B/conn");
     }
-    std::thread::sleep(s.settle.saturating_sub(s.samples * (s.settle / s.samples.max(1))));
+    sleep_until(connected_at + s.settle);
     let rss_after = number(&srv.ask("rss"));
     let (cpu_start, switches_start) = (number(&srv.ask("cpu")), number(&srv.ask("switches")));
     let (rt_start, wire_start) = (stat(&client.ask("stats"), "round_trips"), loopback_bytes());

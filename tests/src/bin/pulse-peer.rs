@@ -19,7 +19,8 @@
 //!
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
 //! `switches` (context switches),
-//! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>`).
+//! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>
+//! going_away <n> failed <n>`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
