@@ -92,29 +92,29 @@ fn decode_stream(wire: &[u8], piece: usize) -> (Vec<Frame>, Option<pulse_proto::
 }
 
 fn config(transport: Transport) -> Config {
-    Config {
-        transport,
-        interval: Duration::from_millis(100),
-        dead_timeout: Duration::from_millis(300),
-        min_interval: Duration::from_millis(100),
-        min_ping_spacing: Duration::from_millis(50),
-        max_frame_len: MAX_FRAME,
-        max_queued_bytes: 16 * 1024,
-        max_datagram_size: 1200,
-        handshake_timeout: Duration::from_millis(500),
-        close_timeout: Duration::from_millis(200),
-        ..Config::default()
-    }
+    Config::default()
+        .with_transport(transport)
+        .with_interval(Duration::from_millis(100))
+        .with_dead_timeout(Duration::from_millis(300))
+        .with_min_interval(Duration::from_millis(100))
+        .with_min_ping_spacing(Duration::from_millis(50))
+        .with_max_frame_len(MAX_FRAME)
+        .with_max_queued_bytes(16 * 1024)
+        .with_max_datagram_size(1200)
+        .with_handshake_timeout(Duration::from_millis(500))
+        .with_close_timeout(Duration::from_millis(200))
 }
 
 fn hello() -> Vec<u8> {
     let mut bytes = MAGIC.to_vec();
     Frame::Hello(Hello {
         version_min: 1,
-        version_max: 1,
+        version_max: 2,
         interval_ms: 100,
         dead_timeout_ms: 300,
         max_frame_len: MAX_FRAME,
+        attempt: 0,
+        cookie: None,
     })
     .encode(&mut bytes);
     bytes
@@ -133,13 +133,14 @@ impl Watch {
                 self.closed_seen = true;
             }
         }
-        if self.closed_seen {
-            assert!(
-                matches!(session.state(), State::Closed | State::Closing),
-                "Closed reported in {:?}",
-                session.state()
-            );
-        }
+        // One signal: Closed is reported exactly when the session is closed.
+        assert_eq!(
+            self.closed_seen,
+            session.state() == State::Closed,
+            "Closed reported {} in {:?}",
+            self.closed_seen,
+            session.state()
+        );
         if session.state() == State::Closed {
             assert!(self.closed_seen, "closed without a Closed event");
             assert_eq!(session.poll_timeout(), None, "a closed session wants a timer");
@@ -213,7 +214,9 @@ pub fn session(data: &[u8]) {
                 let n = usize::from(input.u16().unwrap_or(0)) % 5000;
                 let _ = session.send(u16::from(op), vec![op; n]);
             }
-            6 => session.close(now, CloseCode(u16::from(input.byte().unwrap_or(0))), "fuzz"),
+            6 => {
+                let _ = session.close(now, CloseCode::from_wire(u16::from(input.byte().unwrap_or(0))), "fuzz");
+            }
             7 => {
                 let budget = usize::from(input.byte().unwrap_or(0));
                 if let Some(out) = session.poll_transmit(now) {
@@ -225,7 +228,7 @@ pub fn session(data: &[u8]) {
                 if op & 0x80 != 0 {
                     session.handle_eof(now);
                 } else {
-                    session.abort(now, CloseCode::SLOW_READER, "fuzz");
+                    let _ = session.abort(now, CloseCode::SLOW_READER, "fuzz");
                 }
             }
         }

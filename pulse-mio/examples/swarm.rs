@@ -49,11 +49,7 @@ fn main() -> std::io::Result<()> {
         .expect("an address");
     let count: usize = args.get(2).and_then(|n| n.parse().ok()).unwrap_or(1000);
     let seconds: u64 = args.get(3).and_then(|n| n.parse().ok()).unwrap_or(30);
-    let config = Config {
-        interval: Duration::from_secs(1),
-        dead_timeout: Duration::from_secs(3),
-        ..Config::default()
-    };
+    let config = Config::default().with_timing(Duration::from_secs(1), Duration::from_secs(3));
     let mut event_loop = EventLoop::new(LoopConfig::new(config), Swarm::default())?;
     for i in 0..count {
         let local = SocketAddr::from(([127, 0, 0, 2 + (i % 8) as u8], 0));

@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Poll, Token};
-use pulse_proto::{CloseCode, Instant, Role, SendError, Session, TimerKey, TimerWheel};
+use pulse_proto::{CloseCode, CloseError, Gate, Instant, Role, SendError, Session, TimerKey, TimerWheel, Transport};
 use slab::Slab;
 
 use crate::config::LoopConfig;
@@ -75,6 +76,9 @@ pub(crate) struct Core<T> {
     pub(crate) udp_by_addr: HashMap<(u32, SocketAddr), u32>,
     pub(crate) stats: LoopStats,
     pub(crate) shutdown_at: Option<Instant>,
+    /// Answers UDP datagrams from addresses with no session.
+    pub(crate) gate: Gate,
+    pub(crate) reply: Vec<u8>,
 }
 
 impl<T> Core<T> {
@@ -83,7 +87,11 @@ impl<T> Core<T> {
             .session
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let datagram = Arc::new((*config.session).clone().with_transport(Transport::Datagram));
+        let gate = Gate::new(datagram, secret()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         Ok(Core {
+            gate,
+            reply: Vec::new(),
             poll: Poll::new()?,
             // Reserved, not touched: the pages are only resident once used.
             conns: Slab::with_capacity(config.max_connections.min(1 << 20)),
@@ -181,19 +189,20 @@ impl<T> Core<T> {
         let result = conn.session.send(tag, payload);
         if let Err(SendError::QueueFull { queued, .. }) = result {
             log::warn!("connection {id}: {queued} bytes unread by the peer; closing it as a slow reader");
-            conn.session.abort(now, CloseCode::SLOW_READER, "output limit reached");
+            let _slow_reader_is_sendable = conn.session.abort(now, CloseCode::SLOW_READER, "output limit reached");
             self.stats.slow_readers += 1;
         }
         self.mark_dirty(id.index);
         result
     }
 
-    pub(crate) fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+    pub(crate) fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), CloseError> {
         let now = self.now();
         if let Some(conn) = self.get(id) {
-            conn.session.close(now, code, reason);
+            conn.session.close(now, code, reason)?;
             self.mark_dirty(id.index);
         }
+        Ok(())
     }
 
     /// Reads until the socket has nothing more (or the budget is spent) and
@@ -332,4 +341,15 @@ impl<T> Core<T> {
         self.stats.closed += 1;
         conn.value.take()
     }
+}
+
+/// Sixteen unpredictable bytes, for the UDP gate's cookie key: the
+/// standard library's per-process random hash keys, hashed.
+fn secret() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let mut secret = [0; 16];
+    secret[..8].copy_from_slice(&word().to_le_bytes());
+    secret[8..].copy_from_slice(&word().rotate_left(32).to_le_bytes());
+    secret
 }

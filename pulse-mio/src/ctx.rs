@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mio::net::TcpStream;
-use pulse_proto::{CloseCode, Negotiated, Role, SendError};
+use pulse_proto::{CloseCode, CloseError, Negotiated, Role, SendError};
 
 use crate::core::{Core, Io};
 use crate::handler::ConnId;
@@ -26,8 +26,9 @@ impl<T> Ctx<'_, T> {
     }
 
     /// Closes `conn` gracefully: what was queued goes first, then CLOSE.
-    pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) {
-        self.core.close(conn, code, reason);
+    /// Refuses a code only the protocol may send.
+    pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        self.core.close(conn, code, reason)
     }
 
     /// Opens a connection to a pulse server; `value` is kept with it.

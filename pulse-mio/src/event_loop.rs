@@ -8,8 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Token, Waker};
-use pulse_proto::frame::opens_session;
-use pulse_proto::{CloseCode, Event, Role, Session};
+use pulse_proto::{Admission, CloseCode, Event, Role, Session};
 
 use crate::config::LoopConfig;
 use crate::core::{Core, Io, LoopStats};
@@ -190,9 +189,10 @@ impl<H: Handler> EventLoop<H> {
         let now = self.core.now();
         let indices: Vec<usize> = self.core.conns.iter().map(|(i, _)| i).collect();
         for index in indices {
-            self.core.conns[index]
-                .session
-                .close(now, CloseCode::GOING_AWAY, "shutting down");
+            let _going_away_is_sendable =
+                self.core.conns[index]
+                    .session
+                    .close(now, CloseCode::GOING_AWAY, "shutting down");
             self.core.mark_dirty(index as u32);
         }
         self.core.shutdown_at = Some(now + grace);
@@ -273,9 +273,10 @@ impl<H: Handler> EventLoop<H> {
         if self.core.shutdown_at.is_some_and(|at| now >= at) {
             let indices: Vec<usize> = self.core.conns.iter().map(|(i, _)| i).collect();
             for index in indices {
-                self.core.conns[index]
-                    .session
-                    .abort(now, CloseCode::GOING_AWAY, "shutdown grace expired");
+                let _going_away_is_sendable =
+                    self.core.conns[index]
+                        .session
+                        .abort(now, CloseCode::GOING_AWAY, "shutdown grace expired");
                 self.core.mark_dirty(index as u32);
             }
         }
@@ -287,7 +288,9 @@ impl<H: Handler> EventLoop<H> {
                 Command::Send(conn, tag, payload) => {
                     let _ = self.core.send(conn, tag, payload);
                 }
-                Command::Close(conn, code, reason) => self.core.close(conn, code, &reason),
+                Command::Close(conn, code, reason) => {
+                    let _ = self.core.close(conn, code, &reason);
+                }
                 Command::Broadcast(tag, payload) => self.broadcast(tag, payload),
                 Command::Shutdown(grace) => self.shutdown(grace),
             }
@@ -382,7 +385,7 @@ fn refuse<T>(core: &mut Core<T>, mut stream: mio::net::TcpStream, peer: SocketAd
     );
     let now = core.now();
     if let Ok(mut session) = Session::new(core.config.session.clone(), Role::Server, now, 0) {
-        session.abort(now, CloseCode::REFUSED, "connection limit reached");
+        let _refused_is_sendable = session.abort(now, CloseCode::REFUSED, "connection limit reached");
         if let Some(bytes) = session.poll_transmit(now) {
             let _ = stream.write(bytes);
         }
@@ -402,13 +405,32 @@ fn read_udp<H: Handler>(core: &mut Core<H::Conn>, handler: &mut H, socket: u32, 
         let index = match core.udp_by_addr.get(&(socket, from)) {
             Some(&index) => index,
             None => {
-                // Only a handshake opens a connection: strays cost nothing.
-                if !accepting || !opens_session(&core.read_buf[..n]) {
+                // Only a proven address opens a connection: strays and
+                // spoofed HELLOs cost a stateless answer at most.
+                if !accepting {
                     continue;
                 }
-                if core.is_full() {
-                    core.stats.refused += 1;
-                    continue;
+                let now = core.now();
+                let datagram = &core.read_buf[..n];
+                let admission = match core.gate.admit(now, from, datagram, &mut core.reply) {
+                    Admission::Open if core.is_full() => {
+                        core.stats.refused += 1;
+                        core.gate.refuse(
+                            datagram,
+                            CloseCode::REFUSED,
+                            "connection limit reached",
+                            &mut core.reply,
+                        )
+                    }
+                    other => other,
+                };
+                match admission {
+                    Admission::Drop => continue,
+                    Admission::Reply => {
+                        let _ = core.udp_sockets[socket as usize].send_to(&core.reply, from);
+                        continue;
+                    }
+                    Admission::Open => {}
                 }
                 let peer = core.udp_peers.insert(from) as u32;
                 let value = handler.accepted(from);

@@ -60,8 +60,15 @@ impl Handle {
         self.shared.push(Command::Send(conn, tag, payload.into()))
     }
 
-    /// Closes `conn` gracefully.
+    /// Closes `conn` gracefully. Refuses (`InvalidInput`) a code only the
+    /// protocol may send.
     pub fn close(&self, conn: ConnId, code: CloseCode, reason: &str) -> io::Result<()> {
+        if !code.is_sendable() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                pulse_proto::CloseError { code },
+            ));
+        }
         self.shared.push(Command::Close(conn, code, reason.to_string()))
     }
 

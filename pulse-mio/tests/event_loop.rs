@@ -55,10 +55,7 @@ impl Handler for Recorder {
 }
 
 fn session_config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    let config = Config {
-        handshake_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
+    let config = Config::default().with_handshake_timeout(Duration::from_secs(2));
     Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
@@ -200,6 +197,8 @@ fn raw_client(addr: SocketAddr) -> TcpStream {
         interval_ms: 1000,
         dead_timeout_ms: 3000,
         max_frame_len: 1 << 20,
+        attempt: 0,
+        cookie: None,
     })
     .encode(&mut hello);
     stream.write_all(&hello).unwrap();
@@ -240,8 +239,10 @@ fn bad_peers_are_closed_with_their_code_and_disturb_no_one_else() {
     oversized.write_all(&[0x05, 0x80, 0x40, 0x00, 0x00]).unwrap(); // DATA of 4 MiB
     assert_eq!(close_code(&mut oversized), Some(CloseCode::FRAME_TOO_LARGE));
 
+    // Past the burst allowance (2 T + 2 m = 7 s of PINGs 500 ms apart: 15)
+    // and the two strikes.
     let mut flooder = raw_client(server.addr);
-    for id in 1..=10u32 {
+    for id in 1..=40u32 {
         let mut ping = Vec::new();
         Frame::Ping { id }.encode(&mut ping);
         flooder.write_all(&ping).unwrap();

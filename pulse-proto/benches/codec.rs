@@ -86,6 +86,8 @@ fn established_server() -> Session {
         interval_ms: 10_000,
         dead_timeout_ms: 30_000,
         max_frame_len: 1 << 16,
+        attempt: 0,
+        cookie: None,
     })
     .encode(&mut hello);
     server.handle_input(Instant::ZERO, &hello[..]);

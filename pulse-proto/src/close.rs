@@ -8,6 +8,11 @@ use core::fmt;
 /// applications. [`CloseCode::LOST`] is never sent: it reports a transport
 /// that ended without a CLOSE.
 ///
+/// An application closes with [`CloseCode::NORMAL`], [`CloseCode::GOING_AWAY`]
+/// or a code of its own from [`CloseCode::application`]; the codes that
+/// describe a peer's misbehaviour or a verdict are the session's alone to
+/// send, and `Session::close` refuses them ([`CloseCode::is_sendable`]).
+///
 /// # Examples
 ///
 /// ```
@@ -17,9 +22,10 @@ use core::fmt;
 /// let mine = CloseCode::application(7).unwrap();
 /// assert!(mine.is_application());
 /// assert_eq!(mine.to_string(), "application code 0x1007");
+/// assert!(!CloseCode::TIMED_OUT.is_sendable()); // the session's verdict, not the application's
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct CloseCode(pub u16);
+pub struct CloseCode(u16);
 
 impl CloseCode {
     /// The application is done with the session.
@@ -56,6 +62,30 @@ impl CloseCode {
     /// Whether the code is in the application range.
     pub fn is_application(self) -> bool {
         self.0 >= Self::APPLICATION_BASE
+    }
+
+    /// The code as it is carried on the wire (any value, for decoding and
+    /// inspecting; [`CloseCode::is_sendable`] says whether a local close
+    /// may use it).
+    pub const fn from_wire(code: u16) -> CloseCode {
+        CloseCode(code)
+    }
+
+    /// The 16-bit value on the wire.
+    pub const fn get(self) -> u16 {
+        self.0
+    }
+
+    /// Whether a local close may carry this code: normal, going away, slow
+    /// reader and refused (a driver's own policies), and application codes.
+    /// The rest report a peer's misbehaviour or a verdict, which only the
+    /// session decides, or are reserved.
+    pub fn is_sendable(self) -> bool {
+        self.is_application()
+            || matches!(
+                self,
+                Self::NORMAL | Self::GOING_AWAY | Self::SLOW_READER | Self::REFUSED
+            )
     }
 
     fn name(self) -> Option<&'static str> {

@@ -23,25 +23,42 @@ pub enum Transport {
 /// (`min_ping_spacing`, `ping_strikes`) to decide what is agreed. Both use the
 /// rest. [`Config::validate`] says what fits together; `Session::new` calls it.
 ///
-/// The defaults, and why (see `docs/PROTOCOL.md` for the comparison with gRPC
+/// The struct is `#[non_exhaustive]`: build it from [`Config::default`] (or
+/// [`Config::new`]) and the `with_*` setters, so fields can be added without
+/// breaking you. Its fields stay public to read.
+///
+/// ```
+/// use core::time::Duration;
+/// use pulse_proto::{Config, Transport};
+///
+/// let config = Config::new(Transport::Datagram)
+///     .with_timing(Duration::from_secs(1), Duration::from_secs(3))
+///     .with_max_frame_len(64 * 1024);
+/// assert_eq!(config.validate(), Ok(()));
+/// ```
+///
+/// The defaults, and why (`docs/PROTOCOL.md` §10 compares them with gRPC
 /// keepalive, MQTT and QUIC):
 ///
 /// | field | default | why |
 /// |---|---|---|
 /// | `interval` | 10 s | keeps NAT and load-balancer mappings (often 30–60 s idle) alive with margin; 360 round trips of 16 bytes an hour |
 /// | `dead_timeout` | 30 s | three intervals: one lost PING never convicts |
-/// | `min_interval` / `max_interval` | 1 s / 300 s | a server bounds what clients may ask |
+/// | `min_interval` / `max_interval` | 1 s / 300 s | a server bounds what clients may ask; a request outside is clamped, and [`crate::Negotiated::adjustments`] says so |
 /// | `max_dead_timeout` | 600 s | a server bounds how long it holds a silent peer |
 /// | `jitter_percent` | 10 | spreads PINGs of connections opened together |
-/// | `probe_floor` | 250 ms | smallest probe timeout, above loopback and LAN scheduling noise |
+/// | `probe_floor` | 250 ms | smallest probe timeout, above loopback and LAN scheduling noise; never more than a quarter of the agreed interval |
 /// | `min_ping_spacing` / `ping_strikes` | 500 ms / 2 | no honest peer pings faster; two strikes as in gRPC |
 /// | `max_frame_len` | 256 KiB | bounds per-connection memory against any peer |
 /// | `max_queued_bytes` | 1 MiB | bounds output the application may queue |
 /// | `max_datagram_size` | 1200 | fits any path's MTU (QUIC's choice) |
 /// | `handshake_timeout` | 10 s | a peer that does not finish its handshake holds nothing for long |
 /// | `close_timeout` | 5 s | a graceful close, drain included, ends in bounded time |
-/// | `stall_threshold` | 1 s | a timer this late means our own process stalled |
+/// | `stall_threshold` | 1 s | a timer this late means our own process stalled; never more than a quarter of the agreed interval |
+/// | `slow_reader_timeout` | the dead-peer timeout | output the transport takes nothing of for this long means the peer does not read |
+/// | `cookie_lifetime` | 20 s | how long a datagram server's address-validation cookie stays valid |
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Config {
     /// Stream or datagram transport.
     pub transport: Transport,
@@ -59,18 +76,20 @@ pub struct Config {
     /// Each interval is drawn within ± this percentage (0–50).
     pub jitter_percent: u8,
     /// Smallest probe timeout: how long a PING may go unanswered before the
-    /// peer is suspect, whatever the measured RTT.
+    /// peer is suspect, whatever the measured RTT. A quarter of the agreed
+    /// interval is used when that is smaller.
     pub probe_floor: Duration,
-    /// Ping policy a server states: the shortest spacing between PINGs. A
-    /// PING that arrives sooner than half of it after the previous is a strike.
+    /// Ping policy a server states: the shortest spacing between PINGs
+    /// either side sends (`docs/PROTOCOL.md` §6.8).
     pub min_ping_spacing: Duration,
-    /// Ping policy a server states: strikes tolerated; one more closes the
-    /// session with "too many pings".
+    /// Ping policy a server states: PINGs tolerated beyond the policy's
+    /// burst allowance; one more closes the session with "too many pings".
     pub ping_strikes: u8,
     /// Largest frame body this side accepts (the length field), in bytes.
     pub max_frame_len: u32,
     /// Most bytes of DATA frames (headers included, so even empty messages
-    /// count) the application may have queued for sending.
+    /// count) the application may have queued for sending; a `send` beyond
+    /// it is refused with [`crate::SendError::QueueFull`].
     pub max_queued_bytes: usize,
     /// Largest datagram this side sends (datagram transport only).
     pub max_datagram_size: usize,
@@ -80,8 +99,17 @@ pub struct Config {
     /// peer's answering CLOSE.
     pub close_timeout: Duration,
     /// A `handle_timeout` later than this past the deadline means our own
-    /// process stalled: the peer gets one probe round before any verdict.
+    /// process stalled: the peer gets a full probe round before any verdict.
+    /// A quarter of the agreed interval is used when that is smaller.
     pub stall_threshold: Duration,
+    /// How long output may wait with not one byte taken by the transport
+    /// before the peer is closed as a slow reader. `None`: the agreed
+    /// dead-peer timeout (a peer that reads nothing for that long cannot
+    /// have seen our PONGs either).
+    pub slow_reader_timeout: Option<Duration>,
+    /// How long a datagram server's address-validation cookie stays valid
+    /// ([`crate::Gate`]).
+    pub cookie_lifetime: Duration,
 }
 
 impl Default for Config {
@@ -103,6 +131,8 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
             stall_threshold: Duration::from_secs(1),
+            slow_reader_timeout: None,
+            cookie_lifetime: Duration::from_secs(20),
         }
     }
 }
@@ -115,6 +145,9 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 pub const MIN_FRAME_LEN: u32 = 256;
 /// The largest `max_frame_len`: what a four-byte length holds.
 pub const MAX_FRAME_LEN: u32 = (1 << 30) - 1;
+/// The largest frame either side accepts before the handshake completes:
+/// every handshake frame fits, so an unknown peer cannot make us buffer more.
+pub const HANDSHAKE_FRAME_LEN: u32 = MIN_FRAME_LEN;
 
 fn check(ok: bool, field: &'static str, rule: &'static str) -> Result<(), ConfigError> {
     if ok {
@@ -122,6 +155,19 @@ fn check(ok: bool, field: &'static str, rule: &'static str) -> Result<(), Config
     } else {
         Err(ConfigError::OutOfRange { field, rule })
     }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$field = value;
+                self
+            }
+        )*
+    };
 }
 
 impl Config {
@@ -133,10 +179,51 @@ impl Config {
         }
     }
 
+    setters! {
+        /// Sets [`Config::transport`].
+        with_transport: transport: Transport;
+        /// Sets [`Config::interval`] alone; see [`Config::with_timing`] to
+        /// set it with the timeout and widen a server's range to match.
+        with_interval: interval: Duration;
+        /// Sets [`Config::dead_timeout`].
+        with_dead_timeout: dead_timeout: Duration;
+        /// Sets [`Config::min_interval`].
+        with_min_interval: min_interval: Duration;
+        /// Sets [`Config::max_interval`].
+        with_max_interval: max_interval: Duration;
+        /// Sets [`Config::max_dead_timeout`].
+        with_max_dead_timeout: max_dead_timeout: Duration;
+        /// Sets [`Config::jitter_percent`].
+        with_jitter_percent: jitter_percent: u8;
+        /// Sets [`Config::probe_floor`].
+        with_probe_floor: probe_floor: Duration;
+        /// Sets [`Config::min_ping_spacing`].
+        with_min_ping_spacing: min_ping_spacing: Duration;
+        /// Sets [`Config::ping_strikes`].
+        with_ping_strikes: ping_strikes: u8;
+        /// Sets [`Config::max_frame_len`].
+        with_max_frame_len: max_frame_len: u32;
+        /// Sets [`Config::max_queued_bytes`].
+        with_max_queued_bytes: max_queued_bytes: usize;
+        /// Sets [`Config::max_datagram_size`].
+        with_max_datagram_size: max_datagram_size: usize;
+        /// Sets [`Config::handshake_timeout`].
+        with_handshake_timeout: handshake_timeout: Duration;
+        /// Sets [`Config::close_timeout`].
+        with_close_timeout: close_timeout: Duration;
+        /// Sets [`Config::stall_threshold`].
+        with_stall_threshold: stall_threshold: Duration;
+        /// Sets [`Config::slow_reader_timeout`].
+        with_slow_reader_timeout: slow_reader_timeout: Option<Duration>;
+        /// Sets [`Config::cookie_lifetime`].
+        with_cookie_lifetime: cookie_lifetime: Duration;
+    }
+
     /// This config asking for `interval` and `dead_timeout`, with the
     /// server's range and ping policy widened where needed to accept them
-    /// (`min_interval` lowered to `interval`, `min_ping_spacing` to half of
-    /// it), so both ends can use the same config.
+    /// (`min_interval` lowered to `interval`, `max_dead_timeout` raised to
+    /// `dead_timeout`, `min_ping_spacing` lowered to half of `min_interval`),
+    /// so both ends can use the same config and get what they asked for.
     ///
     /// # Examples
     ///
@@ -148,12 +235,14 @@ impl Config {
     /// assert_eq!(fast.validate(), Ok(()));
     /// assert_eq!(fast.min_ping_spacing, Duration::from_millis(100));
     /// ```
+    #[must_use]
     pub fn with_timing(self, interval: Duration, dead_timeout: Duration) -> Self {
         let min_interval = self.min_interval.min(interval);
         Config {
             interval,
             dead_timeout,
             min_interval,
+            max_interval: self.max_interval.max(interval),
             max_dead_timeout: self.max_dead_timeout.max(dead_timeout),
             min_ping_spacing: self.min_ping_spacing.min(min_interval / 2),
             ..self
@@ -168,8 +257,7 @@ impl Config {
     /// use core::time::Duration;
     /// use pulse_proto::Config;
     ///
-    /// let mut config = Config::default();
-    /// config.dead_timeout = Duration::from_secs(12); // less than 2 × 10 s
+    /// let config = Config::default().with_dead_timeout(Duration::from_secs(12)); // less than 2 × 10 s
     /// assert_eq!(
     ///     config.validate().unwrap_err().to_string(),
     ///     "invalid config: dead_timeout must be at least twice interval",
@@ -207,6 +295,11 @@ impl Config {
             "at least 1 ms",
         )?;
         check(
+            self.min_ping_spacing >= Duration::from_millis(1),
+            "min_ping_spacing",
+            "at least 1 ms",
+        )?;
+        check(
             self.min_ping_spacing <= self.min_interval / 2,
             "min_ping_spacing",
             "at most half of min_interval",
@@ -232,7 +325,37 @@ impl Config {
             "close_timeout",
             "at least 1 ms",
         )?;
+        check(
+            self.stall_threshold >= Duration::from_millis(1),
+            "stall_threshold",
+            "at least 1 ms",
+        )?;
+        check(
+            self.slow_reader_timeout.is_none_or(|t| t >= Duration::from_millis(1)),
+            "slow_reader_timeout",
+            "at least 1 ms",
+        )?;
+        check(
+            self.cookie_lifetime >= Duration::from_secs(1) && self.cookie_lifetime <= Duration::from_secs(3600),
+            "cookie_lifetime",
+            "between 1 s and 1 hour",
+        )?;
         Ok(())
+    }
+
+    /// The probe timeout's floor for an agreed `interval`: the configured
+    /// floor, but never more than a quarter of the interval, so fast
+    /// heartbeats are judged at their own pace.
+    pub fn probe_floor_for(&self, interval: Duration) -> Duration {
+        self.probe_floor.min(interval / 4).max(Duration::from_millis(1))
+    }
+
+    /// How late a timer may fire, for an agreed `interval`, before it counts
+    /// as our own stall: the configured threshold, but never more than a
+    /// quarter of the interval, so the silence our stall adds can never by
+    /// itself reach the dead-peer timeout (at least twice the interval).
+    pub fn stall_threshold_for(&self, interval: Duration) -> Duration {
+        self.stall_threshold.min(interval / 4).max(Duration::from_millis(1))
     }
 }
 
@@ -253,10 +376,7 @@ mod tests {
 
     #[test]
     fn a_ping_policy_stricter_than_the_interval_allows_is_refused() {
-        let config = Config {
-            min_ping_spacing: Duration::from_secs(1),
-            ..Config::default()
-        };
+        let config = Config::default().with_min_ping_spacing(Duration::from_secs(1));
         assert!(matches!(
             config.validate(),
             Err(ConfigError::OutOfRange {
@@ -264,5 +384,40 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn the_probe_floor_and_stall_threshold_shrink_with_fast_intervals() {
+        let config = Config::default();
+        assert_eq!(
+            config.probe_floor_for(Duration::from_secs(10)),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            config.stall_threshold_for(Duration::from_secs(10)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            config.probe_floor_for(Duration::from_millis(200)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            config.stall_threshold_for(Duration::from_millis(200)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            config.stall_threshold_for(Duration::from_millis(10)),
+            Duration::from_micros(2500)
+        );
+    }
+
+    #[test]
+    fn with_timing_makes_a_config_that_accepts_its_own_request() {
+        for (i, t) in [(10, 20), (200, 600), (5_000, 15_000), (600_000, 1_800_000)] {
+            let c = Config::default().with_timing(Duration::from_millis(i), Duration::from_millis(t));
+            assert_eq!(c.validate(), Ok(()), "{i} ms / {t} ms");
+            assert!(c.min_interval <= c.interval && c.interval <= c.max_interval);
+            assert!(c.dead_timeout <= c.max_dead_timeout);
+        }
     }
 }

@@ -6,12 +6,20 @@ use bytes::{Buf, Bytes};
 use crate::error::ProtocolError;
 use crate::frame::{parse_header, Frame, Header, MAGIC};
 
+/// The most a frame's buffer holds beyond the bytes that arrived: room
+/// reserved ahead so a frame trickling in does not reallocate per read, but
+/// never more than this (and never more than the bytes so far, while they
+/// are few), whatever length the frame claims.
+pub const GROWTH_SLACK: usize = 4096;
+
 /// Turns a byte stream, delivered in pieces of any size, into frames.
 ///
 /// It expects the peer's [`MAGIC`] first, then frames. The memory it holds
 /// is one incomplete frame at most: a frame's declared length is checked
-/// against the maximum as soon as its header is complete, before any of its
-/// body is buffered. Between frames it holds no buffer at all.
+/// against the maximum as soon as its header is complete, and its buffer
+/// then grows only as its bytes arrive — never reserved from the length it
+/// claims — so a peer costs what it sent plus a small constant
+/// ([`GROWTH_SLACK`] at most). Between frames it holds no buffer at all.
 ///
 /// After an error the decoder is finished; the session closes.
 ///
@@ -76,6 +84,12 @@ impl StreamDecoder {
     /// Whether the magic has been seen in full.
     pub fn magic_done(&self) -> bool {
         usize::from(self.magic_seen) == MAGIC.len()
+    }
+
+    /// Changes the largest frame body accepted from the next frame on (the
+    /// session raises it from the handshake's bound once established).
+    pub fn set_max_len(&mut self, max_len: u32) {
+        self.max_len = max_len;
     }
 
     /// Decodes the next frame from what is buffered plus `input`, taking
@@ -152,7 +166,8 @@ impl StreamDecoder {
         self.in_body = true;
         self.frame_type = header.frame_type;
         self.body_len = header.body_len as u32; // checked against max_len (a u32)
-        self.partial = Vec::with_capacity(header.body_len);
+                                                // Nothing reserved from the claimed length: the body grows as it arrives.
+        self.partial = Vec::new();
     }
 
     fn fill_body(&mut self, input: &mut impl Buf) -> Result<Option<Frame>, ProtocolError> {
@@ -160,6 +175,13 @@ impl StreamDecoder {
         while self.partial.len() < body_len && input.has_remaining() {
             let chunk = input.chunk();
             let n = chunk.len().min(body_len - self.partial.len());
+            let have = self.partial.len() + n;
+            if have > self.partial.capacity() {
+                // Slack of at most what has arrived (doubling while small),
+                // capped at GROWTH_SLACK, and never past the frame's end.
+                let slack = have.min(GROWTH_SLACK).min(body_len - have);
+                self.partial.reserve_exact(have + slack - self.partial.len());
+            }
             self.partial.extend_from_slice(&chunk[..n]);
             input.advance(n);
         }
@@ -267,6 +289,27 @@ mod tests {
             }
         );
         assert!(decoder.capacity() <= 16, "buffered {}", decoder.capacity());
+    }
+
+    #[test]
+    fn a_frame_claiming_its_maximum_costs_only_what_arrived() {
+        let mut decoder = StreamDecoder::new(256 * 1024);
+        let mut input = MAGIC.to_vec();
+        input.push(frame_type::DATA);
+        crate::varint::encode(256 * 1024, &mut input);
+        assert_eq!(decode_all(&mut decoder, Bytes::from(input)).unwrap(), []);
+        assert_eq!(decoder.capacity(), 0, "reserved from the claimed length");
+        let mut sent = 0;
+        for piece in [1usize, 10, 100, 1000, 10_000, 100_000] {
+            sent += piece;
+            decode_all(&mut decoder, Bytes::from(alloc::vec![0u8; piece])).unwrap();
+            assert_eq!(decoder.buffered(), sent);
+            assert!(
+                decoder.capacity() <= sent + sent.min(GROWTH_SLACK),
+                "holds {} for {sent} bytes received",
+                decoder.capacity()
+            );
+        }
     }
 
     #[test]

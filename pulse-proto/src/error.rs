@@ -130,13 +130,20 @@ pub enum SendError {
         /// The largest payload the peer accepts.
         max: usize,
     },
-    /// Accepting it would put more than `max` bytes in the output queue.
-    /// Drain [`crate::Session::poll_transmit`] and try again.
+    /// Accepting it would put more than `max` bytes in the output queue: the
+    /// peer reads slower than the application sends. Nothing was queued; an
+    /// [`crate::Event::SendReady`] follows once the queue has room again.
     QueueFull {
         /// Bytes queued now.
         queued: usize,
         /// The configured limit ([`crate::Config::max_queued_bytes`]).
         max: usize,
+    },
+    /// The peer speaks a protocol version without this frame (a STATUS to a
+    /// version-1 peer).
+    Unsupported {
+        /// The version agreed with the peer.
+        version: u8,
     },
 }
 
@@ -149,7 +156,29 @@ impl fmt::Display for SendError {
             Self::QueueFull { queued, max } => {
                 write!(f, "output queue holds {queued} bytes, limit {max}")
             }
+            Self::Unsupported { version } => {
+                write!(f, "the peer speaks protocol version {version}, without this frame")
+            }
         }
+    }
+}
+
+/// Why [`crate::Session::close`] or [`crate::Session::abort`] refused: the
+/// code is the protocol's to send (a verdict or a peer's misbehaviour), or
+/// reserved. The session is unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseError {
+    /// The code that was refused.
+    pub code: CloseCode,
+}
+
+impl fmt::Display for CloseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is not a code a local close may send: use normal, going away or an application code",
+            self.code
+        )
     }
 }
 
@@ -177,3 +206,4 @@ impl fmt::Display for ConfigError {
 impl core::error::Error for ProtocolError {}
 impl core::error::Error for SendError {}
 impl core::error::Error for ConfigError {}
+impl core::error::Error for CloseError {}

@@ -8,6 +8,8 @@ use core::time::Duration;
 
 use crate::close::{CloseCode, Initiator};
 use crate::error::ProtocolError;
+use crate::negotiated::Negotiated;
+use crate::status::Status;
 
 /// Something that happened, from [`crate::Session::poll_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,12 +43,32 @@ pub enum Event {
         /// Time since the last frame from the peer.
         silent_for: Duration,
     },
-    /// The session ended. Always the last event, and always sent once.
+    /// After a `send` was refused with [`crate::SendError::QueueFull`], the
+    /// output queue has room again (it is at most half full).
+    SendReady,
+    /// The peer reported its own state with a STATUS frame.
+    PeerStatus(Status),
+    /// The session ended. Always the last event, sent once, and sent exactly
+    /// when [`crate::Session::is_closed`] becomes true: then write what
+    /// `poll_transmit` still yields that the transport takes at once, and
+    /// drop the transport.
     Closed(Closed),
 }
 
 /// How a session ended.
+///
+/// # Examples
+///
+/// ```
+/// use pulse_proto::{CloseCode, Closed, Initiator};
+///
+/// let closed = Closed::new(CloseCode::GOING_AWAY, "restarting", Initiator::Peer);
+/// assert_eq!(closed.to_string(), "closed by the peer: going away (0x0001): restarting");
+/// let error: &dyn std::error::Error = &closed;
+/// assert!(error.source().is_none());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Closed {
     /// The close code: the one sent by whoever initiated.
     pub code: CloseCode,
@@ -58,25 +80,42 @@ pub struct Closed {
     pub error: Option<ProtocolError>,
 }
 
-/// The values agreed in the handshake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Negotiated {
-    /// Protocol version.
-    pub version: u8,
-    /// Heartbeat interval.
-    pub interval: Duration,
-    /// Dead-peer timeout.
-    pub dead_timeout: Duration,
-    /// Largest frame body the peer accepts.
-    pub peer_max_frame_len: u32,
-    /// Ping policy: shortest spacing between PINGs, both ways.
-    pub min_ping_spacing: Duration,
-    /// Ping policy: strikes tolerated.
-    pub ping_strikes: u8,
+impl Closed {
+    /// How a session ended: `code`, `reason`, who began it; no protocol
+    /// error. For adapters that report endings of their own (a connection
+    /// that never opened, say).
+    pub fn new(code: CloseCode, reason: impl Into<String>, initiator: Initiator) -> Closed {
+        Closed {
+            code,
+            reason: reason.into(),
+            initiator,
+            error: None,
+        }
+    }
+}
+
+impl core::fmt::Display for Closed {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.initiator {
+            Initiator::Local => write!(f, "closed here: {}", self.code)?,
+            Initiator::Peer => write!(f, "closed by the peer: {}", self.code)?,
+        }
+        if !self.reason.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        }
+        Ok(())
+    }
+}
+
+impl core::error::Error for Closed {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        self.error.as_ref().map(|e| e as _)
+    }
 }
 
 /// One RTT measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RttSample {
     /// This round trip's network time: PONG arrival − PING departure − hold.
     pub rtt: Duration,

@@ -6,6 +6,7 @@ use bytes::{Buf, BufMut, Bytes};
 
 use crate::close::CloseCode;
 use crate::error::ProtocolError;
+use crate::status::{ServiceState, Status};
 use crate::varint;
 
 /// The four bytes each side sends first on a stream, and that start every
@@ -14,8 +15,12 @@ use crate::varint;
 pub const MAGIC: [u8; 4] = [0x9C, b'P', b'L', b'S'];
 /// The lowest protocol version this implementation speaks.
 pub const VERSION_MIN: u8 = 1;
-/// The highest protocol version this implementation speaks.
-pub const VERSION_MAX: u8 = 1;
+/// The highest protocol version this implementation speaks. Version 2 adds
+/// address validation on datagrams (RETRY), STATUS, and the trailing fields
+/// of HELLO and WELCOME; a version-2 endpoint speaks version 1 on streams.
+pub const VERSION_MAX: u8 = 2;
+/// The lowest version a datagram server accepts: it validates addresses.
+pub const DATAGRAM_VERSION_MIN: u8 = 2;
 /// The longest CLOSE reason, in bytes of UTF-8.
 pub const MAX_REASON_LEN: usize = 123;
 /// The longest frame header: a type byte and an eight-byte varint.
@@ -35,8 +40,50 @@ pub mod frame_type {
     pub const DATA: u8 = 0x05;
     /// End of session.
     pub const CLOSE: u8 = 0x06;
+    /// A datagram server's stateless answer to a HELLO without a cookie.
+    pub const RETRY: u8 = 0x07;
+    /// A service's report of its own state (version 2).
+    pub const STATUS: u8 = 0x08;
     /// Types from here up are extensions: skipped when unknown.
     pub const FIRST_EXTENSION: u8 = 0x80;
+}
+
+/// The longest address-validation cookie.
+pub const MAX_COOKIE_LEN: usize = 32;
+
+/// A datagram server's address-validation cookie: opaque to the client,
+/// which echoes it in its HELLO.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Cookie {
+    len: u8,
+    bytes: [u8; MAX_COOKIE_LEN],
+}
+
+impl Cookie {
+    /// A cookie of these bytes; `None` if empty or longer than
+    /// [`MAX_COOKIE_LEN`].
+    pub fn new(bytes: &[u8]) -> Option<Cookie> {
+        if bytes.is_empty() || bytes.len() > MAX_COOKIE_LEN {
+            return None;
+        }
+        let mut cookie = Cookie {
+            len: bytes.len() as u8,
+            bytes: [0; MAX_COOKIE_LEN],
+        };
+        cookie.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(cookie)
+    }
+
+    /// The cookie's bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl core::fmt::Debug for Cookie {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Cookie({:02x?})", self.as_slice())
+    }
 }
 
 /// The client's handshake.
@@ -52,6 +99,12 @@ pub struct Hello {
     pub dead_timeout_ms: u32,
     /// Largest frame length the client accepts.
     pub max_frame_len: u32,
+    /// Which transmission of HELLO this is: 0 first, one more per
+    /// retransmission (saturating); RETRY and WELCOME echo it, so every
+    /// answer gives an RTT sample. 0 in a version-1 HELLO.
+    pub attempt: u8,
+    /// The cookie of a datagram server's RETRY, echoed.
+    pub cookie: Option<Cookie>,
 }
 
 /// The server's handshake answer: what both sides now use.
@@ -69,10 +122,27 @@ pub struct Welcome {
     pub min_ping_spacing_ms: u32,
     /// Ping policy: strikes tolerated before closing with "too many pings".
     pub ping_strikes: u8,
+    /// The version-2 fields; `None` in a version-1 WELCOME.
+    pub ext: Option<WelcomeExt>,
+}
+
+/// The fields a version-2 WELCOME adds: the HELLO it answers, and the
+/// server's bounds, so a client can tell why its request was changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WelcomeExt {
+    /// The `attempt` of the HELLO this answers.
+    pub attempt: u8,
+    /// The shortest interval the server agrees to, milliseconds.
+    pub min_interval_ms: u32,
+    /// The longest interval the server agrees to, milliseconds.
+    pub max_interval_ms: u32,
+    /// The longest dead-peer timeout the server agrees to, milliseconds.
+    pub max_dead_timeout_ms: u32,
 }
 
 /// One decoded frame.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Frame {
     /// See [`Hello`].
     Hello(Hello),
@@ -104,6 +174,16 @@ pub enum Frame {
         /// Human-readable detail, at most [`MAX_REASON_LEN`] bytes.
         reason: String,
     },
+    /// A datagram server's answer to a HELLO without a valid cookie: send
+    /// HELLO again with this cookie.
+    Retry {
+        /// The `attempt` of the HELLO this answers.
+        attempt: u8,
+        /// The cookie to echo.
+        cookie: Cookie,
+    },
+    /// The sender's report of its own state.
+    Status(Status),
     /// A frame of an extension type this implementation skips.
     Extension {
         /// Its type byte.
@@ -113,6 +193,8 @@ pub enum Frame {
 
 const HELLO_LEN: usize = 14;
 const WELCOME_LEN: usize = 18;
+const WELCOME_EXT_LEN: usize = 13;
+const STATUS_LEN: usize = 2;
 const PING_LEN: usize = 4;
 const PONG_LEN: usize = 8;
 
@@ -151,7 +233,7 @@ pub fn parse_header(input: &[u8], max_len: u32) -> Result<Option<Header>, Protoc
 
 fn check_type(frame_type: u8) -> Result<(), ProtocolError> {
     match frame_type {
-        frame_type::HELLO..=frame_type::CLOSE => Ok(()),
+        frame_type::HELLO..=frame_type::STATUS => Ok(()),
         t if t >= frame_type::FIRST_EXTENSION && t != MAGIC[0] => Ok(()),
         t => Err(ProtocolError::UnknownFrameType(t)),
     }
@@ -182,24 +264,51 @@ impl Frame {
         Ok(match frame_type {
             frame_type::HELLO => {
                 at_least(HELLO_LEN)?;
-                Frame::Hello(Hello {
+                let mut hello = Hello {
                     version_min: body.get_u8(),
                     version_max: body.get_u8(),
                     interval_ms: body.get_u32(),
                     dead_timeout_ms: body.get_u32(),
                     max_frame_len: body.get_u32(),
-                })
+                    attempt: 0,
+                    cookie: None,
+                };
+                if body.has_remaining() {
+                    hello.attempt = body.get_u8();
+                }
+                if body.has_remaining() {
+                    let len = usize::from(body.get_u8());
+                    if len > 0 {
+                        if body.remaining() < len {
+                            return Err(malformed(frame_type, "cookie longer than the body"));
+                        }
+                        hello.cookie = Some(
+                            Cookie::new(&body[..len]).ok_or(malformed(frame_type, "cookie longer than 32 bytes"))?,
+                        );
+                    }
+                }
+                Frame::Hello(hello)
             }
             frame_type::WELCOME => {
                 at_least(WELCOME_LEN)?;
-                Frame::Welcome(Welcome {
+                let mut welcome = Welcome {
                     version: body.get_u8(),
                     interval_ms: body.get_u32(),
                     dead_timeout_ms: body.get_u32(),
                     max_frame_len: body.get_u32(),
                     min_ping_spacing_ms: body.get_u32(),
                     ping_strikes: body.get_u8(),
-                })
+                    ext: None,
+                };
+                if body.remaining() >= WELCOME_EXT_LEN {
+                    welcome.ext = Some(WelcomeExt {
+                        attempt: body.get_u8(),
+                        min_interval_ms: body.get_u32(),
+                        max_interval_ms: body.get_u32(),
+                        max_dead_timeout_ms: body.get_u32(),
+                    });
+                }
+                Frame::Welcome(welcome)
             }
             frame_type::PING => {
                 exact(PING_LEN)?;
@@ -219,7 +328,7 @@ impl Frame {
             }
             frame_type::CLOSE => {
                 at_least(2)?;
-                let code = CloseCode(body.get_u16());
+                let code = CloseCode::from_wire(body.get_u16());
                 if body.len() > MAX_REASON_LEN {
                     return Err(malformed(frame_type, "reason longer than 123 bytes"));
                 }
@@ -228,6 +337,17 @@ impl Frame {
                     code,
                     reason: String::from(reason),
                 }
+            }
+            frame_type::RETRY => {
+                at_least(2)?;
+                let attempt = body.get_u8();
+                let cookie = Cookie::new(&body).ok_or(malformed(frame_type, "cookie longer than 32 bytes"))?;
+                Frame::Retry { attempt, cookie }
+            }
+            frame_type::STATUS => {
+                exact(STATUS_LEN)?;
+                let state = ServiceState::from_wire(body.get_u8());
+                Frame::Status(Status::new(state, body.get_u8()))
             }
             t => {
                 check_type(t)?;
@@ -245,18 +365,24 @@ impl Frame {
             Frame::Pong { .. } => frame_type::PONG,
             Frame::Data { .. } => frame_type::DATA,
             Frame::Close { .. } => frame_type::CLOSE,
+            Frame::Retry { .. } => frame_type::RETRY,
+            Frame::Status(_) => frame_type::STATUS,
             Frame::Extension { frame_type } => *frame_type,
         }
     }
 
     fn body_len(&self) -> usize {
         match self {
-            Frame::Hello(_) => HELLO_LEN,
-            Frame::Welcome(_) => WELCOME_LEN,
+            Frame::Hello(h) => HELLO_LEN + 2 + h.cookie.map_or(0, |c| c.as_slice().len()),
+            Frame::Welcome(w) => WELCOME_LEN + w.ext.map_or(0, |_| WELCOME_EXT_LEN),
             Frame::Ping { .. } => PING_LEN,
             Frame::Pong { .. } => PONG_LEN,
             Frame::Data { payload, .. } => 2 + payload.len(),
-            Frame::Close { reason, .. } => 2 + reason.len().min(MAX_REASON_LEN),
+            // The length of what `encode` writes: the reason cut on a
+            // character boundary, not merely at the byte limit.
+            Frame::Close { reason, .. } => 2 + truncate_reason(reason).len(),
+            Frame::Retry { cookie, .. } => 1 + cookie.as_slice().len(),
+            Frame::Status(_) => STATUS_LEN,
             Frame::Extension { .. } => 0,
         }
     }
@@ -279,6 +405,10 @@ impl Frame {
                 out.put_u32(h.interval_ms);
                 out.put_u32(h.dead_timeout_ms);
                 out.put_u32(h.max_frame_len);
+                out.put_u8(h.attempt);
+                let cookie = h.cookie.as_ref().map_or(&[][..], Cookie::as_slice);
+                out.put_u8(cookie.len() as u8);
+                out.put_slice(cookie);
             }
             Frame::Welcome(w) => {
                 out.put_u8(w.version);
@@ -287,6 +417,12 @@ impl Frame {
                 out.put_u32(w.max_frame_len);
                 out.put_u32(w.min_ping_spacing_ms);
                 out.put_u8(w.ping_strikes);
+                if let Some(ext) = &w.ext {
+                    out.put_u8(ext.attempt);
+                    out.put_u32(ext.min_interval_ms);
+                    out.put_u32(ext.max_interval_ms);
+                    out.put_u32(ext.max_dead_timeout_ms);
+                }
             }
             Frame::Ping { id } => out.put_u32(*id),
             Frame::Pong { id, hold_us } => {
@@ -298,32 +434,20 @@ impl Frame {
                 out.put_slice(payload);
             }
             Frame::Close { code, reason } => {
-                out.put_u16(code.0);
+                out.put_u16(code.get());
                 out.put_slice(truncate_reason(reason).as_bytes());
+            }
+            Frame::Retry { attempt, cookie } => {
+                out.put_u8(*attempt);
+                out.put_slice(cookie.as_slice());
+            }
+            Frame::Status(status) => {
+                out.put_u8(status.state().to_wire());
+                out.put_u8(status.weight());
             }
             Frame::Extension { .. } => {}
         }
     }
-}
-
-/// Whether a datagram from an address with no session yet may open one on
-/// a server: it starts with the [`MAGIC`] and then a HELLO frame. Anything
-/// else from an unknown address is a stray to drop without creating state.
-///
-/// # Examples
-///
-/// ```
-/// use pulse_proto::frame::{opens_session, Frame, Hello, MAGIC};
-///
-/// let mut hello = MAGIC.to_vec();
-/// Frame::Hello(Hello { version_min: 1, version_max: 1, interval_ms: 1000, dead_timeout_ms: 3000, max_frame_len: 4096 })
-///     .encode(&mut hello);
-/// assert!(opens_session(&hello));
-/// assert!(!opens_session(&hello[4..]));        // no magic
-/// assert!(!opens_session(b"GET / HTTP/1.1"));
-/// ```
-pub fn opens_session(datagram: &[u8]) -> bool {
-    datagram.starts_with(&MAGIC) && datagram.get(MAGIC.len()) == Some(&frame_type::HELLO)
 }
 
 /// `reason` cut to at most [`MAX_REASON_LEN`] bytes on a character boundary.
@@ -364,21 +488,45 @@ mod tests {
 
     #[test]
     fn every_frame_type_round_trips() {
-        round_trip(Frame::Hello(Hello {
+        let hello = Hello {
             version_min: 1,
             version_max: 3,
             interval_ms: 10_000,
             dead_timeout_ms: 30_000,
             max_frame_len: 1 << 20,
+            attempt: 0,
+            cookie: None,
+        };
+        round_trip(Frame::Hello(hello));
+        round_trip(Frame::Hello(Hello {
+            attempt: 3,
+            cookie: Cookie::new(&[7; 12]),
+            ..hello
         }));
-        round_trip(Frame::Welcome(Welcome {
+        let welcome = Welcome {
             version: 1,
             interval_ms: 5_000,
             dead_timeout_ms: 15_000,
             max_frame_len: 4096,
             min_ping_spacing_ms: 500,
             ping_strikes: 2,
+            ext: None,
+        };
+        round_trip(Frame::Welcome(welcome));
+        round_trip(Frame::Welcome(Welcome {
+            ext: Some(WelcomeExt {
+                attempt: 2,
+                min_interval_ms: 1_000,
+                max_interval_ms: 300_000,
+                max_dead_timeout_ms: 600_000,
+            }),
+            ..welcome
         }));
+        round_trip(Frame::Retry {
+            attempt: 1,
+            cookie: Cookie::new(b"twelve bytes").unwrap(),
+        });
+        round_trip(Frame::Status(Status::new(ServiceState::Draining, 30)));
         round_trip(Frame::Ping { id: 0xDEAD_BEEF });
         round_trip(Frame::Pong { id: 7, hold_us: 1234 });
         round_trip(Frame::Data {
@@ -422,6 +570,20 @@ mod tests {
             panic!("not a close")
         };
         assert_eq!(reason.len(), 122);
+        // The length field says what was written.
+        assert_eq!(header.header_len + header.body_len, buf.len());
+    }
+
+    #[test]
+    fn a_version_one_hello_and_welcome_still_decode() {
+        let mut v1 = alloc::vec![frame_type::HELLO, 14, 1, 1];
+        v1.extend_from_slice(&[0, 0, 3, 0xE8, 0, 0, 0x0B, 0xB8, 0, 0, 0x10, 0]);
+        let header = parse_header(&v1, 256).unwrap().unwrap();
+        let Frame::Hello(hello) = Frame::decode_body(header.frame_type, Bytes::copy_from_slice(&v1[2..])).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((hello.interval_ms, hello.attempt, hello.cookie), (1000, 0, None));
     }
 
     #[test]

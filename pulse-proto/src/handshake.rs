@@ -1,37 +1,114 @@
-//! Negotiation: what a client asks, what a server agrees to. Pure
-//! functions of the config and the frames, so each rule is testable alone.
+//! Negotiation: what a client asks, what a server agrees to, and when a
+//! datagram client sends HELLO again. Pure functions of the config and the
+//! frames, so each rule is testable alone; the session makes the moves.
 
 use core::time::Duration;
 
-use crate::config::{wire_ms, Config, MIN_FRAME_LEN, MIN_INTERVAL};
+use crate::config::{wire_ms, Config, Transport, MIN_FRAME_LEN, MIN_INTERVAL};
 use crate::error::ProtocolError;
-use crate::event::Event;
-use crate::event::Negotiated;
-use crate::frame::{frame_type, Hello, Welcome, VERSION_MAX, VERSION_MIN};
-use crate::jitter::Jitter;
-use crate::liveness::Liveness;
-use crate::ping_policy::PingGuard;
-use crate::session::{Handshake, Role, Session, State};
-use crate::stats::bump;
+use crate::frame::{frame_type, Cookie, Hello, Welcome, WelcomeExt, DATAGRAM_VERSION_MIN, VERSION_MAX, VERSION_MIN};
+use crate::negotiated::Negotiated;
+use crate::rtt::RttEstimator;
 use crate::time::Instant;
 
+/// The handshake's state; boxed and dropped once no longer needed (a
+/// datagram server keeps it to answer a repeated HELLO).
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    pub(crate) deadline: Instant,
+    /// The `attempt` of the latest HELLO sent (client), or of the HELLO our
+    /// WELCOME answers (server).
+    pub(crate) attempt: u8,
+    /// When the latest HELLO left; `None` until the first has.
+    pub(crate) sent_at: Option<Instant>,
+    /// Timeouts in a row since the last answer (for the backoff).
+    pub(crate) timeouts: u32,
+    pub(crate) retransmit_at: Option<Instant>,
+    pub(crate) cookie: Option<Cookie>,
+    pub(crate) welcome: Option<Welcome>,
+    pub(crate) welcomed_at: Option<Instant>,
+}
+
+impl Handshake {
+    pub(crate) fn new(now: Instant, config: &Config, is_client: bool) -> Handshake {
+        let datagram = config.transport == Transport::Datagram;
+        Handshake {
+            deadline: now + config.handshake_timeout,
+            attempt: 0,
+            sent_at: None,
+            timeouts: 0,
+            retransmit_at: (is_client && datagram).then(|| now + retransmit_delay(&RttEstimator::default(), 0)),
+            cookie: None,
+            welcome: None,
+            welcomed_at: None,
+        }
+    }
+
+    /// The next HELLO is about to leave at `now`: its attempt number.
+    pub(crate) fn next_attempt(&mut self, now: Instant) -> u8 {
+        if self.sent_at.is_some() {
+            self.attempt = self.attempt.saturating_add(1);
+        }
+        self.sent_at = Some(now);
+        self.attempt
+    }
+
+    /// The round trip measured by an answer to `attempt`, if it answers the
+    /// latest HELLO (an older one's answer would mislead: Karn's rule, made
+    /// exact by the echo). `None` when the answer carries no echo, unless
+    /// HELLO was never sent again.
+    pub(crate) fn sample(&self, now: Instant, echo: Option<u8>) -> Option<Duration> {
+        let sent = self.sent_at?;
+        let answers_latest = match echo {
+            Some(attempt) => attempt == self.attempt,
+            None => self.attempt == 0,
+        };
+        answers_latest.then(|| now - sent)
+    }
+
+    pub(crate) fn poll_timeout(&self) -> Instant {
+        self.retransmit_at.map_or(self.deadline, |at| at.min(self.deadline))
+    }
+}
+
+/// How long a datagram client waits for an answer before sending HELLO
+/// again: the probe timeout without its floor (`srtt + 4 rttvar`, about
+/// 1 s before any sample, as QUIC's first PTO), doubled per timeout in a
+/// row, but never past 1 s (or the base, if longer): a lost handshake is
+/// retried often enough to survive heavy loss within the handshake timeout,
+/// and a 20-byte HELLO a second is no burden on any network.
+pub(crate) fn retransmit_delay(rtt: &RttEstimator, timeouts: u32) -> Duration {
+    let base = rtt
+        .probe_timeout(Duration::from_millis(1))
+        .saturating_sub(rtt.peer_hold());
+    let cap = base.max(Duration::from_secs(1));
+    base.saturating_mul(1 << timeouts.min(16)).min(cap)
+}
+
 /// The client's HELLO for `config`.
-pub(crate) fn hello(config: &Config) -> Hello {
+pub(crate) fn hello(config: &Config, attempt: u8, cookie: Option<Cookie>) -> Hello {
     Hello {
         version_min: VERSION_MIN,
         version_max: VERSION_MAX,
         interval_ms: wire_ms(config.interval),
         dead_timeout_ms: wire_ms(config.dead_timeout),
         max_frame_len: config.max_frame_len,
+        attempt,
+        cookie,
     }
 }
 
-/// The server's answer: the highest common version, the interval clamped
-/// into the server's range, the dead-peer timeout clamped between twice
-/// that interval and the server's maximum, and the server's ping policy.
-pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<(Welcome, Agreed), ProtocolError> {
+/// The server's answer: the highest common version (at least version 2 on
+/// datagrams, which validate addresses), the interval clamped into the
+/// server's range, the dead-peer timeout clamped between twice that
+/// interval and the server's maximum, the server's ping policy and bounds.
+pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<Welcome, ProtocolError> {
     let version = hello.version_max.min(VERSION_MAX);
-    if version < hello.version_min.max(VERSION_MIN) {
+    let lowest = match config.transport {
+        Transport::Stream => VERSION_MIN,
+        Transport::Datagram => DATAGRAM_VERSION_MIN,
+    };
+    if version < hello.version_min.max(lowest) {
         return Err(ProtocolError::UnsupportedVersion {
             min: hello.version_min,
             max: hello.version_max,
@@ -43,145 +120,83 @@ pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<(Welcome, Agreed)
             what: "maximum frame length below 256",
         });
     }
-    let interval_ms = hello
-        .interval_ms
-        .clamp(wire_ms(config.min_interval), wire_ms(config.max_interval));
+    let (min_interval, max_interval) = (wire_ms(config.min_interval), wire_ms(config.max_interval));
+    let interval_ms = hello.interval_ms.clamp(min_interval, max_interval);
     let min_dead = interval_ms.saturating_mul(2);
-    let dead_timeout_ms = hello
-        .dead_timeout_ms
-        .clamp(min_dead, wire_ms(config.max_dead_timeout).max(min_dead));
-    let welcome = Welcome {
+    let max_dead = wire_ms(config.max_dead_timeout);
+    let dead_timeout_ms = hello.dead_timeout_ms.clamp(min_dead, max_dead.max(min_dead));
+    Ok(Welcome {
         version,
         interval_ms,
         dead_timeout_ms,
         max_frame_len: config.max_frame_len,
         min_ping_spacing_ms: wire_ms(config.min_ping_spacing),
         ping_strikes: config.ping_strikes,
-    };
-    Ok((
-        welcome,
-        Agreed {
-            welcome,
-            peer_max_frame_len: hello.max_frame_len,
-        },
-    ))
+        ext: (version >= 2).then_some(WelcomeExt {
+            attempt: hello.attempt,
+            min_interval_ms: min_interval,
+            max_interval_ms: max_interval,
+            max_dead_timeout_ms: max_dead,
+        }),
+    })
+}
+
+/// What the server settled with a client that sent `hello`.
+pub(crate) fn server_side(config: &Config, hello: &Hello, welcome: &Welcome) -> Negotiated {
+    Negotiated {
+        version: welcome.version,
+        ping_strikes: welcome.ping_strikes,
+        interval_ms: welcome.interval_ms,
+        dead_timeout_ms: welcome.dead_timeout_ms,
+        min_ping_spacing_ms: welcome.min_ping_spacing_ms,
+        peer_max_frame_len: hello.max_frame_len,
+        requested_interval_ms: hello.interval_ms,
+        requested_dead_timeout_ms: hello.dead_timeout_ms,
+        bounds_ms: [
+            wire_ms(config.min_interval),
+            wire_ms(config.max_interval),
+            wire_ms(config.max_dead_timeout),
+        ],
+    }
 }
 
 /// The client's check of the server's answer: values no pulse server sends
 /// are a protocol error, not something to run with.
-pub(crate) fn accept(welcome: &Welcome) -> Result<Agreed, ProtocolError> {
+pub(crate) fn accept(config: &Config, welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
     if !(VERSION_MIN..=VERSION_MAX).contains(&welcome.version) {
         return Err(ProtocolError::UnsupportedVersion {
             min: welcome.version,
             max: welcome.version,
         });
     }
-    let agreed = Agreed {
-        welcome: *welcome,
+    let bounds_ms = welcome.ext.map_or([0; 3], |e| {
+        [e.min_interval_ms, e.max_interval_ms, e.max_dead_timeout_ms]
+    });
+    let n = Negotiated {
+        version: welcome.version,
+        ping_strikes: welcome.ping_strikes,
+        interval_ms: welcome.interval_ms,
+        dead_timeout_ms: welcome.dead_timeout_ms,
+        min_ping_spacing_ms: welcome.min_ping_spacing_ms,
         peer_max_frame_len: welcome.max_frame_len,
+        requested_interval_ms: wire_ms(config.interval),
+        requested_dead_timeout_ms: wire_ms(config.dead_timeout),
+        bounds_ms,
     };
-    let n = agreed.negotiated();
     let bad = |what| Err(ProtocolError::BadNegotiation(what));
-    if n.interval < MIN_INTERVAL {
+    if n.interval() < MIN_INTERVAL {
         return bad("interval below 10 ms");
     }
-    if n.dead_timeout < n.interval * 2 {
+    if n.dead_timeout() < n.interval() * 2 {
         return bad("dead-peer timeout below twice the interval");
     }
     if n.peer_max_frame_len < MIN_FRAME_LEN {
         return bad("maximum frame length below 256");
     }
-    if n.min_ping_spacing > n.interval / 2 {
-        return bad("minimum ping spacing above half the interval");
+    if n.min_ping_spacing_ms == 0 || n.min_ping_spacing() > n.interval() / 2 {
+        return bad("minimum ping spacing not between 1 ms and half the interval");
     }
-    Ok(agreed)
-}
-
-/// The handshake's transitions. Every other transition is in `session.rs`.
-impl Session {
-    pub(crate) fn accept_hello(&mut self, now: Instant, hello: &Hello) -> Result<(), ProtocolError> {
-        let (welcome, agreed) = answer(&self.config, hello)?;
-        self.pending.welcome = true;
-        if let Some(h) = self.handshake.as_mut() {
-            (h.welcome, h.welcomed_at) = (Some(welcome), Some(now));
-        }
-        self.establish(now, agreed);
-        Ok(())
-    }
-
-    pub(crate) fn accept_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
-        let agreed = accept(welcome)?;
-        // Karn's rule: a retransmitted HELLO gives no RTT sample.
-        if let Some(Handshake {
-            hello_sent_at: Some(sent),
-            retransmits: 0,
-            ..
-        }) = self.handshake.as_deref()
-        {
-            self.rtt.update(now - *sent, Duration::ZERO);
-        }
-        self.establish(now, agreed);
-        // A client needs nothing of the handshake once established.
-        self.handshake = None;
-        Ok(())
-    }
-
-    fn establish(&mut self, now: Instant, agreed: Agreed) {
-        let negotiated = agreed.negotiated();
-        self.state = State::Established;
-        self.agreed = Some(agreed);
-        self.guard = PingGuard::default();
-        let first = match self.role {
-            Role::Client => self.jitter.first(negotiated.interval),
-            // The client's first PING comes within 3/2 of an interval.
-            Role::Server => Jitter::backup(negotiated.interval * 3 / 2, negotiated.dead_timeout),
-        };
-        self.liveness = Liveness::new(now, first, negotiated.dead_timeout);
-        self.events.push_back(Event::Connected(negotiated));
-    }
-
-    /// Our WELCOME was lost and the client asks again; answer, but no
-    /// faster than the ping policy so HELLOs cannot be used to flood.
-    pub(crate) fn rewelcome(&mut self, now: Instant) {
-        let spacing = self.guard_spacing();
-        let Some(h) = self.handshake.as_mut() else { return };
-        if h.welcomed_at.is_some_and(|at| now - at < spacing) {
-            bump(&mut self.stats.frames_ignored);
-            return;
-        }
-        h.welcomed_at = Some(now);
-        self.pending.welcome = true;
-    }
-}
-
-/// What the handshake settled, in wire form (24 bytes rather than the 56
-/// of [`Negotiated`], in every session).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Agreed {
-    pub(crate) welcome: Welcome,
-    pub(crate) peer_max_frame_len: u32,
-}
-
-impl Agreed {
-    pub(crate) fn negotiated(&self) -> Negotiated {
-        let w = &self.welcome;
-        Negotiated {
-            version: w.version,
-            interval: Duration::from_millis(w.interval_ms.into()),
-            dead_timeout: Duration::from_millis(w.dead_timeout_ms.into()),
-            peer_max_frame_len: self.peer_max_frame_len,
-            min_ping_spacing: Duration::from_millis(w.min_ping_spacing_ms.into()),
-            ping_strikes: w.ping_strikes,
-        }
-    }
-
-    pub(crate) fn interval(&self) -> Duration {
-        Duration::from_millis(self.welcome.interval_ms.into())
-    }
-
-    pub(crate) fn min_ping_spacing(&self) -> Duration {
-        Duration::from_millis(self.welcome.min_ping_spacing_ms.into())
-    }
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -192,53 +207,105 @@ mod tests {
         Hello {
             interval_ms,
             dead_timeout_ms,
-            ..hello(&Config::default())
+            ..hello(&Config::default(), 0, None)
         }
     }
 
     #[test]
     fn the_server_clamps_the_interval_into_its_range() {
         let server = Config::default(); // 1 s ..= 300 s
-        let (w, _) = answer(&server, &asking(50, 1_000)).unwrap();
+        let w = answer(&server, &asking(50, 1_000)).unwrap();
         assert_eq!((w.interval_ms, w.dead_timeout_ms), (1_000, 2_000));
-        let (w, _) = answer(&server, &asking(3_600_000, 10_000_000)).unwrap();
+        let w = answer(&server, &asking(3_600_000, 10_000_000)).unwrap();
         assert_eq!((w.interval_ms, w.dead_timeout_ms), (300_000, 600_000));
     }
 
     #[test]
-    fn the_answer_states_the_ping_policy_and_the_client_accepts_it() {
-        let (w, n) = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
+    fn the_answer_states_the_ping_policy_and_bounds_and_the_client_accepts_it() {
+        let h = asking(10_000, 30_000);
+        let w = answer(&Config::default(), &h).unwrap();
         assert_eq!((w.min_ping_spacing_ms, w.ping_strikes), (500, 2));
-        assert_eq!(accept(&w).unwrap(), n);
+        let ext = w.ext.unwrap();
+        assert_eq!(
+            (ext.min_interval_ms, ext.max_interval_ms, ext.max_dead_timeout_ms),
+            (1_000, 300_000, 600_000)
+        );
+        let client = accept(&Config::default(), &w).unwrap();
+        assert_eq!(client.interval(), Duration::from_secs(10));
+        assert_eq!(client.adjustments().count(), 0);
+        assert_eq!(server_side(&Config::default(), &h, &w).interval(), client.interval());
     }
 
     #[test]
-    fn no_common_version_is_refused() {
+    fn no_common_version_is_refused_and_datagrams_need_version_two() {
         let future = Hello {
-            version_min: 2,
+            version_min: 3,
             version_max: 9,
-            ..hello(&Config::default())
+            ..hello(&Config::default(), 0, None)
         };
         assert_eq!(
             answer(&Config::default(), &future).unwrap_err(),
-            ProtocolError::UnsupportedVersion { min: 2, max: 9 }
+            ProtocolError::UnsupportedVersion { min: 3, max: 9 }
         );
+        let old = Hello {
+            version_max: 1,
+            ..hello(&Config::default(), 0, None)
+        };
+        assert_eq!(answer(&Config::default(), &old).unwrap().version, 1);
+        assert!(answer(&Config::new(Transport::Datagram), &old).is_err());
     }
 
     #[test]
     fn a_client_refuses_an_answer_no_server_would_send() {
-        let (good, _) = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
-        assert!(accept(&Welcome { interval_ms: 1, ..good }).is_err());
-        assert!(accept(&Welcome {
-            dead_timeout_ms: 15_000,
-            ..good
-        })
+        let good = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
+        let config = Config::default();
+        assert!(accept(&config, &Welcome { interval_ms: 1, ..good }).is_err());
+        assert!(accept(
+            &config,
+            &Welcome {
+                dead_timeout_ms: 15_000,
+                ..good
+            }
+        )
         .is_err());
-        assert!(accept(&Welcome {
-            min_ping_spacing_ms: 6_000,
-            ..good
-        })
+        assert!(accept(
+            &config,
+            &Welcome {
+                min_ping_spacing_ms: 6_000,
+                ..good
+            }
+        )
         .is_err());
-        assert!(accept(&Welcome { version: 7, ..good }).is_err());
+        assert!(accept(
+            &config,
+            &Welcome {
+                min_ping_spacing_ms: 0,
+                ..good
+            }
+        )
+        .is_err());
+        assert!(accept(&config, &Welcome { version: 7, ..good }).is_err());
+    }
+
+    #[test]
+    fn hello_is_sent_again_about_every_second_until_an_rtt_is_known() {
+        let mut rtt = RttEstimator::default();
+        let first: [u32; 6] = core::array::from_fn(|k| retransmit_delay(&rtt, k as u32).as_millis() as u32);
+        assert!(first.iter().all(|&d| (990..=1000).contains(&d)), "{first:?}");
+        rtt.update(Duration::from_millis(40), Duration::ZERO);
+        let known: [u32; 6] = core::array::from_fn(|k| retransmit_delay(&rtt, k as u32).as_millis() as u32);
+        assert_eq!(known, [120, 240, 480, 960, 1000, 1000]);
+    }
+
+    #[test]
+    fn only_an_answer_to_the_latest_hello_is_an_rtt_sample() {
+        let mut h = Handshake::new(Instant::ZERO, &Config::new(Transport::Datagram), true);
+        let t = |ms: u64| Instant::from_nanos(ms * 1_000_000);
+        assert_eq!(h.next_attempt(t(0)), 0);
+        assert_eq!(h.sample(t(30), Some(0)), Some(Duration::from_millis(30)));
+        assert_eq!(h.next_attempt(t(1000)), 1);
+        assert_eq!(h.sample(t(1010), Some(0)), None);
+        assert_eq!(h.sample(t(1040), Some(1)), Some(Duration::from_millis(40)));
+        assert_eq!(h.sample(t(1040), None), None);
     }
 }

@@ -3,8 +3,8 @@
 use core::time::Duration;
 
 use crate::config::Transport;
-use crate::event::Negotiated;
 use crate::frame::data_overhead;
+use crate::negotiated::Negotiated;
 use crate::rtt::RttEstimator;
 use crate::session::{Role, Session, State};
 use crate::stats::Stats;
@@ -15,8 +15,11 @@ impl Session {
         self.state
     }
 
-    /// Whether the session is over: the driver may drop the transport once
-    /// `poll_transmit` has nothing more it can write now.
+    /// Whether the session is over. It becomes true exactly when
+    /// [`crate::Event::Closed`] is queued: then write what `poll_transmit`
+    /// still yields that the transport takes at once, and drop the
+    /// transport. A graceful close is over only once its CLOSE, and the
+    /// DATA queued before it, were taken by the transport.
     pub fn is_closed(&self) -> bool {
         self.state == State::Closed
     }
@@ -28,7 +31,7 @@ impl Session {
 
     /// The agreed values, once connected.
     pub fn negotiated(&self) -> Option<Negotiated> {
-        self.agreed.map(|a| a.negotiated())
+        self.negotiated
     }
 
     /// Smoothed network RTT, once measured.
@@ -66,8 +69,8 @@ impl Session {
     /// The largest payload `send` accepts now.
     pub fn max_payload(&self) -> usize {
         let frame = self
-            .agreed
-            .map_or(0, |a| a.peer_max_frame_len as usize)
+            .negotiated
+            .map_or(0, |n| n.peer_max_frame_len as usize)
             .saturating_sub(2);
         match self.config.transport {
             Transport::Stream => frame,

@@ -61,18 +61,16 @@ impl Jitter {
         Duration::from_nanos(spacing.max(0) as u64)
     }
 
-    /// The widest spacing `next` can draw.
-    pub(crate) fn max_spacing(interval: Duration, percent: u8) -> Duration {
-        interval + interval * u32::from(percent) / 100
-    }
-
     /// The server's spacing: it pings only when the client's PING is
-    /// overdue, so it waits until halfway between the latest the client's
-    /// PING can come (`expected`) and the dead-peer timeout, which leaves
-    /// the other half for probing. The later it is, the fewer times a
-    /// driver's timer fires for nothing while the client's PINGs arrive.
-    pub(crate) fn backup(expected: Duration, dead_timeout: Duration) -> Duration {
-        expected + dead_timeout.saturating_sub(expected) / 2
+    /// overdue, so it waits until halfway between the latest a client's
+    /// PING can come, `3I/2` (its first spacing is under that, and later
+    /// ones too, for any jitter up to 50 %), and the dead-peer timeout,
+    /// which leaves the other half for probing. The later it is, the fewer
+    /// times a driver's timer fires for nothing while the client's PINGs
+    /// arrive.
+    pub(crate) fn backup(interval: Duration, dead_timeout: Duration) -> Duration {
+        let latest = interval * 3 / 2;
+        latest + dead_timeout.saturating_sub(latest) / 2
     }
 }
 
@@ -112,11 +110,12 @@ mod tests {
 
     #[test]
     fn the_server_waits_halfway_from_the_clients_latest_ping_to_the_timeout() {
-        let latest = Jitter::max_spacing(I, 10);
-        assert_eq!(latest, I * 11 / 10);
-        assert_eq!(Jitter::backup(latest, I * 3), I * 205 / 100);
+        assert_eq!(Jitter::backup(I, I * 3), I * 225 / 100);
         // Even at the smallest timeout (two intervals) it comes before death.
-        assert!(Jitter::backup(latest, I * 2) < I * 2);
+        assert_eq!(Jitter::backup(I, I * 2), I * 175 / 100);
+        // Later than any spacing a client may draw, at any jitter.
+        let mut jitter = Jitter::new(3);
+        assert!((0..1000).all(|_| jitter.next(I, 50) <= I * 3 / 2));
     }
 
     #[test]

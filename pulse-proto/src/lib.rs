@@ -22,8 +22,21 @@
 //!    moves it earlier, so a driver need not touch its timer on receive.
 //!
 //! When the timer fires, read the socket first (frames may be waiting), then
-//! call `handle_timeout(now)` with the current time. When `is_closed()` and
-//! nothing more can be written now, drop the transport.
+//! call `handle_timeout(now)` with the current time.
+//!
+//! **When to drop the transport**: one rule, one signal. `Event::Closed`
+//! is queued exactly when `is_closed()` becomes true. From then on, write
+//! whatever `poll_transmit` still yields that the transport takes at once
+//! (a final CLOSE after a verdict or a protocol error; on a hard close the
+//! session never waits), then drop the transport. A graceful close
+//! (`close()`, or the peer's CLOSE) is over only once the DATA queued
+//! before it and our CLOSE were all taken by the transport (and, when we
+//! began it, the peer has answered), or `close_timeout` passed: so nothing
+//! queued is lost to a socket that was momentarily full.
+//!
+//! A datagram server puts a [`Gate`] in front of its sessions: it answers
+//! datagrams from unknown addresses statelessly, and says when an address
+//! has proven itself and a session may open.
 //!
 //! ```
 //! use core::time::Duration;
@@ -74,10 +87,12 @@ mod decoder;
 mod error;
 mod event;
 pub mod frame;
+mod gate;
 mod handshake;
 mod inspect;
 mod jitter;
 mod liveness;
+mod negotiated;
 mod output;
 mod ping_policy;
 mod rtt;
@@ -92,9 +107,11 @@ mod wheel;
 pub use backoff::Backoff;
 pub use close::{CloseCode, Initiator};
 pub use config::{Config, Transport};
-pub use decoder::{next_datagram_frame, StreamDecoder};
-pub use error::{ConfigError, ProtocolError, SendError};
-pub use event::{Closed, Event, Negotiated, RttSample};
+pub use decoder::{next_datagram_frame, StreamDecoder, GROWTH_SLACK};
+pub use error::{CloseError, ConfigError, ProtocolError, SendError};
+pub use event::{Closed, Event, RttSample};
+pub use gate::{Admission, Gate, AMPLIFICATION_LIMIT};
+pub use negotiated::{Adjustment, Negotiated, Reason, Setting};
 pub use rtt::RttEstimator;
 pub use session::{Role, Session, State};
 pub use stats::Stats;

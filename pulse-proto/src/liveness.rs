@@ -1,8 +1,9 @@
 //! When to ping, when to suspect, when to declare the peer dead.
 //!
-//! Everything here is derived from a few instants, so a deadline can never
-//! be stale: receiving a frame only moves `last_recv` later, which only
-//! moves every deadline later (the driver's timer contract).
+//! Every deadline is derived from a few stored instants, and receiving a
+//! frame only moves `last_recv` later and clears suspicion — it never
+//! lowers `probe_at` or `grace_until` — so input can only move the
+//! deadline later: the driver's timer contract, for every configuration.
 
 use core::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::time::Instant;
 /// The probe timings of the moment, from the RTT estimate and the policy.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct ProbeTiming {
-    /// How long a PING may go unanswered before suspicion.
+    /// How long a PING may go unanswered before suspicion (the PTO).
     pub(crate) timeout: Duration,
     /// Spacing between probes while suspect: the timeout, but never closer
     /// than the ping policy allows.
@@ -23,13 +24,12 @@ pub(crate) struct ProbeTiming {
 pub(crate) enum Due {
     /// Nothing yet.
     Nothing,
-    /// A PING: the schedule's, or a probe while suspect.
+    /// The schedule's PING.
     Ping,
     /// Our PING went unanswered for the probe timeout.
     Suspect,
-    /// The dead-peer timeout passed, but our own timer was late: give the
-    /// peer one probe round before any verdict.
-    Grace,
+    /// A probe while suspect.
+    Probe,
     /// Nothing heard for the dead-peer timeout: the peer is dead.
     Dead,
 }
@@ -38,10 +38,16 @@ pub(crate) enum Due {
 pub(crate) struct Liveness {
     last_recv: Instant,
     last_ping: Instant,
+    /// While awaiting an answer (we pinged after the last frame heard): when
+    /// the outstanding PING makes the peer suspect, or, once suspect, when
+    /// the next probe is due. Otherwise the earliest the schedule's next
+    /// PING may go: never before the previous PING could be judged.
+    probe_at: Instant,
+    /// No verdict before this: a probe round granted after our own stall.
     grace_until: Instant,
-    /// Nanoseconds; a `Duration` would take twice the room in every session.
+    /// Nanoseconds from `last_recv` to the schedule's next PING; a
+    /// `Duration` would take twice the room in every session.
     spacing: u64,
-    dead_timeout: u64,
     suspect: bool,
 }
 
@@ -50,13 +56,13 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl Liveness {
-    pub(crate) fn new(now: Instant, first_spacing: Duration, dead_timeout: Duration) -> Self {
+    pub(crate) fn new(now: Instant, first_spacing: Duration) -> Self {
         Liveness {
             last_recv: now,
             last_ping: Instant::ZERO,
+            probe_at: Instant::ZERO,
             grace_until: Instant::ZERO,
             spacing: nanos(first_spacing),
-            dead_timeout: nanos(dead_timeout),
             suspect: false,
         }
     }
@@ -74,35 +80,37 @@ impl Liveness {
         self.last_ping
     }
 
-    fn ping_at(&self, probe: ProbeTiming) -> Instant {
-        match (self.awaiting(), self.suspect) {
-            (false, _) => self.last_recv + Duration::from_nanos(self.spacing),
-            (true, false) => self.last_ping + probe.timeout,
-            (true, true) => self.last_ping + probe.spacing,
+    fn ping_at(&self) -> Instant {
+        if self.awaiting() {
+            self.probe_at
+        } else {
+            (self.last_recv + Duration::from_nanos(self.spacing)).max(self.probe_at)
         }
     }
 
-    pub(crate) fn dead_at(&self) -> Instant {
-        (self.last_recv + Duration::from_nanos(self.dead_timeout)).max(self.grace_until)
+    /// When the peer is dead: the dead-peer timeout after the last frame
+    /// heard, or the end of a grace we granted, whichever is later.
+    pub(crate) fn dead_at(&self, dead_timeout: Duration) -> Instant {
+        (self.last_recv + dead_timeout).max(self.grace_until)
     }
 
     /// The earliest instant at which something is due.
-    pub(crate) fn deadline(&self, probe: ProbeTiming) -> Instant {
-        self.ping_at(probe).min(self.dead_at())
+    pub(crate) fn deadline(&self, dead_timeout: Duration) -> Instant {
+        self.ping_at().min(self.dead_at(dead_timeout))
     }
 
-    /// What is due at `now`. `stalled`: the caller's timer fired late enough
-    /// that our own process, not the peer, may explain the silence.
-    pub(crate) fn due(&self, now: Instant, probe: ProbeTiming, stalled: bool) -> Due {
-        if now >= self.dead_at() {
-            return if stalled { Due::Grace } else { Due::Dead };
-        }
-        if now < self.ping_at(probe) {
+    /// What is due at `now`.
+    pub(crate) fn due(&self, now: Instant, dead_timeout: Duration) -> Due {
+        if now >= self.dead_at(dead_timeout) {
+            Due::Dead
+        } else if now < self.ping_at() {
             Due::Nothing
-        } else if self.awaiting() && !self.suspect {
-            Due::Suspect
-        } else {
+        } else if !self.awaiting() {
             Due::Ping
+        } else if self.suspect {
+            Due::Probe
+        } else {
+            Due::Suspect
         }
     }
 
@@ -111,26 +119,33 @@ impl Liveness {
     pub(crate) fn on_receive(&mut self, now: Instant) -> Option<Duration> {
         let silent_for = now - self.last_recv;
         self.last_recv = self.last_recv.max(now);
-        self.grace_until = Instant::ZERO;
         core::mem::take(&mut self.suspect).then_some(silent_for)
     }
 
-    /// A PING left (or is about to). `next_spacing`, when given, replaces the
-    /// spacing for the schedule's next round; probes keep it.
-    pub(crate) fn on_ping(&mut self, now: Instant, next_spacing: Option<Duration>) {
+    /// The schedule's PING left at `now`; the next comes `next_spacing`
+    /// after the next frame heard.
+    pub(crate) fn on_scheduled_ping(&mut self, now: Instant, probe: ProbeTiming, next_spacing: Duration) {
         self.last_ping = now;
-        if let Some(spacing) = next_spacing {
-            self.spacing = nanos(spacing);
-        }
+        self.probe_at = now + probe.timeout;
+        self.spacing = nanos(next_spacing);
     }
 
-    pub(crate) fn set_suspect(&mut self) {
+    /// A probe left at `now` (while suspect, or after our own stall).
+    pub(crate) fn on_probe(&mut self, now: Instant, probe: ProbeTiming) {
+        self.last_ping = now;
+        self.probe_at = now + if self.suspect { probe.spacing } else { probe.timeout };
+    }
+
+    /// The outstanding PING went unanswered: the first probe follows at
+    /// `probe.spacing` after it.
+    pub(crate) fn set_suspect(&mut self, probe: ProbeTiming) {
         self.suspect = true;
+        self.probe_at = self.last_ping + probe.spacing;
     }
 
+    /// No verdict before `until`: our own stall may explain the silence.
     pub(crate) fn grant_grace(&mut self, until: Instant) {
-        self.grace_until = until;
-        self.suspect = true;
+        self.grace_until = self.grace_until.max(until);
     }
 
     pub(crate) fn silent_for(&self, now: Instant) -> Duration {
@@ -141,6 +156,8 @@ impl Liveness {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const T: Duration = Duration::from_secs(3);
 
     const PROBE: ProbeTiming = ProbeTiming {
         timeout: Duration::from_millis(300),
@@ -153,29 +170,50 @@ mod tests {
 
     #[test]
     fn an_unanswered_ping_leads_to_suspicion_probes_and_death() {
-        let mut l = Liveness::new(at(0), Duration::from_secs(1), Duration::from_secs(3));
-        assert_eq!(l.deadline(PROBE), at(1000));
-        assert_eq!(l.due(at(999), PROBE, false), Due::Nothing);
-        assert_eq!(l.due(at(1000), PROBE, false), Due::Ping);
-        l.on_ping(at(1000), Some(Duration::from_secs(1)));
-        assert_eq!(l.deadline(PROBE), at(1300));
-        assert_eq!(l.due(at(1300), PROBE, false), Due::Suspect);
-        l.set_suspect();
-        assert_eq!(l.deadline(PROBE), at(1500));
-        l.on_ping(at(1500), None);
-        assert_eq!(l.deadline(PROBE), at(2000));
-        assert_eq!(l.due(at(3000), PROBE, false), Due::Dead);
-        assert_eq!(l.due(at(3000), PROBE, true), Due::Grace);
+        let mut l = Liveness::new(at(0), Duration::from_secs(1));
+        assert_eq!(l.deadline(T), at(1000));
+        assert_eq!(l.due(at(999), T), Due::Nothing);
+        assert_eq!(l.due(at(1000), T), Due::Ping);
+        l.on_scheduled_ping(at(1000), PROBE, Duration::from_secs(1));
+        assert_eq!(l.deadline(T), at(1300));
+        assert_eq!(l.due(at(1300), T), Due::Suspect);
+        l.set_suspect(PROBE);
+        assert_eq!(l.deadline(T), at(1500));
+        assert_eq!(l.due(at(1500), T), Due::Probe);
+        l.on_probe(at(1500), PROBE);
+        assert_eq!(l.deadline(T), at(2000));
+        assert_eq!(l.due(at(3000), T), Due::Dead);
     }
 
     #[test]
     fn receiving_ends_suspicion_and_only_moves_deadlines_later() {
-        let mut l = Liveness::new(at(0), Duration::from_secs(1), Duration::from_secs(3));
-        l.on_ping(at(1000), Some(Duration::from_secs(1)));
-        l.set_suspect();
-        let before = l.deadline(PROBE);
+        let mut l = Liveness::new(at(0), Duration::from_secs(1));
+        l.on_scheduled_ping(at(1000), PROBE, Duration::from_secs(1));
+        l.set_suspect(PROBE);
+        let before = l.deadline(T);
         assert_eq!(l.on_receive(at(1400)), Some(Duration::from_millis(1400)));
-        assert!(l.deadline(PROBE) >= before);
+        assert!(l.deadline(T) >= before);
         assert_eq!(l.on_receive(at(1500)), None);
+    }
+
+    #[test]
+    fn an_answer_quicker_than_the_probe_timeout_does_not_pull_the_next_ping_earlier() {
+        // 100 ms spacing, 300 ms probe timeout: the PONG comes at +1 ms.
+        let mut l = Liveness::new(at(0), Duration::from_millis(100));
+        l.on_scheduled_ping(at(100), PROBE, Duration::from_millis(100));
+        let before = l.deadline(T);
+        assert_eq!(before, at(400));
+        l.on_receive(at(101));
+        assert_eq!(l.deadline(T), at(400), "the next PING waits for the last to be judged");
+    }
+
+    #[test]
+    fn grace_holds_the_verdict_and_input_never_shortens_it() {
+        let mut l = Liveness::new(at(0), Duration::from_secs(1));
+        l.grant_grace(at(10_000));
+        assert_eq!(l.due(at(5_000), T), Due::Ping);
+        l.on_receive(at(5_000));
+        assert_eq!(l.dead_at(T), at(10_000));
+        assert_eq!(l.due(at(10_000), T), Due::Dead);
     }
 }

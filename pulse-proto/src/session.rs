@@ -1,27 +1,29 @@
 //! The session: one connection's protocol state, driven by `handle_*` calls
-//! and drained by `poll_*` calls. Every state transition lives in this file;
-//! `transmit.rs` only serialises what is decided here.
+//! and drained by `poll_*` calls. Every state transition lives in this
+//! file: `handshake.rs`, `closing.rs`, `liveness.rs` and `ping_policy.rs`
+//! decide and return their decisions; `transmit.rs` only serialises.
 
 use alloc::boxed::Box;
-use alloc::string::ToString;
 use alloc::sync::Arc;
 use bytes::{Buf, Bytes};
 use core::time::Duration;
 
 use crate::close::{CloseCode, Initiator};
-use crate::closing::Ending;
-use crate::config::{Config, Transport};
+use crate::closing::{self, Ending};
+use crate::config::{Config, Transport, HANDSHAKE_FRAME_LEN};
 use crate::decoder::{next_datagram_frame, StreamDecoder};
-use crate::error::{ConfigError, ProtocolError, SendError};
-use crate::event::{Event, EventQueue, RttSample};
-use crate::frame::{Frame, Welcome, MAGIC};
-use crate::handshake::Agreed;
+use crate::error::{CloseError, ConfigError, ProtocolError, SendError};
+use crate::event::{Closed, Event, EventQueue, RttSample};
+use crate::frame::{frame_type, Cookie, Frame, Hello, Welcome, MAGIC};
+use crate::handshake::{self, Handshake};
 use crate::jitter::Jitter;
 use crate::liveness::{Due, Liveness, ProbeTiming};
+use crate::negotiated::Negotiated;
 use crate::output::Output;
-use crate::ping_policy::{PingGuard, PingVerdict};
+use crate::ping_policy::{PingGuard, PingPolicy, PingVerdict};
 use crate::rtt::RttEstimator;
 use crate::stats::{bump, Stats};
+use crate::status::Status;
 use crate::time::Instant;
 
 /// Which end of the connection this session is.
@@ -45,13 +47,15 @@ pub enum State {
     /// A graceful close is in progress: queued DATA drains, CLOSE goes out,
     /// and (when we initiated) the peer's CLOSE is awaited.
     Closing,
-    /// Over. `poll_transmit` may still yield a final CLOSE; write it if the
-    /// transport takes it now, then drop the transport.
+    /// Over: [`Event::Closed`] has been queued. `poll_transmit` may still
+    /// yield a final CLOSE; write it if the transport takes it at once, then
+    /// drop the transport.
     Closed,
 }
 
-/// Control frames decided but not yet serialised. Flags only: the frames'
-/// contents live where they are decided (handshake, ending, ping ids).
+/// Control frames decided but not yet serialised. Flags only, but for the
+/// PONG and STATUS they carry: the frames' other contents live where they
+/// are decided (handshake, ending, ping ids).
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
     /// When the PING we owe a PONG arrived, for the PONG's hold time.
@@ -64,18 +68,13 @@ pub(crate) struct Pending {
     pub(crate) welcome: bool,
     /// The CLOSE described by `Session::ending`.
     pub(crate) close: bool,
+    pub(crate) status: Option<Status>,
 }
 
-/// The handshake's state; boxed and dropped once it is no longer needed
-/// (a datagram server keeps it to answer a repeated HELLO).
-#[derive(Debug)]
-pub(crate) struct Handshake {
-    pub(crate) deadline: Instant,
-    pub(crate) hello_sent_at: Option<Instant>,
-    pub(crate) retransmit_at: Option<Instant>,
-    pub(crate) retransmits: u32,
-    pub(crate) welcome: Option<Welcome>,
-    pub(crate) welcomed_at: Option<Instant>,
+impl Pending {
+    fn any(&self) -> bool {
+        self.pong || self.ping || self.hello || self.welcome || self.close || self.status.is_some()
+    }
 }
 
 /// One pulse connection as a pure state machine. See the crate docs for the
@@ -91,20 +90,26 @@ pub struct Session {
     pub(crate) events: EventQueue,
     pub(crate) pending: Pending,
     pub(crate) handshake: Option<Box<Handshake>>,
-    pub(crate) agreed: Option<Agreed>,
+    pub(crate) negotiated: Option<Negotiated>,
     pub(crate) liveness: Liveness,
     pub(crate) jitter: Jitter,
     pub(crate) rtt: RttEstimator,
     pub(crate) guard: PingGuard,
     pub(crate) next_ping_id: u32,
-    pub(crate) ping_out: Option<(u32, Instant)>,
+    /// The id of the PING awaiting its PONG (0: none; 0 is never sent),
+    /// and when it left.
+    pub(crate) ping_out_id: u32,
+    pub(crate) ping_out_at: Instant,
     pub(crate) ending: Option<Box<Ending>>,
+    /// When output last made progress, or last was empty: a peer that
+    /// takes nothing for the slow-reader timeout does not read.
+    pub(crate) output_since: Instant,
+    /// A `send` was refused as the queue was full: `SendReady` is owed.
+    pub(crate) send_blocked: bool,
     pub(crate) stats: Stats,
 }
 
-/// Initial HELLO retransmission timeout on datagrams: QUIC's initial PTO.
-const HELLO_RETRANSMIT: Duration = Duration::from_secs(1);
-/// Upper bound on frames decoded and events queued per `handle_timeout`.
+/// Upper bound on liveness steps per `handle_timeout`.
 const MAX_TIMER_STEPS: usize = 8;
 
 impl Session {
@@ -124,35 +129,30 @@ impl Session {
         let config = config.into();
         config.validate()?;
         let is_client = role == Role::Client;
-        let stream = config.transport == Transport::Stream;
         Ok(Session {
             role,
             state: State::Handshaking,
             now,
-            decoder: StreamDecoder::new(config.max_frame_len),
+            decoder: StreamDecoder::new(HANDSHAKE_FRAME_LEN),
             output: Output::default(),
             events: EventQueue::default(),
             pending: Pending {
-                magic: stream,
+                magic: config.transport == Transport::Stream,
                 hello: is_client,
                 ..Pending::default()
             },
-            handshake: Some(Box::new(Handshake {
-                deadline: now + config.handshake_timeout,
-                hello_sent_at: None,
-                retransmit_at: (is_client && !stream).then(|| now + HELLO_RETRANSMIT),
-                retransmits: 0,
-                welcome: None,
-                welcomed_at: None,
-            })),
-            agreed: None,
-            liveness: Liveness::new(now, config.interval, config.dead_timeout),
+            handshake: Some(Box::new(Handshake::new(now, &config, is_client))),
+            negotiated: None,
+            liveness: Liveness::new(now, config.interval),
             jitter: Jitter::new(seed),
             rtt: RttEstimator::default(),
-            guard: PingGuard::default(),
+            guard: PingGuard::new(now),
             next_ping_id: 1,
-            ping_out: None,
+            ping_out_id: 0,
+            ping_out_at: now,
             ending: None,
+            output_since: now,
+            send_blocked: false,
             stats: Stats::default(),
             config,
         })
@@ -166,7 +166,7 @@ impl Session {
         if self.config.transport == Transport::Datagram {
             return self.handle_datagram(now, input);
         }
-        let now = self.clock(now);
+        let now = self.enter(now);
         if !self.accepts_input() {
             return;
         }
@@ -188,10 +188,10 @@ impl Session {
     }
 
     /// Feeds one datagram. A datagram that does not decode whole is dropped
-    /// and counted; it is not proof of life. Datagrams may arrive lost,
-    /// duplicated or reordered.
+    /// and counted; it is not proof of life, and closes nothing. Datagrams
+    /// may arrive lost, duplicated or reordered.
     pub fn handle_datagram(&mut self, now: Instant, mut datagram: impl Buf) {
-        let now = self.clock(now);
+        let now = self.enter(now);
         if !self.accepts_input() {
             return;
         }
@@ -201,7 +201,7 @@ impl Session {
         if has_magic {
             bytes.advance(MAGIC.len());
         }
-        let max = self.config.max_frame_len;
+        let max = self.frame_limit();
         let mut check = bytes.clone();
         let whole = loop {
             match next_datagram_frame(&mut check, max) {
@@ -227,61 +227,62 @@ impl Session {
         self.keep_deadline(before);
     }
 
-    /// Tells the session the stream ended (a read returned 0 bytes). If the
-    /// peer had not closed properly this reports [`CloseCode::LOST`] at once,
-    /// rather than waiting for the dead-peer timeout.
+    /// Tells the session the stream ended (a read returned 0 bytes) or the
+    /// transport failed. If the peer had not closed properly this reports
+    /// [`CloseCode::LOST`] at once, rather than waiting for the dead-peer
+    /// timeout; during a graceful close it completes the close.
     pub fn handle_eof(&mut self, now: Instant) {
-        self.clock(now);
+        self.enter(now);
         self.output.discard_all();
         self.pending = Pending::default();
         match self.state {
             State::Closed => {}
-            State::Closing => self.finish_ending(),
-            _ => self.end(
+            State::Closing => self.finish(),
+            _ => self.end(Closed::new(
                 CloseCode::LOST,
-                "transport closed without CLOSE".to_string(),
+                "transport closed without CLOSE",
                 Initiator::Peer,
-                None,
-            ),
+            )),
         }
     }
 
     /// Runs the timers. Call it when [`Session::poll_timeout`] passes, with
     /// the current time (not the deadline). Calling it early is a no-op.
     ///
-    /// If it comes more than [`Config::stall_threshold`] past the deadline,
-    /// our own process stalled: frames may be waiting unread in our socket,
-    /// so the peer is probed once more before any verdict. Drivers should
-    /// read their sockets before running timers for the same wake-up.
+    /// If it comes later past the deadline than the stall threshold
+    /// ([`Config::stall_threshold_for`] the agreed interval), our own
+    /// process stalled: frames may be waiting unread in our socket, or not
+    /// yet sent again by the network, so the peer is given a full probe
+    /// round before any verdict. Drivers should read their sockets before
+    /// running timers for the same wake-up.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let now = self.clock(now);
+        let now = self.enter(now);
+        // Checked at every timer, due or not, rather than with a deadline of
+        // its own: output created by input (a PONG) must not pull the
+        // deadline earlier. The timer fires at least every few intervals.
+        if self.state == State::Established && self.output_stuck_until().is_some_and(|at| now >= at) {
+            bump(&mut self.stats.slow_reader_closes);
+            return self.hard_close(closing::local(
+                CloseCode::SLOW_READER,
+                "the peer read nothing for the slow-reader timeout",
+            ));
+        }
         let Some(deadline) = self.poll_timeout() else {
             return;
         };
         if now < deadline {
             return;
         }
-        let stalled = now - deadline > self.config.stall_threshold;
         match self.state {
-            State::Handshaking if self.handshake.as_ref().is_none_or(|h| now >= h.deadline) => {
-                self.hard_close(
-                    CloseCode::HANDSHAKE_TIMEOUT,
-                    "handshake not complete in time".to_string(),
-                    None,
-                );
-            }
-            State::Handshaking => {
-                if let Some(h) = self.handshake.as_mut() {
-                    h.retransmits += 1;
-                    h.retransmit_at = Some(now + HELLO_RETRANSMIT * (1 << h.retransmits.min(6)));
-                    self.pending.hello = true;
+            State::Handshaking => self.on_handshake_timeout(now),
+            State::Established => {
+                if now - deadline > self.config.stall_threshold_for(self.interval()) {
+                    self.on_own_stall(now);
                 }
+                self.run_liveness(now);
             }
-            State::Established => self.run_liveness(now, stalled),
-            State::Closing => {
-                self.state = State::Closed;
-                self.finish_ending();
-            }
+            // The graceful close ran out of time.
+            State::Closing => self.finish(),
             State::Closed => {}
         }
     }
@@ -290,6 +291,7 @@ impl Session {
     /// heartbeat. On a datagram transport DATA is unreliable: it may be
     /// lost, duplicated or reordered, and must fit one datagram.
     pub fn send(&mut self, tag: u16, payload: impl Into<Bytes>) -> Result<(), SendError> {
+        self.enter(self.now);
         match self.state {
             State::Handshaking => return Err(SendError::NotConnected),
             State::Closing | State::Closed => return Err(SendError::Closed),
@@ -306,6 +308,7 @@ impl Session {
         let queued = self.output.queued();
         let frame = crate::frame::data_overhead(payload.len()) + payload.len();
         if queued > 0 && queued + frame > self.config.max_queued_bytes {
+            self.send_blocked = true;
             return Err(SendError::QueueFull {
                 queued,
                 max: self.config.max_queued_bytes,
@@ -315,7 +318,78 @@ impl Session {
         Ok(())
     }
 
-    /// The next event, oldest first. Drain it after every `handle_*` call.
+    /// Tells the peer this service's own state (`docs/PROTOCOL.md` §6.9):
+    /// level-triggered, the latest replaces any not yet sent. Needs a
+    /// version-2 peer.
+    pub fn send_status(&mut self, status: Status) -> Result<(), SendError> {
+        match (self.state, self.negotiated) {
+            (State::Handshaking, _) => Err(SendError::NotConnected),
+            (State::Established, Some(n)) if n.version >= 2 => {
+                self.enter(self.now);
+                self.pending.status = Some(status);
+                Ok(())
+            }
+            (State::Established, Some(n)) => Err(SendError::Unsupported { version: n.version }),
+            _ => Err(SendError::Closed),
+        }
+    }
+
+    /// Closes gracefully: DATA already queued goes first, then CLOSE, then
+    /// the peer's CLOSE is awaited, all within [`Config::close_timeout`].
+    /// During the handshake the close is immediate. No-op once closing.
+    ///
+    /// Refuses a code that only the protocol may send
+    /// ([`CloseCode::is_sendable`]).
+    pub fn close(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        if !code.is_sendable() {
+            return Err(CloseError { code });
+        }
+        let now = self.enter(now);
+        match self.state {
+            State::Handshaking => self.hard_close(closing::local(code, reason)),
+            State::Established => {
+                self.state = State::Closing;
+                self.pending.close = true;
+                self.ending = Some(Box::new(Ending::new(
+                    closing::local(code, reason),
+                    now + self.config.close_timeout,
+                )));
+            }
+            State::Closing | State::Closed => {}
+        }
+        Ok(())
+    }
+
+    /// Closes at once: queued DATA is dropped, CLOSE with `code` goes out
+    /// ahead of anything not yet begun (if the stream is between frames),
+    /// and the session is closed without waiting for the peer. For a
+    /// shutdown whose grace has run out, or a driver's own limit.
+    ///
+    /// Refuses a code that only the protocol may send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pulse_proto::{CloseCode, Config, Event, Instant, Role, Session};
+    ///
+    /// let mut client = Session::new(Config::default(), Role::Client, Instant::ZERO, 1).unwrap();
+    /// client.abort(Instant::ZERO, CloseCode::GOING_AWAY, "shutting down").unwrap();
+    /// assert!(client.is_closed());
+    /// assert!(matches!(client.poll_event(), Some(Event::Closed(c)) if c.code == CloseCode::GOING_AWAY));
+    /// assert!(client.abort(Instant::ZERO, CloseCode::TIMED_OUT, "no").is_err());
+    /// ```
+    pub fn abort(&mut self, now: Instant, code: CloseCode, reason: &str) -> Result<(), CloseError> {
+        if !code.is_sendable() {
+            return Err(CloseError { code });
+        }
+        self.enter(now);
+        if self.state != State::Closed {
+            self.hard_close(closing::local(code, reason));
+        }
+        Ok(())
+    }
+
+    /// The next event, oldest first. Drain it after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         // Drained, the queue is released: an idle session holds none.
@@ -329,18 +403,26 @@ impl Session {
     /// peer never moves this deadline earlier, so a driver never re-arms its
     /// timer on receive. A deadline that fires after traffic arrived is a
     /// no-op, after which this returns the later deadline. Only the
-    /// handshake completing, and local calls (`close`), may move it earlier.
+    /// handshake completing, and local calls (`send`, `close`, ...), may
+    /// move it earlier.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::Handshaking => self.handshake.as_ref().map(|h| match h.retransmit_at {
-                Some(at) => at.min(h.deadline),
-                None => h.deadline,
-            }),
-            State::Established => Some(self.liveness.deadline(self.probe_timing())),
+            State::Handshaking => self.handshake.as_ref().map(|h| h.poll_timeout()),
+            State::Established => Some(self.liveness.deadline(self.dead_timeout())),
             State::Closing => self.ending.as_ref().map(|e| e.deadline),
             State::Closed => None,
         }
+    }
+
+    /// Every entry point starts here: time never goes back, and output that
+    /// is empty now starts the slow-reader clock afresh.
+    fn enter(&mut self, now: Instant) -> Instant {
+        let now = self.clock(now);
+        if !self.has_output() {
+            self.output_since = now;
+        }
+        now
     }
 
     pub(crate) fn clock(&mut self, now: Instant) -> Instant {
@@ -348,13 +430,27 @@ impl Session {
         self.now
     }
 
+    pub(crate) fn has_output(&self) -> bool {
+        self.pending.any() || self.output.unsent().is_some() || self.output.has_data()
+    }
+
+    /// When output that made no progress convicts the peer of not reading:
+    /// never sooner than the dead-peer timeout (a peer that read nothing for
+    /// that long cannot have seen our PONGs either).
+    fn output_stuck_until(&self) -> Option<Instant> {
+        let n = self.negotiated?;
+        let timeout = self
+            .config
+            .slow_reader_timeout
+            .unwrap_or_default()
+            .max(n.dead_timeout());
+        self.has_output().then(|| self.output_since + timeout)
+    }
+
     fn accepts_input(&self) -> bool {
         match self.state {
             State::Closed => false,
-            State::Closing => self
-                .ending
-                .as_ref()
-                .is_some_and(|e| e.closed.initiator == Initiator::Local),
+            State::Closing => self.ending.as_ref().is_some_and(|e| !e.peer_done),
             _ => true,
         }
     }
@@ -367,16 +463,43 @@ impl Session {
         }
     }
 
+    fn frame_limit(&self) -> u32 {
+        match self.state {
+            State::Handshaking => HANDSHAKE_FRAME_LEN,
+            _ => self.config.max_frame_len,
+        }
+    }
+
+    pub(crate) fn interval(&self) -> Duration {
+        self.negotiated.map_or(self.config.interval, |n| n.interval())
+    }
+
+    fn dead_timeout(&self) -> Duration {
+        self.negotiated.map_or(self.config.dead_timeout, |n| n.dead_timeout())
+    }
+
+    fn ping_policy(&self) -> PingPolicy {
+        match self.negotiated {
+            Some(n) => PingPolicy {
+                spacing: n.min_ping_spacing(),
+                strikes: n.ping_strikes,
+                dead_timeout: n.dead_timeout(),
+            },
+            None => PingPolicy {
+                spacing: self.config.min_ping_spacing,
+                strikes: self.config.ping_strikes,
+                dead_timeout: self.config.dead_timeout,
+            },
+        }
+    }
+
     pub(crate) fn probe_timing(&self) -> ProbeTiming {
-        let timeout = self.rtt.probe_timeout(self.config.probe_floor);
-        let spacing = timeout.max(self.guard_spacing());
+        let timeout = self.rtt.probe_timeout(self.config.probe_floor_for(self.interval()));
+        let spacing = timeout.max(self.ping_policy().spacing);
         ProbeTiming { timeout, spacing }
     }
 
-    pub(crate) fn guard_spacing(&self) -> Duration {
-        self.agreed
-            .map_or(self.config.min_ping_spacing, |a| a.min_ping_spacing())
-    }
+    // ----- input -----
 
     fn on_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
         if self.state == State::Handshaking {
@@ -387,25 +510,16 @@ impl Session {
         }
         let datagram = self.config.transport == Transport::Datagram;
         match frame {
-            Frame::Ping { id } => {
-                bump(&mut self.stats.pings_received);
-                let strikes = self.agreed.map_or(self.config.ping_strikes, |a| a.welcome.ping_strikes);
-                match self.guard.on_ping(now, id, self.guard_spacing(), strikes) {
-                    PingVerdict::Fresh if self.state == State::Established => {
-                        (self.pending.pong, self.pending.pong_id, self.pending.pong_at) = (true, id, now);
-                    }
-                    PingVerdict::TooMany { strikes } => return Err(ProtocolError::TooManyPings { strikes }),
-                    _ => {}
-                }
-            }
+            Frame::Ping { id } => return self.on_ping(now, id),
             Frame::Pong { id, hold_us } => self.on_pong(now, id, hold_us),
             Frame::Data { tag, payload } => {
                 self.stats.data_received += 1;
                 self.events.push_back(Event::Message { tag, payload });
             }
-            Frame::Close { code, reason } => self.on_peer_close(now, code, reason),
-            Frame::Hello(_) if datagram && self.role == Role::Server => self.rewelcome(now),
-            Frame::Welcome(_) if datagram => bump(&mut self.stats.frames_ignored),
+            Frame::Close { code, reason } => self.on_peer_close(Closed::new(code, reason, Initiator::Peer)),
+            Frame::Status(status) => self.events.push_back(Event::PeerStatus(status)),
+            Frame::Hello(hello) if datagram && self.role == Role::Server => self.rewelcome(now, &hello),
+            Frame::Welcome(_) | Frame::Retry { .. } if datagram => bump(&mut self.stats.frames_ignored),
             Frame::Extension { .. } => bump(&mut self.stats.frames_ignored),
             other => {
                 return Err(ProtocolError::Unexpected {
@@ -417,16 +531,22 @@ impl Session {
     }
 
     fn on_handshake_frame(&mut self, now: Instant, frame: Frame) -> Result<(), ProtocolError> {
+        let datagram = self.config.transport == Transport::Datagram;
         match (self.role, frame) {
-            (Role::Server, Frame::Hello(hello)) => self.accept_hello(now, &hello),
-            (Role::Client, Frame::Welcome(welcome)) => self.accept_welcome(now, &welcome),
+            (Role::Server, Frame::Hello(hello)) => self.on_hello(now, &hello),
+            (Role::Client, Frame::Welcome(welcome)) => self.on_welcome(now, &welcome),
+            (Role::Client, Frame::Retry { attempt, cookie }) if datagram => {
+                self.on_retry(now, attempt, cookie);
+                Ok(())
+            }
+            // Unanswered: the peer has gone, and nothing was agreed.
             (_, Frame::Close { code, reason }) => {
-                self.end(code, reason, Initiator::Peer, None);
+                self.end(Closed::new(code, reason, Initiator::Peer));
                 Ok(())
             }
             (_, Frame::Extension { .. }) => Ok(()),
             // Datagrams overtake each other: a PING may beat the WELCOME.
-            _ if self.config.transport == Transport::Datagram => {
+            _ if datagram => {
                 bump(&mut self.stats.frames_ignored);
                 Ok(())
             }
@@ -436,83 +556,266 @@ impl Session {
         }
     }
 
+    fn on_hello(&mut self, now: Instant, hello: &Hello) -> Result<(), ProtocolError> {
+        let welcome = handshake::answer(&self.config, hello)?;
+        let negotiated = handshake::server_side(&self.config, hello, &welcome);
+        self.pending.welcome = true;
+        if let Some(h) = self.handshake.as_mut() {
+            (h.welcome, h.welcomed_at, h.attempt) = (Some(welcome), Some(now), hello.attempt);
+        }
+        self.establish(now, negotiated);
+        Ok(())
+    }
+
+    fn on_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
+        let negotiated = handshake::accept(&self.config, welcome)?;
+        if let Some(rtt) = self
+            .handshake
+            .as_ref()
+            .and_then(|h| h.sample(now, welcome.ext.map(|e| e.attempt)))
+        {
+            self.rtt.update(rtt, Duration::ZERO);
+        }
+        self.establish(now, negotiated);
+        // A client needs nothing of the handshake once established.
+        self.handshake = None;
+        Ok(())
+    }
+
+    /// A datagram server wants proof of our address: send HELLO again at
+    /// once, with its cookie, and time the next retransmission afresh.
+    fn on_retry(&mut self, now: Instant, attempt: u8, cookie: Cookie) {
+        let Some(h) = self.handshake.as_mut() else { return };
+        if let Some(rtt) = h.sample(now, Some(attempt)) {
+            self.rtt.update(rtt, Duration::ZERO);
+        }
+        h.cookie = Some(cookie);
+        h.timeouts = 0;
+        h.retransmit_at = Some(now + handshake::retransmit_delay(&self.rtt, 0));
+        self.pending.hello = true;
+    }
+
+    fn on_handshake_timeout(&mut self, now: Instant) {
+        let Some(h) = self.handshake.as_mut() else { return };
+        if now >= h.deadline {
+            return self.hard_close(closing::local(
+                CloseCode::HANDSHAKE_TIMEOUT,
+                "handshake not complete in time",
+            ));
+        }
+        h.timeouts += 1;
+        h.retransmit_at = Some(now + handshake::retransmit_delay(&self.rtt, h.timeouts));
+        self.pending.hello = true;
+    }
+
+    /// Our WELCOME was lost and the client asks again; answer, but no
+    /// faster than the ping policy so HELLOs cannot be used to flood.
+    fn rewelcome(&mut self, now: Instant, hello: &Hello) {
+        let spacing = self.ping_policy().spacing;
+        let Some(h) = self.handshake.as_mut() else { return };
+        if h.welcomed_at.is_some_and(|at| now - at < spacing) {
+            bump(&mut self.stats.frames_ignored);
+            return;
+        }
+        h.welcomed_at = Some(now);
+        if let Some(ext) = h.welcome.as_mut().and_then(|w| w.ext.as_mut()) {
+            ext.attempt = hello.attempt;
+        }
+        self.pending.welcome = true;
+    }
+
+    fn establish(&mut self, now: Instant, negotiated: Negotiated) {
+        self.state = State::Established;
+        self.negotiated = Some(negotiated);
+        self.decoder.set_max_len(self.config.max_frame_len);
+        self.guard = PingGuard::new(now);
+        let (interval, dead_timeout) = (negotiated.interval(), negotiated.dead_timeout());
+        let first = match self.role {
+            Role::Client => self.jitter.first(interval),
+            Role::Server => Jitter::backup(interval, dead_timeout),
+        };
+        self.liveness = Liveness::new(now, first);
+        self.events.push_back(Event::Connected(negotiated));
+    }
+
+    fn on_ping(&mut self, now: Instant, id: u32) -> Result<(), ProtocolError> {
+        bump(&mut self.stats.pings_received);
+        match self.guard.on_ping(now, id, self.ping_policy()) {
+            PingVerdict::Fresh if self.state == State::Established => {
+                (self.pending.pong, self.pending.pong_id, self.pending.pong_at) = (true, id, now);
+            }
+            PingVerdict::Fresh => {}
+            PingVerdict::Stale if self.config.transport == Transport::Stream => {
+                return Err(ProtocolError::Malformed {
+                    frame_type: frame_type::PING,
+                    what: "PING id not newer than the last (ids start at 1 and increase)",
+                });
+            }
+            PingVerdict::Stale => bump(&mut self.stats.frames_ignored),
+            PingVerdict::TooMany { strikes } => return Err(ProtocolError::TooManyPings { strikes }),
+        }
+        Ok(())
+    }
+
     fn on_pong(&mut self, now: Instant, id: u32, hold_us: u32) {
-        match self.ping_out {
-            Some((out, sent)) if out == id => {
-                self.ping_out = None;
+        match self.ping_out_id {
+            out if out == id && out != 0 => {
+                self.ping_out_id = 0;
                 let peer_hold = Duration::from_micros(hold_us.into());
-                let rtt = (now - sent).saturating_sub(peer_hold);
+                let rtt = (now - self.ping_out_at).saturating_sub(peer_hold);
                 self.rtt.update(rtt, peer_hold);
+                let smoothed = self.rtt.smoothed();
                 self.events.push_back(Event::Rtt(RttSample {
                     rtt,
                     peer_hold,
-                    smoothed: self.rtt.smoothed(),
+                    smoothed,
                 }));
             }
             _ => bump(&mut self.stats.frames_ignored),
         }
     }
 
-    fn run_liveness(&mut self, now: Instant, mut stalled: bool) {
+    // ----- timers -----
+
+    /// Our timer fired late: our own process (or machine) stalled, and the
+    /// silence may be ours. Probe now if the policy allows, and hold any
+    /// verdict until that probe has had a full round.
+    fn on_own_stall(&mut self, now: Instant) {
+        bump(&mut self.stats.own_stalls);
+        let probe = self.probe_timing();
+        let allowed_at = self.liveness.last_ping() + self.ping_policy().spacing;
+        if allowed_at <= now {
+            self.queue_probe(now, probe);
+        }
+        self.liveness.grant_grace(allowed_at.max(now) + probe.spacing);
+    }
+
+    fn run_liveness(&mut self, now: Instant) {
         for _ in 0..MAX_TIMER_STEPS {
             let probe = self.probe_timing();
-            match self.liveness.due(now, probe, stalled) {
+            match self.liveness.due(now, self.dead_timeout()) {
                 Due::Nothing => break,
-                Due::Ping => self.queue_ping(now, !self.liveness.is_suspect()),
+                Due::Ping => {
+                    let next = self.draw_spacing();
+                    self.pending.ping = true;
+                    self.liveness.on_scheduled_ping(now, probe, next);
+                }
                 Due::Suspect => {
-                    self.liveness.set_suspect();
+                    self.liveness.set_suspect(probe);
                     bump(&mut self.stats.suspicions);
                     self.events.push_back(Event::Suspect {
                         silent_for: self.liveness.silent_for(now),
                     });
                 }
-                Due::Grace => {
-                    if !self.liveness.is_suspect() {
-                        bump(&mut self.stats.suspicions);
-                        self.events.push_back(Event::Suspect {
-                            silent_for: self.liveness.silent_for(now),
-                        });
-                    }
-                    self.liveness.grant_grace(now + probe.spacing);
-                    if self.liveness.last_ping() + self.guard_spacing() <= now {
-                        self.queue_ping(now, false);
-                    }
-                    stalled = false;
-                }
+                Due::Probe => self.queue_probe(now, probe),
                 Due::Dead => {
                     self.events.push_back(Event::PeerDead {
                         silent_for: self.liveness.silent_for(now),
                     });
-                    self.hard_close(
+                    self.hard_close(closing::local(
                         CloseCode::TIMED_OUT,
-                        "no frame from the peer within the dead-peer timeout".to_string(),
-                        None,
-                    );
+                        "no frame from the peer within the dead-peer timeout",
+                    ));
                     break;
                 }
             }
         }
     }
 
-    /// Decides a PING now; it is serialised, ahead of DATA, when the driver
-    /// next asks for bytes. A scheduled PING draws the next spacing.
-    fn queue_ping(&mut self, now: Instant, scheduled: bool) {
-        let next = scheduled.then(|| self.draw_spacing());
+    /// Decides a probe now; it is serialised, ahead of DATA, when the
+    /// driver next asks for bytes.
+    fn queue_probe(&mut self, now: Instant, probe: ProbeTiming) {
         self.pending.ping = true;
-        self.liveness.on_ping(now, next);
+        self.liveness.on_probe(now, probe);
     }
 
     fn draw_spacing(&mut self) -> Duration {
-        let interval = self.agreed.map_or(self.config.interval, |a| a.interval());
-        let dead_timeout = self
-            .agreed
-            .map_or(self.config.dead_timeout, |a| a.negotiated().dead_timeout);
-        let percent = self.config.jitter_percent;
+        let (interval, dead_timeout) = (self.interval(), self.dead_timeout());
         match self.role {
-            Role::Client => self.jitter.next(interval, percent),
+            Role::Client => self.jitter.next(interval, self.config.jitter_percent),
             // The server is the backup: it pings only if the client's PING is
             // overdue, so an idle pair costs one round trip per interval.
-            Role::Server => Jitter::backup(Jitter::max_spacing(interval, percent), dead_timeout),
+            Role::Server => Jitter::backup(interval, dead_timeout),
+        }
+    }
+
+    // ----- endings -----
+
+    fn on_peer_close(&mut self, closed: Closed) {
+        match self.state {
+            State::Established => {
+                self.state = State::Closing;
+                // Queued DATA still goes; no more heartbeats; our answer last.
+                self.pending = Pending {
+                    close: true,
+                    ..Pending::default()
+                };
+                self.ending = Some(Box::new(Ending::new(closed, self.now + self.config.close_timeout)));
+            }
+            State::Closing => {
+                if let Some(ending) = self.ending.as_mut() {
+                    ending.peer_done = true;
+                }
+                self.finish_if_complete();
+            }
+            _ => {}
+        }
+    }
+
+    /// The transport has taken every staged byte, our CLOSE among them.
+    pub(crate) fn on_close_sent(&mut self) {
+        if let Some(ending) = self.ending.as_mut() {
+            ending.close_sent = true;
+        }
+        if self.state == State::Closing {
+            self.finish_if_complete();
+        }
+    }
+
+    fn finish_if_complete(&mut self) {
+        if self.ending.as_ref().is_some_and(|e| e.is_complete()) {
+            self.finish();
+        }
+    }
+
+    pub(crate) fn fail(&mut self, error: ProtocolError) {
+        self.hard_close(closing::for_error(error));
+    }
+
+    /// Ends now: queued DATA is dropped and CLOSE goes out ahead of
+    /// everything not yet staged, if the stream is between frames.
+    fn hard_close(&mut self, closed: Closed) {
+        let can_frame = self.output.discard_data();
+        // A graceful CLOSE already on its way says all there is to say.
+        let close_staged = self.ending.as_ref().is_some_and(|e| e.close_staged);
+        self.pending = Pending {
+            magic: self.pending.magic,
+            close: can_frame && !close_staged,
+            ..Pending::default()
+        };
+        if !close_staged {
+            self.ending = Some(Box::new(Ending::new(closed, self.now)));
+        }
+        self.finish();
+    }
+
+    /// Ends now with `closed`, sending nothing.
+    fn end(&mut self, closed: Closed) {
+        self.pending = Pending::default();
+        self.ending = Some(Box::new(Ending::new(closed, self.now)));
+        self.finish();
+    }
+
+    /// The one way into [`State::Closed`], and the one place `Closed` is
+    /// reported: the driver may drop the transport from here on.
+    fn finish(&mut self) {
+        if self.state == State::Closed {
+            return;
+        }
+        self.state = State::Closed;
+        self.handshake = None;
+        if let Some(ending) = self.ending.as_ref() {
+            self.events.push_back(Event::Closed(ending.closed.clone()));
         }
     }
 }

@@ -3,6 +3,7 @@
 /// Counters, for monitoring and tests. Byte and frame totals are `u64`;
 /// the rarer counters are `u32` and saturate, to keep sessions small.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Bytes taken by the driver with `advance_transmit`.
     pub bytes_sent: u64,
@@ -26,6 +27,12 @@ pub struct Stats {
     pub frames_ignored: u32,
     /// Datagrams dropped as malformed.
     pub datagrams_dropped: u32,
+    /// Times a timer fired so late that our own process must have stalled
+    /// (each granted the peer a probe round).
+    pub own_stalls: u32,
+    /// Times the peer was closed for reading nothing for the slow-reader
+    /// timeout.
+    pub slow_reader_closes: u32,
 }
 
 /// Adds one to a counter, stopping at its maximum.

@@ -4,13 +4,12 @@
 //! over) only the final CLOSE; otherwise PING and PONG ahead of any DATA not
 //! yet staged, and a graceful CLOSE after the last queued DATA.
 
-use alloc::string::String;
-
-use crate::close::{CloseCode, Initiator};
 use crate::config::Transport;
+use crate::event::Event;
 use crate::frame::{Frame, MAGIC};
 use crate::handshake;
 use crate::output::STREAM_CHUNK;
+use crate::ping_policy::next_id;
 use crate::session::{Session, State};
 use crate::stats::bump;
 use crate::time::Instant;
@@ -43,6 +42,14 @@ impl Session {
                 Transport::Datagram => self.stage_datagram(now),
             }
             self.output.release_empty();
+            // Room again for an application that was told the queue was full.
+            if self.send_blocked
+                && self.state == State::Established
+                && self.output.queued() <= self.config.max_queued_bytes / 2
+            {
+                self.send_blocked = false;
+                self.events.push_back(Event::SendReady);
+            }
         }
         self.output.unsent()
     }
@@ -51,17 +58,13 @@ impl Session {
     /// On a datagram transport the whole datagram counts as sent.
     pub fn advance_transmit(&mut self, n: usize) {
         let whole = self.config.transport == Transport::Datagram;
-        self.stats.bytes_sent += self.output.advance(n, whole) as u64;
-        if self.output.unsent().is_some() || self.state != State::Closing {
-            return;
+        let taken = self.output.advance(n, whole);
+        self.stats.bytes_sent += taken as u64;
+        if taken > 0 {
+            self.output_since = self.now;
         }
-        // Our answering CLOSE is out: a close the peer began is complete.
-        if self
-            .ending
-            .as_ref()
-            .is_some_and(|e| e.close_staged && e.closed.initiator == Initiator::Peer)
-        {
-            self.finish_ending();
+        if self.output.unsent().is_none() && self.ending.as_ref().is_some_and(|e| e.close_staged) {
+            self.on_close_sent();
         }
     }
 
@@ -91,7 +94,7 @@ impl Session {
     fn stage_datagram(&mut self, now: Instant) {
         // Handshake datagrams, and anything sent before the handshake
         // completes, carry the magic so the receiver can tell pulse traffic.
-        let magic = self.pending.hello || self.pending.welcome || self.agreed.is_none();
+        let magic = self.pending.hello || self.pending.welcome || self.negotiated.is_none();
         if magic {
             self.output.staging().extend_from_slice(&MAGIC);
         }
@@ -109,9 +112,9 @@ impl Session {
         let out = self.output.staging();
         let stream = self.config.transport == Transport::Stream;
         if core::mem::take(&mut self.pending.hello) {
-            Frame::Hello(handshake::hello(&self.config)).encode(out);
             if let Some(h) = self.handshake.as_mut() {
-                h.hello_sent_at.get_or_insert(now);
+                let attempt = h.next_attempt(now);
+                Frame::Hello(handshake::hello(&self.config, attempt, h.cookie)).encode(out);
             }
         }
         if core::mem::take(&mut self.pending.welcome) {
@@ -125,16 +128,15 @@ impl Session {
         }
         if self.state == State::Closed {
             if core::mem::take(&mut self.pending.close) {
-                let frame = self.close_frame();
-                frame.encode(self.output.staging());
+                self.stage_close();
             }
             return;
         }
         if core::mem::take(&mut self.pending.ping) {
             let id = self.next_ping_id;
-            self.next_ping_id = id.saturating_add(1);
+            self.next_ping_id = next_id(id);
             Frame::Ping { id }.encode(out);
-            self.ping_out = Some((id, now));
+            (self.ping_out_id, self.ping_out_at) = (id, now);
             bump(&mut self.stats.pings_sent);
         }
         if core::mem::take(&mut self.pending.pong) {
@@ -146,35 +148,23 @@ impl Session {
             .encode(out);
             bump(&mut self.stats.pongs_sent);
         }
+        if let Some(status) = self.pending.status.take() {
+            Frame::Status(status).encode(self.output.staging());
+        }
     }
 
     fn stage_graceful_close(&mut self) {
         if self.state != State::Closing || self.output.has_data() || !core::mem::take(&mut self.pending.close) {
             return;
         }
-        let frame = self.close_frame();
-        frame.encode(self.output.staging());
-        if let Some(ending) = self.ending.as_mut() {
-            ending.close_staged = true;
-        }
+        self.stage_close();
     }
 
-    /// The CLOSE this session sends: its own code and reason, or, answering
-    /// the peer's CLOSE, the peer's code with no reason.
-    fn close_frame(&self) -> Frame {
-        match self.ending.as_deref() {
-            Some(ending) if ending.closed.initiator == Initiator::Peer => Frame::Close {
-                code: ending.closed.code,
-                reason: String::new(),
-            },
-            Some(ending) => Frame::Close {
-                code: ending.closed.code,
-                reason: ending.closed.reason.clone(),
-            },
-            None => Frame::Close {
-                code: CloseCode::NORMAL,
-                reason: String::new(),
-            },
+    /// Stages the CLOSE the ending describes.
+    fn stage_close(&mut self) {
+        if let Some(ending) = self.ending.as_mut() {
+            ending.close_frame().encode(self.output.staging());
+            ending.close_staged = true;
         }
     }
 }

@@ -13,7 +13,9 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                 version_max: b,
                 interval_ms: c,
                 dead_timeout_ms: d,
-                max_frame_len: e
+                max_frame_len: e,
+                attempt: 0,
+                cookie: None,
             }
         )),
         (
@@ -33,6 +35,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                         max_frame_len,
                         min_ping_spacing_ms,
                         ping_strikes,
+                        ext: None,
                     })
                 }
             ),
@@ -43,7 +46,7 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
             payload: Bytes::from(p)
         }),
         (any::<u16>(), "[a-zA-Z0-9 é✓]{0,40}").prop_map(|(c, reason)| Frame::Close {
-            code: CloseCode(c),
+            code: CloseCode::from_wire(c),
             reason
         }),
     ]
@@ -119,19 +122,17 @@ proptest! {
 
 /// A server session that has accepted a well-formed HELLO at time zero.
 fn established_server(transport: Transport) -> Session {
-    let config = Config {
-        transport,
-        max_frame_len: 4096,
-        ..Config::default()
-    };
+    let config = Config::new(transport).with_max_frame_len(4096);
     let mut server = Session::new(config, Role::Server, Instant::ZERO, 3).unwrap();
     let mut hello = MAGIC.to_vec();
     Frame::Hello(Hello {
         version_min: 1,
-        version_max: 1,
+        version_max: 2,
         interval_ms: 1000,
         dead_timeout_ms: 3000,
         max_frame_len: 4096,
+        attempt: 0,
+        cookie: None,
     })
     .encode(&mut hello);
     server.handle_input(Instant::ZERO, &hello[..]);
@@ -221,11 +222,13 @@ proptest! {
 }
 
 /// The budget a gateway holding millions of idle connections pays per
-/// session: the inline struct, and no heap buffer at all while idle.
+/// session: the inline struct, and no heap buffer at all while idle. (368:
+/// 344 before the agreed values kept what was asked and the server's
+/// bounds, and the slow-reader clock and the stored probe instant came.)
 #[test]
 fn an_idle_session_is_small_and_holds_no_buffer() {
     assert!(
-        core::mem::size_of::<Session>() <= 352,
+        core::mem::size_of::<Session>() <= 368,
         "Session is {} bytes",
         core::mem::size_of::<Session>()
     );

@@ -88,7 +88,7 @@ fn client(addr: SocketAddr, name: String) -> Result<(), Box<dyn std::error::Erro
         while let Ok(line) = lines.recv().await {
             tx.send(LINE, Bytes::from(format!("{name}: {line}"))).await?;
         }
-        tx.close(pulse_proto::CloseCode::NORMAL, "bye").await;
+        let _ = tx.close(pulse_proto::CloseCode::NORMAL, "bye").await;
         Ok(())
     })
 }

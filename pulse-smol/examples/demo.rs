@@ -20,11 +20,7 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const DEAD_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn config() -> Config {
-    Config {
-        interval: INTERVAL,
-        dead_timeout: DEAD_TIMEOUT,
-        ..Config::default()
-    }
+    Config::default().with_timing(INTERVAL, DEAD_TIMEOUT)
 }
 
 /// The server process: echo, until its stdin closes.

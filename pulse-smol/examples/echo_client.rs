@@ -15,11 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:7000".into())
         .parse()?;
-    let config = Config {
-        interval: Duration::from_secs(1),
-        dead_timeout: Duration::from_secs(3),
-        ..Config::default()
-    };
+    let config = Config::default()
+        .with_interval(Duration::from_secs(1))
+        .with_dead_timeout(Duration::from_secs(3));
     smol::block_on(async {
         let (conn, driver) = pulse_smol::connect(addr, config).await?;
         smol::spawn(driver).detach();
@@ -47,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .await?;
         }
-        let closed = conn.close(CloseCode::NORMAL, "done").await;
+        let closed = conn.close(CloseCode::NORMAL, "done").await?;
         println!("closed: {}", closed.code);
         Ok(())
     })

@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             smol::spawn(async move {
                 loop {
                     match conn.recv().await {
-                        Incoming::Connected(n) => println!("{peer}: connected, interval {:?}", n.interval),
+                        Incoming::Connected(n) => println!("{peer}: connected, interval {:?}", n.interval()),
                         Incoming::Message { tag, payload } => match conn.send(tag, payload).await {
                             Ok(()) => {}
                             Err(_) => break,

@@ -32,3 +32,14 @@ pub(crate) fn seed() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64);
     start.rotate_left(17) ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
+
+/// Sixteen unpredictable bytes, for a datagram server's cookie key: the
+/// standard library's per-process random hash keys, hashed.
+pub(crate) fn secret() -> [u8; 16] {
+    use std::hash::{BuildHasher, Hasher};
+    let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
+    let mut secret = [0; 16];
+    secret[..8].copy_from_slice(&word().to_le_bytes());
+    secret[8..].copy_from_slice(&(word() ^ seed()).to_le_bytes());
+    secret
+}

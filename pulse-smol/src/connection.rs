@@ -104,11 +104,12 @@ impl Connection {
 
     /// Closes gracefully: queued messages go first, then CLOSE; waits for
     /// the peer's answer (at most the configured close timeout) and returns
-    /// how the connection ended.
-    pub async fn close(&self, code: CloseCode, reason: &str) -> Closed {
-        self.shared.lock().session.close(clock::now(), code, reason);
+    /// how the connection ended. Fails at once, changing nothing, for a
+    /// code only the protocol may send ([`CloseCode::is_sendable`]).
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
+        self.shared.lock().session.close(clock::now(), code, reason)?;
         self.shared.driver_waker.wake();
-        self.closed().await
+        Ok(self.closed().await)
     }
 
     /// Waits until the connection is over and its socket is closed.
@@ -206,7 +207,7 @@ impl SendHalf {
     }
 
     /// See [`Connection::close`].
-    pub async fn close(&self, code: CloseCode, reason: &str) -> Closed {
+    pub async fn close(&self, code: CloseCode, reason: &str) -> Result<Closed, Error> {
         self.0.close(code, reason).await
     }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use pulse_proto::{Closed, ConfigError};
+use pulse_proto::{CloseError, Closed, ConfigError};
 
 /// What went wrong.
 #[derive(Debug)]
@@ -15,6 +15,8 @@ pub enum Error {
     Config(ConfigError),
     /// The connection is closed (or the handshake failed): how it ended.
     Closed(Closed),
+    /// A close with a code only the protocol may send.
+    Close(CloseError),
     /// The message is larger than the peer accepts in one frame.
     TooLarge {
         /// The payload length.
@@ -29,6 +31,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io(e) => write!(f, "i/o error: {e}"),
             Error::Config(e) => e.fmt(f),
+            Error::Close(e) => e.fmt(f),
             Error::Closed(c) => {
                 write!(f, "connection closed: {} ({:?} initiated)", c.code, c.initiator)?;
                 if !c.reason.is_empty() {
@@ -46,6 +49,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Config(e) => Some(e),
+            Error::Close(e) => Some(e),
+            Error::Closed(c) => Some(c),
             _ => None,
         }
     }
@@ -54,6 +59,12 @@ impl std::error::Error for Error {
 impl From<io::Error> for Error {
     fn from(e: io::Error) -> Self {
         Error::Io(e)
+    }
+}
+
+impl From<CloseError> for Error {
+    fn from(e: CloseError) -> Self {
+        Error::Close(e)
     }
 }
 

@@ -182,12 +182,11 @@ impl ReconnectingClient {
         let current = self.inner.lock().current.clone();
         match current {
             Some(conn) => conn.send(tag, payload).await,
-            None => Err(Error::Closed(Closed {
-                code: CloseCode::LOST,
-                reason: "not connected".into(),
-                initiator: pulse_proto::Initiator::Local,
-                error: None,
-            })),
+            None => Err(Error::Closed(Closed::new(
+                CloseCode::LOST,
+                "not connected",
+                pulse_proto::Initiator::Local,
+            ))),
         }
     }
 
@@ -317,7 +316,10 @@ async fn stopped(inner: &Inner) {
 /// Waits for [`ReconnectingClient::close`], then closes the connection.
 async fn close_when_stopped(inner: &Inner, conn: &Connection) -> Closed {
     stopped(inner).await;
-    conn.close(CloseCode::NORMAL, "client closed").await
+    match conn.close(CloseCode::NORMAL, "client closed").await {
+        Ok(closed) => closed,
+        Err(_) => conn.closed().await,
+    }
 }
 
 /// Passes the connection's items on until it closes; returns how.

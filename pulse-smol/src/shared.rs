@@ -73,9 +73,10 @@ impl Shared {
     /// close it rather than keep a driver heartbeating for no one.
     pub(crate) fn drop_handle(&self) {
         if self.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.lock()
-                .session
-                .close(crate::clock::now(), CloseCode::NORMAL, "all handles dropped");
+            let _normal_is_sendable =
+                self.lock()
+                    .session
+                    .close(crate::clock::now(), CloseCode::NORMAL, "all handles dropped");
             self.driver_waker.wake();
         }
     }
@@ -151,11 +152,8 @@ impl Inner {
 
     /// How the connection ended, for errors: the real outcome once known.
     pub(crate) fn closed_or_pending(&self) -> Closed {
-        self.closed.clone().unwrap_or_else(|| Closed {
-            code: CloseCode::NORMAL,
-            reason: "closing".into(),
-            initiator: Initiator::Local,
-            error: None,
-        })
+        self.closed
+            .clone()
+            .unwrap_or_else(|| Closed::new(CloseCode::NORMAL, "closing", Initiator::Local))
     }
 }

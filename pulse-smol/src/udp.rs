@@ -6,8 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Weak};
 
 use async_io::Async;
-use pulse_proto::frame::opens_session;
-use pulse_proto::{Config, Role, Session, Transport};
+use pulse_proto::{Admission, CloseCode, Config, Gate, Role, Session, Transport};
 
 use crate::clock;
 use crate::connection::{pair, Connection};
@@ -109,6 +108,10 @@ async fn route(
     config: Arc<Config>,
     accepted: async_channel::Sender<(Connection, Driver, SocketAddr)>,
 ) {
+    let Ok(gate) = Gate::new(config.clone(), clock::secret()) else {
+        return;
+    };
+    let mut reply = Vec::new();
     let mut peers: HashMap<SocketAddr, Weak<Shared>> = HashMap::new();
     let (gone_tx, gone_rx) = async_channel::unbounded::<SocketAddr>();
     let mut buf = vec![0u8; 65_536];
@@ -138,9 +141,24 @@ async fn route(
         let shared = match peers.get(&from).and_then(Weak::upgrade) {
             Some(shared) if !shared.lock().finished => shared,
             _ => {
-                // Only a handshake opens a connection: strays cost nothing.
-                if !opens_session(datagram) || accepted.is_closed() || accepted.is_full() {
+                // Only a proven address opens a connection: strays and
+                // spoofed HELLOs cost a stateless answer at most.
+                if accepted.is_closed() {
                     continue;
+                }
+                let admission = match gate.admit(clock::now(), from, datagram, &mut reply) {
+                    Admission::Open if accepted.is_full() => {
+                        gate.refuse(datagram, CloseCode::REFUSED, "accept backlog full", &mut reply)
+                    }
+                    other => other,
+                };
+                match admission {
+                    Admission::Drop => continue,
+                    Admission::Reply => {
+                        let _ = socket.get_ref().send_to(&reply, from);
+                        continue;
+                    }
+                    Admission::Open => {}
                 }
                 let Ok(session) = Session::new(config.clone(), Role::Server, clock::now(), clock::seed()) else {
                     return;

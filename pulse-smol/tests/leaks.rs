@@ -13,11 +13,11 @@ fn open_fds() -> usize {
 }
 
 fn config() -> Arc<Config> {
-    Arc::new(Config {
-        interval: Duration::from_secs(1),
-        dead_timeout: Duration::from_secs(3),
-        ..Config::default()
-    })
+    Arc::new(
+        Config::default()
+            .with_interval(Duration::from_secs(1))
+            .with_dead_timeout(Duration::from_secs(3)),
+    )
 }
 
 #[test]
@@ -55,7 +55,7 @@ fn closed_connections_leave_no_task_socket_or_timer_behind() {
                 servers.push(server);
                 client.send(1, &b"x"[..]).await.unwrap();
                 if i % 2 == 0 {
-                    client.close(CloseCode::NORMAL, "").await;
+                    client.close(CloseCode::NORMAL, "").await.unwrap();
                 } else {
                     drop(client); // dropping every handle closes too
                 }

@@ -160,7 +160,7 @@ fn a_peer_that_drops_its_socket_without_close_is_reported_at_once() {
             use std::io::{Read, Write};
             let (mut stream, _) = listener.accept().unwrap();
             // Answer like a pulse server by hand, then vanish without CLOSE.
-            let mut hello = [0u8; 4 + 2 + 14];
+            let mut hello = [0u8; 4 + 2 + 16]; // magic, header, HELLO without a cookie
             stream.read_exact(&mut hello).unwrap();
             let mut out = pulse_proto::frame::MAGIC.to_vec();
             pulse_proto::frame::Frame::Welcome(pulse_proto::frame::Welcome {
@@ -170,6 +170,7 @@ fn a_peer_that_drops_its_socket_without_close_is_reported_at_once() {
                 max_frame_len: 65_536,
                 min_ping_spacing_ms: 500,
                 ping_strikes: 2,
+                ext: None,
             })
             .encode(&mut out);
             stream.write_all(&out).unwrap();
@@ -198,7 +199,7 @@ fn a_graceful_close_reaches_the_peer_with_its_code_and_reason() {
             let (conn, driver) = connect(addr, config(1000, 3000)).await.unwrap();
             let driver = smol::spawn(driver);
             conn.send(1, &b"bye"[..]).await.unwrap();
-            let closed = conn.close(CloseCode::GOING_AWAY, "done").await;
+            let closed = conn.close(CloseCode::GOING_AWAY, "done").await.unwrap();
             driver.await;
             closed
         });

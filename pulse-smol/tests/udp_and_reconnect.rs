@@ -11,10 +11,7 @@ use pulse_smol::{connect_udp, ClientEvent, Incoming, Listener, ReconnectingClien
 const PATIENCE: Duration = Duration::from_secs(30);
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    let config = Config {
-        handshake_timeout: Duration::from_secs(2),
-        ..Config::default()
-    };
+    let config = Config::default().with_handshake_timeout(Duration::from_secs(2));
     Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
@@ -131,7 +128,7 @@ fn the_reconnecting_client_comes_back_after_the_server_drops_it() {
         assert!(matches!(conn.recv().await, Incoming::Connected(_)));
         assert_eq!(client.recv().await, ClientEvent::Connecting { attempt: 1 });
         assert!(matches!(client.recv().await, ClientEvent::Connected(_)));
-        conn.close(CloseCode::GOING_AWAY, "restart").await;
+        conn.close(CloseCode::GOING_AWAY, "restart").await.unwrap();
         let ClientEvent::Lost {
             closed: Some(closed),
             retry_in: Some(retry_in),

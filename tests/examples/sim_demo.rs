@@ -37,7 +37,10 @@ fn describe_frame(frame: &Frame) -> String {
         Frame::Pong { id, hold_us } => format!("PONG #{id} (held {hold_us} µs)"),
         Frame::Data { tag, payload } => format!("DATA tag {tag}, {} bytes", payload.len()),
         Frame::Close { code, reason } => format!("CLOSE {code}: {reason}"),
+        Frame::Retry { attempt, .. } => format!("RETRY answering HELLO #{attempt}"),
+        Frame::Status(status) => format!("STATUS {status}"),
         Frame::Extension { frame_type } => format!("extension 0x{frame_type:02x}"),
+        other => format!("frame 0x{:02x}", other.frame_type()),
     }
 }
 
@@ -45,7 +48,8 @@ fn describe_event(event: &Event) -> Option<String> {
     Some(match event {
         Event::Connected(n) => format!(
             "connected: interval {:?}, dead-peer timeout {:?}",
-            n.interval, n.dead_timeout
+            n.interval(),
+            n.dead_timeout()
         ),
         Event::Rtt(s) => format!("RTT {} (smoothed {})", ms(s.rtt), ms(s.smoothed)),
         Event::Suspect { silent_for } => format!("SUSPECT: silent for {}, probing faster", ms(*silent_for)),

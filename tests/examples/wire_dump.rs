@@ -20,6 +20,8 @@ fn main() {
             interval_ms: 10_000,
             dead_timeout_ms: 30_000,
             max_frame_len: 262_144,
+            attempt: 0,
+            cookie: None,
         }),
         Frame::Welcome(Welcome {
             version: 1,
@@ -28,6 +30,7 @@ fn main() {
             max_frame_len: 262_144,
             min_ping_spacing_ms: 500,
             ping_strikes: 2,
+            ext: None,
         }),
         Frame::Ping { id: 1 },
         Frame::Pong { id: 1, hold_us: 250 },

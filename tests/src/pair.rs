@@ -312,7 +312,9 @@ impl Pair {
     pub fn close(&mut self, side: Side, code: pulse_proto::CloseCode, reason: &str) {
         let now = self.now;
         let end = self.side(side);
-        end.session.close(now, code, reason);
+        end.session
+            .close(now, code, reason)
+            .expect("a code a local close may send");
         end.rearm();
         self.flush();
     }

@@ -64,10 +64,7 @@ fn false_alarms_over_datagrams_losing_a_fifth_each_way_stay_below_one_in_ten_tho
     let (mut intervals, mut false_verdicts) = (0u64, 0u64);
     for seed in seeds(20) {
         // A long handshake window: the handshake is not what is measured.
-        let config = Config {
-            handshake_timeout: SECOND * 120,
-            ..Config::new(Transport::Datagram)
-        };
+        let config = Config::new(Transport::Datagram).with_handshake_timeout(SECOND * 120);
         let mut pair = Pair::with_config(Arc::new(config), Duration::from_millis(20), seed);
         for (i, wire) in [&mut pair.to_server, &mut pair.to_client].into_iter().enumerate() {
             wire.loss_ppm = 200_000;

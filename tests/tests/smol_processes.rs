@@ -13,10 +13,7 @@ use pulse_tests::peer::Peer;
 const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    let config = Config {
-        handshake_timeout: Duration::from_secs(1),
-        ..Config::default()
-    };
+    let config = Config::default().with_handshake_timeout(Duration::from_secs(1));
     Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 
@@ -39,7 +36,7 @@ fn a_frozen_peer_is_declared_dead_in_time_and_the_client_reconnects_after_it_tha
         smol::spawn(supervisor).detach();
         loop {
             if let ClientEvent::Connected(n) = client.recv().await {
-                break assert_eq!(n.dead_timeout, Duration::from_secs(3));
+                break assert_eq!(n.dead_timeout(), Duration::from_secs(3));
             }
         }
         // Let a few heartbeats pass, then freeze the server process.
@@ -127,7 +124,7 @@ fn a_thousand_connections_at_a_one_second_interval_see_no_false_verdict_in_thirt
                         (0, conn.stats().pings_sent as u64)
                     })
                     .await;
-                    conn.close(CloseCode::NORMAL, "done").await;
+                    conn.close(CloseCode::NORMAL, "done").await.unwrap();
                     outcome
                 })
             })

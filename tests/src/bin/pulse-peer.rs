@@ -41,10 +41,7 @@ struct Counters {
 }
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
-    let config = Config {
-        handshake_timeout: Duration::from_secs(30),
-        ..Config::default()
-    };
+    let config = Config::default().with_handshake_timeout(Duration::from_secs(30));
     Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
 }
 

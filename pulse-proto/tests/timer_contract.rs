@@ -1,0 +1,151 @@
+//! The driver's timer contract, for every configuration `Config::validate`
+//! accepts: once established, input from the peer never moves
+//! `poll_timeout` earlier, so a driver keeps one timer per session and
+//! never touches it on receive. Checked on pairs of sessions of random
+//! timings (10 ms intervals included), both roles, both transports, with
+//! random latency, late timers and application traffic.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use pulse_proto::{Config, Instant, Role, Session, State, Transport};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+prop_compose! {
+    fn arb_config()(
+        interval in prop_oneof![10u64..100, 100u64..2_000, 2_000u64..60_000],
+        timeout_factor in 2u64..6,
+        extra in 0u64..1_000,
+        probe_floor in 1u64..2_000,
+        stall in 1u64..3_000,
+        jitter in 0u8..=50,
+        spacing_share in 1u64..=100,
+        datagram in any::<bool>(),
+    ) -> Config {
+        let transport = if datagram { Transport::Datagram } else { Transport::Stream };
+        let interval = ms(interval);
+        let config = Config::new(transport)
+            .with_timing(interval, interval * timeout_factor as u32 + ms(extra))
+            .with_probe_floor(ms(probe_floor))
+            .with_stall_threshold(ms(stall))
+            .with_jitter_percent(jitter);
+        // Any spacing the validation allows: up to half the minimum interval.
+        let max_spacing = config.min_interval / 2;
+        let spacing = (max_spacing * spacing_share as u32 / 100).max(ms(1));
+        config.with_min_ping_spacing(spacing)
+    }
+}
+
+/// One side of the pair, driven as a real loop would: one armed timer,
+/// re-armed only when the deadline moves earlier or fired.
+struct End {
+    session: Session,
+    armed: Option<Instant>,
+    lateness: Duration,
+}
+
+impl End {
+    fn fire_at(&self) -> Option<Instant> {
+        self.armed.map(|at| at + self.lateness)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// Let the next thing happen.
+    Run,
+    /// The side's next timer fires this much late (our own stall).
+    Late(bool, u64),
+    /// The application sends.
+    Send(bool),
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        8 => Just(Step::Run),
+        1 => (any::<bool>(), 0u64..5_000).prop_map(|(c, l)| Step::Late(c, l)),
+        1 => any::<bool>().prop_map(Step::Send),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+    ))]
+
+    #[test]
+    fn input_never_moves_an_established_deadline_earlier(
+        config in arb_config(),
+        latency in 0u64..300,
+        seed in any::<u64>(),
+        steps in prop::collection::vec(arb_step(), 50..400),
+    ) {
+        let mut now = Instant::ZERO;
+        let mut ends = [Role::Client, Role::Server].map(|role| {
+            let session = Session::new(config.clone(), role, now, seed ^ role as u64).unwrap();
+            End { armed: session.poll_timeout(), session, lateness: Duration::ZERO }
+        });
+        // Bytes in flight to each side, with their arrival times.
+        let mut wires: [VecDeque<(Instant, Vec<u8>)>; 2] = Default::default();
+        let latency = ms(latency);
+        for step in steps {
+            // Flush both sides onto the wires.
+            for (i, end) in ends.iter_mut().enumerate() {
+                while let Some(bytes) = end.session.poll_transmit(now) {
+                    let bytes = bytes.to_vec();
+                    end.session.advance_transmit(bytes.len());
+                    wires[1 - i].push_back((now + latency, bytes));
+                }
+                while end.session.poll_event().is_some() {}
+                let deadline = end.session.poll_timeout();
+                if deadline.is_none() || matches!((deadline, end.armed), (Some(d), Some(a)) if d < a) || end.armed.is_none() {
+                    end.armed = deadline;
+                }
+            }
+            match step {
+                Step::Late(client, late) => ends[usize::from(!client)].lateness = ms(late),
+                Step::Send(client) => {
+                    let _ = ends[usize::from(!client)].session.send(1, &b"payload"[..]);
+                }
+                Step::Run => {
+                    let next = (0..2)
+                        .flat_map(|i| [ends[i].fire_at(), wires[i].front().map(|(at, _)| *at)])
+                        .flatten()
+                        .min();
+                    let Some(next) = next else { break };
+                    now = now.max(next);
+                    for i in 0..2 {
+                        let end = &mut ends[i];
+                        while wires[i].front().is_some_and(|(at, _)| *at <= now) {
+                            let (_, bytes) = wires[i].pop_front().unwrap();
+                            let established = end.session.state() != State::Handshaking;
+                            let before = end.session.poll_timeout();
+                            end.session.handle_input(now, &bytes[..]);
+                            let after = end.session.poll_timeout();
+                            if established {
+                                if let (Some(before), Some(after)) = (before, after) {
+                                    prop_assert!(
+                                        after >= before,
+                                        "{:?}: input moved the deadline from {:?} to {:?} (config {:?})",
+                                        end.session.role(), before, after, config
+                                    );
+                                }
+                            } else if after.is_some() {
+                                end.armed = after;
+                            }
+                        }
+                        if end.fire_at().is_some_and(|at| at <= now) {
+                            end.session.handle_timeout(now);
+                            end.armed = end.session.poll_timeout();
+                            end.lateness = Duration::ZERO;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
