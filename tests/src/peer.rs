@@ -185,3 +185,13 @@ pub fn answer_commands(mut more: impl FnMut(&str) -> Option<String>) {
         println!("{answer}");
     }
 }
+
+/// The counter `name` in a `stats` answer (`name <n> name <n> ...`).
+pub fn stat(stats: &str, name: &str) -> u64 {
+    stats
+        .split_whitespace()
+        .skip_while(|w| *w != name)
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {stats:?}"))
+}

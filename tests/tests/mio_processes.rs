@@ -11,7 +11,7 @@ use futures_lite::future;
 use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
 use pulse_proto::{CloseCode, Closed, Config, Event};
 use pulse_smol::Incoming;
-use pulse_tests::peer::Peer;
+use pulse_tests::peer::{stat, Peer};
 
 const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
 
@@ -74,15 +74,6 @@ fn turn_until<H: Handler>(event_loop: &mut EventLoop<H>, patience: Duration, mut
         assert!(started.elapsed() < patience, "waited too long");
         event_loop.turn(Some(Duration::from_millis(50))).unwrap();
     }
-}
-
-fn stat(stats: &str, name: &str) -> u64 {
-    stats
-        .split_whitespace()
-        .skip_while(|w| *w != name)
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap()
 }
 
 #[test]

@@ -20,7 +20,8 @@
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
 //! `switches` (context switches),
 //! `stats` (`connections <n> verdicts <n> closed <n> round_trips <n>
-//! going_away <n> failed <n>`).
+//! going_away <n> failed <n> too_many_pings <n>`; the last counts the
+//! connections this side closed for pinging too fast).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,21 @@ struct Counters {
     closed: AtomicU64,
     round_trips: AtomicU64,
     going_away: AtomicU64,
+    /// Connections this side closed for pinging too fast.
+    too_many_pings: AtomicU64,
+}
+
+impl Counters {
+    fn count_close(&self, closed: &pulse_proto::Closed) {
+        self.closed.fetch_add(1, Ordering::Relaxed);
+        match (closed.code, closed.initiator) {
+            (pulse_proto::CloseCode::GOING_AWAY, _) => self.going_away.fetch_add(1, Ordering::Relaxed),
+            (pulse_proto::CloseCode::TOO_MANY_PINGS, pulse_proto::Initiator::Local) => {
+                self.too_many_pings.fetch_add(1, Ordering::Relaxed)
+            }
+            _ => 0,
+        };
+    }
 }
 
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
@@ -64,8 +80,8 @@ async fn watch(conn: Connection, counters: Arc<Counters>, echo: bool) {
             Incoming::PeerDead { .. } => {
                 counters.verdicts.fetch_add(1, Ordering::Relaxed);
             }
-            Incoming::Closed(_) => {
-                counters.closed.fetch_add(1, Ordering::Relaxed);
+            Incoming::Closed(closed) => {
+                counters.count_close(&closed);
                 counters.connections.fetch_sub(1, Ordering::Relaxed);
                 return;
             }
@@ -121,10 +137,7 @@ impl pulse_mio::Handler for Counting {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.counters.closed.fetch_add(1, Ordering::Relaxed);
-        if closed.code == pulse_proto::CloseCode::GOING_AWAY {
-            self.counters.going_away.fetch_add(1, Ordering::Relaxed);
-        }
+        self.counters.count_close(closed);
         self.counters.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -258,13 +271,14 @@ fn main() {
     }
     pulse_tests::peer::answer_commands(|command| match command {
         "stats" => Some(format!(
-            "connections {} verdicts {} closed {} round_trips {} going_away {} failed {}",
+            "connections {} verdicts {} closed {} round_trips {} going_away {} failed {} too_many_pings {}",
             counters.connections.load(Ordering::Relaxed),
             counters.verdicts.load(Ordering::Relaxed),
             counters.closed.load(Ordering::Relaxed),
             counters.round_trips.load(Ordering::Relaxed),
             counters.going_away.load(Ordering::Relaxed),
             counters.failed.load(Ordering::Relaxed),
+            counters.too_many_pings.load(Ordering::Relaxed),
         )),
         "shutdown" => Some(match (&mio_handle, &mio_done) {
             (Some(handle), Some(done)) => {
