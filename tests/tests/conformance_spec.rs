@@ -388,9 +388,8 @@ fn a_peer_that_reads_nothing_for_the_dead_timeout_is_closed_as_a_slow_reader() {
     server.send(1, vec![0u8; 50_000]).unwrap();
     // The transport takes nothing; the peer keeps pinging us all along.
     let _ = server.poll_transmit(at(1));
-    let mut id = 0;
-    for t in (500..10_000).step_by(500) {
-        id += 1;
+    for (id, t) in (500..10_000u64).step_by(500).enumerate() {
+        let id = id as u32 + 1;
         server.handle_input(at(t), &frame(Frame::Ping { id })[..]);
         let _ = server.poll_transmit(at(t));
         if server.poll_timeout().is_some_and(|d| d <= at(t)) {
