@@ -2,7 +2,7 @@
 
 use core::time::Duration;
 
-use crate::config::Transport;
+use crate::config::{Config, Transport};
 use crate::frame::data_overhead;
 use crate::negotiated::Negotiated;
 use crate::rtt::RttEstimator;
@@ -27,6 +27,16 @@ impl Session {
     /// Which end this is.
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// The kind of transport the session runs over.
+    pub fn transport(&self) -> Transport {
+        self.config.transport
+    }
+
+    /// The configuration the session was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The agreed values, once connected.

@@ -148,6 +148,21 @@ impl Liveness {
         self.grace_until = self.grace_until.max(until);
     }
 
+    /// No verdict at all until [`Liveness::end_hold`]: we are not reading,
+    /// so the silence is ours.
+    pub(crate) fn hold(&mut self) {
+        self.grace_until = Instant::from_nanos(u64::MAX);
+    }
+
+    pub(crate) fn is_held(&self) -> bool {
+        self.grace_until == Instant::from_nanos(u64::MAX)
+    }
+
+    /// Reading again: no verdict before `until` (a probe round from now).
+    pub(crate) fn end_hold(&mut self, until: Instant) {
+        self.grace_until = until;
+    }
+
     pub(crate) fn silent_for(&self, now: Instant) -> Duration {
         now - self.last_recv
     }

@@ -389,6 +389,35 @@ impl Session {
         Ok(())
     }
 
+    /// Tells the session its driver has stopped reading the transport
+    /// (the application is behind and its unread messages hit a limit):
+    /// the peer's silence from now on is ours, so no dead-peer verdict is
+    /// given until [`Session::resume_input`]. Heartbeats still go out.
+    pub fn pause_input(&mut self, now: Instant) {
+        self.enter(now);
+        self.liveness.hold();
+    }
+
+    /// The driver reads again: the peer gets a full probe round before any
+    /// verdict, as after our own stall. A no-op unless paused.
+    pub fn resume_input(&mut self, now: Instant) {
+        let now = self.enter(now);
+        if !self.liveness.is_held() {
+            return;
+        }
+        let probe = self.probe_timing();
+        let allowed_at = self.liveness.last_ping() + self.ping_policy().spacing;
+        self.liveness.end_hold(allowed_at.max(now) + probe.spacing);
+        if self.state == State::Established && allowed_at <= now {
+            self.queue_probe(now, probe);
+        }
+    }
+
+    /// Whether input is paused ([`Session::pause_input`]).
+    pub fn is_input_paused(&self) -> bool {
+        self.liveness.is_held()
+    }
+
     /// The next event, oldest first. Drain it after every call.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -429,3 +429,52 @@ fn a_datagram_receiver_accepts_datagrams_larger_than_its_own_send_limit() {
         1
     );
 }
+
+// §6.7 for a driver that stops reading: the silence is ours.
+
+#[test]
+fn a_driver_that_stops_reading_gets_no_verdict_until_it_reads_again_and_a_probe_round() {
+    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(1), 8);
+    pair.connect(SECOND);
+    pair.run_for(SECOND * 2);
+    let now = pair.now;
+    pair.client.session.pause_input(now);
+    // The client reads nothing for a minute: its peer's frames are lost to it.
+    pair.to_client.cut = true;
+    pair.run_for(SECOND * 60);
+    assert!(pair
+        .client
+        .events_where(|e| matches!(e, Event::PeerDead { .. }))
+        .is_empty());
+    pair.to_client.cut = false;
+    let resumed = pair.now;
+    pair.client.session.resume_input(resumed);
+    pair.run_for(SECOND * 10);
+    assert!(pair
+        .client
+        .events_where(|e| matches!(e, Event::PeerDead { .. }))
+        .is_empty());
+    assert_eq!(pair.client.session.state(), State::Established);
+
+    // A peer that is really gone is convicted one probe round after resuming.
+    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(1), 9);
+    pair.connect(SECOND);
+    let now = pair.now;
+    pair.client.session.pause_input(now);
+    pair.server.frozen = true;
+    pair.run_for(SECOND * 30);
+    assert!(pair
+        .client
+        .events_where(|e| matches!(e, Event::PeerDead { .. }))
+        .is_empty());
+    let resumed = pair.now;
+    pair.client.session.resume_input(resumed);
+    pair.run_for(SECOND * 5);
+    let dead = pair.client.events_where(|e| matches!(e, Event::PeerDead { .. }));
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].0 - resumed <= SECOND,
+        "convicted {:?} after resuming",
+        dead[0].0 - resumed
+    );
+}

@@ -1,0 +1,58 @@
+//! # pulse-driver
+//!
+//! What every [pulse](pulse_proto) driver does the same way, written once,
+//! so that pulse-smol, pulse-tokio and pulse-mio differ only in how they
+//! wait: no runtime here, no socket type, no protocol decision — those are
+//! the session's.
+//!
+//! - [`clock`]: the machine's monotonic clock as `pulse_proto::Instant`,
+//!   seeds for jitter and keys for the datagram gate;
+//! - [`TimerSlot`]: the one timer per session, and the rule for when to
+//!   touch it (only when the deadline moved earlier, or it fired);
+//! - [`flush`]: the transmit loop over `poll_transmit` / `advance_transmit`,
+//!   writing only what the transport takes now;
+//! - [`read_stream`] and [`with_read_buffer`]: reading into one buffer per
+//!   thread and handing every read to the session at once;
+//! - [`Demux`]: a UDP listener's peers by address, behind the
+//!   [`pulse_proto::Gate`];
+//! - [`Counters`]: aggregate counters a program can read for its metrics;
+//! - [`log`]: the `tracing` events an operator needs, the same from every
+//!   adapter.
+//!
+//! ## A driver, in full
+//!
+//! ```
+//! use pulse_driver::{clock, flush, read_stream, Flushed, TimerSlot, Arm};
+//! use pulse_proto::{Config, Role, Session};
+//!
+//! # fn drive(socket: &mut std::net::TcpStream) -> std::io::Result<()> {
+//! use std::io::{Read, Write};
+//! let mut session = Session::new(Config::default(), Role::Client, clock::now(), clock::seed()).unwrap();
+//! let mut timer = TimerSlot::default();
+//! // After any call into the session:
+//! let flushed = flush(&mut session, clock::now(), |bytes| socket.write(bytes), false);
+//! if flushed == Flushed::Blocked { /* wait for writability */ }
+//! while let Some(_event) = session.poll_event() { /* hand it to the application */ }
+//! match timer.rearm(session.poll_timeout()) {
+//!     Arm::Set(_at) => { /* set the runtime's timer for `at` (clock::to_std) */ }
+//!     Arm::Cancel => { /* cancel it */ }
+//!     Arm::Keep => {}
+//! }
+//! // When the socket is readable:
+//! let _read = read_stream(&mut session, 16, true, |buf| socket.read(buf));
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+mod counters;
+mod demux;
+mod io;
+pub mod log;
+mod timer;
+
+pub use counters::{Counters, CountersSnapshot};
+pub use demux::{Demux, Route};
+pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
+pub use timer::{Arm, TimerSlot};
