@@ -74,33 +74,45 @@ pub struct Config {
 
     // --- The accrual detector (announcements) ---
     /// Suspicion level (φ) at which a target that announces becomes suspect
-    /// (and, if it can be probed, is probed to confirm). Default 3.
+    /// (and, if it can be probed, is probed to confirm). Default 1.
     ///
-    /// φ 3 is a silence a live service shows once in a thousand intervals.
-    /// Suspect targets stay in their pool; lower it to start confirming
-    /// earlier.
+    /// φ 1 is a silence a live service shows once in ten intervals: with the
+    /// defaults, about 2.3 intervals after the last announcement, so
+    /// confirming probes have a full interval to run before the down level.
+    /// Suspect targets stay in their pool.
     pub suspect_level: f32,
-    /// Suspicion level at which it is down. Default 8 (Akka's).
+    /// Suspicion level at which it is down. Default 8 (Akka's): with the
+    /// other defaults, 3.3 intervals after the last announcement on a clean
+    /// network, so three announcements in a row must be lost for a false
+    /// verdict.
     ///
-    /// Raise it on lossy paths; the detection time grows by about one
-    /// learned deviation per two levels.
+    /// The level climbs steeply past the acceptable pause (a normal tail):
+    /// each further level costs a fraction of a deviation. To tolerate more
+    /// loss, raise `acceptable_pause` rather than this.
     pub down_level: f32,
     /// Suspicion level at which it is evicted (an event telling consoles
-    /// the service is gone for good), or `None` never to evict. Default 16.
+    /// the service is gone for good), or `None` never to evict. Default
+    /// `None`.
+    ///
+    /// Under the normal model the level climbs steeply, so any evict level
+    /// comes a few deviations after the down level; a console that forgets
+    /// services after minutes should rather remove a target whose down
+    /// transition is that old ([`crate::Snapshot::in_state_for`]).
     pub evict_level: Option<f32>,
     /// Silence a service may keep before suspicion climbs, in units of its
-    /// own announced interval. Default 2.0.
+    /// own announced interval. Default 1.0.
     ///
-    /// Two announcements can be late or lost with no suspicion at all. It
-    /// is the main part of the detection time (`(1 + pause) × interval`,
-    /// plus a few deviations): lower it for faster verdicts on clean
-    /// networks, raise it on lossy ones.
+    /// One announcement can be lost with no suspicion at all. It is the
+    /// main part of the detection time (`(1 + pause) × interval`, plus a
+    /// few deviations): raise it on lossy paths, where each extra interval
+    /// divides the false-down rate by the loss rate.
     pub acceptable_pause: f32,
     /// The smallest deviation the detector assumes, in announced intervals.
-    /// Default 0.1.
+    /// Default 0.25.
     ///
     /// A perfectly regular sender would otherwise teach the detector that
-    /// any lateness is impossible.
+    /// any lateness is impossible. With the defaults it puts the down level
+    /// 1.3 intervals past the pause.
     pub min_deviation: f32,
     /// How many recent intervals the running mean and variance remember
     /// (the weight of a new sample is one over this). Default 16.
@@ -170,11 +182,11 @@ impl Default for Config {
             rise: 2,
             fall: 3,
             jitter_percent: 10,
-            suspect_level: 3.0,
+            suspect_level: 1.0,
             down_level: 8.0,
-            evict_level: Some(16.0),
-            acceptable_pause: 2.0,
-            min_deviation: 0.1,
+            evict_level: None,
+            acceptable_pause: 1.0,
+            min_deviation: 0.25,
             history: 16,
             announce_interval_range: (Duration::from_millis(10), Duration::from_secs(3600)),
             damping: Some(Damping::default()),
@@ -212,7 +224,7 @@ impl Config {
             fast_interval: Duration::from_secs(1),
             down_interval: Duration::from_secs(10),
             timeout: Duration::from_secs(3),
-            acceptable_pause: 3.0,
+            acceptable_pause: 2.0,
             stall_threshold: Duration::from_secs(1),
             ..Config::default()
         }

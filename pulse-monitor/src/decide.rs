@@ -99,7 +99,7 @@ impl Monitor {
             let id = self.probe_id(index);
             self.commands.push_back(Command::Abort(id));
             self.stats.timeouts += 1;
-            self.record_result(index, now, CheckResult::TimedOut);
+            self.apply_result(index, now, CheckResult::TimedOut);
         }
         if self.records[i].kind() == Kind::Announced {
             self.judge_silence(index, now);
@@ -186,8 +186,16 @@ impl Monitor {
 
     /// The result of target `index`'s running probe.
     pub(crate) fn record_result(&mut self, index: u32, now: Instant, result: CheckResult) {
-        let i = index as usize;
         let footprint = self.footprint(index);
+        self.apply_result(index, now, result);
+        self.settle(index, footprint, now);
+        self.reschedule(index, now);
+    }
+
+    /// What a result does to the target, leaving its pool and its deadline
+    /// to the caller.
+    fn apply_result(&mut self, index: u32, now: Instant, result: CheckResult) {
+        let i = index as usize;
         let r = &mut self.records[i];
         let started = r.timer;
         r.set(IN_FLIGHT, false);
@@ -254,8 +262,6 @@ impl Monitor {
             }
             Kind::Peer | Kind::Vacant => {}
         }
-        self.settle(index, footprint, now);
-        self.reschedule(index, now);
     }
 
     /// An announcement, already checked as newer, for target `index`.

@@ -47,7 +47,7 @@ pub struct CheckId(pub(crate) u16);
 
 /// One probe: which target, and which of its probes, so a late result of
 /// an earlier probe is never taken for the current one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProbeId {
     pub(crate) target: TargetId,
     pub(crate) seq: u16,
