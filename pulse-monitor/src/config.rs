@@ -133,8 +133,10 @@ pub struct Config {
     ///
     /// After a stall no target goes down until fresh evidence has come in
     /// (a check started after the stall, or a full detection time of
-    /// silence after it), and intervals stretch. Raise it if the monitor
-    /// shares a busy thread and its timers are routinely late.
+    /// silence after it), and intervals — and this threshold — stretch, so
+    /// a loop that is late at every turn still reaches verdicts. Raise it
+    /// if the monitor shares a busy thread and its timers are routinely
+    /// late.
     pub stall_threshold: Duration,
     /// How far intervals stretch while the monitor is unhealthy: each stall
     /// adds one to a score capped here, and intervals are multiplied by

@@ -101,7 +101,11 @@ impl Monitor {
     pub(crate) fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
         if let Some(due) = self.poll_timeout() {
-            if due >= self.local.stall_mark && now > due + self.config.stall_threshold {
+            // The threshold stretches with the score too: a loop that is
+            // late at every turn is found stalled once per recovery period,
+            // not at every call — which would deny every verdict forever.
+            let threshold = self.stretch(self.config.stall_threshold);
+            if due >= self.local.stall_mark && now > due + threshold {
                 let late_by = now - due;
                 self.local
                     .stall(now, late_by, &mut self.events, &mut self.stats, &self.config);

@@ -175,6 +175,8 @@ pub struct Sim {
     pub events: Vec<(Instant, Event)>,
     pub announcements_sent: u64,
     pub keep_events: bool,
+    /// When the monitor last took an announcement from each target.
+    pub heard: Vec<Instant>,
     /// Simulated target by monitor index.
     by_index: Vec<Option<usize>>,
 }
@@ -195,6 +197,7 @@ impl Sim {
             events: Vec::new(),
             announcements_sent: 0,
             keep_events: true,
+            heard: Vec::new(),
             by_index: Vec::new(),
         }
     }
@@ -209,6 +212,7 @@ impl Sim {
             self.by_index.resize(id.index() + 1, None);
         }
         self.by_index[id.index()] = Some(self.targets.len());
+        self.heard.push(self.now);
     }
 
     /// Adds a probed target (its spec built by the caller).
@@ -325,7 +329,11 @@ impl Sim {
                 self.push(self.now + interval, Ev::Announce(k));
             }
             Ev::Deliver(datagram) => {
-                let _ = self.monitor.handle_announcement(self.now, &datagram);
+                if let Ok(id) = self.monitor.handle_announcement(self.now, &datagram) {
+                    if let Some(Some(k)) = self.by_index.get(id.index()).copied() {
+                        self.heard[k] = self.now;
+                    }
+                }
                 self.drain();
             }
             Ev::Outcome(id, outcome) => {
