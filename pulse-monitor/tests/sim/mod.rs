@@ -143,12 +143,34 @@ pub struct Announcer {
 enum Ev {
     /// Target `k` sends its next announcement.
     Announce(usize),
-    /// A datagram reaches the monitor's socket.
-    Deliver(Vec<u8>),
+    /// An announcement reaches the monitor's socket (encoded there, so the
+    /// queue holds no allocation per datagram).
+    Deliver(AnnouncementOrd),
     /// A probe's connection has an outcome.
     Outcome(ProbeId, ProbeOutcomeOrd),
     /// An HTTP probe's response arrives.
     Response(ProbeId, u16),
+}
+
+/// `Announcement` with an order, for the queue (never compared: the
+/// queue's keys are unique).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AnnouncementOrd(pub Announcement);
+
+impl PartialOrd for AnnouncementOrd {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for AnnouncementOrd {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.0.service, self.0.incarnation, self.0.sequence).cmp(&(
+            other.0.service,
+            other.0.incarnation,
+            other.0.sequence,
+        ))
+    }
 }
 
 /// `ProbeOutcome` with an order, for the queue.
@@ -322,13 +344,13 @@ impl Sim {
                     };
                     self.announcements_sent += 1;
                     if let Some(delay) = self.link.transit(&mut self.rng) {
-                        let datagram = announcement.encode(self.key.as_ref()).to_vec();
-                        self.push(self.now + delay, Ev::Deliver(datagram));
+                        self.push(self.now + delay, Ev::Deliver(AnnouncementOrd(announcement)));
                     }
                 }
                 self.push(self.now + interval, Ev::Announce(k));
             }
-            Ev::Deliver(datagram) => {
+            Ev::Deliver(AnnouncementOrd(announcement)) => {
+                let datagram = announcement.encode(self.key.as_ref());
                 if let Ok(id) = self.monitor.handle_announcement(self.now, &datagram) {
                     if let Some(Some(k)) = self.by_index.get(id.index()).copied() {
                         self.heard[k] = self.now;
