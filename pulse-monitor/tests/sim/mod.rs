@@ -194,6 +194,11 @@ pub struct Sim {
     aborted: HashSet<ProbeId>,
     /// The monitor is stalled until then: nothing reaches it.
     stalled_until: Instant,
+    /// What reached the monitor's sockets while it was stalled.
+    held: Vec<Ev>,
+    /// Whether datagrams that arrive during a stall are lost (the socket's
+    /// buffer overflowed) rather than read at its end.
+    pub drop_during_stall: bool,
     pub events: Vec<(Instant, Event)>,
     pub announcements_sent: u64,
     pub keep_events: bool,
@@ -216,6 +221,8 @@ impl Sim {
             order: 0,
             aborted: HashSet::new(),
             stalled_until: Instant::ZERO,
+            held: Vec::new(),
+            drop_during_stall: false,
             events: Vec::new(),
             announcements_sent: 0,
             keep_events: true,
@@ -296,8 +303,21 @@ impl Sim {
             steps += 1;
             assert!(steps < 100_000_000, "simulation did not make progress");
             let next_ev = self.queue.peek().map(|Reverse((t, _, _))| *t);
+            // While the monitor is stalled the world goes on: services send,
+            // datagrams and connections wait in its sockets.
+            if let Some(t) = next_ev.filter(|&t| t < self.stalled_until && t <= until) {
+                let Reverse((_, _, ev)) = self.queue.pop().unwrap();
+                self.now = self.now.max(t);
+                match ev {
+                    Ev::Announce(_) => self.handle(ev),
+                    Ev::Deliver(_) if self.drop_during_stall => {}
+                    ev => self.held.push(ev),
+                }
+                continue;
+            }
             let deadline = self.monitor.poll_timeout();
-            let Some(mut t) = [next_ev, deadline].into_iter().flatten().min() else {
+            let waiting = (!self.held.is_empty()).then_some(self.stalled_until);
+            let Some(mut t) = [next_ev, deadline, waiting].into_iter().flatten().min() else {
                 self.now = until;
                 return;
             };
@@ -308,6 +328,9 @@ impl Sim {
             }
             self.now = t;
             // The driver reads its sockets before its timers.
+            for ev in std::mem::take(&mut self.held) {
+                self.handle(ev);
+            }
             while let Some(Reverse((when, _, _))) = self.queue.peek() {
                 if *when > self.now {
                     break;
