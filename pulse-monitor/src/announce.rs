@@ -256,7 +256,7 @@ mod tests {
         let key = AnnounceKey::new(b"right");
         let datagram = sample().encode(Some(&AnnounceKey::new(b"wrong")));
         assert_eq!(
-            Announcement::decode(&datagram, &[key.clone()]),
+            Announcement::decode(&datagram, core::slice::from_ref(&key)),
             Err(AnnounceError::BadTag)
         );
         let good = sample().encode(Some(&key));
@@ -264,12 +264,12 @@ mod tests {
             let mut bad = good.to_vec();
             bad[at] ^= 0x10;
             assert!(
-                Announcement::decode(&bad, &[key.clone()]).is_err(),
+                Announcement::decode(&bad, core::slice::from_ref(&key)).is_err(),
                 "bit flip at {at} accepted"
             );
         }
         assert_eq!(
-            Announcement::decode(&sample().encode(None), &[key.clone()]),
+            Announcement::decode(&sample().encode(None), core::slice::from_ref(&key)),
             Err(AnnounceError::Unauthenticated)
         );
         // During a key rotation, either key verifies.
@@ -281,7 +281,7 @@ mod tests {
         let key = AnnounceKey::new(b"k");
         let good = sample().encode(Some(&key));
         for len in 0..good.len() {
-            assert!(Announcement::decode(&good[..len], &[key.clone()]).is_err());
+            assert!(Announcement::decode(&good[..len], core::slice::from_ref(&key)).is_err());
             assert!(Announcement::decode(&good[..len], &[]).is_err() || len >= HEADER_LEN);
         }
         let session = [0x9C, 0x50, 0x4C, 0x53, 0x01, 0x0E];

@@ -151,10 +151,10 @@ fn ten_thousand_targets_are_never_checked_in_lockstep() {
     // Count probes started in each 10 ms over ten seconds.
     let mut buckets = vec![0u64; 1000];
     let mut last = before;
-    for b in 0..1000 {
+    for bucket in buckets.iter_mut() {
         sim.run_for(Duration::from_millis(10));
         let probes = sim.monitor.stats().probes;
-        buckets[b] = probes - last;
+        *bucket = probes - last;
         last = probes;
     }
     let mean = (last - before) as f64 / 1000.0;

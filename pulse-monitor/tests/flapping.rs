@@ -64,8 +64,7 @@ fn a_target_flapping_every_10_s_is_suppressed_within_10_transitions_and_readmitt
         // last transition.
         let (settled, _) = **history
             .iter()
-            .filter(|(_, e)| matches!(e, Event::Transition(_)))
-            .last()
+            .rfind(|(_, e)| matches!(e, Event::Transition(_)))
             .unwrap();
         sim.run_for(half_life * 2);
         let reused = sim.events.iter().find_map(|(t, e)| match e {
