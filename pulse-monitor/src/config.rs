@@ -399,7 +399,7 @@ mod tests {
             with(|c| c.fast_interval = Duration::ZERO),
             ConfigError::TooShort("fast_interval")
         );
-        assert_eq!(with(|c| c.down_level = 2.0), ConfigError::Levels);
+        assert_eq!(with(|c| c.down_level = 0.5), ConfigError::Levels);
         assert_eq!(with(|c| c.evict_level = Some(5.0)), ConfigError::Levels);
         assert_eq!(with(|c| c.min_deviation = f32::NAN), ConfigError::MinDeviation);
         assert_eq!(
