@@ -339,9 +339,8 @@ impl Monitor {
         if to.is_alive() {
             self.records[index as usize].heard = now;
         }
-        if !(health == Health::Down && signal == PeerSignal::Closed(pulse_proto::CloseCode::TIMED_OUT)) {
-            self.transition(index, now, to, Reason::Peer(signal));
-        }
+        // A Closed after PeerDead finds it down already: no second transition.
+        self.transition(index, now, to, Reason::Peer(signal));
         self.settle(index, footprint, now);
         self.reschedule(index, now);
     }
