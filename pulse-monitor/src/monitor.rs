@@ -69,8 +69,10 @@ impl Monitor {
     }
 
     /// A monitor with room for `targets` targets before any of its tables
-    /// grows: what a server that knows its fleet uses, so memory is exactly
-    /// the per-target records.
+    /// grows: what a server that knows its fleet uses, so memory is the
+    /// per-target records and nothing more (at most 128 bytes a target).
+    /// Without it the tables grow by doubling as targets are added, and up
+    /// to half their room can stand empty.
     pub fn with_capacity(config: Config, now: Instant, seed: u64, targets: usize) -> Result<Monitor, ConfigError> {
         let tuned = config.tune()?;
         let mut rng = Rng::new(seed);
