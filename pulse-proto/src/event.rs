@@ -126,6 +126,17 @@ pub struct RttSample {
     pub smoothed: Duration,
 }
 
+impl RttSample {
+    /// A measurement, for tests and for drivers that replay events.
+    pub fn new(rtt: Duration, peer_hold: Duration, smoothed: Duration) -> RttSample {
+        RttSample {
+            rtt,
+            peer_hold,
+            smoothed,
+        }
+    }
+}
+
 /// Events waiting for the driver; boxed and present only while there are
 /// some, so an idle session carries one pointer for them.
 #[derive(Debug, Default)]

@@ -478,3 +478,26 @@ fn a_driver_that_stops_reading_gets_no_verdict_until_it_reads_again_and_a_probe_
         dead[0].0 - resumed
     );
 }
+
+// §6.7 at fast timings: the stall threshold scales with the interval.
+
+#[test]
+fn a_half_second_stall_gives_no_verdict_even_with_a_400_ms_timeout() {
+    for seed in 0..20 {
+        let mut pair = Pair::with_config(config(Transport::Stream, 200, 400), Duration::from_millis(1), seed);
+        pair.connect(SECOND);
+        pair.run_for(Duration::from_millis(1_000 + 37 * seed));
+        // The client's process (or machine) stops for 500 ms: its clock
+        // jumps, nothing of the peer's reached it meanwhile.
+        pair.client.clock_offset += Duration::from_millis(500);
+        pair.run_for(SECOND * 5);
+        for end in [&pair.client, &pair.server] {
+            assert!(
+                end.events_where(|e| matches!(e, Event::PeerDead { .. } | Event::Closed(_)))
+                    .is_empty(),
+                "seed {seed}: {:?}",
+                end.events_where(|e| matches!(e, Event::PeerDead { .. } | Event::Closed(_)))
+            );
+        }
+    }
+}

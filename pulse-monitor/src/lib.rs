@@ -1,0 +1,146 @@
+//! # pulse-monitor
+//!
+//! Which of my 10,000 services is alive? Fleet health checking for load
+//! balancers and consoles, as a pure, sans-IO state machine: it says which
+//! probe to run next and when, takes results, heartbeats and a pulse
+//! peer's session events with their timestamps, and hands back transitions,
+//! the healthy set of each pool with weights, and one deadline. It never
+//! does I/O, reads a clock or spawns; a driver moves bytes and time and
+//! decides nothing.
+//!
+//! ## What it holds
+//!
+//! - **Targets** ([`TargetSpec`], [`Source`]), each watched one way:
+//!   - *checked*: TCP connect or HTTP ([`Check`], [`HttpCheck`]) with
+//!     HAProxy's `rise` and `fall`, and separate intervals for steady,
+//!     transitional and down targets, jittered and started at spread phases;
+//!   - *announced*: the service pushes ANNOUNCE datagrams
+//!     ([`Announcement`], `docs/PROTOCOL.md` §12), optionally authenticated
+//!     with HMAC-SHA256 ([`AnnounceKey`]) and protected from replay by
+//!     incarnation and sequence; an accrual detector turns their silence
+//!     into a suspicion level (φ) with suspect, down and evict thresholds;
+//!     with a check attached, fast probes confirm a suspicion before a down;
+//!   - *pulse peers*: a pulse session's own events ([`pulse_proto::Event`])
+//!     feed the verdict: its probes already confirm before its dead verdict.
+//! - **Deciding**: every transition in one place (`decide.rs`); flap damping
+//!   ([`Damping`]); local health — after a stall of its own, no down verdict
+//!   without fresh evidence, and stretched intervals; the panic threshold and
+//!   the correlated-failure guard, so a pool is never emptied by the
+//!   monitor's own network trouble.
+//! - **Out**: [`Event`]s (transitions with their [`Reason`] and penalty,
+//!   status changes, suppression, pool changes, panics, local health), the
+//!   healthy set per pool ([`Monitor::healthy`], [`Monitor::pool`]), a
+//!   [`Snapshot`] per target and [`Stats`].
+//! - **Knobs**: [`Config`] — each with its default, unit and when to change
+//!   it; presets [`Config::lan`] and [`Config::wan`]; typed [`ConfigError`]s.
+//!
+//! ## Cost
+//!
+//! At most 128 bytes of heap per target (a 104-byte record, its place in
+//! the schedule, its pool and the service table; [`Monitor::heap_bytes`]),
+//! O(1) work and no allocation per heartbeat: a heartbeat never touches the
+//! schedule, because it only moves a verdict later — the earlier deadline
+//! fires, finds nothing due, and the target is re-filed.
+//!
+//! ## The drive loop
+//!
+//! After any call, drain probes, then events, then read the one deadline:
+//!
+//! 1. `while let Some(probe) = monitor.poll_probe()`: start it (connect to
+//!    the target's address, which the driver keeps by [`TargetId::index`];
+//!    for HTTP send the request) or abort it. Report what happens with
+//!    [`Monitor::handle_probe_result`] and [`Monitor::handle_http_response`].
+//! 2. `while let Some(event) = monitor.poll_event()`: act on it (on
+//!    [`Event::PoolChanged`], read [`Monitor::healthy`] again).
+//! 3. `monitor.poll_timeout()`: arm one timer.
+//!
+//! Datagrams from the announce socket go to
+//! [`Monitor::handle_announcement`]; a pulse peer's session events to
+//! [`Monitor::handle_peer_event`]. When the timer fires, read every socket
+//! first (results may be waiting), then call [`Monitor::handle_timeout`]
+//! with the current time.
+//!
+//! ```
+//! use core::time::Duration;
+//! use pulse_monitor::{Announcement, Check, Config, Event, Health, Monitor, Probe, ProbeOutcome, TargetSpec};
+//! use pulse_proto::{Instant, Status};
+//!
+//! let mut now = Instant::ZERO;
+//! let mut monitor = Monitor::new(Config::lan(), now, 42).unwrap();
+//! let pool = monitor.add_pool();
+//! let tcp = monitor.add_check(Check::Tcp);
+//! let backend = monitor.add_target(now, TargetSpec::checked(pool, tcp)).unwrap();
+//! let worker = monitor.add_target(now, TargetSpec::announced(pool, 7)).unwrap();
+//!
+//! // The worker announces itself (a driver reads this from a UDP socket).
+//! let hello = Announcement { service: 7, incarnation: 1, sequence: 1, interval: Duration::from_secs(1), status: Status::default() };
+//! monitor.handle_announcement(now, &hello.encode(None)).unwrap();
+//!
+//! // Ten seconds of a driver's loop, in which the backend refuses every
+//! // connection and the worker says nothing more.
+//! let end = now + Duration::from_secs(10);
+//! while let Some(deadline) = monitor.poll_timeout().filter(|&d| d <= end) {
+//!     now = deadline;
+//!     monitor.handle_timeout(now);
+//!     while let Some(probe) = monitor.poll_probe() {
+//!         if let Probe::Start { id, .. } = probe {
+//!             // A real driver connects and reports later; this one is told
+//!             // "refused" at once.
+//!             monitor.handle_probe_result(now, id, ProbeOutcome::Refused);
+//!         }
+//!     }
+//! }
+//! let mut downs = Vec::new();
+//! while let Some(event) = monitor.poll_event() {
+//!     if let Event::Transition(t) = event {
+//!         if t.to == Health::Down {
+//!             downs.push(t.target);
+//!         }
+//!     }
+//! }
+//! assert_eq!(downs.len(), 2);
+//! assert!(downs.contains(&backend) && downs.contains(&worker));
+//! // The pool panics rather than empty: a load balancer still has targets.
+//! assert_eq!(monitor.healthy(pool).count(), 2);
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+#[cfg(doc)]
+extern crate std;
+
+mod accrual;
+mod announce;
+mod config;
+mod damping;
+mod decide;
+mod event;
+mod http;
+mod index;
+mod local;
+mod monitor;
+mod pool;
+mod rng;
+mod schedule;
+mod snapshot;
+mod target;
+
+pub use announce::{AnnounceError, AnnounceKey, Announcement, Datagram};
+pub use config::{Config, ConfigError};
+pub use damping::Damping;
+pub use event::{
+    CheckId, CheckResult, Event, Health, PanicReason, PeerSignal, PoolId, Probe, ProbeId, ProbeKind, ProbeOutcome,
+    Progress, Reason, TargetId, Transition,
+};
+pub use http::{HttpCheck, HttpCheckError};
+pub use monitor::{Check, Monitor};
+pub use pool::PoolSummary;
+pub use snapshot::{Snapshot, Stats};
+pub use target::{Source, TargetError, TargetSpec};
+
+/// The ANNOUNCE datagram's constants (`docs/PROTOCOL.md` §12).
+pub mod wire {
+    pub use crate::announce::{HEADER_LEN, MAGIC, MAX_LEN, TAG_LEN, VERSION};
+}
