@@ -57,6 +57,8 @@ pub enum Transport {
 /// | `stall_threshold` | 1 s | a timer this late means our own process stalled; never more than a quarter of the agreed interval |
 /// | `slow_reader_timeout` | the dead-peer timeout | output the transport takes nothing of for this long means the peer does not read |
 /// | `cookie_lifetime` | 20 s | how long a datagram server's address-validation cookie stays valid |
+/// | `adaptive` | off | a client may learn the path's idle timeout and ping just under it ([`crate::AdaptiveConfig`]) |
+/// | `allow_retime` | on | a server agrees to new timings in-session (clamped into its range); off, it keeps the handshake's |
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Config {
@@ -110,6 +112,14 @@ pub struct Config {
     /// How long a datagram server's address-validation cookie stays valid
     /// ([`crate::Gate`]).
     pub cookie_lifetime: Duration,
+    /// A client's adaptive heartbeat interval: when set, `interval` and
+    /// `dead_timeout` are only the fallback, and the client learns the
+    /// longest idle gap the path tolerates, renegotiating as it learns
+    /// (`docs/PROTOCOL.md` §6.10, §6.11). Ignored by a server.
+    pub adaptive: Option<crate::AdaptiveConfig>,
+    /// Whether a server agrees to new timings in-session (RETIME), clamped
+    /// into its range; when off it answers with the handshake's values.
+    pub allow_retime: bool,
 }
 
 impl Default for Config {
@@ -133,6 +143,8 @@ impl Default for Config {
             stall_threshold: Duration::from_secs(1),
             slow_reader_timeout: None,
             cookie_lifetime: Duration::from_secs(20),
+            adaptive: None,
+            allow_retime: true,
         }
     }
 }
@@ -217,6 +229,10 @@ impl Config {
         with_slow_reader_timeout: slow_reader_timeout: Option<Duration>;
         /// Sets [`Config::cookie_lifetime`].
         with_cookie_lifetime: cookie_lifetime: Duration;
+        /// Sets [`Config::adaptive`].
+        with_adaptive: adaptive: Option<crate::AdaptiveConfig>;
+        /// Sets [`Config::allow_retime`].
+        with_allow_retime: allow_retime: bool;
     }
 
     /// This config asking for `interval` and `dead_timeout`, with the
@@ -339,6 +355,11 @@ impl Config {
             self.cookie_lifetime >= Duration::from_secs(1) && self.cookie_lifetime <= Duration::from_secs(3600),
             "cookie_lifetime",
             "between 1 s and 1 hour",
+        )?;
+        check(
+            self.adaptive.is_none_or(|a| a.is_valid()),
+            "adaptive",
+            "start and active at least 10 ms, max at least start, steps and counts at least 1, margin under 50 %, timeout factor at least 2",
         )?;
         Ok(())
     }

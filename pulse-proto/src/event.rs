@@ -48,6 +48,9 @@ pub enum Event {
     SendReady,
     /// The peer reported its own state with a STATUS frame.
     PeerStatus(Status),
+    /// New timings took effect in-session (a RETIME was agreed): the
+    /// values both sides use from now on.
+    Retimed(Negotiated),
     /// The session ended. Always the last event, sent once, and sent exactly
     /// when [`crate::Session::is_closed`] becomes true: then write what
     /// `poll_transmit` still yields that the transport takes at once, and

@@ -46,6 +46,10 @@ pub mod frame_type {
     pub const STATUS: u8 = 0x08;
     /// Types from here up are extensions: skipped when unknown.
     pub const FIRST_EXTENSION: u8 = 0x80;
+    /// A client's request for new timings in-session, and the server's
+    /// answer (version 2). An extension type: a peer that does not know it
+    /// skips it, and the handshake's values stay.
+    pub const RETIME: u8 = 0x80;
 }
 
 /// The longest address-validation cookie.
@@ -184,6 +188,17 @@ pub enum Frame {
     },
     /// The sender's report of its own state.
     Status(Status),
+    /// From a client: the timings it asks for now. From a server: the
+    /// timings agreed in answer (clamped as in the handshake, or unchanged
+    /// if it refuses).
+    Retime {
+        /// The request's number; the answer carries the same.
+        id: u16,
+        /// Heartbeat interval, milliseconds.
+        interval_ms: u32,
+        /// Dead-peer timeout, milliseconds.
+        dead_timeout_ms: u32,
+    },
     /// A frame of an extension type this implementation skips.
     Extension {
         /// Its type byte.
@@ -195,6 +210,7 @@ const HELLO_LEN: usize = 14;
 const WELCOME_LEN: usize = 18;
 const WELCOME_EXT_LEN: usize = 13;
 const STATUS_LEN: usize = 2;
+const RETIME_LEN: usize = 10;
 const PING_LEN: usize = 4;
 const PONG_LEN: usize = 8;
 
@@ -349,6 +365,14 @@ impl Frame {
                 let state = ServiceState::from_wire(body.get_u8());
                 Frame::Status(Status::new(state, body.get_u8()))
             }
+            frame_type::RETIME => {
+                exact(RETIME_LEN)?;
+                Frame::Retime {
+                    id: body.get_u16(),
+                    interval_ms: body.get_u32(),
+                    dead_timeout_ms: body.get_u32(),
+                }
+            }
             t => {
                 check_type(t)?;
                 Frame::Extension { frame_type: t }
@@ -367,6 +391,7 @@ impl Frame {
             Frame::Close { .. } => frame_type::CLOSE,
             Frame::Retry { .. } => frame_type::RETRY,
             Frame::Status(_) => frame_type::STATUS,
+            Frame::Retime { .. } => frame_type::RETIME,
             Frame::Extension { frame_type } => *frame_type,
         }
     }
@@ -383,6 +408,7 @@ impl Frame {
             Frame::Close { reason, .. } => 2 + truncate_reason(reason).len(),
             Frame::Retry { cookie, .. } => 1 + cookie.as_slice().len(),
             Frame::Status(_) => STATUS_LEN,
+            Frame::Retime { .. } => RETIME_LEN,
             Frame::Extension { .. } => 0,
         }
     }
@@ -444,6 +470,15 @@ impl Frame {
             Frame::Status(status) => {
                 out.put_u8(status.state().to_wire());
                 out.put_u8(status.weight());
+            }
+            Frame::Retime {
+                id,
+                interval_ms,
+                dead_timeout_ms,
+            } => {
+                out.put_u16(*id);
+                out.put_u32(*interval_ms);
+                out.put_u32(*dead_timeout_ms);
             }
             Frame::Extension { .. } => {}
         }
@@ -527,6 +562,11 @@ mod tests {
             cookie: Cookie::new(b"twelve bytes").unwrap(),
         });
         round_trip(Frame::Status(Status::new(ServiceState::Draining, 30)));
+        round_trip(Frame::Retime {
+            id: 3,
+            interval_ms: 240_000,
+            dead_timeout_ms: 720_000,
+        });
         round_trip(Frame::Ping { id: 0xDEAD_BEEF });
         round_trip(Frame::Pong { id: 7, hold_us: 1234 });
         round_trip(Frame::Data {

@@ -85,13 +85,13 @@ pub(crate) fn retransmit_delay(rtt: &RttEstimator, timeouts: u32) -> Duration {
     base.saturating_mul(1 << timeouts.min(16)).min(cap)
 }
 
-/// The client's HELLO for `config`.
-pub(crate) fn hello(config: &Config, attempt: u8, cookie: Option<Cookie>) -> Hello {
+/// The client's HELLO asking for `timing`.
+pub(crate) fn hello(config: &Config, timing: (u32, u32), attempt: u8, cookie: Option<Cookie>) -> Hello {
     Hello {
         version_min: VERSION_MIN,
         version_max: VERSION_MAX,
-        interval_ms: wire_ms(config.interval),
-        dead_timeout_ms: wire_ms(config.dead_timeout),
+        interval_ms: timing.0,
+        dead_timeout_ms: timing.1,
         max_frame_len: config.max_frame_len,
         attempt,
         cookie,
@@ -121,10 +121,8 @@ pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<Welcome, Protocol
         });
     }
     let (min_interval, max_interval) = (wire_ms(config.min_interval), wire_ms(config.max_interval));
-    let interval_ms = hello.interval_ms.clamp(min_interval, max_interval);
-    let min_dead = interval_ms.saturating_mul(2);
     let max_dead = wire_ms(config.max_dead_timeout);
-    let dead_timeout_ms = hello.dead_timeout_ms.clamp(min_dead, max_dead.max(min_dead));
+    let (interval_ms, dead_timeout_ms) = clamp_timing(config, hello.interval_ms, hello.dead_timeout_ms);
     Ok(Welcome {
         version,
         interval_ms,
@@ -139,6 +137,36 @@ pub(crate) fn answer(config: &Config, hello: &Hello) -> Result<Welcome, Protocol
             max_dead_timeout_ms: max_dead,
         }),
     })
+}
+
+/// A client's asked-for timings, as the server agrees to them: the
+/// interval into the server's range, the dead-peer timeout between twice
+/// that and the server's maximum. The handshake's rule, and RETIME's.
+pub(crate) fn clamp_timing(config: &Config, interval_ms: u32, dead_timeout_ms: u32) -> (u32, u32) {
+    let interval_ms = interval_ms.clamp(wire_ms(config.min_interval), wire_ms(config.max_interval));
+    let min_dead = interval_ms.saturating_mul(2);
+    let max_dead = wire_ms(config.max_dead_timeout).max(min_dead);
+    (interval_ms, dead_timeout_ms.clamp(min_dead, max_dead))
+}
+
+/// Whether timings a server agreed to are ones a server may send: the
+/// client's check of WELCOME and of a RETIME answer.
+pub(crate) fn check_timing(
+    interval_ms: u32,
+    dead_timeout_ms: u32,
+    min_ping_spacing_ms: u32,
+) -> Result<(), ProtocolError> {
+    let bad = |what| Err(ProtocolError::BadNegotiation(what));
+    if Duration::from_millis(interval_ms.into()) < MIN_INTERVAL {
+        return bad("interval below 10 ms");
+    }
+    if u64::from(dead_timeout_ms) < 2 * u64::from(interval_ms) {
+        return bad("dead-peer timeout below twice the interval");
+    }
+    if min_ping_spacing_ms == 0 || u64::from(min_ping_spacing_ms) * 2 > u64::from(interval_ms) {
+        return bad("minimum ping spacing not between 1 ms and half the interval");
+    }
+    Ok(())
 }
 
 /// What the server settled with a client that sent `hello`.
@@ -162,7 +190,7 @@ pub(crate) fn server_side(config: &Config, hello: &Hello, welcome: &Welcome) -> 
 
 /// The client's check of the server's answer: values no pulse server sends
 /// are a protocol error, not something to run with.
-pub(crate) fn accept(config: &Config, welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
+pub(crate) fn accept(requested: (u32, u32), welcome: &Welcome) -> Result<Negotiated, ProtocolError> {
     if !(VERSION_MIN..=VERSION_MAX).contains(&welcome.version) {
         return Err(ProtocolError::UnsupportedVersion {
             min: welcome.version,
@@ -179,22 +207,13 @@ pub(crate) fn accept(config: &Config, welcome: &Welcome) -> Result<Negotiated, P
         dead_timeout_ms: welcome.dead_timeout_ms,
         min_ping_spacing_ms: welcome.min_ping_spacing_ms,
         peer_max_frame_len: welcome.max_frame_len,
-        requested_interval_ms: wire_ms(config.interval),
-        requested_dead_timeout_ms: wire_ms(config.dead_timeout),
+        requested_interval_ms: requested.0,
+        requested_dead_timeout_ms: requested.1,
         bounds_ms,
     };
-    let bad = |what| Err(ProtocolError::BadNegotiation(what));
-    if n.interval() < MIN_INTERVAL {
-        return bad("interval below 10 ms");
-    }
-    if n.dead_timeout() < n.interval() * 2 {
-        return bad("dead-peer timeout below twice the interval");
-    }
+    check_timing(n.interval_ms, n.dead_timeout_ms, n.min_ping_spacing_ms)?;
     if n.peer_max_frame_len < MIN_FRAME_LEN {
-        return bad("maximum frame length below 256");
-    }
-    if n.min_ping_spacing_ms == 0 || n.min_ping_spacing() > n.interval() / 2 {
-        return bad("minimum ping spacing not between 1 ms and half the interval");
+        return Err(ProtocolError::BadNegotiation("maximum frame length below 256"));
     }
     Ok(n)
 }
@@ -207,7 +226,7 @@ mod tests {
         Hello {
             interval_ms,
             dead_timeout_ms,
-            ..hello(&Config::default(), 0, None)
+            ..hello(&Config::default(), (10_000, 30_000), 0, None)
         }
     }
 
@@ -230,7 +249,7 @@ mod tests {
             (ext.min_interval_ms, ext.max_interval_ms, ext.max_dead_timeout_ms),
             (1_000, 300_000, 600_000)
         );
-        let client = accept(&Config::default(), &w).unwrap();
+        let client = accept((10_000, 30_000), &w).unwrap();
         assert_eq!(client.interval(), Duration::from_secs(10));
         assert_eq!(client.adjustments().count(), 0);
         assert_eq!(server_side(&Config::default(), &h, &w).interval(), client.interval());
@@ -241,7 +260,7 @@ mod tests {
         let future = Hello {
             version_min: 3,
             version_max: 9,
-            ..hello(&Config::default(), 0, None)
+            ..hello(&Config::default(), (10_000, 30_000), 0, None)
         };
         assert_eq!(
             answer(&Config::default(), &future).unwrap_err(),
@@ -249,7 +268,7 @@ mod tests {
         );
         let old = Hello {
             version_max: 1,
-            ..hello(&Config::default(), 0, None)
+            ..hello(&Config::default(), (10_000, 30_000), 0, None)
         };
         assert_eq!(answer(&Config::default(), &old).unwrap().version, 1);
         assert!(answer(&Config::new(Transport::Datagram), &old).is_err());
@@ -258,10 +277,10 @@ mod tests {
     #[test]
     fn a_client_refuses_an_answer_no_server_would_send() {
         let good = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
-        let config = Config::default();
-        assert!(accept(&config, &Welcome { interval_ms: 1, ..good }).is_err());
+        let config = (10_000, 30_000);
+        assert!(accept(config, &Welcome { interval_ms: 1, ..good }).is_err());
         assert!(accept(
-            &config,
+            config,
             &Welcome {
                 dead_timeout_ms: 15_000,
                 ..good
@@ -269,7 +288,7 @@ mod tests {
         )
         .is_err());
         assert!(accept(
-            &config,
+            config,
             &Welcome {
                 min_ping_spacing_ms: 6_000,
                 ..good
@@ -277,14 +296,14 @@ mod tests {
         )
         .is_err());
         assert!(accept(
-            &config,
+            config,
             &Welcome {
                 min_ping_spacing_ms: 0,
                 ..good
             }
         )
         .is_err());
-        assert!(accept(&config, &Welcome { version: 7, ..good }).is_err());
+        assert!(accept(config, &Welcome { version: 7, ..good }).is_err());
     }
 
     #[test]

@@ -79,6 +79,7 @@ extern crate alloc;
 #[cfg(doc)]
 extern crate std;
 
+mod adapt;
 mod backoff;
 mod close;
 mod closing;
@@ -101,9 +102,11 @@ mod stats;
 mod status;
 mod time;
 mod transmit;
+mod tuning;
 mod varint;
 mod wheel;
 
+pub use adapt::{Adaptive, AdaptiveConfig, Learned};
 pub use backoff::Backoff;
 pub use close::{CloseCode, Initiator};
 pub use config::{Config, Transport};

@@ -130,6 +130,12 @@ impl Liveness {
         self.spacing = nanos(next_spacing);
     }
 
+    /// New timings: the schedule's next PING comes `spacing` after the last
+    /// frame heard (a timer's call, so it may move the deadline earlier).
+    pub(crate) fn respace(&mut self, spacing: Duration) {
+        self.spacing = nanos(spacing);
+    }
+
     /// A probe left at `now` (while suspect, or after our own stall).
     pub(crate) fn on_probe(&mut self, now: Instant, probe: ProbeTiming) {
         self.last_ping = now;

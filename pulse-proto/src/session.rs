@@ -25,6 +25,8 @@ use crate::rtt::RttEstimator;
 use crate::stats::{bump, Stats};
 use crate::status::Status;
 use crate::time::Instant;
+use crate::tuning::{interval_for_gap, Timing, Tuning};
+use crate::{Adaptive, Learned};
 
 /// Which end of the connection this session is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -69,11 +71,13 @@ pub(crate) struct Pending {
     /// The CLOSE described by `Session::ending`.
     pub(crate) close: bool,
     pub(crate) status: Option<Status>,
+    /// A RETIME described by `Session::tuning` (a request or an answer).
+    pub(crate) retime: bool,
 }
 
 impl Pending {
     fn any(&self) -> bool {
-        self.pong || self.ping || self.hello || self.welcome || self.close || self.status.is_some()
+        self.pong || self.ping || self.hello || self.welcome || self.close || self.retime || self.status.is_some()
     }
 }
 
@@ -106,6 +110,8 @@ pub struct Session {
     pub(crate) output_since: Instant,
     /// A `send` was refused as the queue was full: `SendReady` is owed.
     pub(crate) send_blocked: bool,
+    /// In-session timing changes and the adaptive interval, when used.
+    pub(crate) tuning: Option<Box<Tuning>>,
     pub(crate) stats: Stats,
 }
 
@@ -153,6 +159,10 @@ impl Session {
             ending: None,
             output_since: now,
             send_blocked: false,
+            tuning: match (role, config.adaptive) {
+                (Role::Client, Some(adaptive)) => Some(Box::new(Tuning::adaptive(adaptive, now))),
+                _ => None,
+            },
             stats: Stats::default(),
             config,
         })
@@ -232,7 +242,11 @@ impl Session {
     /// [`CloseCode::LOST`] at once, rather than waiting for the dead-peer
     /// timeout; during a graceful close it completes the close.
     pub fn handle_eof(&mut self, now: Instant) {
-        self.enter(now);
+        let now = self.enter(now);
+        // A path that forgot us answers our PING with a reset.
+        if self.state == State::Established {
+            self.on_idle_death(now);
+        }
         self.output.discard_all();
         self.pending = Pending::default();
         match self.state {
@@ -267,6 +281,7 @@ impl Session {
                 "the peer read nothing for the slow-reader timeout",
             ));
         }
+        self.apply_agreed_timing(now);
         let Some(deadline) = self.poll_timeout() else {
             return;
         };
@@ -332,6 +347,68 @@ impl Session {
             (State::Established, Some(n)) => Err(SendError::Unsupported { version: n.version }),
             _ => Err(SendError::Closed),
         }
+    }
+
+    /// Asks the server for new timings in-session (a client, with a
+    /// version-2 server; `docs/PROTOCOL.md` §6.10). The server answers with
+    /// what it agrees to — clamped into its range as in the handshake, or
+    /// the current values if it refuses — and each side switches at its
+    /// next timer, with an [`Event::Retimed`]. A server that does not know
+    /// the request skips it, and the handshake's values stay.
+    pub fn retime(&mut self, now: Instant, interval: Duration, dead_timeout: Duration) -> Result<(), SendError> {
+        self.check_retime()?;
+        self.enter(now);
+        let timing = (crate::config::wire_ms(interval), crate::config::wire_ms(dead_timeout));
+        self.tuning.get_or_insert_with(Box::default).ask(timing);
+        self.pending.retime = true;
+        Ok(())
+    }
+
+    fn check_retime(&self) -> Result<(), SendError> {
+        match (self.state, self.negotiated, self.role) {
+            (State::Handshaking, ..) => Err(SendError::NotConnected),
+            (State::Established, Some(n), Role::Client) if n.version >= 2 => Ok(()),
+            (State::Established, Some(n), _) => Err(SendError::Unsupported { version: n.version }),
+            _ => Err(SendError::Closed),
+        }
+    }
+
+    /// Tells an adaptive client whether its application is active (in the
+    /// foreground, say): while active it uses the adaptive config's
+    /// `active` interval, and learns nothing; then back to what it learned.
+    /// Renegotiates at once when it can. No-op for a session not adaptive.
+    pub fn set_active(&mut self, now: Instant, active: bool) {
+        let now = self.enter(now);
+        if let Some(adaptive) = self.tuning.as_mut().and_then(|t| t.adaptive.as_mut()) {
+            adaptive.set_active(active);
+            self.follow_adaptive(now);
+        }
+    }
+
+    /// What an adaptive client has learned of its path: keep it per network
+    /// and hand it to the next session on that network with
+    /// [`Session::set_learned`]. `None` when not adaptive.
+    pub fn learned(&self) -> Option<Learned> {
+        self.adaptive().map(Adaptive::learned)
+    }
+
+    /// Gives an adaptive client what an earlier session learned of this
+    /// network, before its handshake (so its HELLO asks for it) or after.
+    pub fn set_learned(&mut self, learned: Learned) {
+        let now = self.now;
+        if let Some(tuning) = self.tuning.as_mut() {
+            if let (Some(adaptive), Some(config)) = (tuning.adaptive.as_mut(), self.config.adaptive) {
+                *adaptive = Adaptive::new(config, learned, now);
+            }
+        }
+        if self.state == State::Established {
+            self.follow_adaptive(now);
+        }
+    }
+
+    /// The adaptive policy, if this session has one.
+    pub fn adaptive(&self) -> Option<&Adaptive> {
+        self.tuning.as_ref().and_then(|t| t.adaptive.as_ref())
     }
 
     /// Closes gracefully: DATA already queued goes first, then CLOSE, then
@@ -547,6 +624,11 @@ impl Session {
             }
             Frame::Close { code, reason } => self.on_peer_close(Closed::new(code, reason, Initiator::Peer)),
             Frame::Status(status) => self.events.push_back(Event::PeerStatus(status)),
+            Frame::Retime {
+                id,
+                interval_ms,
+                dead_timeout_ms,
+            } => return self.on_retime(now, id, (interval_ms, dead_timeout_ms)),
             Frame::Hello(hello) if datagram && self.role == Role::Server => self.rewelcome(now, &hello),
             Frame::Welcome(_) | Frame::Retry { .. } if datagram => bump(&mut self.stats.frames_ignored),
             Frame::Extension { .. } => bump(&mut self.stats.frames_ignored),
@@ -597,7 +679,7 @@ impl Session {
     }
 
     fn on_welcome(&mut self, now: Instant, welcome: &Welcome) -> Result<(), ProtocolError> {
-        let negotiated = handshake::accept(&self.config, welcome)?;
+        let negotiated = handshake::accept(self.asked_timing(), welcome)?;
         if let Some(rtt) = self
             .handshake
             .as_ref()
@@ -660,7 +742,11 @@ impl Session {
         self.guard = PingGuard::new(now);
         let (interval, dead_timeout) = (negotiated.interval(), negotiated.dead_timeout());
         let first = match self.role {
-            Role::Client => self.jitter.first(interval),
+            // An adaptive client never lets the path idle past its target.
+            Role::Client => self
+                .jitter
+                .first(interval)
+                .min(self.adaptive().map_or(Duration::MAX, Adaptive::target_gap)),
             Role::Server => Jitter::backup(interval, dead_timeout),
         };
         self.liveness = Liveness::new(now, first);
@@ -699,6 +785,7 @@ impl Session {
                     peer_hold,
                     smoothed,
                 }));
+                self.on_idle_round(now, id);
             }
             _ => bump(&mut self.stats.frames_ignored),
         }
@@ -727,6 +814,9 @@ impl Session {
                 Due::Ping => {
                     let next = self.draw_spacing();
                     self.pending.ping = true;
+                    if let Some(tuning) = self.tuning.as_mut() {
+                        tuning.gap = Some((self.next_ping_id, self.liveness.silent_for(now)));
+                    }
                     self.liveness.on_scheduled_ping(now, probe, next);
                 }
                 Due::Suspect => {
@@ -738,6 +828,7 @@ impl Session {
                 }
                 Due::Probe => self.queue_probe(now, probe),
                 Due::Dead => {
+                    self.on_idle_death(now);
                     self.events.push_back(Event::PeerDead {
                         silent_for: self.liveness.silent_for(now),
                     });
@@ -761,11 +852,127 @@ impl Session {
     fn draw_spacing(&mut self) -> Duration {
         let (interval, dead_timeout) = (self.interval(), self.dead_timeout());
         match self.role {
-            Role::Client => self.jitter.next(interval, self.config.jitter_percent),
+            Role::Client => self
+                .jitter
+                .next(interval, self.config.jitter_percent)
+                .min(self.adaptive().map_or(Duration::MAX, Adaptive::target_gap)),
             // The server is the backup: it pings only if the client's PING is
             // overdue, so an idle pair costs one round trip per interval.
             Role::Server => Jitter::backup(interval, dead_timeout),
         }
+    }
+
+    // ----- timings in-session -----
+
+    /// The timings a client asks for: its adaptive target, or its config.
+    pub(crate) fn asked_timing(&self) -> Timing {
+        match self.adaptive() {
+            Some(adaptive) => {
+                let interval = interval_for_gap(adaptive.target_gap(), self.config.jitter_percent);
+                let dead = interval * u32::from(adaptive.timeout_factor());
+                (crate::config::wire_ms(interval), crate::config::wire_ms(dead))
+            }
+            None => (
+                crate::config::wire_ms(self.config.interval),
+                crate::config::wire_ms(self.config.dead_timeout),
+            ),
+        }
+    }
+
+    /// An adaptive client asks for what its policy wants, if the agreed
+    /// timings differ and no request is outstanding.
+    fn follow_adaptive(&mut self, _now: Instant) {
+        if self.adaptive().is_none() || self.check_retime().is_err() {
+            return;
+        }
+        let wanted = self.asked_timing();
+        let Some(n) = self.negotiated else { return };
+        let Some(tuning) = self.tuning.as_mut() else { return };
+        let current = tuning
+            .agreed
+            .unwrap_or((n.requested_interval_ms, n.requested_dead_timeout_ms));
+        if wanted != current && tuning.asked.is_none_or(|(_, asked)| asked != wanted) {
+            tuning.ask(wanted);
+            self.pending.retime = true;
+        }
+    }
+
+    /// The PONG for PING `id` arrived: if it was the schedule's, the path
+    /// kept the connection through the idle gap before it.
+    fn on_idle_round(&mut self, now: Instant, id: u32) {
+        let Some(tuning) = self.tuning.as_mut() else { return };
+        if let (Some((gap_id, gap)), Some(adaptive)) = (tuning.gap, tuning.adaptive.as_mut()) {
+            if gap_id == id {
+                tuning.gap = None;
+                adaptive.on_idle_round(gap, now);
+                self.follow_adaptive(now);
+            }
+        }
+    }
+
+    /// The connection died while the schedule's PING awaited its answer:
+    /// perhaps the path forgot it after that idle gap.
+    fn on_idle_death(&mut self, now: Instant) {
+        let Some(tuning) = self.tuning.as_mut() else { return };
+        if let (Some((gap_id, gap)), Some(adaptive)) = (tuning.gap.take(), tuning.adaptive.as_mut()) {
+            if self.ping_out_id == gap_id {
+                adaptive.on_idle_death(gap, now);
+            }
+        }
+    }
+
+    fn on_retime(&mut self, now: Instant, id: u16, timing: Timing) -> Result<(), ProtocolError> {
+        let Some(n) = self.negotiated.filter(|n| n.version >= 2) else {
+            bump(&mut self.stats.frames_ignored);
+            return Ok(());
+        };
+        match self.role {
+            Role::Server => {
+                let tuning = self.tuning.get_or_insert_with(Box::default);
+                // One answer per minimum ping spacing: requests cannot flood.
+                if tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing()) {
+                    bump(&mut self.stats.frames_ignored);
+                    return Ok(());
+                }
+                let agreed = if self.config.allow_retime {
+                    handshake::clamp_timing(&self.config, timing.0, timing.1)
+                } else {
+                    (n.interval_ms, n.dead_timeout_ms)
+                };
+                tuning.answered_at = Some(now);
+                tuning.answer = Some((id, agreed));
+                tuning.agreed = Some(agreed);
+                self.pending.retime = true;
+            }
+            Role::Client => {
+                handshake::check_timing(timing.0, timing.1, n.min_ping_spacing_ms)?;
+                let answered = self.tuning.as_mut().is_some_and(|t| t.answered(id, timing));
+                if !answered {
+                    bump(&mut self.stats.frames_ignored);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Timings agreed since the last timer take effect now.
+    fn apply_agreed_timing(&mut self, now: Instant) {
+        if self.state != State::Established {
+            return;
+        }
+        let Some((interval_ms, dead_timeout_ms)) = self.tuning.as_mut().and_then(|t| t.agreed.take()) else {
+            return;
+        };
+        let Some(n) = self.negotiated.as_mut() else { return };
+        if self.role == Role::Client {
+            (n.requested_interval_ms, n.requested_dead_timeout_ms) = (interval_ms, dead_timeout_ms);
+        }
+        (n.interval_ms, n.dead_timeout_ms) = (interval_ms, dead_timeout_ms);
+        let negotiated = *n;
+        let spacing = self.draw_spacing();
+        self.liveness.respace(spacing);
+        self.events.push_back(Event::Retimed(negotiated));
+        let _ = now;
     }
 
     // ----- endings -----

@@ -109,12 +109,13 @@ impl Session {
     }
 
     fn stage_control(&mut self, now: Instant) {
+        let timing = self.pending.hello.then(|| self.asked_timing());
         let out = self.output.staging();
         let stream = self.config.transport == Transport::Stream;
         if core::mem::take(&mut self.pending.hello) {
-            if let Some(h) = self.handshake.as_mut() {
+            if let (Some(h), Some(timing)) = (self.handshake.as_mut(), timing) {
                 let attempt = h.next_attempt(now);
-                Frame::Hello(handshake::hello(&self.config, attempt, h.cookie)).encode(out);
+                Frame::Hello(handshake::hello(&self.config, timing, attempt, h.cookie)).encode(out);
             }
         }
         if core::mem::take(&mut self.pending.welcome) {
@@ -150,6 +151,20 @@ impl Session {
         }
         if let Some(status) = self.pending.status.take() {
             Frame::Status(status).encode(self.output.staging());
+        }
+        if core::mem::take(&mut self.pending.retime) {
+            let frame = self.tuning.as_mut().and_then(|t| match self.role {
+                crate::Role::Client => t.asked,
+                crate::Role::Server => t.answer.take(),
+            });
+            if let Some((id, (interval_ms, dead_timeout_ms))) = frame {
+                Frame::Retime {
+                    id,
+                    interval_ms,
+                    dead_timeout_ms,
+                }
+                .encode(self.output.staging());
+            }
         }
     }
 

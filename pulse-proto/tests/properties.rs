@@ -222,13 +222,14 @@ proptest! {
 }
 
 /// The budget a gateway holding millions of idle connections pays per
-/// session: the inline struct, and no heap buffer at all while idle. (368:
+/// session: the inline struct, and no heap buffer at all while idle. (376:
 /// 344 before the agreed values kept what was asked and the server's
-/// bounds, and the slow-reader clock and the stored probe instant came.)
+/// bounds, the slow-reader clock and the stored probe instant came, and a
+/// pointer to the in-session timing state, boxed since few sessions use it.)
 #[test]
 fn an_idle_session_is_small_and_holds_no_buffer() {
     assert!(
-        core::mem::size_of::<Session>() <= 368,
+        core::mem::size_of::<Session>() <= 376,
         "Session is {} bytes",
         core::mem::size_of::<Session>()
     );

@@ -25,6 +25,7 @@ prop_compose! {
         jitter in 0u8..=50,
         spacing_share in 1u64..=100,
         datagram in any::<bool>(),
+        adaptive in any::<bool>(),
     ) -> Config {
         let transport = if datagram { Transport::Datagram } else { Transport::Stream };
         let interval = ms(interval);
@@ -36,7 +37,15 @@ prop_compose! {
         // Any spacing the validation allows: up to half the minimum interval.
         let max_spacing = config.min_interval / 2;
         let spacing = (max_spacing * spacing_share as u32 / 100).max(ms(1));
-        config.with_min_ping_spacing(spacing)
+        let adaptive = adaptive.then(|| {
+            let mut a = pulse_proto::AdaptiveConfig::default();
+            a.start = interval;
+            a.active = interval;
+            a.max = interval * 20;
+            a.successes_per_step = 1;
+            a
+        });
+        config.with_min_ping_spacing(spacing).with_adaptive(adaptive)
     }
 }
 
@@ -62,6 +71,8 @@ enum Step {
     Late(bool, u64),
     /// The application sends.
     Send(bool),
+    /// The client asks for new timings: interval in ms, timeout factor.
+    Retime(u64, u32),
 }
 
 fn arb_step() -> impl Strategy<Value = Step> {
@@ -69,6 +80,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
         8 => Just(Step::Run),
         1 => (any::<bool>(), 0u64..5_000).prop_map(|(c, l)| Step::Late(c, l)),
         1 => any::<bool>().prop_map(Step::Send),
+        1 => (10u64..5_000, 2u32..5).prop_map(|(i, f)| Step::Retime(i, f)),
     ]
 }
 
@@ -110,6 +122,9 @@ proptest! {
                 Step::Late(client, late) => ends[usize::from(!client)].lateness = ms(late),
                 Step::Send(client) => {
                     let _ = ends[usize::from(!client)].session.send(1, &b"payload"[..]);
+                }
+                Step::Retime(interval, factor) => {
+                    let _ = ends[0].session.retime(now, ms(interval), ms(interval) * factor);
                 }
                 Step::Run => {
                     let next = (0..2)

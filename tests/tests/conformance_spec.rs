@@ -501,3 +501,93 @@ fn a_half_second_stall_gives_no_verdict_even_with_a_400_ms_timeout() {
         }
     }
 }
+
+// §6.10: timings change in-session; the server's timeout follows.
+
+#[test]
+fn a_retime_is_clamped_by_the_server_and_takes_effect_on_both_sides_at_their_next_timer() {
+    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 10);
+    pair.connect(SECOND);
+    pair.run_for(SECOND * 2);
+    let now = pair.now;
+    // Longer than the server's maximum timeout allows: clamped to 600 s.
+    pair.client
+        .session
+        .retime(now, Duration::from_secs(5), Duration::from_secs(700))
+        .unwrap();
+    pair.run_for(SECOND * 10);
+    for end in [&pair.client, &pair.server] {
+        let retimed = end.events_where(|e| matches!(e, Event::Retimed(_)));
+        let Some((_, Event::Retimed(n))) = retimed.first() else {
+            panic!("no Retimed event: {:?}", end.events)
+        };
+        assert_eq!(
+            (n.interval(), n.dead_timeout()),
+            (Duration::from_secs(5), Duration::from_secs(600))
+        );
+        assert_eq!(end.session.negotiated().unwrap().interval(), Duration::from_secs(5));
+    }
+    // The server's dead-peer timeout is the new one: a frozen client is
+    // convicted 600 s after its last frame, not 3 s.
+    pair.client.frozen = true;
+    pair.run_for(SECOND * 700);
+    let dead = pair.server.events_where(|e| matches!(e, Event::PeerDead { .. }));
+    assert_eq!(dead.len(), 1);
+    let after = dead[0].0 - pair.server.last_input_at.unwrap();
+    assert!(
+        after >= Duration::from_secs(600) && after <= Duration::from_millis(600_001),
+        "{after:?}"
+    );
+}
+
+#[test]
+fn a_server_that_refuses_answers_with_the_handshakes_values() {
+    let server = Config::default()
+        .with_timing(SECOND, SECOND * 3)
+        .with_allow_retime(false);
+    let mut pair = Pair::new(
+        config(Transport::Stream, 1_000, 3_000),
+        server.into(),
+        Duration::from_millis(5),
+        11,
+    );
+    pair.connect(SECOND);
+    let now = pair.now;
+    pair.client.session.retime(now, SECOND * 5, SECOND * 15).unwrap();
+    pair.run_for(SECOND * 10);
+    let n = pair.client.session.negotiated().unwrap();
+    assert_eq!((n.interval(), n.dead_timeout()), (SECOND, SECOND * 3));
+    assert!(pair.client.events_where(|e| matches!(e, Event::Closed(_))).is_empty());
+}
+
+#[test]
+fn a_peer_that_never_answers_a_retime_keeps_the_handshakes_timings() {
+    // RETIME is an extension frame: a peer that does not know it skips it.
+    let mut server = accepted(config(Transport::Stream, 1_000, 3_000).as_ref().clone());
+    server.handle_input(at(500), &[0x80, 0x0A, 0, 1, 0, 0, 0x13, 0x88, 0, 0, 0x3A, 0x98][..]);
+    // A server that knows it answers with what it agreed; here, its range
+    // allows 5 s / 15 s.
+    let answer = sent(&mut server, at(500));
+    assert!(
+        matches!(
+            answer[..],
+            [Frame::Retime {
+                id: 1,
+                interval_ms: 5_000,
+                dead_timeout_ms: 15_000
+            }]
+        ),
+        "{answer:?}"
+    );
+    // A client whose request is never answered keeps its values and lives on.
+    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 12);
+    pair.connect(SECOND);
+    let now = pair.now;
+    pair.client.session.retime(now, SECOND * 5, SECOND * 15).unwrap();
+    pair.to_server.cut = true;
+    pair.run_for(Duration::from_millis(100));
+    pair.to_server.cut = false;
+    pair.run_for(SECOND * 30);
+    assert_eq!(pair.client.session.negotiated().unwrap().interval(), SECOND);
+    assert!(pair.client.events_where(|e| matches!(e, Event::Closed(_))).is_empty());
+}

@@ -1,0 +1,425 @@
+//! A heartbeat interval that adapts to the path: learn how long the
+//! path's NATs and firewalls keep an idle connection, and ping just often
+//! enough to stay under it.
+//!
+//! The policy learns the longest idle gap the path tolerates. It starts
+//! from a safe gap, steps up after a few clean idle rounds, and when a
+//! connection dies after an idle gap it records that gap as too long —
+//! after a second failure, so one lost packet is not mistaken for the path.
+//! Between the longest gap that worked and the shortest that failed it
+//! bisects until they are within [`Adaptive::PRECISION_PERCENT`] (8 %), then
+//! settles a margin below the longest that worked, and now and then
+//! probes the failed value again in case the path changed. What it learned
+//! is a small value the application keeps per network.
+
+use core::time::Duration;
+
+use crate::time::Instant;
+
+/// How the adaptive interval learns, with defaults and why.
+///
+/// | field | default | why |
+/// |---|---|---|
+/// | `start` | 25 s | under the 30 s some home gateways give idle UDP bindings: safe almost anywhere |
+/// | `active` | 10 s | while the application is in the foreground, a dead peer is found in seconds |
+/// | `max` | 30 min | beyond it little is saved, and a dead peer goes unnoticed too long |
+/// | `step_percent` | 50 | each step up is half again as long: 25 s reaches 30 min in 11 steps |
+/// | `successes_per_step` | 5 | clean idle rounds at a length before trying longer (WeChat's Mars uses 5) |
+/// | `failures_to_fall_back` | 2 | one lost packet is not the path's limit; two deaths at a length are |
+/// | `margin_percent` | 5 | settle this far below the longest gap that worked |
+/// | `reprobe_after` | 6 h | how long to stay settled before trying the failed length again |
+/// | `timeout_factor` | 3 | the dead-peer timeout asked for, in intervals |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AdaptiveConfig {
+    /// The idle gap to start from, knowing nothing of the path.
+    pub start: Duration,
+    /// The interval while the application says it is active.
+    pub active: Duration,
+    /// The longest idle gap ever tried.
+    pub max: Duration,
+    /// How much longer each step up is, in percent.
+    pub step_percent: u16,
+    /// Clean idle rounds at a length before stepping up.
+    pub successes_per_step: u8,
+    /// Deaths at a length before it counts as too long.
+    pub failures_to_fall_back: u8,
+    /// How far below the longest working gap to settle, in percent.
+    pub margin_percent: u8,
+    /// Settled this long, try the failed length again.
+    pub reprobe_after: Duration,
+    /// The dead-peer timeout asked for, as a multiple of the interval (≥ 2).
+    pub timeout_factor: u8,
+}
+
+impl Default for AdaptiveConfig {
+    fn default() -> Self {
+        AdaptiveConfig {
+            start: Duration::from_secs(25),
+            active: Duration::from_secs(10),
+            max: Duration::from_secs(30 * 60),
+            step_percent: 50,
+            successes_per_step: 5,
+            failures_to_fall_back: 2,
+            margin_percent: 5,
+            reprobe_after: Duration::from_secs(6 * 3600),
+            timeout_factor: 3,
+        }
+    }
+}
+
+impl AdaptiveConfig {
+    /// Whether the values fit together (checked by `Config::validate`).
+    pub(crate) fn is_valid(&self) -> bool {
+        let ten_ms = Duration::from_millis(10);
+        self.start >= ten_ms
+            && self.active >= ten_ms
+            && self.max >= self.start
+            && self.step_percent >= 1
+            && self.successes_per_step >= 1
+            && self.failures_to_fall_back >= 1
+            && self.margin_percent < 50
+            && self.timeout_factor >= 2
+    }
+}
+
+/// What an adaptive client learned about a path: keep it per network
+/// (Wi-Fi SSID, carrier, interface) and give it back on the next
+/// connection over that network. Nine bytes with [`Learned::to_bytes`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// The longest idle gap that worked, in milliseconds (0: none yet).
+    pub good_ms: u32,
+    /// The shortest idle gap that failed twice, in milliseconds (0: none).
+    pub bad_ms: u32,
+    /// Whether the search had settled.
+    pub settled: bool,
+}
+
+impl Learned {
+    /// The value as 9 bytes, to store.
+    pub fn to_bytes(&self) -> [u8; 9] {
+        let mut out = [0; 9];
+        out[..4].copy_from_slice(&self.good_ms.to_be_bytes());
+        out[4..8].copy_from_slice(&self.bad_ms.to_be_bytes());
+        out[8] = u8::from(self.settled);
+        out
+    }
+
+    /// The value stored with [`Learned::to_bytes`].
+    pub fn from_bytes(bytes: [u8; 9]) -> Learned {
+        Learned {
+            good_ms: u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
+            bad_ms: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
+            settled: bytes[8] == 1,
+        }
+    }
+}
+
+fn ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn dur(ms: u32) -> Duration {
+    Duration::from_millis(ms.into())
+}
+
+/// The adaptive policy's state; kept in a session whose config asks for it.
+#[derive(Clone, Debug)]
+pub struct Adaptive {
+    config: AdaptiveConfig,
+    /// The longest gap that worked, and the shortest that failed (ms).
+    good: u32,
+    bad: u32,
+    /// The gap being tried now (ms).
+    target: u32,
+    clean: u8,
+    failures: u8,
+    /// The shortest failing gap among the failures counted at this target.
+    failed_gap: u32,
+    settled_since: Option<Instant>,
+    /// Trying the failed length again after a long settled stretch.
+    reprobing: bool,
+    active: bool,
+}
+
+impl Adaptive {
+    /// The search stops once the shortest failing gap is within this share
+    /// of the longest working one.
+    pub const PRECISION_PERCENT: u32 = 8;
+
+    /// A policy knowing `learned` of the path (or nothing: `Learned::default()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use pulse_proto::{Adaptive, AdaptiveConfig, Instant, Learned};
+    ///
+    /// let mut policy = Adaptive::new(AdaptiveConfig::default(), Learned::default(), Instant::ZERO);
+    /// assert_eq!(policy.target_gap(), Duration::from_secs(25));
+    /// for _ in 0..5 {
+    ///     policy.on_idle_round(Duration::from_secs(24), Instant::ZERO);
+    /// }
+    /// assert_eq!(policy.target_gap(), Duration::from_millis(37_500)); // a step up
+    /// ```
+    pub fn new(config: AdaptiveConfig, learned: Learned, now: Instant) -> Adaptive {
+        let mut policy = Adaptive {
+            config,
+            good: learned.good_ms,
+            bad: learned.bad_ms,
+            target: ms(config.start),
+            clean: 0,
+            failures: 0,
+            failed_gap: u32::MAX,
+            settled_since: None,
+            reprobing: false,
+            active: false,
+        };
+        // Resume at the longest gap known to work, or below a known failure.
+        policy.target = match (policy.good, policy.bad) {
+            (0, _) => policy.next_target(),
+            (good, _) => good.min(ms(config.max)),
+        };
+        if learned.settled && policy.is_narrow() {
+            policy.settle(now);
+        }
+        policy
+    }
+
+    /// The idle gap the policy wants now: the session's heartbeat spacing
+    /// never exceeds it.
+    pub fn target_gap(&self) -> Duration {
+        if self.active {
+            self.config.active
+        } else {
+            dur(self.target)
+        }
+    }
+
+    /// What was learned so far.
+    pub fn learned(&self) -> Learned {
+        Learned {
+            good_ms: self.good,
+            bad_ms: self.bad,
+            settled: self.settled_since.is_some(),
+        }
+    }
+
+    /// Whether the search has settled.
+    pub fn is_settled(&self) -> bool {
+        self.settled_since.is_some() && !self.reprobing
+    }
+
+    /// The application is active (foreground) or not: while active the
+    /// interval is [`AdaptiveConfig::active`], and nothing is learned.
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+    }
+
+    /// The timeout factor to ask for.
+    pub fn timeout_factor(&self) -> u8 {
+        self.config.timeout_factor
+    }
+
+    /// A PING sent after `gap` of silence was answered: the path kept the
+    /// connection through that gap.
+    pub fn on_idle_round(&mut self, gap: Duration, now: Instant) {
+        if self.active {
+            return;
+        }
+        let gap = ms(gap);
+        self.good = self.good.max(gap);
+        self.failures = 0;
+        self.failed_gap = u32::MAX;
+        if self.bad != 0 && self.good >= self.bad {
+            // The path now keeps what once failed: it changed. Search anew.
+            self.bad = 0;
+        }
+        self.clean = self.clean.saturating_add(1);
+        if self.clean < self.config.successes_per_step {
+            return;
+        }
+        self.clean = 0;
+        if self.reprobing {
+            // The failed length works now: the path changed.
+            self.reprobing = false;
+            self.settled_since = None;
+            self.bad = 0;
+        }
+        match self.settled_since {
+            Some(since) if now - since >= self.config.reprobe_after && self.bad != 0 => {
+                self.reprobing = true;
+                self.target = self.bad;
+            }
+            Some(_) => {}
+            None if self.is_narrow() => self.settle(now),
+            None => self.target = self.next_target(),
+        }
+    }
+
+    /// The connection died after a PING sent after `gap` of silence went
+    /// unanswered: perhaps the path forgot it.
+    pub fn on_idle_death(&mut self, gap: Duration, now: Instant) {
+        if self.active {
+            return;
+        }
+        let gap = ms(gap);
+        self.clean = 0;
+        self.failures = self.failures.saturating_add(1);
+        self.failed_gap = self.failed_gap.min(gap);
+        if self.failures < self.config.failures_to_fall_back && !self.reprobing {
+            return;
+        }
+        self.failures = 0;
+        self.bad = if self.bad == 0 {
+            self.failed_gap
+        } else {
+            self.bad.min(self.failed_gap)
+        };
+        self.failed_gap = u32::MAX;
+        if self.good >= self.bad {
+            // Even the longest that worked failed since: it was luck, or the
+            // path shrank. Forget it and start below what failed.
+            self.good = 0;
+        }
+        if self.reprobing {
+            self.reprobing = false;
+            self.settle(now);
+            return;
+        }
+        self.settled_since = None;
+        self.target = self.next_target();
+        if self.is_narrow() {
+            self.settle(now);
+        }
+    }
+
+    /// Whether the longest working gap and the shortest failing one are
+    /// close enough to stop searching (or the maximum works).
+    fn is_narrow(&self) -> bool {
+        let max = ms(self.config.max);
+        if self.bad == 0 {
+            return self.good >= max;
+        }
+        self.good > 0
+            && u64::from(self.bad - self.good.min(self.bad)) * 100
+                <= u64::from(self.bad) * u64::from(Self::PRECISION_PERCENT)
+    }
+
+    fn settle(&mut self, now: Instant) {
+        let below = u64::from(self.good) * u64::from(100 - u32::from(self.config.margin_percent)) / 100;
+        self.target = (below as u32)
+            .max(ms(Duration::from_millis(10)))
+            .min(ms(self.config.max));
+        self.settled_since = Some(now);
+        self.reprobing = false;
+    }
+
+    /// The next gap to try: step up from the longest that worked, or
+    /// bisect toward the shortest that failed.
+    fn next_target(&self) -> u32 {
+        let (max, start) = (ms(self.config.max), ms(self.config.start));
+        let next = match (self.good, self.bad) {
+            (0, 0) => start,
+            (good, 0) => {
+                (u64::from(good) * (100 + u64::from(self.config.step_percent)) / 100).min(u64::from(max)) as u32
+            }
+            // Only a failure known: well below it.
+            (0, bad) => (bad / 2).min(start),
+            (good, bad) => good + bad.saturating_sub(good) / 2,
+        };
+        next.clamp(10, max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u32 = 1000;
+
+    /// Runs the policy against a path that forgets idle connections after
+    /// `timeout_ms`: each round at the target gap works if the gap is under
+    /// it, else the connection dies.
+    fn learn(timeout_ms: u32, rounds: usize) -> Adaptive {
+        let mut policy = Adaptive::new(AdaptiveConfig::default(), Learned::default(), Instant::ZERO);
+        let mut now = Instant::ZERO;
+        for _ in 0..rounds {
+            let gap = policy.target_gap();
+            now += gap;
+            if ms(gap) < timeout_ms {
+                policy.on_idle_round(gap, now);
+            } else {
+                policy.on_idle_death(gap, now);
+            }
+        }
+        policy
+    }
+
+    #[test]
+    fn it_settles_within_fifteen_percent_below_the_paths_timeout() {
+        for timeout in [30 * S, 45 * S, 60 * S, 120 * S, 300 * S, 600 * S, 1_200 * S, 1_799 * S] {
+            let policy = learn(timeout, 400);
+            assert!(policy.is_settled(), "{timeout} ms: not settled: {policy:?}");
+            let gap = ms(policy.target_gap());
+            assert!(gap < timeout, "{timeout} ms: settled above: {gap}");
+            assert!(gap * 100 >= timeout * 85, "{timeout} ms: settled at {gap}");
+        }
+    }
+
+    #[test]
+    fn a_path_that_keeps_everything_settles_at_the_maximum() {
+        let policy = learn(u32::MAX, 200);
+        assert!(policy.is_settled());
+        assert!(policy.target_gap() >= Duration::from_secs(30 * 60) * 95 / 100);
+    }
+
+    #[test]
+    fn one_death_is_not_the_paths_limit() {
+        let mut policy = Adaptive::new(AdaptiveConfig::default(), Learned::default(), Instant::ZERO);
+        let target = policy.target_gap();
+        policy.on_idle_death(target, Instant::ZERO);
+        assert_eq!(policy.target_gap(), target, "one failure: the same length again");
+        policy.on_idle_death(target, Instant::ZERO);
+        assert!(policy.target_gap() < target, "two: too long");
+    }
+
+    #[test]
+    fn the_learned_value_survives_a_round_trip_and_resumes_the_search() {
+        let policy = learn(300 * S, 400);
+        let stored = policy.learned().to_bytes();
+        let again = Adaptive::new(AdaptiveConfig::default(), Learned::from_bytes(stored), Instant::ZERO);
+        assert!(again.is_settled());
+        assert_eq!(again.target_gap(), policy.target_gap());
+    }
+
+    #[test]
+    fn after_settling_it_probes_the_failed_length_again_and_finds_a_path_that_changed() {
+        let mut policy = learn(120 * S, 400);
+        assert!(policy.is_settled());
+        let settled = policy.target_gap();
+        // Long after it settled, the path keeps everything: the re-probe
+        // (after six settled hours) finds it.
+        let mut now = Instant::ZERO + Duration::from_secs(1_000 * 3600);
+        for _ in 0..200 {
+            let gap = policy.target_gap();
+            now += gap;
+            policy.on_idle_round(gap, now);
+        }
+        assert!(policy.target_gap() > settled * 2, "{:?}", policy.target_gap());
+    }
+
+    #[test]
+    fn while_active_it_uses_the_active_interval_and_learns_nothing() {
+        let mut policy = learn(300 * S, 400);
+        let learned = policy.learned();
+        policy.set_active(true);
+        assert_eq!(policy.target_gap(), Duration::from_secs(10));
+        policy.on_idle_death(Duration::from_secs(10), Instant::ZERO);
+        policy.on_idle_death(Duration::from_secs(10), Instant::ZERO);
+        assert_eq!(policy.learned(), learned);
+        policy.set_active(false);
+        assert!(policy.target_gap() > Duration::from_secs(200));
+    }
+}

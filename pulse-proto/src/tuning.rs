@@ -1,0 +1,62 @@
+//! Changing the timings in-session (RETIME), and the adaptive interval
+//! that drives it: the bookkeeping, boxed, for sessions that use either.
+
+use core::time::Duration;
+
+use crate::adapt::{Adaptive, AdaptiveConfig, Learned};
+use crate::time::Instant;
+
+/// Timings in wire form: interval and dead-peer timeout, milliseconds.
+pub(crate) type Timing = (u32, u32);
+
+#[derive(Debug, Default)]
+pub(crate) struct Tuning {
+    pub(crate) adaptive: Option<Adaptive>,
+    next_id: u16,
+    /// A client's request awaiting its answer: its id and timings.
+    pub(crate) asked: Option<(u16, Timing)>,
+    /// A server's answer to send: the request's id and what was agreed.
+    pub(crate) answer: Option<(u16, Timing)>,
+    /// Timings agreed, to take effect at this side's next timer (taking
+    /// effect on input could move a deadline earlier, which drivers do not
+    /// watch for).
+    pub(crate) agreed: Option<Timing>,
+    /// When a server last answered: one answer per minimum ping spacing.
+    pub(crate) answered_at: Option<Instant>,
+    /// The id of the latest scheduled PING and the idle gap before it.
+    pub(crate) gap: Option<(u32, Duration)>,
+}
+
+impl Tuning {
+    pub(crate) fn adaptive(config: AdaptiveConfig, now: Instant) -> Tuning {
+        Tuning {
+            adaptive: Some(Adaptive::new(config, Learned::default(), now)),
+            ..Tuning::default()
+        }
+    }
+
+    /// A new request for `timing`; its id.
+    pub(crate) fn ask(&mut self, timing: Timing) -> u16 {
+        self.next_id = self.next_id.wrapping_add(1);
+        self.asked = Some((self.next_id, timing));
+        self.next_id
+    }
+
+    /// The answer to request `id`, if it is the one outstanding.
+    pub(crate) fn answered(&mut self, id: u16, timing: Timing) -> bool {
+        match self.asked {
+            Some((asked, _)) if asked == id => {
+                self.asked = None;
+                self.agreed = Some(timing);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The heartbeat interval whose widest jittered spacing is `gap`: the
+/// adaptive policy bounds the idle gap, and spacings reach `+jitter`.
+pub(crate) fn interval_for_gap(gap: Duration, jitter_percent: u8) -> Duration {
+    gap * 100 / (100 + u32::from(jitter_percent))
+}
