@@ -161,7 +161,8 @@ impl Adaptive {
     /// for _ in 0..5 {
     ///     policy.on_idle_round(Duration::from_secs(24), Instant::ZERO);
     /// }
-    /// assert_eq!(policy.target_gap(), Duration::from_millis(37_500)); // a step up
+    /// // A step up: half again the longest gap that worked.
+    /// assert_eq!(policy.target_gap(), Duration::from_secs(36));
     /// ```
     pub fn new(config: AdaptiveConfig, learned: Learned, now: Instant) -> Adaptive {
         let mut policy = Adaptive {
