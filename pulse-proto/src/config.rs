@@ -23,8 +23,9 @@ pub enum Transport {
 /// (`min_ping_spacing`, `ping_strikes`) to decide what is agreed. Both use the
 /// rest. [`Config::validate`] says what fits together; `Session::new` calls it.
 ///
-/// The defaults, and why (see `docs/PROTOCOL.md` for the comparison with gRPC
-/// keepalive, MQTT and QUIC):
+/// The defaults, and why (see "Defaults, and why" in [the
+/// protocol](crate::protocol) for the comparison with gRPC keepalive, MQTT
+/// and QUIC):
 ///
 /// | field | default | why |
 /// |---|---|---|
