@@ -12,6 +12,7 @@
 pub mod floor;
 pub mod pair;
 pub mod peer;
+pub mod wire_dump;
 
 pub use pair::{Endpoint, Pair, Side, Wire};
 
