@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bins;
 pub mod floor;
 pub mod pair;
 pub mod peer;
