@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod bins;
+pub mod fd_limit;
 pub mod floor;
 pub mod pair;
 pub mod peer;

@@ -210,6 +210,12 @@ fn main() {
             other => panic!("unknown key {other:?}"),
         }
     }
+    let most = connections
+        .split(',')
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .max();
+    // The server and the clients each hold N sockets; they inherit this.
+    pulse_tests::fd_limit::require_open_files(most.unwrap_or(0) + 1000);
     let path = |package, name| binary(package, name).to_string_lossy().into_owned();
     settings.peer = path("pulse-tests", "pulse-peer");
     if servers.split(',').any(|s| s == "tokio") {
