@@ -18,6 +18,20 @@ pub mod wire_dump;
 
 pub use pair::{Endpoint, Pair, Side, Wire};
 
+/// The Rust blocks of the READMEs, run as doc tests (`no_run` ones only
+/// compiled), so that the code a reader copies works.
+#[cfg(doctest)]
+pub mod readmes {
+    #[doc = include_str!("../../README.md")]
+    pub struct Workspace;
+    #[doc = include_str!("../../pulse-proto/README.md")]
+    pub struct PulseProto;
+    #[doc = include_str!("../../pulse-smol/README.md")]
+    pub struct PulseSmol;
+    #[doc = include_str!("../../pulse-mio/README.md")]
+    pub struct PulseMio;
+}
+
 use std::sync::Arc;
 
 use pulse_proto::{Config, Transport};
