@@ -72,12 +72,17 @@ extern crate std;
 //
 // One source of truth: the repository's docs/PROTOCOL.md, to which
 // pulse-proto/PROTOCOL.md is a symlink (cargo package stores it as a
-// regular file). Its diagrams are unlabelled code blocks, which rustdoc
-// takes for Rust: they would fail as doc tests (hence `not(doctest)`) and
-// do not parse (hence the allow); the text renders intact, with a few
-// tokens coloured as Rust. Labelling those fences `text` would end both.
+// regular file). It is written for plain Markdown, not rustdoc: its
+// diagrams are unlabelled code blocks, which rustdoc takes for Rust (they
+// would fail as doc tests, hence `not(doctest)`, and do not parse; the
+// text renders intact, with a few tokens coloured as Rust), and a bare URL
+// or a `[word]` would read as a link to rustdoc, hence the allows.
 #[cfg(all(doc, not(doctest)))]
-#[allow(rustdoc::invalid_rust_codeblocks)]
+#[allow(
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links
+)]
 #[doc = include_str!("../PROTOCOL.md")]
 pub mod protocol {}
 
