@@ -37,8 +37,9 @@ pub enum Transport {
 /// assert_eq!(config.validate(), Ok(()));
 /// ```
 ///
-/// The defaults, and why (`docs/PROTOCOL.md` §10 compares them with gRPC
-/// keepalive, MQTT and QUIC):
+/// The defaults, and why (see "Defaults, and why" in [the
+/// protocol](crate::protocol) for the comparison with gRPC keepalive, MQTT
+/// and QUIC):
 ///
 /// | field | default | why |
 /// |---|---|---|

@@ -1,5 +1,5 @@
 //! The wire format v1: frames, their layout, encoding and decoding of one
-//! frame body. `docs/PROTOCOL.md` is the normative description.
+//! frame body. [The protocol](crate::protocol) is the normative description.
 
 use alloc::string::String;
 use bytes::{Buf, BufMut, Bytes};

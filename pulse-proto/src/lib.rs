@@ -7,7 +7,8 @@
 //! to send, events, and its next deadline; an adapter (`pulse-smol`,
 //! `pulse-mio`, or your own loop) moves them to and from a socket.
 //!
-//! The wire format is specified in `docs/PROTOCOL.md`.
+//! The wire format and its rules are specified in [`protocol`], the
+//! document `PROTOCOL.md` that ships with this crate.
 //!
 //! ## The drive loop
 //!
@@ -78,6 +79,25 @@
 extern crate alloc;
 #[cfg(doc)]
 extern crate std;
+
+/// The specification of the wire format and its rules, `PROTOCOL.md` in
+/// this package. Documentation only: it holds no items.
+//
+// One source of truth: the repository's docs/PROTOCOL.md, to which
+// pulse-proto/PROTOCOL.md is a symlink (cargo package stores it as a
+// regular file). It is written for plain Markdown, not rustdoc: its
+// diagrams are unlabelled code blocks, which rustdoc takes for Rust (they
+// would fail as doc tests, hence `not(doctest)`, and do not parse; the
+// text renders intact, with a few tokens coloured as Rust), and a bare URL
+// or a `[word]` would read as a link to rustdoc, hence the allows.
+#[cfg(all(doc, not(doctest)))]
+#[allow(
+    rustdoc::invalid_rust_codeblocks,
+    rustdoc::bare_urls,
+    rustdoc::broken_intra_doc_links
+)]
+#[doc = include_str!("../PROTOCOL.md")]
+pub mod protocol {}
 
 mod adapt;
 mod backoff;

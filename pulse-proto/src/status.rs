@@ -5,7 +5,7 @@ use core::fmt;
 
 /// The state a service reports for itself, as an operator would name it.
 ///
-/// On the wire it is one byte (`docs/PROTOCOL.md` §4.6, §6.9): an unknown value
+/// On the wire it is one byte ([the protocol](crate::protocol) §4.6, §6.9): an unknown value
 /// from a later version reads as [`ServiceState::Degraded`], the cautious
 /// choice for a load balancer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]

@@ -9,11 +9,32 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bins;
+pub mod fd_limit;
 pub mod floor;
 pub mod pair;
 pub mod peer;
+pub mod wire_dump;
 
 pub use pair::{Endpoint, Pair, Side, Wire};
+
+/// The Rust blocks of the READMEs, run as doc tests (`no_run` ones only
+/// compiled), so that the code a reader copies works.
+#[cfg(doctest)]
+pub mod readmes {
+    #[doc = include_str!("../../README.md")]
+    pub struct Workspace;
+    #[doc = include_str!("../../pulse-proto/README.md")]
+    pub struct PulseProto;
+    #[doc = include_str!("../../pulse-smol/README.md")]
+    pub struct PulseSmol;
+    #[doc = include_str!("../../pulse-mio/README.md")]
+    pub struct PulseMio;
+    #[doc = include_str!("../../pulse-driver/README.md")]
+    pub struct PulseDriver;
+    #[doc = include_str!("../../pulse-monitor/README.md")]
+    pub struct PulseMonitor;
+}
 
 use std::sync::Arc;
 

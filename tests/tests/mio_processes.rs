@@ -139,6 +139,8 @@ fn a_mio_client_and_a_smol_server_exchange_messages_and_heartbeats() {
 #[test]
 fn nine_thousand_connections_hold_for_thirty_seconds_without_a_false_verdict_and_close_cleanly() {
     const N: usize = 9000;
+    // Both processes hold N sockets: the server inherits the raised limit.
+    pulse_tests::fd_limit::require_open_files(N as u64 + 1000);
     let mut server = Peer::start(PEER, &["mio-echo-server", "1000", "3000"]);
     let addr = server.addr.unwrap();
     let (mut event_loop, seen) = clients(config(1000, 3000));

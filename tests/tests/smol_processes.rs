@@ -92,6 +92,8 @@ fn a_frozen_peer_is_declared_dead_in_time_and_the_client_reconnects_after_it_tha
 
 #[test]
 fn a_thousand_connections_at_a_one_second_interval_see_no_false_verdict_in_thirty_seconds() {
+    // 1,000 sockets and the rest come close to the common default of 1,024.
+    pulse_tests::fd_limit::require_open_files(2000);
     let mut server = Peer::start(PEER, &["smol-echo-server", "1000", "3000"]);
     let addr = server.addr.unwrap();
     let (verdicts, round_trips) = within(Duration::from_secs(120), async {

@@ -3,7 +3,8 @@
 //! heartbeat round trip, beside the floor (bare syscalls, no protocol).
 //!
 //! Run: `cargo run --release -p pulse-tests --bin pulse-load -- [key=value ...]`
-//! (for `tokio`, first `cargo build --release -p pulse-bench-tokio`).
+//! It builds the child processes it starts (`pulse-peer`, and for `tokio`
+//! `pulse-bench-tokio`) with its own profile first; see `pulse_tests::bins`.
 //!
 //! | key | default | meaning |
 //! |---|---|---|
@@ -33,14 +34,9 @@
 
 use std::time::{Duration, Instant};
 
+use pulse_tests::bins::binary;
 use pulse_tests::floor::sleep_until;
 use pulse_tests::peer::Peer;
-
-/// `pulse-peer`, built beside this binary.
-fn binary(name: &str) -> String {
-    let me = std::env::current_exe().expect("own path");
-    me.with_file_name(name).to_string_lossy().into_owned()
-}
 
 fn number(answer: &str) -> u64 {
     answer
@@ -80,6 +76,9 @@ fn modes(server: &str) -> (&'static str, &'static str, Option<&'static str>) {
 }
 
 struct Settings {
+    /// The `pulse-peer` binary, and the tokio reference's if needed.
+    peer: String,
+    tokio: Option<String>,
     interval_ms: u64,
     dead_ms: Option<u64>,
     samples: u32,
@@ -104,10 +103,9 @@ fn run(server: &str, connections: usize, s: &Settings) -> Run {
     let (server_mode, client_mode, batch) = modes(server);
     let interval = s.interval_ms.to_string();
     let dead = s.dead_ms.unwrap_or(3 * s.interval_ms).to_string();
-    let mut srv = if server_mode == "tokio" {
-        Peer::start(&binary("pulse-bench-tokio"), &[&interval, &dead])
-    } else {
-        Peer::start(&binary("pulse-peer"), &[server_mode, &interval, &dead])
+    let mut srv = match &s.tokio {
+        Some(tokio) if server_mode == "tokio" => Peer::start(tokio, &[&interval, &dead]),
+        _ => Peer::start(&s.peer, &[server_mode, &interval, &dead]),
     };
     let addr = srv.addr.expect("server address").to_string();
     std::thread::sleep(Duration::from_millis(500));
@@ -115,7 +113,7 @@ fn run(server: &str, connections: usize, s: &Settings) -> Run {
     let count = connections.to_string();
     let mut client_args = vec![client_mode, &addr, &count, &interval, &dead];
     client_args.extend(batch);
-    let mut client = Peer::start(&binary("pulse-peer"), &client_args);
+    let mut client = Peer::start(&s.peer, &client_args);
     let per_connection = |rss: u64| rss.saturating_sub(rss_before) as f64 / connections as f64;
     let connected_at = Instant::now();
     for k in 1..=s.samples {
@@ -184,6 +182,8 @@ fn main() {
     let mut servers = "mio,floor-1ms,smol,floor-paced".to_string();
     let mut connections = "9000".to_string();
     let mut settings = Settings {
+        peer: String::new(),
+        tokio: None,
         interval_ms: 1000,
         dead_ms: None,
         samples: 0,
@@ -209,6 +209,17 @@ fn main() {
             "freeze" => settings.freeze = value == "1",
             other => panic!("unknown key {other:?}"),
         }
+    }
+    let most = connections
+        .split(',')
+        .filter_map(|n| n.trim().parse::<u64>().ok())
+        .max();
+    // The server and the clients each hold N sockets; they inherit this.
+    pulse_tests::fd_limit::require_open_files(most.unwrap_or(0) + 1000);
+    let path = |package, name| binary(package, name).to_string_lossy().into_owned();
+    settings.peer = path("pulse-tests", "pulse-peer");
+    if servers.split(',').any(|s| s == "tokio") {
+        settings.tokio = Some(path("pulse-bench-tokio", "pulse-bench-tokio"));
     }
     println!(
         "heartbeat every {} ms, timeout {} ms, memory read {} s after connecting, CPU over {} s, {runs} run(s) per row (median (min–max))\n",
