@@ -1,10 +1,12 @@
 //! Test support for pulse: drivers that move pulse-proto sessions over
 //! simulated links in virtual time, deterministically.
 //!
-//! [`Pair`] wires two sessions through an in-memory link; it drives each
-//! session the way a real event loop does (one armed timer per session,
-//! never re-armed on receive) and counts every place where the session's
-//! timer contract would have forced a re-arm.
+//! [`Pair`] wires two sessions through an in-memory link; [`Net`] holds
+//! many sessions on many hosts sharing one network and clock. Both drive
+//! each session the way a real event loop does (one armed timer per
+//! session, never re-armed on receive), count every place where the
+//! session's timer contract would have forced a re-arm, and make the links
+//! and processes as hostile as a seed or a schedule says (see [`sim`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -12,8 +14,10 @@
 pub mod floor;
 pub mod pair;
 pub mod peer;
+pub mod sim;
 
-pub use pair::{Endpoint, Pair, Side, Wire};
+pub use pair::{Pair, Side};
+pub use sim::{draw, draw_between, Endpoint, LinkSpec, Net, Outage, Process, Wire};
 
 use std::sync::Arc;
 

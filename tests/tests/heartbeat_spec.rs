@@ -88,7 +88,7 @@ fn a_silent_peer_is_declared_dead_exactly_at_the_timeout() {
     for seed in 0..20 {
         let mut pair = connected(1_000, 3_000, Duration::from_millis(10), seed);
         pair.run_for(Duration::from_millis(5_000 + 137 * seed));
-        pair.server.frozen = true;
+        pair.server.process.frozen = true;
         pair.run_for(SECOND * 10);
         let dead = pair.client.events_where(is_dead);
         assert_eq!(dead.len(), 1, "seed {seed}");
@@ -157,12 +157,12 @@ fn answers_taking_forty_percent_of_the_interval_give_no_false_verdict() {
 fn suspicion_ends_with_the_first_frame_and_is_reported() {
     let mut pair = connected(1_000, 3_000, Duration::from_millis(10), 4);
     pair.run_for(SECOND * 5);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     let frozen_at = pair.now;
     pair.run_while(frozen_at + SECOND * 3, |p| {
         p.client.events_where(|e| matches!(e, Event::Suspect { .. })).is_empty()
     });
-    pair.server.frozen = false;
+    pair.server.process.frozen = false;
     pair.run_for(SECOND * 10);
     assert_eq!(
         pair.client.events_where(|e| matches!(e, Event::Recovered { .. })).len(),
@@ -206,7 +206,7 @@ fn the_same_seed_gives_the_same_run_bit_for_bit() {
         pair.observe();
         pair.connect(SECOND);
         pair.run_for(SECOND * 60);
-        pair.server.frozen = true;
+        pair.server.process.frozen = true;
         pair.run_for(SECOND * 10);
         (pair.to_server.frames, pair.to_client.frames, pair.client.events)
     };

@@ -234,7 +234,7 @@ fn a_clock_stepping_forward_gives_one_probe_round_not_a_verdict() {
         pair.connect(SECOND);
         pair.run_for(Duration::from_millis(2_000 + draw(seed, 8, 5_000)));
         // The client's clock jumps a minute ahead (a VM resumed, say).
-        pair.client.clock_offset = SECOND * 60;
+        pair.client.process.clock_offset = SECOND * 60;
         pair.run_for(SECOND * 30);
         assert_eq!(verdicts(&pair), 0, "seed {seed}");
     }
