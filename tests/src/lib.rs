@@ -17,7 +17,7 @@ pub mod peer;
 pub mod sim;
 
 pub use pair::{Pair, Side};
-pub use sim::{draw, draw_between, Endpoint, LinkSpec, Net, Outage, Process, Wire};
+pub use sim::{draw, draw_between, draw_log_between, Endpoint, LinkSpec, Net, Outage, Process, Wire};
 
 use std::sync::Arc;
 
@@ -33,6 +33,11 @@ pub fn config(transport: Transport, interval_ms: u64, dead_timeout_ms: u64) -> A
         Duration::from_millis(dead_timeout_ms),
     ))
 }
+
+/// The timings, as (interval, dead timeout) in milliseconds, that the
+/// properties run at: the default, the 1 s / 3 s many deployments pick, and
+/// an aggressive 200 ms / 600 ms.
+pub const TIMINGS: [(u64, u64); 3] = [(10_000, 30_000), (1_000, 3_000), (200, 600)];
 
 /// How many times longer to soak: `PULSE_SOAK=k` (default 1) multiplies
 /// the seeds, simulated time and fuzz-corpus work of the long properties.

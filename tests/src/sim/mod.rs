@@ -31,5 +31,5 @@ pub mod wire;
 pub use endpoint::Endpoint;
 pub use net::{Conn, Host, LinkSpec, Net};
 pub use process::Process;
-pub use rng::{draw, draw_between, Rng};
+pub use rng::{draw, draw_between, draw_log_between, Rng};
 pub use wire::{Outage, Wire};

@@ -56,3 +56,11 @@ pub fn draw_between(seed: u64, salt: u64, from: Duration, to: Duration) -> Durat
     let span = u64::try_from(to.saturating_sub(from).as_nanos()).unwrap_or(u64::MAX);
     from + Duration::from_nanos(draw(seed, salt, span.saturating_add(1)))
 }
+
+/// A duration in `from..=to` drawn from a seed and a salt, uniform in its
+/// logarithm: short and long values alike get their share of seeds.
+pub fn draw_log_between(seed: u64, salt: u64, from: Duration, to: Duration) -> Duration {
+    let (low, high) = (from.as_secs_f64().max(1e-9), to.as_secs_f64().max(1e-9));
+    let u = draw(seed, salt, 1 << 20) as f64 / f64::from(1u32 << 20);
+    Duration::from_secs_f64(low * (high / low).powf(u)).clamp(from, to)
+}
