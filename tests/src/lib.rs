@@ -15,6 +15,7 @@ pub mod floor;
 pub mod pair;
 pub mod peer;
 pub mod sim;
+pub mod stats;
 
 pub use pair::{Pair, Side};
 pub use sim::{draw, draw_between, draw_log_between, Endpoint, LinkSpec, Net, Outage, Process, Wire};

@@ -216,14 +216,35 @@ fn the_same_seed_gives_the_same_run_bit_for_bit() {
 
 #[test]
 fn a_verdict_never_fires_while_frames_keep_arriving_however_late_each_is() {
-    // Frames arrive every 2.9 s with a 3 s timeout: always just in time.
-    let mut pair = connected(10_000, 30_000, Duration::from_millis(5), 6);
-    for _ in 0..1_000 {
-        pair.send(Side::Server, 1, &b"late"[..]).unwrap();
-        pair.run_for(Duration::from_millis(29_900));
+    // The client hears only DATA, each frame 1 ms inside the timeout after
+    // the one before: its PINGs are lost and the server is stopped, so
+    // nothing else proves the server alive. When the DATA stops, the
+    // verdict follows exactly at the timeout.
+    for (interval_ms, dead_ms) in [(1_000, 3_000), (200, 600)] {
+        let timeout = Duration::from_millis(dead_ms);
+        let mut pair = connected(interval_ms, dead_ms, Duration::from_millis(5), 6);
+        pair.to_server.cut = true;
+        pair.server.process.frozen = true;
+        let mut data = Vec::new();
+        pulse_proto::frame::Frame::Data {
+            tag: 1,
+            payload: bytes::Bytes::from_static(b"late"),
+        }
+        .encode(&mut data);
+        let data = bytes::Bytes::from(data);
+        for _ in 0..1_000 {
+            pair.to_client.push(pair.now, data.clone(), Transport::Stream);
+            pair.run_for(timeout - Duration::from_millis(1));
+        }
+        assert!(pair.client.events_where(is_dead).is_empty(), "{dead_ms} ms");
+        assert_eq!(pair.client.session.state(), State::Established);
+        assert_eq!(pair.client.session.stats().data_received, 1_000);
+        assert!(pair.client.session.stats().pings_sent >= 1_000, "it probed all along");
+        pair.run_for(timeout + Duration::from_millis(1));
+        let dead = pair.client.events_where(is_dead);
+        assert_eq!(dead.len(), 1, "{dead_ms} ms: no verdict once the frames stopped");
+        assert_eq!(dead[0].0 - pair.client.last_input_at.unwrap(), timeout);
     }
-    assert!(pair.client.events_where(is_dead).is_empty());
-    assert_eq!(pair.client.session.state(), State::Established);
 }
 
 #[test]

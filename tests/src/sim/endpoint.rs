@@ -40,6 +40,7 @@ pub struct Endpoint {
     /// was not silent, so the verdict is false whatever the cause.
     pub unfounded_verdicts: Vec<(Instant, Instant)>,
     dead_timeout: Option<Duration>,
+    pings_logged: u32,
 }
 
 impl Endpoint {
@@ -58,6 +59,7 @@ impl Endpoint {
             ping_times: Vec::new(),
             unfounded_verdicts: Vec::new(),
             dead_timeout: None,
+            pings_logged: 0,
         }
     }
 
@@ -177,14 +179,15 @@ impl Endpoint {
         transport: Transport,
         landing: Option<Instant>,
     ) {
-        let pings = self.session.stats().pings_sent;
         while let Some(bytes) = self.session.poll_transmit(local) {
             let bytes = Bytes::copy_from_slice(bytes);
             self.session.advance_transmit(bytes.len());
             wire.push(now, bytes, transport);
         }
-        let sent = self.session.stats().pings_sent - pings;
-        self.ping_times.extend((0..sent).map(|_| now));
+        // Counted when staged, which may be before this write.
+        let sent = self.session.stats().pings_sent;
+        self.ping_times.extend((self.pings_logged..sent).map(|_| now));
+        self.pings_logged = sent;
         self.drain_events(now, landing);
     }
 
