@@ -68,7 +68,7 @@ fn the_wheel_corpus_replays_clean() {
 #[test]
 fn every_regression_replays_clean() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/regressions");
-    let mut replayed = 0;
+    let (mut replayed, mut failing) = (0, Vec::new());
     for entry in std::fs::read_dir(&root)
         .expect("fuzz/regressions")
         .filter_map(Result::ok)
@@ -85,11 +85,12 @@ fn every_regression_replays_clean() {
             _ => panic!("regression {name} names no target (decode-, session-, pair-, wheel-)"),
         };
         let data = std::fs::read(entry.path()).expect("readable input");
-        assert!(
-            std::panic::catch_unwind(|| target(&data)).is_ok(),
-            "regression {name} fails"
-        );
+        if std::panic::catch_unwind(|| target(&data)).is_err() {
+            failing.push(name);
+        }
         replayed += 1;
     }
     assert!(replayed > 0, "no regression replayed");
+    failing.sort();
+    assert!(failing.is_empty(), "regressions that fail: {failing:?}");
 }
