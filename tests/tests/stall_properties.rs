@@ -5,8 +5,9 @@
 //!
 //! Each property runs over many seeds, at the default timings (10 s / 30 s),
 //! at 1 s / 3 s and at 200 ms / 600 ms, on both transports and with either
-//! side stalled. A failure names its seed and the scenario;
-//! `PULSE_SIM_SEED=<seed>` replays it exactly, `PULSE_SOAK=<k>` runs k times
+//! side stalled. A failure says how many seeds fail and names the first
+//! with their scenarios; `PULSE_SIM_SEED=<seed>` replays one exactly,
+//! `PULSE_SIM_ALL=1` prints every failure, `PULSE_SOAK=<k>` runs k times
 //! more seeds.
 
 use std::fmt;
