@@ -6,6 +6,11 @@
 //!
 //! Depends on `pulse-proto` only.
 
+#[path = "pair.rs"]
+mod pair;
+
+pub use pair::pair;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,20 +21,20 @@ use pulse_proto::{
 };
 
 /// Reads the fuzzer's bytes as operands.
-struct Input<'a>(&'a [u8]);
+pub(crate) struct Input<'a>(pub(crate) &'a [u8]);
 
 impl<'a> Input<'a> {
-    fn byte(&mut self) -> Option<u8> {
+    pub(crate) fn byte(&mut self) -> Option<u8> {
         let (&b, rest) = self.0.split_first()?;
         self.0 = rest;
         Some(b)
     }
 
-    fn u16(&mut self) -> Option<u16> {
+    pub(crate) fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes([self.byte()?, self.byte()?]))
     }
 
-    fn take(&mut self, n: usize) -> &'a [u8] {
+    pub(crate) fn take(&mut self, n: usize) -> &'a [u8] {
         let (head, rest) = self.0.split_at(n.min(self.0.len()));
         self.0 = rest;
         head
@@ -91,7 +96,7 @@ fn decode_stream(wire: &[u8], piece: usize) -> (Vec<Frame>, Option<pulse_proto::
     (frames, None)
 }
 
-fn config(transport: Transport) -> Config {
+pub(crate) fn config(transport: Transport) -> Config {
     Config::default()
         .with_transport(transport)
         .with_interval(Duration::from_millis(100))
@@ -120,17 +125,30 @@ fn hello() -> Vec<u8> {
     bytes
 }
 
-/// What must hold of a session after every step.
-struct Watch {
+/// What must hold of a session after every step, and what it reported.
+#[derive(Default)]
+pub(crate) struct Watch {
     closed_seen: bool,
+    /// The agreed dead-peer timeout, once connected.
+    pub(crate) dead_timeout: Option<Duration>,
+    /// When it declared its peer dead.
+    pub(crate) verdict_at: Option<Instant>,
+    /// The code it closed with.
+    pub(crate) close_code: Option<CloseCode>,
 }
 
 impl Watch {
-    fn check(&mut self, session: &mut Session, now: Instant, after_timeout: bool) {
+    pub(crate) fn check(&mut self, session: &mut Session, now: Instant, after_timeout: bool) {
         while let Some(event) = session.poll_event() {
             assert!(!self.closed_seen, "an event after Closed: {event:?}");
-            if matches!(event, Event::Closed(_)) {
-                self.closed_seen = true;
+            match &event {
+                Event::Closed(closed) => {
+                    self.closed_seen = true;
+                    self.close_code = Some(closed.code);
+                }
+                Event::Connected(agreed) | Event::Retimed(agreed) => self.dead_timeout = Some(agreed.dead_timeout()),
+                Event::PeerDead { .. } => self.verdict_at = Some(now),
+                _ => {}
             }
         }
         // One signal: Closed is reported exactly when the session is closed.
@@ -165,7 +183,7 @@ impl Watch {
 }
 
 /// The transport a target's setup byte chooses (its lowest bit).
-fn transport(setup: u8) -> Transport {
+pub(crate) fn transport(setup: u8) -> Transport {
     if setup & 1 == 0 {
         Transport::Stream
     } else {
@@ -182,7 +200,7 @@ pub fn session(data: &[u8]) {
     let role = if setup & 2 == 0 { Role::Server } else { Role::Client };
     let mut now = Instant::ZERO;
     let mut session = Session::new(config(transport), role, now, u64::from(setup)).expect("valid config");
-    let mut watch = Watch { closed_seen: false };
+    let mut watch = Watch::default();
     if setup & 4 != 0 && role == Role::Server {
         session.handle_input(now, &hello()[..]);
     }
@@ -233,106 +251,6 @@ pub fn session(data: &[u8]) {
             }
         }
         watch.check(&mut session, now, after_timeout);
-    }
-}
-
-/// Two sessions over a link the input controls: it splits, drops,
-/// corrupts and delays what crosses, and moves time.
-pub fn pair(data: &[u8]) {
-    let mut input = Input(data);
-    let Some(setup) = input.byte() else { return };
-    let transport = transport(setup);
-    let mut now = Instant::ZERO;
-    let mut sessions = [
-        Session::new(config(transport), Role::Client, now, 1).expect("valid config"),
-        Session::new(config(transport), Role::Server, now, 2).expect("valid config"),
-    ];
-    let mut watches = [Watch { closed_seen: false }, Watch { closed_seen: false }];
-    // Bytes in flight towards each side.
-    let mut wires: [Vec<Vec<u8>>; 2] = [Vec::new(), Vec::new()];
-    let mut steps = 0;
-    while let Some(op) = input.byte() {
-        steps += 1;
-        if steps > 2000 {
-            break;
-        }
-        let side = usize::from(op >> 7);
-        let mut after_timeout = false;
-        match op % 8 {
-            // Everything the side wants to send goes on its wire.
-            0 => {
-                while let Some(out) = sessions[side].poll_transmit(now) {
-                    let out = out.to_vec();
-                    sessions[side].advance_transmit(out.len());
-                    wires[1 - side].push(out);
-                }
-            }
-            // Deliver the oldest piece in flight, maybe only part of it.
-            1 => {
-                if !wires[side].is_empty() {
-                    let piece = wires[side].remove(0);
-                    let n = usize::from(input.byte().unwrap_or(255)).min(piece.len());
-                    match transport {
-                        Transport::Stream => {
-                            sessions[side].handle_input(now, &piece[..n]);
-                            if n < piece.len() {
-                                wires[side].insert(0, piece[n..].to_vec());
-                            }
-                        }
-                        Transport::Datagram => sessions[side].handle_datagram(now, &piece[..]),
-                    }
-                }
-            }
-            // Lose the oldest piece in flight.
-            2 => {
-                if !wires[side].is_empty() {
-                    wires[side].remove(0);
-                }
-            }
-            // Corrupt a byte in flight.
-            3 => {
-                let at = usize::from(input.byte().unwrap_or(0));
-                let with = input.byte().unwrap_or(0);
-                if let Some(piece) = wires[side].first_mut() {
-                    if !piece.is_empty() {
-                        let len = piece.len();
-                        piece[at % len] ^= with | 1;
-                    }
-                }
-            }
-            // Reorder (datagrams) or duplicate.
-            4 => {
-                if wires[side].len() >= 2 && transport == Transport::Datagram {
-                    wires[side].swap(0, 1);
-                } else if let (Some(first), Transport::Datagram) = (wires[side].first().cloned(), transport) {
-                    wires[side].push(first);
-                }
-            }
-            5 => now += Duration::from_micros(u64::from(input.u16().unwrap_or(0)) * 16),
-            6 => {
-                if let Some(deadline) = sessions[side].poll_timeout() {
-                    now = now.max(deadline);
-                }
-                sessions[side].handle_timeout(now);
-                after_timeout = true;
-            }
-            _ => {
-                let n = usize::from(input.byte().unwrap_or(0)) * 8;
-                let _ = sessions[side].send(7, vec![side as u8; n]);
-            }
-        }
-        for (session, watch) in sessions.iter_mut().zip(&mut watches) {
-            watch.check(session, now, false);
-        }
-        if after_timeout {
-            if let Some(deadline) = sessions[side].poll_timeout() {
-                assert!(deadline > now, "deadline not after now after handle_timeout");
-            }
-        }
-        // Nothing in flight grows without bound: a side sends only what
-        // its own limits allow.
-        let in_flight: usize = wires.iter().flatten().map(Vec::len).sum();
-        assert!(in_flight <= 1 << 20, "{in_flight} bytes in flight");
     }
 }
 

@@ -599,8 +599,17 @@ impl Session {
         }
     }
 
+    /// The probe timeout, never longer than the interval: a side that has no
+    /// RTT sample yet (a server that never had to ping) would otherwise use
+    /// the initial guess of about a second, and with a fast interval its
+    /// next PING, which waits for the last to be judged, could come only
+    /// after its own verdict.
     pub(crate) fn probe_timing(&self) -> ProbeTiming {
-        let timeout = self.rtt.probe_timeout(self.config.probe_floor_for(self.interval()));
+        let interval = self.interval();
+        let timeout = self
+            .rtt
+            .probe_timeout(self.config.probe_floor_for(interval))
+            .min(interval);
         let spacing = timeout.max(self.ping_policy().spacing);
         ProbeTiming { timeout, spacing }
     }
@@ -613,6 +622,7 @@ impl Session {
         }
         if let Some(silent_for) = self.liveness.on_receive(now) {
             self.events.push_back(Event::Recovered { silent_for });
+            self.respread();
         }
         let datagram = self.config.transport == Transport::Datagram;
         match frame {
@@ -847,6 +857,21 @@ impl Session {
     fn queue_probe(&mut self, now: Instant, probe: ProbeTiming) {
         self.pending.ping = true;
         self.liveness.on_probe(now, probe);
+    }
+
+    /// After a suspicion ends, a client draws its next spacing as a new
+    /// session's first: clients a stalled server answered in one instant
+    /// would otherwise keep that one phase for good (the jitter does not
+    /// drift), and ping as a herd. Input, but only later: the next PING is
+    /// never due before the probe instant it replaces.
+    fn respread(&mut self) {
+        if self.role == Role::Client {
+            let first = self
+                .jitter
+                .first(self.interval())
+                .min(self.adaptive().map_or(Duration::MAX, Adaptive::target_gap));
+            self.liveness.respace(first);
+        }
     }
 
     fn draw_spacing(&mut self) -> Duration {

@@ -75,7 +75,7 @@ fn main() {
         .unwrap();
     pair.run_for(Duration::from_secs(6));
     let frozen_at = pair.now;
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     let until = pair.now + Duration::from_secs(10);
     pair.run_while(until, |p| !p.client.session.is_closed());
 

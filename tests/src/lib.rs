@@ -1,10 +1,12 @@
 //! Test support for pulse: drivers that move pulse-proto sessions over
 //! simulated links in virtual time, deterministically.
 //!
-//! [`Pair`] wires two sessions through an in-memory link; it drives each
-//! session the way a real event loop does (one armed timer per session,
-//! never re-armed on receive) and counts every place where the session's
-//! timer contract would have forced a re-arm.
+//! [`Pair`] wires two sessions through an in-memory link; [`Net`] holds
+//! many sessions on many hosts sharing one network and clock. Both drive
+//! each session the way a real event loop does (one armed timer per
+//! session, never re-armed on receive), count every place where the
+//! session's timer contract would have forced a re-arm, and make the links
+//! and processes as hostile as a seed or a schedule says (see [`sim`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -14,9 +16,12 @@ pub mod fd_limit;
 pub mod floor;
 pub mod pair;
 pub mod peer;
+pub mod sim;
+pub mod stats;
 pub mod wire_dump;
 
-pub use pair::{Endpoint, Pair, Side, Wire};
+pub use pair::{Pair, Side};
+pub use sim::{draw, draw_between, draw_log_between, Endpoint, LinkSpec, Net, Outage, Process, Wire};
 
 /// The Rust blocks of the READMEs, run as doc tests (`no_run` ones only
 /// compiled), so that the code a reader copies works.
@@ -50,6 +55,11 @@ pub fn config(transport: Transport, interval_ms: u64, dead_timeout_ms: u64) -> A
         Duration::from_millis(dead_timeout_ms),
     ))
 }
+
+/// The timings, as (interval, dead timeout) in milliseconds, that the
+/// properties run at: the default, the 1 s / 3 s many deployments pick, and
+/// an aggressive 200 ms / 600 ms.
+pub const TIMINGS: [(u64, u64); 3] = [(10_000, 30_000), (1_000, 3_000), (200, 600)];
 
 /// How many times longer to soak: `PULSE_SOAK=k` (default 1) multiplies
 /// the seeds, simulated time and fuzz-corpus work of the long properties.

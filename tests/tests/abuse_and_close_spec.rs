@@ -282,7 +282,7 @@ fn a_late_timer_still_convicts_a_peer_that_stays_silent_after_one_probe_round() 
     let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 4);
     pair.connect(SECOND);
     pair.run_for(SECOND * 5);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     let client = &mut pair.client.session;
     let late = client.poll_timeout().unwrap() + Duration::from_secs(60);
     client.handle_timeout(late);
@@ -358,7 +358,7 @@ fn a_graceful_close_sends_queued_data_first_and_both_sides_report_it() {
 fn a_peer_that_never_answers_the_close_is_given_up_on_after_the_close_timeout() {
     let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 6);
     pair.connect(SECOND);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     let closed_at = pair.now;
     pair.close(Side::Client, CloseCode::NORMAL, "");
     pair.run_for(SECOND * 30);

@@ -149,7 +149,7 @@ fn the_first_probe_goes_out_the_larger_of_the_probe_timeout_and_the_ping_spacing
     pair.observe();
     pair.connect(SECOND);
     pair.run_for(SECOND * 3);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     pair.run_for(SECOND * 4);
     let pings: Vec<Instant> = pair
         .to_server
@@ -461,7 +461,7 @@ fn a_driver_that_stops_reading_gets_no_verdict_until_it_reads_again_and_a_probe_
     pair.connect(SECOND);
     let now = pair.now;
     pair.client.session.pause_input(now);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     pair.run_for(SECOND * 30);
     assert!(pair
         .client
@@ -489,7 +489,7 @@ fn a_half_second_stall_gives_no_verdict_even_with_a_400_ms_timeout() {
         pair.run_for(Duration::from_millis(1_000 + 37 * seed));
         // The client's process (or machine) stops for 500 ms: its clock
         // jumps, nothing of the peer's reached it meanwhile.
-        pair.client.clock_offset += Duration::from_millis(500);
+        pair.client.process.clock_offset += Duration::from_millis(500);
         pair.run_for(SECOND * 5);
         for end in [&pair.client, &pair.server] {
             assert!(
@@ -529,7 +529,7 @@ fn a_retime_is_clamped_by_the_server_and_takes_effect_on_both_sides_at_their_nex
     }
     // The server's dead-peer timeout is the new one: a frozen client is
     // convicted 600 s after its last frame, not 3 s.
-    pair.client.frozen = true;
+    pair.client.process.frozen = true;
     pair.run_for(SECOND * 700);
     let dead = pair.server.events_where(|e| matches!(e, Event::PeerDead { .. }));
     assert_eq!(dead.len(), 1);

@@ -86,7 +86,7 @@ fn a_silent_datagram_peer_is_declared_dead_within_the_bound() {
     let mut pair = pair(5);
     pair.connect(SECOND);
     pair.run_for(SECOND * 5);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     pair.run_for(SECOND * 10);
     let dead = pair.client.events_where(|e| matches!(e, Event::PeerDead { .. }));
     assert_eq!(dead.len(), 1);

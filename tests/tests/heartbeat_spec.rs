@@ -89,7 +89,7 @@ fn a_silent_peer_is_declared_dead_exactly_at_the_timeout() {
     for seed in 0..20 {
         let mut pair = connected(1_000, 3_000, Duration::from_millis(10), seed);
         pair.run_for(Duration::from_millis(5_000 + 137 * seed));
-        pair.server.frozen = true;
+        pair.server.process.frozen = true;
         pair.run_for(SECOND * 10);
         let dead = pair.client.events_where(is_dead);
         assert_eq!(dead.len(), 1, "seed {seed}");
@@ -158,12 +158,12 @@ fn answers_taking_forty_percent_of_the_interval_give_no_false_verdict() {
 fn suspicion_ends_with_the_first_frame_and_is_reported() {
     let mut pair = connected(1_000, 3_000, Duration::from_millis(10), 4);
     pair.run_for(SECOND * 5);
-    pair.server.frozen = true;
+    pair.server.process.frozen = true;
     let frozen_at = pair.now;
     pair.run_while(frozen_at + SECOND * 3, |p| {
         p.client.events_where(|e| matches!(e, Event::Suspect { .. })).is_empty()
     });
-    pair.server.frozen = false;
+    pair.server.process.frozen = false;
     pair.run_for(SECOND * 10);
     assert_eq!(
         pair.client.events_where(|e| matches!(e, Event::Recovered { .. })).len(),
@@ -207,7 +207,7 @@ fn the_same_seed_gives_the_same_run_bit_for_bit() {
         pair.observe();
         pair.connect(SECOND);
         pair.run_for(SECOND * 60);
-        pair.server.frozen = true;
+        pair.server.process.frozen = true;
         pair.run_for(SECOND * 10);
         (pair.to_server.frames, pair.to_client.frames, pair.client.events)
     };
@@ -217,14 +217,35 @@ fn the_same_seed_gives_the_same_run_bit_for_bit() {
 
 #[test]
 fn a_verdict_never_fires_while_frames_keep_arriving_however_late_each_is() {
-    // Frames arrive every 2.9 s with a 3 s timeout: always just in time.
-    let mut pair = connected(10_000, 30_000, Duration::from_millis(5), 6);
-    for _ in 0..1_000 {
-        pair.send(Side::Server, 1, &b"late"[..]).unwrap();
-        pair.run_for(Duration::from_millis(29_900));
+    // The client hears only DATA, each frame 1 ms inside the timeout after
+    // the one before: its PINGs are lost and the server is stopped, so
+    // nothing else proves the server alive. When the DATA stops, the
+    // verdict follows exactly at the timeout.
+    for (interval_ms, dead_ms) in [(1_000, 3_000), (200, 600)] {
+        let timeout = Duration::from_millis(dead_ms);
+        let mut pair = connected(interval_ms, dead_ms, Duration::from_millis(5), 6);
+        pair.to_server.cut = true;
+        pair.server.process.frozen = true;
+        let mut data = Vec::new();
+        pulse_proto::frame::Frame::Data {
+            tag: 1,
+            payload: bytes::Bytes::from_static(b"late"),
+        }
+        .encode(&mut data);
+        let data = bytes::Bytes::from(data);
+        for _ in 0..1_000 {
+            pair.to_client.push(pair.now, data.clone(), Transport::Stream);
+            pair.run_for(timeout - Duration::from_millis(1));
+        }
+        assert!(pair.client.events_where(is_dead).is_empty(), "{dead_ms} ms");
+        assert_eq!(pair.client.session.state(), State::Established);
+        assert_eq!(pair.client.session.stats().data_received, 1_000);
+        assert!(pair.client.session.stats().pings_sent >= 1_000, "it probed all along");
+        pair.run_for(timeout + Duration::from_millis(1));
+        let dead = pair.client.events_where(is_dead);
+        assert_eq!(dead.len(), 1, "{dead_ms} ms: no verdict once the frames stopped");
+        assert_eq!(dead[0].0 - pair.client.last_input_at.unwrap(), timeout);
     }
-    assert!(pair.client.events_where(is_dead).is_empty());
-    assert_eq!(pair.client.session.state(), State::Established);
 }
 
 #[test]
