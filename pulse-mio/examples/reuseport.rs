@@ -5,13 +5,20 @@
 //!
 //! Run: `cargo run --release -p pulse-mio --example reuseport -- 127.0.0.1:7200`
 //! then point clients (e.g. the `swarm` example) at that address.
+//!
+//! The kernel spreads connections this way on Linux; see
+//! `reuseport_listener` for what other systems do.
+#![cfg_attr(
+    not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))),
+    allow(dead_code, unused_imports)
+)]
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pulse_mio::{reuseport_listener, ConnId, Ctx, EventLoop, Handler, LoopConfig};
+use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
 use pulse_proto::Closed;
 
 struct Echo {
@@ -36,6 +43,7 @@ impl Handler for Echo {
     }
 }
 
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
 fn main() -> std::io::Result<()> {
     let addr: SocketAddr = std::env::args()
         .nth(1)
@@ -45,7 +53,7 @@ fn main() -> std::io::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads: Vec<_> = (0..cores)
         .map(|loop_index| {
-            let listener = reuseport_listener(addr)?;
+            let listener = pulse_mio::reuseport_listener(addr)?;
             Ok(std::thread::spawn(move || -> std::io::Result<()> {
                 let open = Arc::new(AtomicUsize::new(0));
                 let mut event_loop = EventLoop::new(LoopConfig::default(), Echo { loop_index, open })?;
@@ -59,4 +67,9 @@ fn main() -> std::io::Result<()> {
         thread.join().expect("loop thread")?;
     }
     Ok(())
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+fn main() {
+    eprintln!("SO_REUSEPORT is not available on this system");
 }

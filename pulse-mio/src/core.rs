@@ -16,6 +16,7 @@ use slab::Slab;
 
 use crate::config::LoopConfig;
 use crate::handler::ConnId;
+use crate::tokens::Tokens;
 
 /// The transport under one session.
 pub(crate) enum Io {
@@ -147,6 +148,9 @@ impl<T> Core<T> {
         let connecting = role == Role::Client && matches!(io, Io::Tcp(_));
         let entry = self.conns.vacant_entry();
         let index = u32::try_from(entry.key()).map_err(|_| io::Error::other("too many connections"))?;
+        let token = Tokens::NATIVE
+            .connection(index)
+            .ok_or_else(|| io::Error::other("too many connections"))?;
         let mut conn = Conn {
             session,
             io,
@@ -165,7 +169,7 @@ impl<T> Core<T> {
             } else {
                 Interest::READABLE
             };
-            self.poll.registry().register(stream, Token(index as usize), interest)?;
+            self.poll.registry().register(stream, token, interest)?;
         }
         entry.insert(conn);
         self.mark_dirty(index);

@@ -85,7 +85,7 @@ pub(crate) fn connect<T>(
             socket.bind(&local.into())?;
             match socket.connect(&addr.into()) {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {} // EINPROGRESS
+                Err(e) if is_in_progress(&e) => {}
                 Err(e) => return Err(e),
             }
             TcpStream::from_std(socket.into())
@@ -94,4 +94,30 @@ pub(crate) fn connect<T>(
     stream.set_nodelay(true)?;
     core.stats.connected += 1;
     core.add(Io::Tcp(stream), Role::Client, value)
+}
+
+/// Whether a non-blocking connect has started rather than failed: Unix says
+/// EINPROGRESS (its number differs between systems: 115 on Linux, 36 on
+/// macOS and the BSDs), Windows says WSAEWOULDBLOCK, which is `WouldBlock`.
+fn is_in_progress(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::EINPROGRESS) {
+        return true;
+    }
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connect_in_progress_is_told_from_a_failed_one_by_the_platform_s_own_numbers() {
+        #[cfg(unix)]
+        assert!(is_in_progress(&io::Error::from_raw_os_error(libc::EINPROGRESS)));
+        assert!(is_in_progress(&io::Error::from(io::ErrorKind::WouldBlock)));
+        assert!(!is_in_progress(&io::Error::from(io::ErrorKind::ConnectionRefused)));
+        #[cfg(unix)]
+        assert!(!is_in_progress(&io::Error::from_raw_os_error(libc::ECONNREFUSED)));
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mio::net::{TcpListener, UdpSocket};
-use mio::{Events, Interest, Token, Waker};
+use mio::{Events, Interest, Waker};
 use pulse_proto::{Admission, CloseCode, Event, Role, Session};
 
 use crate::config::LoopConfig;
@@ -15,11 +15,7 @@ use crate::core::{Core, Io, LoopStats};
 use crate::ctx::{self, Ctx};
 use crate::handle::{Command, Handle, Shared};
 use crate::handler::{ConnId, Handler};
-
-/// Reserved tokens: connections use their slab index, below these.
-const WAKER: Token = Token(usize::MAX);
-const TCP_LISTENER: usize = 1 << 40;
-const UDP_SOCKET: usize = 2 << 40;
+use crate::tokens::{Slot, Tokens, MAX_SOCKETS_PER_KIND};
 
 /// A single-threaded event loop holding many pulse connections.
 ///
@@ -75,7 +71,7 @@ impl<H: Handler> EventLoop<H> {
     pub fn new(config: LoopConfig, handler: H) -> io::Result<Self> {
         let events = Events::with_capacity(config.events_per_poll.max(16));
         let core = Core::new(config)?;
-        let waker = Waker::new(core.poll.registry(), WAKER)?;
+        let waker = Waker::new(core.poll.registry(), Tokens::NATIVE.waker())?;
         Ok(EventLoop {
             core,
             handler,
@@ -99,7 +95,9 @@ impl<H: Handler> EventLoop<H> {
     }
 
     fn add_listener(&mut self, mut listener: TcpListener) -> io::Result<SocketAddr> {
-        let token = Token(TCP_LISTENER + self.listeners.len());
+        let token = Tokens::NATIVE
+            .listener(self.listeners.len())
+            .ok_or_else(|| too_many("TCP listeners"))?;
         self.core
             .poll
             .registry()
@@ -112,8 +110,10 @@ impl<H: Handler> EventLoop<H> {
     /// Accepts pulse peers over UDP on `addr`, one connection per peer
     /// address, opened by a handshake datagram. DATA over UDP is unreliable.
     pub fn listen_udp(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let token = Tokens::NATIVE
+            .udp(self.core.udp_sockets.len())
+            .ok_or_else(|| too_many("UDP sockets"))?;
         let mut socket = UdpSocket::bind(addr)?;
-        let token = Token(UDP_SOCKET + self.core.udp_sockets.len());
         self.core
             .poll
             .registry()
@@ -220,23 +220,15 @@ impl<H: Handler> EventLoop<H> {
         // Connections left unread last turn: read after this turn's events.
         let carried = std::mem::take(&mut self.read_again);
         for event in self.events.iter() {
-            match event.token() {
-                WAKER => woken = true,
-                Token(t) if t >= UDP_SOCKET => {
-                    read_udp(
-                        &mut self.core,
-                        &mut self.handler,
-                        (t - UDP_SOCKET) as u32,
-                        self.accepting,
-                    );
-                }
-                Token(t) if t >= TCP_LISTENER => {
-                    if let Some(listener) = self.listeners.get(t - TCP_LISTENER) {
+            match Tokens::NATIVE.slot(event.token()) {
+                Slot::Waker => woken = true,
+                Slot::Udp(n) => read_udp(&mut self.core, &mut self.handler, n as u32, self.accepting),
+                Slot::Listener(n) => {
+                    if let Some(listener) = self.listeners.get(n) {
                         accept(&mut self.core, &mut self.handler, listener);
                     }
                 }
-                Token(index) => {
-                    let index = index as u32;
+                Slot::Connection(index) => {
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         if self.core.read(index) {
                             self.read_again.push(index);
@@ -345,6 +337,10 @@ impl<H: Handler> EventLoop<H> {
             }
         }
     }
+}
+
+fn too_many(what: &str) -> io::Error {
+    io::Error::other(format!("one loop holds at most {MAX_SOCKETS_PER_KIND} {what}"))
 }
 
 /// Accepts until the listener has no more; beyond the connection limit a
@@ -458,6 +454,19 @@ fn read_udp<H: Handler>(core: &mut Core<H::Conn>, handler: &mut H, socket: u32, 
 /// A TCP listener with `SO_REUSEPORT` (and `SO_REUSEADDR`): bind one per
 /// loop, each loop on its own thread and core, all on the same port, and
 /// the kernel spreads new connections between them.
+///
+/// What the kernel does with several sockets on one port depends on the
+/// system:
+///
+/// - **Linux** (3.9 and later) spreads new connections between them by a
+///   hash of each connection's addresses: what this function is for.
+/// - **FreeBSD** lets them share the port but spreads connections only with
+///   its own `SO_REUSEPORT_LB`, which this function does not set; **macOS**,
+///   OpenBSD and NetBSD let them share the port and hand new connections to
+///   one of them. There, run one loop per port.
+/// - Where `socket2` does not offer the option (Windows, Solaris, illumos),
+///   the function is absent.
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;

@@ -3,7 +3,7 @@
 //! A hand-rolled [mio] event loop that holds very many [pulse](pulse_proto)
 //! connections for almost nothing: for IoT and push gateways, game servers
 //! and proxies. One thread runs one loop; one loop per core shares a port
-//! with [`reuseport_listener`].
+//! with [`reuseport_listener`] (on Linux: see there for other systems).
 //!
 //! What a connection costs the loop: its session (about 400 bytes), a slab
 //! entry, one entry in the loop's hierarchical [`pulse_proto::TimerWheel`],
@@ -32,10 +32,13 @@ mod ctx;
 mod event_loop;
 mod handle;
 mod handler;
+mod tokens;
 
 pub use crate::core::LoopStats;
 pub use config::LoopConfig;
 pub use ctx::Ctx;
-pub use event_loop::{reuseport_listener, EventLoop};
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+pub use event_loop::reuseport_listener;
+pub use event_loop::EventLoop;
 pub use handle::Handle;
 pub use handler::{ConnId, Handler};
