@@ -47,9 +47,6 @@ pub(crate) struct Conn<T> {
     /// waits until they are read (a verdict must never come with frames
     /// waiting).
     pub(crate) unread: bool,
-    /// Its timer fired while `unread` and was put off by one turn (once: a
-    /// peer that floods us still gets our heartbeats).
-    pub(crate) deferred: bool,
     /// `on_open` was called.
     pub(crate) opened: bool,
     pub(crate) value: Option<T>,
@@ -182,7 +179,6 @@ impl<T> Core<T> {
             dirty: false,
             connecting,
             unread: false,
-            deferred: false,
             opened: false,
             value: Some(value()),
         });

@@ -404,13 +404,13 @@ impl<H: Handler> Endpoint<H> {
             };
             conn.timer = None;
             conn.slot.fired();
-            if conn.unread && !conn.deferred {
+            if conn.unread {
                 // Frames may wait in its socket: read them first. Its read
-                // next turn marks it for service, which sets the timer again.
-                conn.deferred = true;
+                // next turn marks it for service, which sets the timer
+                // again. (A peer that keeps it unread is sending: alive;
+                // its PINGs are answered as they are read.)
                 continue;
             }
-            conn.deferred = false;
             conn.session.handle_timeout(now);
             self.core.mark_dirty(index);
         }
