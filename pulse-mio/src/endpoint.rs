@@ -143,9 +143,17 @@ impl<H: Handler> Endpoint<H> {
         })
     }
 
-    /// Accepts pulse connections over TCP on `addr`.
+    /// Accepts pulse connections over TCP on `addr`, with a backlog of
+    /// 1,024 (or the system's `somaxconn`, if lower): a burst of connects
+    /// waits there while the loop accepts [`LoopConfig::accepts_per_turn`]
+    /// a turn.
     pub fn listen(&mut self, addr: SocketAddr) -> io::Result<SocketAddr> {
-        self.add_listener(TcpListener::bind(addr)?)
+        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+        #[cfg(unix)]
+        socket.set_reuse_address(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        self.listen_on(socket.into())
     }
 
     /// Accepts on a listener made elsewhere, e.g. by
