@@ -270,14 +270,7 @@ impl<H: Handler> Endpoint<H> {
         self.listeners.clear();
         self.open = false;
         let now = clock::now();
-        let indices: Vec<usize> = self.core.conns.iter().map(|(i, _)| i).collect();
-        for index in indices {
-            let _going_away_is_sendable =
-                self.core.conns[index]
-                    .session
-                    .close(now, CloseCode::GOING_AWAY, "shutting down");
-            self.core.mark_dirty(index as u32);
-        }
+        self.going_away(|session| session.close(now, CloseCode::GOING_AWAY, "shutting down"));
         self.core.shutdown_at = Some(now + grace);
     }
 
@@ -423,14 +416,16 @@ impl<H: Handler> Endpoint<H> {
             self.core.mark_dirty(index);
         }
         if self.core.shutdown_at.is_some_and(|at| now >= at) {
-            let indices: Vec<usize> = self.core.conns.iter().map(|(i, _)| i).collect();
-            for index in indices {
-                let _going_away_is_sendable =
-                    self.core.conns[index]
-                        .session
-                        .abort(now, CloseCode::GOING_AWAY, "shutdown grace expired");
-                self.core.mark_dirty(index as u32);
-            }
+            self.going_away(|session| session.abort(now, CloseCode::GOING_AWAY, "shutdown grace expired"));
+        }
+    }
+
+    /// Ends every connection with `end` ("going away" is always sendable).
+    fn going_away(&mut self, mut end: impl FnMut(&mut pulse_proto::Session) -> Result<(), pulse_proto::CloseError>) {
+        let indices: Vec<usize> = self.core.conns.iter().map(|(i, _)| i).collect();
+        for index in indices {
+            let _going_away_is_sendable = end(&mut self.core.conns[index].session);
+            self.core.mark_dirty(index as u32);
         }
     }
 

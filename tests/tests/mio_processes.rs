@@ -237,15 +237,6 @@ fn a_frozen_server_is_declared_dead_in_time_and_the_other_connections_are_untouc
 #[test]
 fn a_smol_udp_client_and_a_mio_udp_listener_exchange_messages_and_heartbeats() {
     // The mio loop runs on a thread of this process; it echoes over UDP.
-    struct Echo;
-    impl Handler for Echo {
-        type Conn = ();
-        fn accepted(&mut self, _peer: SocketAddr) {}
-        fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
-            let _ = ctx.send(conn, tag, payload);
-        }
-        fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _closed: &Closed, _value: ()) {}
-    }
     let udp = Arc::new(
         (*config(200, 600))
             .clone()
