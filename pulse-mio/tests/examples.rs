@@ -83,7 +83,7 @@ fn the_server_example_survives_an_http_probe_serves_pulse_and_shuts_down_on_a_li
     let mut client = EventLoop::new(LoopConfig::new(config), Client(seen.clone())).unwrap();
     let conn = client.connect(addr, ()).unwrap();
     let started = Instant::now();
-    let mut turn_until = |client: &mut EventLoop<Client>, done: &dyn Fn(&Seen) -> bool| {
+    let turn_until = |client: &mut EventLoop<Client>, done: &dyn Fn(&Seen) -> bool| {
         while !done(&seen.lock().unwrap()) {
             assert!(started.elapsed() < Duration::from_secs(30), "waited too long");
             client.turn(Some(Duration::from_millis(50))).unwrap();
