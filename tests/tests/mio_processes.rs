@@ -157,9 +157,10 @@ fn nine_thousand_connections_hold_for_thirty_seconds_without_a_false_verdict_and
         let seen = seen.lock().unwrap();
         assert!(
             seen.verdicts.is_empty() && seen.closed.is_empty(),
-            "{} verdicts, {} closed",
+            "{} verdicts, {} closed, the first: {:?}",
             seen.verdicts.len(),
-            seen.closed.len()
+            seen.closed.len(),
+            seen.closed.first()
         );
         // About 30 round trips each in 30 s; a third of that, so a loaded
         // machine does not fail it, still shows the heartbeats ran.
