@@ -9,7 +9,7 @@
 //! The kernel spreads connections this way on Linux; see
 //! `reuseport_listener` for what other systems do.
 #![cfg_attr(
-    not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))),
+    not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))),
     allow(dead_code, unused_imports)
 )]
 
@@ -27,23 +27,31 @@ struct Echo {
 }
 
 impl Handler for Echo {
-    type Conn = ();
-    fn accepted(&mut self, _peer: SocketAddr) {}
-    fn on_open(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId) {
+    /// Whether the connection opened (only those are counted off).
+    type Conn = bool;
+    fn accepted(&mut self, _peer: SocketAddr) -> bool {
+        false
+    }
+    fn on_open(&mut self, ctx: &mut Ctx<'_, bool>, conn: ConnId) {
+        if let Some(opened) = ctx.value(conn) {
+            *opened = true;
+        }
         let n = self.open.fetch_add(1, Ordering::Relaxed) + 1;
         if n.is_power_of_two() {
             println!("loop {}: {n} connections", self.loop_index);
         }
     }
-    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, bool>, conn: ConnId, tag: u16, payload: Bytes) {
         let _ = ctx.send(conn, tag, payload);
     }
-    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _closed: &Closed, _value: ()) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, bool>, _conn: ConnId, _closed: &Closed, opened: bool) {
+        if opened {
+            self.open.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
 fn main() -> std::io::Result<()> {
     let addr: SocketAddr = std::env::args()
         .nth(1)
@@ -69,7 +77,7 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
 fn main() {
     eprintln!("SO_REUSEPORT is not available on this system");
 }

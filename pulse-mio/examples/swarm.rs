@@ -21,21 +21,31 @@ struct Swarm {
 }
 
 impl Handler for Swarm {
-    type Conn = ();
-    fn accepted(&mut self, _peer: SocketAddr) {}
-    fn on_open(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId) {
-        self.open += 1;
+    /// Whether the connection opened: one that never did (refused, or its
+    /// handshake failed) still gets `on_close`, and must not be taken off
+    /// the open count.
+    type Conn = bool;
+    fn accepted(&mut self, _peer: SocketAddr) -> bool {
+        false
     }
-    fn on_message(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _tag: u16, _payload: Bytes) {}
-    fn on_event(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, event: &Event) {
+    fn on_open(&mut self, ctx: &mut Ctx<'_, bool>, conn: ConnId) {
+        self.open += 1;
+        if let Some(opened) = ctx.value(conn) {
+            *opened = true;
+        }
+    }
+    fn on_message(&mut self, _ctx: &mut Ctx<'_, bool>, _conn: ConnId, _tag: u16, _payload: Bytes) {}
+    fn on_event(&mut self, _ctx: &mut Ctx<'_, bool>, _conn: ConnId, event: &Event) {
         match event {
             Event::Rtt(_) => self.round_trips += 1,
             Event::PeerDead { .. } => self.verdicts += 1,
             _ => {}
         }
     }
-    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _closed: &Closed, _value: ()) {
-        self.open -= 1;
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, bool>, _conn: ConnId, _closed: &Closed, opened: bool) {
+        if opened {
+            self.open -= 1;
+        }
         self.closed += 1;
     }
 }
@@ -53,7 +63,7 @@ fn main() -> std::io::Result<()> {
     let mut event_loop = EventLoop::new(LoopConfig::new(config), Swarm::default())?;
     for i in 0..count {
         let local = SocketAddr::from(([127, 0, 0, 2 + (i % 8) as u8], 0));
-        event_loop.connect_from(local, server, ())?;
+        event_loop.connect_from(local, server, false)?;
     }
     let started = Instant::now();
     let mut next_report = started + Duration::from_secs(1);

@@ -1,17 +1,17 @@
 //! The loop's state apart from the handler: connections, the timer wheel,
-//! the read buffer, and the moves between sockets and sessions. No protocol
-//! decision is made here; every one is the session's.
+//! and the moves between sockets and sessions. No protocol decision is made
+//! here; every one is the session's, and the moves themselves are
+//! `pulse_driver`'s (flush, read, clock, re-arm rule).
 
-use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use mio::net::{TcpStream, UdpSocket};
-use mio::{Interest, Poll, Token};
-use pulse_proto::{CloseCode, CloseError, Gate, Instant, Role, SendError, Session, TimerKey, TimerWheel, Transport};
+use mio::{Interest, Registry};
+use pulse_driver::{clock, Arm, Counters, Demux, Flushed, TimerSlot};
+use pulse_proto::{CloseCode, CloseError, Config, Instant, Role, SendError, Session, TimerKey, TimerWheel};
 use slab::Slab;
 
 use crate::config::LoopConfig;
@@ -29,13 +29,13 @@ pub(crate) enum Io {
     },
 }
 
-/// One connection: 440-odd bytes inline, most of them the session's.
+/// One connection: 450-odd bytes inline, most of them the session's.
 pub(crate) struct Conn<T> {
     pub(crate) session: Session,
     pub(crate) io: Io,
-    /// The wheel entry and the deadline it was set for.
+    /// The wheel entry, and the re-arm rule's record of its deadline.
     pub(crate) timer: Option<TimerKey>,
-    pub(crate) armed: Instant,
+    pub(crate) slot: TimerSlot,
     pub(crate) generation: u32,
     /// WRITABLE interest is registered (only while output is pending).
     pub(crate) writable: bool,
@@ -43,11 +43,19 @@ pub(crate) struct Conn<T> {
     pub(crate) dirty: bool,
     /// A client whose TCP connect has not completed.
     pub(crate) connecting: bool,
+    /// The read budget ran out with bytes left in the socket: its timer
+    /// waits until they are read (a verdict must never come with frames
+    /// waiting).
+    pub(crate) unread: bool,
+    /// `on_open` was called.
+    pub(crate) opened: bool,
     pub(crate) value: Option<T>,
 }
 
-/// Counters of the loop.
+/// Counters of the loop's own work; the protocol's (opened, verdicts,
+/// closes by code, bytes) are in [`pulse_driver::Counters`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LoopStats {
     /// Connections accepted (TCP) or opened by a peer's handshake (UDP).
     pub accepted: u64,
@@ -57,67 +65,63 @@ pub struct LoopStats {
     pub connected: u64,
     /// Connections closed and removed.
     pub closed: u64,
-    /// Connections closed for reading slower than their output limit.
-    pub slow_readers: u64,
+    /// Accepts that failed (the failed connection is skipped; the rest of
+    /// the backlog is accepted).
+    pub accept_errors: u64,
+    /// Times accepting paused because the process was out of descriptors.
+    pub accept_pauses: u64,
     /// Timer wheel expiries (including those finding nothing due).
     pub timer_fires: u64,
 }
 
+/// A UDP socket of the loop and the peers behind it.
+pub(crate) struct UdpListener {
+    pub(crate) socket: UdpSocket,
+    pub(crate) demux: Demux<u32>,
+}
+
 pub(crate) struct Core<T> {
-    pub(crate) poll: Poll,
+    pub(crate) registry: Registry,
+    pub(crate) tokens: Tokens,
     pub(crate) conns: Slab<Conn<T>>,
     pub(crate) wheel: TimerWheel<u32>,
     pub(crate) dirty: Vec<u32>,
-    pub(crate) read_buf: Vec<u8>,
     pub(crate) config: LoopConfig,
-    epoch: std::time::Instant,
+    /// The session config of TCP connections.
+    pub(crate) stream: Arc<Config>,
     next_generation: u32,
-    pub(crate) udp_sockets: Vec<UdpSocket>,
+    pub(crate) udp: Vec<UdpListener>,
     pub(crate) udp_peers: Slab<SocketAddr>,
-    pub(crate) udp_by_addr: HashMap<(u32, SocketAddr), u32>,
     pub(crate) stats: LoopStats,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) shutdown_at: Option<Instant>,
-    /// Answers UDP datagrams from addresses with no session.
-    pub(crate) gate: Gate,
-    pub(crate) reply: Vec<u8>,
+    /// A connection was removed since this was last cleared: a descriptor
+    /// may be free for an accept.
+    pub(crate) freed: bool,
 }
 
 impl<T> Core<T> {
-    pub(crate) fn new(config: LoopConfig) -> io::Result<Core<T>> {
-        config
-            .session
-            .validate()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let datagram = Arc::new((*config.session).clone().with_transport(Transport::Datagram));
-        let gate = Gate::new(datagram, secret()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    pub(crate) fn new(config: LoopConfig, registry: Registry, tokens: Tokens) -> io::Result<Core<T>> {
+        let stream = config.stream();
+        stream.validate().map_err(invalid)?;
+        let capacity = config.max_connections.min(1 << 20);
         Ok(Core {
-            gate,
-            reply: Vec::new(),
-            poll: Poll::new()?,
+            registry,
+            tokens,
             // Reserved, not touched: the pages are only resident once used.
-            conns: Slab::with_capacity(config.max_connections.min(1 << 20)),
-            wheel: TimerWheel::with_capacity(config.timer_resolution, config.max_connections.min(1 << 20)),
+            conns: Slab::with_capacity(capacity),
+            wheel: TimerWheel::with_capacity(config.timer_resolution, capacity),
             dirty: Vec::new(),
-            read_buf: vec![0; config.read_buffer.max(1024)],
             config,
-            epoch: std::time::Instant::now(),
+            stream,
             next_generation: 0,
-            udp_sockets: Vec::new(),
+            udp: Vec::new(),
             udp_peers: Slab::new(),
-            udp_by_addr: HashMap::new(),
             stats: LoopStats::default(),
+            counters: Arc::default(),
             shutdown_at: None,
+            freed: false,
         })
-    }
-
-    /// Now, on the session clock: nanoseconds since the loop started.
-    pub(crate) fn now(&self) -> Instant {
-        Instant::from_nanos(u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    /// Time from now until `at` (zero if past).
-    pub(crate) fn until(&self, at: Instant) -> Duration {
-        at - self.now()
     }
 
     pub(crate) fn id(&self, index: u32) -> ConnId {
@@ -134,44 +138,50 @@ impl<T> Core<T> {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.conns.len() >= self.config.max_connections
+        self.conns.len() >= self.config.max_connections.min(self.tokens.connections())
     }
 
-    /// Adds a connection; a client's HELLO goes out when it is serviced.
-    pub(crate) fn add(&mut self, io: Io, role: Role, value: T) -> io::Result<ConnId> {
-        let now = self.now();
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let seed = u64::from(generation) ^ self.epoch.elapsed().as_nanos() as u64;
-        let session = Session::new(self.config.session.clone(), role, now, seed)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    /// Adds a connection with the session config its transport needs; a
+    /// client's HELLO goes out when it is serviced. `value` is asked for
+    /// only once nothing can fail, so a value the handler made always
+    /// reaches `on_close`.
+    pub(crate) fn add(
+        &mut self,
+        mut io: Io,
+        config: Arc<Config>,
+        role: Role,
+        value: impl FnOnce() -> T,
+    ) -> io::Result<ConnId> {
+        let session = Session::new(config, role, clock::now(), clock::seed()).map_err(invalid)?;
         let connecting = role == Role::Client && matches!(io, Io::Tcp(_));
         let entry = self.conns.vacant_entry();
-        let index = u32::try_from(entry.key()).map_err(|_| io::Error::other("too many connections"))?;
-        let token = Tokens::NATIVE
-            .connection(index)
-            .ok_or_else(|| io::Error::other("too many connections"))?;
-        let mut conn = Conn {
-            session,
-            io,
-            timer: None,
-            armed: Instant::ZERO,
-            generation,
-            writable: connecting,
-            dirty: false,
-            connecting,
-            value: Some(value),
-        };
-        if let Io::Tcp(stream) = &mut conn.io {
+        let too_many = || io::Error::other("no token left for another connection");
+        let index = u32::try_from(entry.key()).map_err(|_| too_many())?;
+        let token = self.tokens.connection(index).ok_or_else(too_many)?;
+        if let Io::Tcp(stream) = &mut io {
             // A connecting socket signals completion by writability.
             let interest = if connecting {
                 Interest::READABLE | Interest::WRITABLE
             } else {
                 Interest::READABLE
             };
-            self.poll.registry().register(stream, token, interest)?;
+            self.registry.register(stream, token, interest)?;
         }
-        entry.insert(conn);
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        entry.insert(Conn {
+            session,
+            io,
+            timer: None,
+            slot: TimerSlot::default(),
+            generation,
+            writable: connecting,
+            dirty: false,
+            connecting,
+            unread: false,
+            opened: false,
+            value: Some(value()),
+        });
         self.mark_dirty(index);
         Ok(ConnId { index, generation })
     }
@@ -185,65 +195,39 @@ impl<T> Core<T> {
         }
     }
 
-    /// Queues a message. A peer whose output is already at its limit reads
-    /// too slowly: it is closed with "slow reader" instead.
+    /// Queues a message. A full queue is the application's to handle
+    /// (`QueueFull`, then `on_writable`): the peer is not blamed for it.
     pub(crate) fn send(&mut self, id: ConnId, tag: u16, payload: Bytes) -> Result<(), SendError> {
-        let now = self.now();
         let conn = self.get(id).ok_or(SendError::Closed)?;
         let result = conn.session.send(tag, payload);
-        if let Err(SendError::QueueFull { queued, .. }) = result {
-            log::warn!("connection {id}: {queued} bytes unread by the peer; closing it as a slow reader");
-            let _slow_reader_is_sendable = conn.session.abort(now, CloseCode::SLOW_READER, "output limit reached");
-            self.stats.slow_readers += 1;
-        }
         self.mark_dirty(id.index);
         result
     }
 
     pub(crate) fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) -> Result<(), CloseError> {
-        let now = self.now();
         if let Some(conn) = self.get(id) {
-            conn.session.close(now, code, reason)?;
+            conn.session.close(clock::now(), code, reason)?;
             self.mark_dirty(id.index);
         }
         Ok(())
     }
 
-    /// Reads until the socket has nothing more (or the budget is spent) and
-    /// hands every read to the session at once. Returns whether the budget
-    /// ran out first, so the connection must be read again next turn.
+    /// Reads a TCP connection until its socket has nothing more (or the
+    /// budget is spent), handing every read to the session at once.
+    /// Returns whether the budget ran out first, so the connection must be
+    /// read again next turn (and its timer waits until then).
     pub(crate) fn read(&mut self, index: u32) -> bool {
-        let now = self.now();
-        let reads = self.config.reads_per_event;
+        let budget = self.config.reads_per_event;
         let Some(conn) = self.conns.get_mut(index as usize) else {
             return false;
         };
         let Io::Tcp(stream) = &mut conn.io else { return false };
-        let mut more = true;
-        for _ in 0..reads {
-            match stream.read(&mut self.read_buf) {
-                Ok(0) => {
-                    conn.session.handle_eof(now);
-                    more = false;
-                    break;
-                }
-                Ok(n) => conn.session.handle_input(now, &self.read_buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    more = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    conn.session.handle_eof(now);
-                    more = false;
-                    break;
-                }
-            }
-            if conn.session.is_closed() {
-                more = false;
-                break;
-            }
-        }
+        // Edge-triggered: read until "would block", never stop at a short
+        // read, or an end of stream that came with the last bytes is missed.
+        let (outcome, bytes) = pulse_driver::read_stream(&mut conn.session, budget, false, |buf| stream.read(buf));
+        conn.unread = outcome == pulse_driver::Read::More;
+        let more = conn.unread;
+        self.counters.add_bytes(bytes, 0);
         self.mark_dirty(index);
         more
     }
@@ -251,39 +235,52 @@ impl<T> Core<T> {
     /// Writes what the socket takes now; the rest stays in the session.
     /// Returns whether output is still pending.
     pub(crate) fn flush(&mut self, index: u32) -> bool {
-        let now = self.now();
-        let Some(conn) = self.conns.get_mut(index as usize) else {
+        let Core {
+            conns,
+            udp,
+            udp_peers,
+            counters,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(index as usize) else {
             return false;
         };
-        while let Some(bytes) = conn.session.poll_transmit(now) {
-            let written = match &mut conn.io {
-                Io::Tcp(stream) => stream.write(bytes),
-                Io::Udp { socket, peer } => {
-                    let addr = self.udp_peers[*peer as usize];
-                    match self.udp_sockets[*socket as usize].send_to(bytes, addr) {
-                        // A datagram the socket cannot take now is lost, as
-                        // datagrams may be.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(bytes.len()),
-                        other => other,
-                    }
-                }
-            };
-            match written {
-                Ok(n) => {
-                    conn.connecting = false;
-                    conn.session.advance_transmit(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected && conn.connecting => return true,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) if matches!(conn.io, Io::Udp { .. }) => conn.session.advance_transmit(0),
-                Err(_) => {
-                    conn.session.handle_eof(now);
-                    return false;
-                }
+        let mut written = 0;
+        let flushed = match &mut conn.io {
+            Io::Tcp(stream) => {
+                let connecting = &mut conn.connecting;
+                pulse_driver::flush(
+                    &mut conn.session,
+                    clock::now(),
+                    |bytes| match stream.write(bytes) {
+                        // Not connected yet: wait for writability.
+                        Err(e) if e.kind() == io::ErrorKind::NotConnected && *connecting => {
+                            Err(io::ErrorKind::WouldBlock.into())
+                        }
+                        result => {
+                            if result.is_ok() {
+                                *connecting = false;
+                            }
+                            result.inspect(|n| written += n)
+                        }
+                    },
+                    false,
+                )
             }
-        }
-        false
+            Io::Udp { socket, peer } => {
+                let (socket, addr) = (&udp[*socket as usize].socket, udp_peers[*peer as usize]);
+                // The socket is shared by every peer: one that would block
+                // loses its datagram, as datagrams may be lost.
+                pulse_driver::flush(
+                    &mut conn.session,
+                    clock::now(),
+                    |bytes| socket.send_to(bytes, addr).inspect(|n| written += n),
+                    true,
+                )
+            }
+        };
+        counters.add_bytes(0, written);
+        flushed == Flushed::Blocked
     }
 
     /// Sets the socket's interest and the connection's one timer after a
@@ -295,65 +292,81 @@ impl<T> Core<T> {
         };
         let want_write = want_write || conn.connecting;
         if want_write != conn.writable {
-            if let Io::Tcp(stream) = &mut conn.io {
+            if let (Io::Tcp(stream), Some(token)) = (&mut conn.io, self.tokens.connection(index)) {
                 let interest = if want_write {
                     Interest::READABLE | Interest::WRITABLE
                 } else {
                     Interest::READABLE
                 };
-                self.poll
-                    .registry()
-                    .reregister(stream, Token(index as usize), interest)?;
+                self.registry.reregister(stream, token, interest)?;
             }
             conn.writable = want_write;
         }
-        match (conn.session.poll_timeout(), conn.timer) {
-            (None, Some(key)) => {
-                self.wheel.cancel(key);
-                conn.timer = None;
+        match conn.slot.rearm(conn.session.poll_timeout()) {
+            Arm::Keep => {}
+            Arm::Set(at) => {
+                if let Some(key) = conn.timer.take() {
+                    self.wheel.cancel(key);
+                }
+                conn.timer = Some(self.wheel.insert(at, index));
             }
-            (Some(deadline), None) => {
-                conn.timer = Some(self.wheel.insert(deadline, index));
-                conn.armed = deadline;
+            Arm::Cancel => {
+                if let Some(key) = conn.timer.take() {
+                    self.wheel.cancel(key);
+                }
             }
-            (Some(deadline), Some(key)) if deadline < conn.armed => {
-                self.wheel.cancel(key);
-                conn.timer = Some(self.wheel.insert(deadline, index));
-                conn.armed = deadline;
-            }
-            _ => {}
         }
         Ok(())
     }
 
     /// Takes a closed connection out: socket deregistered and closed, timer
-    /// cancelled. Returns its value.
-    pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
+    /// cancelled. Returns its value and whether it had opened.
+    pub(crate) fn remove(&mut self, index: u32) -> Option<(T, bool)> {
         let mut conn = self.conns.try_remove(index as usize)?;
         if let Some(key) = conn.timer {
             self.wheel.cancel(key);
         }
         match &mut conn.io {
             Io::Tcp(stream) => {
-                let _ = self.poll.registry().deregister(stream);
+                let _ = self.registry.deregister(stream);
             }
             Io::Udp { socket, peer } => {
                 let addr = self.udp_peers.remove(*peer as usize);
-                self.udp_by_addr.remove(&(*socket, addr));
+                self.udp[*socket as usize].demux.remove(&addr);
             }
         }
         self.stats.closed += 1;
-        conn.value.take()
+        self.freed = true;
+        Some((conn.value.take()?, conn.opened))
+    }
+
+    /// The peer's address, for logs (asked of the socket only when a log
+    /// is written).
+    pub(crate) fn peer(&self, index: u32) -> Peer<'_, T> {
+        Peer { core: self, index }
     }
 }
 
-/// Sixteen unpredictable bytes, for the UDP gate's cookie key: the
-/// standard library's per-process random hash keys, hashed.
-fn secret() -> [u8; 16] {
-    use std::hash::{BuildHasher, Hasher};
-    let word = || std::collections::hash_map::RandomState::new().build_hasher().finish();
-    let mut secret = [0; 16];
-    secret[..8].copy_from_slice(&word().to_le_bytes());
-    secret[8..].copy_from_slice(&word().rotate_left(32).to_le_bytes());
-    secret
+/// A connection's peer address, looked up when displayed.
+pub(crate) struct Peer<'a, T> {
+    core: &'a Core<T>,
+    index: u32,
+}
+
+impl<T> std::fmt::Display for Peer<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addr = match self.core.conns.get(self.index as usize).map(|c| &c.io) {
+            Some(Io::Tcp(stream)) => stream.peer_addr().ok(),
+            Some(Io::Udp { peer, .. }) => self.core.udp_peers.get(*peer as usize).copied(),
+            None => None,
+        };
+        match addr {
+            Some(addr) => write!(f, "{addr}"),
+            None => write!(f, "connection #{}", self.index),
+        }
+    }
+}
+
+pub(crate) fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, e)
 }

@@ -19,44 +19,120 @@ pub struct Ctx<'a, T> {
 }
 
 impl<T> Ctx<'_, T> {
-    /// Queues a message for `conn`. A peer already at its output limit is
-    /// closed with "slow reader" and the error says so.
+    /// Queues a message for `conn`. A full output queue refuses it with
+    /// `SendError::QueueFull`: keep it and send it from
+    /// [`crate::Handler::on_writable`]. Over UDP a message must fit one
+    /// datagram (`SendError::TooLarge` otherwise).
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// use pulse_proto::SendError;
+    ///
+    /// fn greet(ctx: &mut Ctx<'_, ()>, conn: ConnId) {
+    ///     match ctx.send(conn, 1, &b"hello"[..]) {
+    ///         Ok(()) => {}
+    ///         Err(SendError::QueueFull { .. }) => { /* again in on_writable */ }
+    ///         Err(e) => eprintln!("{conn}: {e}"),
+    ///     }
+    /// }
+    /// ```
     pub fn send(&mut self, conn: ConnId, tag: u16, payload: impl Into<Bytes>) -> Result<(), SendError> {
         self.core.send(conn, tag, payload.into())
     }
 
-    /// Closes `conn` gracefully: what was queued goes first, then CLOSE.
-    /// Refuses a code only the protocol may send.
+    /// Closes `conn` gracefully: what was queued goes first, then CLOSE;
+    /// [`crate::Handler::on_close`] follows. Refuses a code only the
+    /// protocol may send.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// use pulse_proto::CloseCode;
+    ///
+    /// fn done(ctx: &mut Ctx<'_, ()>, conn: ConnId) {
+    ///     ctx.close(conn, CloseCode::NORMAL, "bye").expect("NORMAL is sendable");
+    ///     assert!(ctx.close(conn, CloseCode::TIMED_OUT, "no").is_err()); // the protocol's own
+    /// }
+    /// ```
     pub fn close(&mut self, conn: ConnId, code: CloseCode, reason: &str) -> Result<(), CloseError> {
         self.core.close(conn, code, reason)
     }
 
-    /// Opens a connection to a pulse server; `value` is kept with it.
+    /// Opens a connection to a pulse server; `value` is kept with it and
+    /// handed back by [`crate::Handler::on_close`] (also if it never opens).
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// /// Opens a second connection to the same server, e.g. to fail over.
+    /// fn reconnect(ctx: &mut Ctx<'_, &'static str>) -> std::io::Result<ConnId> {
+    ///     ctx.connect("127.0.0.1:7100".parse().unwrap(), "backup")
+    /// }
+    /// ```
     pub fn connect(&mut self, addr: SocketAddr, value: T) -> io::Result<ConnId> {
         connect(self.core, addr, None, value)
     }
 
     /// The value kept with `conn`.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// /// Counts the messages of each connection in its value.
+    /// fn count(ctx: &mut Ctx<'_, u64>, conn: ConnId) {
+    ///     if let Some(messages) = ctx.value(conn) {
+    ///         *messages += 1;
+    ///     }
+    /// }
+    /// ```
     pub fn value(&mut self, conn: ConnId) -> Option<&mut T> {
         self.core.get(conn).and_then(|c| c.value.as_mut())
     }
 
     /// The smoothed RTT of `conn`, once measured.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// fn slow(ctx: &mut Ctx<'_, ()>, conn: ConnId) -> bool {
+    ///     ctx.rtt(conn).is_some_and(|rtt| rtt > std::time::Duration::from_millis(200))
+    /// }
+    /// ```
     pub fn rtt(&mut self, conn: ConnId) -> Option<Duration> {
         self.core.get(conn).and_then(|c| c.session.rtt())
     }
 
-    /// The values agreed in `conn`'s handshake.
+    /// The values agreed in `conn`'s handshake, and what the server changed
+    /// of what the client asked ([`Negotiated::adjustments`]).
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// fn interval(ctx: &mut Ctx<'_, ()>, conn: ConnId) -> Option<std::time::Duration> {
+    ///     ctx.negotiated(conn).map(|n| n.interval())
+    /// }
+    /// ```
     pub fn negotiated(&mut self, conn: ConnId) -> Option<Negotiated> {
         self.core.get(conn).and_then(|c| c.session.negotiated())
     }
 
-    /// Connections held now.
+    /// Connections held now (opened or not yet).
+    ///
+    /// ```
+    /// # use pulse_mio::Ctx;
+    /// fn busy(ctx: &Ctx<'_, ()>) -> bool {
+    ///     ctx.connections() > 10_000
+    /// }
+    /// ```
     pub fn connections(&self) -> usize {
         self.core.conns.len()
     }
 
     /// Every connection held now (for a broadcast of your own).
+    ///
+    /// ```
+    /// # use pulse_mio::Ctx;
+    /// fn announce(ctx: &mut Ctx<'_, ()>) {
+    ///     for conn in ctx.ids() {
+    ///         let _ = ctx.send(conn, 9, &b"maintenance at noon"[..]);
+    ///     }
+    /// }
+    /// ```
     pub fn ids(&self) -> Vec<ConnId> {
         self.core
             .conns
@@ -70,7 +146,7 @@ impl<T> Ctx<'_, T> {
 }
 
 /// Opens a TCP connection, optionally from a chosen local address (to
-/// spread many clients over 127.0.0.x).
+/// spread many clients over 127.0.0.x), with a stream session.
 pub(crate) fn connect<T>(
     core: &mut Core<T>,
     addr: SocketAddr,
@@ -92,8 +168,10 @@ pub(crate) fn connect<T>(
         }
     };
     stream.set_nodelay(true)?;
+    let config = core.stream.clone();
+    let id = core.add(Io::Tcp(stream), config, Role::Client, || value)?;
     core.stats.connected += 1;
-    core.add(Io::Tcp(stream), Role::Client, value)
+    Ok(id)
 }
 
 /// Whether a non-blocking connect has started rather than failed: Unix says

@@ -12,33 +12,51 @@
 //! deadline only moves later on input; the wheel is touched when it fires).
 //!
 //! Every protocol decision is made by `pulse-proto`'s `Session`; the loop
-//! only moves bytes and time, and applies two local policies: the
-//! connection limit and the per-connection output limit.
+//! only moves bytes and time (with `pulse-driver`, as every pulse adapter
+//! does), and applies its own limits: connections, reads, datagrams and
+//! accepts per turn, commands waiting.
 //!
 //! - [`EventLoop`]: listen (TCP and UDP), connect, run, shut down;
+//! - [`Endpoint`]: the same inside a `mio::Poll` of your own, on a range of
+//!   tokens you choose;
 //! - [`Handler`]: your callbacks, with a [`Ctx`] to send, close, connect and
 //!   reach each connection's own value;
 //! - [`Handle`]: `Send + Clone`, to reach the loop from other threads;
 //! - [`LoopConfig`]: limits, with documented defaults.
 //!
-//! Reports of refused connections and failed accepts go through the `log`
-//! facade.
+//! Each listener gets the session config its socket needs: TCP listeners
+//! and outgoing connections a stream config, UDP listeners a datagram
+//! config, both made from [`LoopConfig::session`].
+//!
+//! ## Logs and counters
+//!
+//! The loop logs through `tracing`, quiet unless the program installs a
+//! subscriber, with `pulse_driver::log`'s targets and levels:
+//! `pulse::conn` (opened, negotiation changes, verdicts, closes) and
+//! `pulse::accept` (refusals, accept errors, and running out of file
+//! descriptors, once per episode). [`EventLoop::counters`] gives the
+//! aggregate counters (open, verdicts, closes by code and initiator,
+//! bytes), readable from any thread; [`EventLoop::stats`] the loop's own.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod accept;
 mod config;
 mod core;
 mod ctx;
+mod endpoint;
 mod event_loop;
 mod handle;
 mod handler;
 mod tokens;
+mod udp;
 
 pub use crate::core::LoopStats;
 pub use config::LoopConfig;
 pub use ctx::Ctx;
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+pub use endpoint::Endpoint;
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
 pub use event_loop::reuseport_listener;
 pub use event_loop::EventLoop;
-pub use handle::Handle;
+pub use handle::{Handle, HandleError};
 pub use handler::{ConnId, Handler};

@@ -1,14 +1,21 @@
 //! How the loop shares out mio tokens. Connections use their slab index,
-//! counting up from 0; the top of the range is reserved, counting down from
-//! `usize::MAX`: the waker, then the UDP sockets, then the TCP listeners.
-//! Placed relative to `usize::MAX`, the layout fits a 32-bit `usize` as well
-//! as a 64-bit one, with room for every connection a `u32` index can name
-//! on 64 bits, and for all but the last few thousand on 32 bits.
+//! counting up from the first token of the range (0 for an `EventLoop`);
+//! the top of the range is reserved, counting down from its last token
+//! (`usize::MAX` for an `EventLoop`): the waker, then the UDP sockets, then
+//! the TCP listeners. Placed relative to the top, the layout fits a 32-bit
+//! `usize` as well as a 64-bit one, with room for every connection a `u32`
+//! index can name on 64 bits, and for all but the last few thousand on 32
+//! bits. An `Endpoint` in someone else's `Poll` gets the range its user
+//! chose, with fewer sockets of each kind.
 
 use mio::Token;
 
 /// Listeners, and separately UDP sockets, one loop can hold.
 pub(crate) const MAX_SOCKETS_PER_KIND: usize = 1 << 12;
+
+/// Listeners, and separately UDP sockets, an `Endpoint` in a token range of
+/// its user's choosing can hold.
+pub(crate) const ENDPOINT_SOCKETS_PER_KIND: usize = 64;
 
 /// What a token stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +30,9 @@ pub(crate) enum Slot {
 /// function of it, so tests can check the 32-bit layout on a 64-bit host.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tokens {
+    first: usize,
     top: usize,
+    per_kind: usize,
 }
 
 impl Tokens {
@@ -31,7 +40,37 @@ impl Tokens {
     pub(crate) const NATIVE: Tokens = Tokens::for_top(usize::MAX);
 
     pub(crate) const fn for_top(top: usize) -> Tokens {
-        Tokens { top }
+        Tokens {
+            first: 0,
+            top,
+            per_kind: MAX_SOCKETS_PER_KIND,
+        }
+    }
+
+    /// The layout within `range`, if it has room for the reserved tokens and
+    /// at least one connection.
+    pub(crate) fn within(range: std::ops::Range<usize>) -> Option<Tokens> {
+        let reserved = 1 + 2 * ENDPOINT_SOCKETS_PER_KIND;
+        (range.end.checked_sub(range.start)? > reserved).then(|| Tokens {
+            first: range.start,
+            top: range.end - 1,
+            per_kind: ENDPOINT_SOCKETS_PER_KIND,
+        })
+    }
+
+    /// Sockets of each kind (listeners, UDP sockets) the layout has room for.
+    pub(crate) fn per_kind(self) -> usize {
+        self.per_kind
+    }
+
+    /// Connections the layout has room for.
+    pub(crate) fn connections(self) -> usize {
+        self.first_listener() - self.first
+    }
+
+    /// Whether `token` is in this layout's range.
+    pub(crate) fn contains(self, token: Token) -> bool {
+        (self.first..=self.top).contains(&token.0)
     }
 
     pub(crate) fn waker(self) -> Token {
@@ -39,29 +78,29 @@ impl Tokens {
     }
 
     fn first_udp(self) -> usize {
-        self.top - MAX_SOCKETS_PER_KIND
+        self.top - self.per_kind
     }
 
     /// The lowest reserved token: every connection index is below it.
     fn first_listener(self) -> usize {
-        self.first_udp() - MAX_SOCKETS_PER_KIND
+        self.first_udp() - self.per_kind
     }
 
     /// The token of listener `n`, if the loop has room for it.
     pub(crate) fn listener(self, n: usize) -> Option<Token> {
-        (n < MAX_SOCKETS_PER_KIND).then(|| Token(self.first_listener() + n))
+        (n < self.per_kind).then(|| Token(self.first_listener() + n))
     }
 
     /// The token of UDP socket `n`, if the loop has room for it.
     pub(crate) fn udp(self, n: usize) -> Option<Token> {
-        (n < MAX_SOCKETS_PER_KIND).then(|| Token(self.first_udp() + n))
+        (n < self.per_kind).then(|| Token(self.first_udp() + n))
     }
 
     /// The token of the connection at slab `index`, if it is below the
     /// reserved range.
     pub(crate) fn connection(self, index: u32) -> Option<Token> {
         let index = usize::try_from(index).ok()?;
-        (index < self.first_listener()).then_some(Token(index))
+        (index < self.connections()).then(|| Token(self.first + index))
     }
 
     pub(crate) fn slot(self, token: Token) -> Slot {
@@ -70,7 +109,7 @@ impl Tokens {
             t if t >= self.first_udp() => Slot::Udp(t - self.first_udp()),
             t if t >= self.first_listener() => Slot::Listener(t - self.first_listener()),
             // Below the reserved range, so it came from `connection`: a u32.
-            t => Slot::Connection(t as u32),
+            t => Slot::Connection((t - self.first) as u32),
         }
     }
 }
@@ -115,6 +154,24 @@ mod tests {
                 assert_eq!(tokens.connection(reserved), None, "{bits}");
             }
         }
+    }
+
+    #[test]
+    fn a_chosen_range_holds_its_connections_and_sockets_and_nothing_outside_it() {
+        let tokens = Tokens::within(1000..2000).expect("room");
+        assert_eq!(tokens.waker(), Token(1999));
+        assert_eq!(tokens.connection(0), Some(Token(1000)));
+        let last = tokens.connections() as u32 - 1;
+        let token = tokens.connection(last).expect("the last connection");
+        assert_eq!(tokens.slot(token), Slot::Connection(last));
+        assert_eq!(tokens.connection(last + 1), None);
+        for n in [0, ENDPOINT_SOCKETS_PER_KIND - 1] {
+            assert_eq!(tokens.slot(tokens.listener(n).unwrap()), Slot::Listener(n));
+            assert_eq!(tokens.slot(tokens.udp(n).unwrap()), Slot::Udp(n));
+        }
+        assert!(tokens.contains(Token(1000)) && tokens.contains(Token(1999)));
+        assert!(!tokens.contains(Token(999)) && !tokens.contains(Token(2000)));
+        assert!(Tokens::within(0..129).is_none(), "no room for a connection");
     }
 
     #[test]

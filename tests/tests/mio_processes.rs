@@ -15,6 +15,12 @@ use pulse_tests::peer::{stat, Peer};
 
 const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
 
+/// Held by the tests that load the machine (the 9,000 connections, the UDP
+/// flood), so they never run beside each other: a flood that takes both
+/// cores would stall the 9,000 connections' heartbeats and fail that test
+/// for a reason of the test's own making.
+static HEAVY: Mutex<()> = Mutex::new(());
+
 fn config(interval_ms: u64, dead_ms: u64) -> Arc<Config> {
     let config = Config::default().with_handshake_timeout(Duration::from_secs(30));
     Arc::new(config.with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms)))
@@ -139,6 +145,7 @@ fn a_mio_client_and_a_smol_server_exchange_messages_and_heartbeats() {
 #[test]
 fn nine_thousand_connections_hold_for_thirty_seconds_without_a_false_verdict_and_close_cleanly() {
     const N: usize = 9000;
+    let _heavy = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
     // Both processes hold N sockets: the server inherits the raised limit.
     pulse_tests::fd_limit::require_open_files(N as u64 + 1000);
     let mut server = Peer::start(PEER, &["mio-echo-server", "1000", "3000"]);
@@ -157,9 +164,10 @@ fn nine_thousand_connections_hold_for_thirty_seconds_without_a_false_verdict_and
         let seen = seen.lock().unwrap();
         assert!(
             seen.verdicts.is_empty() && seen.closed.is_empty(),
-            "{} verdicts, {} closed",
+            "{} verdicts, {} closed, the first: {:?}",
             seen.verdicts.len(),
-            seen.closed.len()
+            seen.closed.len(),
+            seen.closed.first()
         );
         // About 30 round trips each in 30 s; a third of that, so a loaded
         // machine does not fail it, still shows the heartbeats ran.
@@ -218,8 +226,11 @@ fn a_frozen_server_is_declared_dead_in_time_and_the_other_connections_are_untouc
     for (server, at) in &seen.verdicts {
         assert_eq!(*server, 1, "a healthy connection was convicted");
         let after = *at - frozen_at;
+        // At most the 3 s timeout from the last frame heard, which came
+        // before the freeze; the slack past it is three intervals, so a
+        // loaded machine does not fail it.
         assert!(
-            after <= Duration::from_secs(4),
+            after <= Duration::from_secs(6),
             "verdict {after:?} after the freeze (timeout 3 s)"
         );
     }
@@ -234,15 +245,6 @@ fn a_frozen_server_is_declared_dead_in_time_and_the_other_connections_are_untouc
 #[test]
 fn a_smol_udp_client_and_a_mio_udp_listener_exchange_messages_and_heartbeats() {
     // The mio loop runs on a thread of this process; it echoes over UDP.
-    struct Echo;
-    impl Handler for Echo {
-        type Conn = ();
-        fn accepted(&mut self, _peer: SocketAddr) {}
-        fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
-            let _ = ctx.send(conn, tag, payload);
-        }
-        fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _closed: &Closed, _value: ()) {}
-    }
     let udp = Arc::new(
         (*config(200, 600))
             .clone()
@@ -284,4 +286,155 @@ fn a_smol_udp_client_and_a_mio_udp_listener_exchange_messages_and_heartbeats() {
     handle.shutdown(Duration::from_secs(1)).unwrap();
     let stats = thread.join().unwrap();
     assert_eq!((stats.accepted, stats.closed), (1, 1));
+}
+
+/// Echoes on TCP and UDP, in a thread of this process.
+struct Echo;
+
+impl Handler for Echo {
+    type Conn = ();
+    fn accepted(&mut self, _peer: SocketAddr) {}
+    fn on_message(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
+        let _ = ctx.send(conn, tag, payload);
+    }
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _closed: &Closed, _value: ()) {}
+}
+
+#[test]
+fn a_message_near_the_datagram_limit_crosses_a_mio_udp_listener_with_default_settings() {
+    // The loop's config is the default one, a stream config: its UDP
+    // listener must still make datagram sessions of it.
+    let mut server = EventLoop::new(LoopConfig::new(config(200, 600)), Echo).unwrap();
+    let addr = server.listen_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || server.run().unwrap());
+    let udp = Arc::new(
+        (*config(200, 600))
+            .clone()
+            .with_transport(pulse_proto::Transport::Datagram),
+    );
+    let largest = udp.max_datagram_size - pulse_proto::frame::data_overhead(udp.max_datagram_size);
+    smol::block_on(future::or(
+        async {
+            let (conn, driver) = pulse_smol::connect_udp(addr, udp.clone()).await.unwrap();
+            smol::spawn(driver).detach();
+            let sizes = [largest, largest - 1, 1000];
+            for (tag, size) in sizes.iter().enumerate() {
+                conn.send(tag as u16, Bytes::from(vec![tag as u8; *size]))
+                    .await
+                    .unwrap();
+            }
+            let mut echoed = Vec::new();
+            while echoed.len() < sizes.len() {
+                match conn.recv().await {
+                    Incoming::Message { tag, payload } => {
+                        assert_eq!(payload, Bytes::from(vec![tag as u8; sizes[tag as usize]]));
+                        echoed.push(tag);
+                    }
+                    Incoming::Closed(c) => panic!("{c:?}"),
+                    _ => {}
+                }
+            }
+            conn.close(CloseCode::NORMAL, "done").await.unwrap();
+        },
+        async {
+            async_io::Timer::after(Duration::from_secs(20)).await;
+            panic!("timed out: the messages near the datagram limit did not come back");
+        },
+    ));
+    handle.shutdown(Duration::from_secs(1)).unwrap();
+    thread.join().unwrap();
+}
+
+#[test]
+fn a_udp_flood_at_a_mio_loop_leaves_its_tcp_connections_their_heartbeats() {
+    let _heavy = HEAVY.lock().unwrap_or_else(|p| p.into_inner());
+    // The server runs at a low priority (`nice -n 15`) so that the flood
+    // outpaces it, as a flood from many machines outpaces one core: a loop
+    // that reads until its UDP socket is empty leaves its TCP peer
+    // unanswered meanwhile. (On 2 cores the scheduler's own gaps for such a
+    // process reach a second, so the timeout is 2 s and the flood lasts
+    // three times that.)
+    let server = Peer::start("nice", &["-n", "15", PEER, "mio-echo-server", "200", "2000", "udp"]);
+    let addr = server.addr.unwrap();
+    let (mut event_loop, seen) = clients(config(200, 2000));
+    event_loop.connect(addr, 1).unwrap();
+    turn_until(&mut event_loop, Duration::from_secs(10), || {
+        seen.lock().unwrap().opened == 1
+    });
+    // Handshake datagrams cost the loop the most: a cookie to compute and
+    // a RETRY to send back. Four threads send them as fast as they can.
+    let datagram = Arc::new(
+        (*config(200, 2000))
+            .clone()
+            .with_transport(pulse_proto::Transport::Datagram),
+    );
+    let now = pulse_proto::Instant::ZERO;
+    let mut session = pulse_proto::Session::new(datagram, pulse_proto::Role::Client, now, 1).unwrap();
+    let hello = session.poll_transmit(now).unwrap().to_vec();
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flooders: Vec<_> = (0..4)
+        .map(|_| {
+            let (hello, flooding) = (hello.clone(), flooding.clone());
+            std::thread::spawn(move || {
+                let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+                socket.connect(addr).unwrap();
+                let mut sent = 0u64;
+                while flooding.load(std::sync::atomic::Ordering::Relaxed) {
+                    sent += u64::from(socket.send(&hello).is_ok());
+                }
+                sent
+            })
+        })
+        .collect();
+    // Six seconds of flood, three times the timeout.
+    let rtts_before = seen.lock().unwrap().rtts;
+    let until = Instant::now() + Duration::from_secs(6);
+    turn_until(&mut event_loop, Duration::from_secs(15), || Instant::now() >= until);
+    flooding.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sent: u64 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    let seen = seen.lock().unwrap();
+    assert!(sent > 10_000, "hardly a flood: {sent} datagrams");
+    assert!(
+        seen.verdicts.is_empty() && seen.closed.is_empty(),
+        "the TCP peer was starved by {sent} datagrams: {} verdicts, closed {:?}",
+        seen.verdicts.len(),
+        seen.closed
+    );
+    // Round trips went on during the flood (a starved loop answers none).
+    let rtts = seen.rtts - rtts_before;
+    assert!(rtts >= 2, "only {rtts} round trips during the flood");
+}
+
+#[test]
+fn a_mio_server_out_of_descriptors_accepts_and_serves_every_connection_once_they_are_free() {
+    // The server may hold 64 descriptors: about 55 connections.
+    let mut server = Peer::start("prlimit", &["--nofile=64:64", PEER, "mio-echo-server", "1000", "3000"]);
+    let addr = server.addr.unwrap();
+    // A flood far past the limit (but within a backlog of 128): the kernel
+    // completes the handshakes and queues them; the server accepts until
+    // it runs out of descriptors.
+    let flood: Vec<std::net::TcpStream> = (0..150).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    let settle = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < settle {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(flood);
+    // Every later connection is accepted and served, one after another:
+    // none may wait in the backlog for a connection after it.
+    let (mut event_loop, seen) = clients(config(1000, 3000));
+    for i in 0..20usize {
+        let conn = event_loop.connect(addr, 1).unwrap();
+        turn_until(&mut event_loop, Duration::from_secs(15), || {
+            seen.lock().unwrap().opened == i + 1
+        });
+        event_loop
+            .with_ctx(|ctx| ctx.send(conn, i as u16, Bytes::from(vec![i as u8; 100])))
+            .unwrap();
+        turn_until(&mut event_loop, Duration::from_secs(15), || {
+            seen.lock().unwrap().messages.len() == i + 1
+        });
+    }
+    assert!(seen.lock().unwrap().closed.is_empty());
+    assert_eq!(stat(&server.ask("stats"), "connections"), 20);
 }

@@ -11,10 +11,11 @@
 //! - `floor-echo`, `floor-hold <addr> <count> <interval_ms> <dead_ms> [batch_us]`: the same
 //!   shapes with no protocol at all: bare epoll, 6-byte pings, 10-byte pongs.
 //!
-//! - `mio-echo-server <interval_ms> <dead_ms>`, `mio-hold <addr> <count>
+//! - `mio-echo-server <interval_ms> <dead_ms> [udp]`, `mio-hold <addr> <count>
 //!   <interval_ms> <dead_ms>`: the same with pulse-mio (the clients' source
 //!   addresses spread over 127.0.0.2-9); `mio-hold` says `ready` once
 //!   every attempt has opened or failed, and counts failures in `stats`.
+//!   With `udp` the server also serves UDP on the same port number.
 //!   `shutdown` stops the server loop gracefully and answers `closed <n>`.
 //!
 //! Commands: `rss` (resident bytes), `cpu` (CPU microseconds used),
@@ -223,6 +224,9 @@ fn main() {
             )
             .expect("loop");
             let addr = event_loop.listen("127.0.0.1:0".parse().unwrap()).expect("listen");
+            if args.get(4).map(String::as_str) == Some("udp") {
+                event_loop.listen_udp(addr).expect("listen on UDP");
+            }
             mio_handle = Some(event_loop.handle());
             let (done_tx, done_rx) = std::sync::mpsc::channel();
             mio_done = Some(done_rx);

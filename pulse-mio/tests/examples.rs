@@ -1,0 +1,103 @@
+//! The `server` example, run as a user would: an HTTP probe at it (a
+//! connection that never opens) must not break its bookkeeping, a pulse
+//! client is served, and a line on stdin shuts it down gracefully.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
+use pulse_proto::{CloseCode, Closed, Config};
+
+/// The example's binary, beside this test's: `cargo test` builds the
+/// examples, but not when asked for one test target, so it is built then.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "pulse-mio", "--example", name])
+            .status()
+            .expect("run cargo");
+        assert!(status.success(), "cannot build the {name} example");
+    }
+    path
+}
+
+#[derive(Default)]
+struct Seen {
+    opened: usize,
+    echoes: usize,
+    closed: Vec<Closed>,
+}
+
+struct Client(Arc<Mutex<Seen>>);
+
+impl Handler for Client {
+    type Conn = ();
+    fn accepted(&mut self, _peer: SocketAddr) {}
+    fn on_open(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId) {
+        self.0.lock().unwrap().opened += 1;
+    }
+    fn on_message(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _tag: u16, _payload: Bytes) {
+        self.0.lock().unwrap().echoes += 1;
+    }
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, closed: &Closed, _value: ()) {
+        self.0.lock().unwrap().closed.push(closed.clone());
+    }
+}
+
+#[test]
+fn the_server_example_survives_an_http_probe_serves_pulse_and_shuts_down_on_a_line() {
+    let mut server = Command::new(example("server"))
+        .arg("127.0.0.1:0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the server example");
+    let mut stdout = BufReader::new(server.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("pulse-mio echo server on ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the server said {line:?}"));
+    // Lines it prints later are read (and dropped) so it never blocks.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+
+    // An HTTP health check: never a pulse connection, closed by the server.
+    let mut probe = TcpStream::connect(addr).unwrap();
+    probe.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    probe.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let _ = probe.read_to_end(&mut Vec::new());
+
+    // A pulse client after it is served.
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let config = Config::default().with_timing(Duration::from_secs(1), Duration::from_secs(3));
+    let mut client = EventLoop::new(LoopConfig::new(config), Client(seen.clone())).unwrap();
+    let conn = client.connect(addr, ()).unwrap();
+    let started = Instant::now();
+    let turn_until = |client: &mut EventLoop<Client>, done: &dyn Fn(&Seen) -> bool| {
+        while !done(&seen.lock().unwrap()) {
+            assert!(started.elapsed() < Duration::from_secs(30), "waited too long");
+            client.turn(Some(Duration::from_millis(50))).unwrap();
+        }
+    };
+    turn_until(&mut client, &|s| s.opened == 1 || !s.closed.is_empty());
+    assert_eq!(seen.lock().unwrap().opened, 1, "not served after the probe");
+    client.with_ctx(|ctx| ctx.send(conn, 1, &b"hi"[..])).unwrap();
+    turn_until(&mut client, &|s| s.echoes == 1);
+
+    // A line on stdin: a graceful shutdown, the client told "going away".
+    writeln!(server.stdin.as_mut().unwrap()).unwrap();
+    turn_until(&mut client, &|s| !s.closed.is_empty());
+    assert_eq!(seen.lock().unwrap().closed[0].code, CloseCode::GOING_AWAY);
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status}");
+}

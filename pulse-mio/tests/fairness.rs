@@ -1,0 +1,124 @@
+//! No timer runs ahead of the reads: a connection whose read budget ran
+//! out is read before its timer is run. (That a UDP flood leaves the TCP
+//! connections their heartbeats is in `tests/tests/mio_processes.rs`: it
+//! needs the loop in a process of its own.)
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
+use pulse_proto::{Closed, Config, Event, Instant as ProtoInstant, Role, Session};
+
+const PATIENCE: Duration = Duration::from_secs(20);
+
+#[derive(Default, Debug)]
+struct Log {
+    opened: usize,
+    messages: Vec<Bytes>,
+    rtts: usize,
+    verdicts: usize,
+    closed: Vec<Closed>,
+}
+
+struct Recorder(Arc<Mutex<Log>>);
+
+impl Handler for Recorder {
+    type Conn = ();
+    fn accepted(&mut self, _peer: SocketAddr) {}
+    fn on_open(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId) {
+        self.0.lock().unwrap().opened += 1;
+    }
+    fn on_message(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, _tag: u16, payload: Bytes) {
+        self.0.lock().unwrap().messages.push(payload);
+    }
+    fn on_event(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, event: &Event) {
+        match event {
+            Event::Rtt(_) => self.0.lock().unwrap().rtts += 1,
+            Event::PeerDead { .. } => self.0.lock().unwrap().verdicts += 1,
+            _ => {}
+        }
+    }
+    fn on_close(&mut self, _ctx: &mut Ctx<'_, ()>, _conn: ConnId, closed: &Closed, _value: ()) {
+        self.0.lock().unwrap().closed.push(closed.clone());
+    }
+}
+
+fn recorder() -> (Recorder, Arc<Mutex<Log>>) {
+    let log = Arc::new(Mutex::new(Log::default()));
+    (Recorder(log.clone()), log)
+}
+
+fn timing(interval_ms: u64, dead_ms: u64) -> Config {
+    Config::default().with_timing(Duration::from_millis(interval_ms), Duration::from_millis(dead_ms))
+}
+
+#[test]
+fn a_timer_due_while_frames_wait_unread_runs_only_after_they_are_read() {
+    // Interval 2 s, timeout 4 s: the stall threshold is 500 ms, so a timer
+    // 200 ms late is an ordinary one, with a verdict if the peer was silent.
+    let config = Arc::new(timing(2000, 4000));
+    let (handler, log) = recorder();
+    // One read of 64 KiB per turn: a 250 KB frame takes four turns.
+    let loop_config = LoopConfig {
+        reads_per_event: 1,
+        ..LoopConfig::new(config.clone())
+    };
+    let mut server = EventLoop::new(loop_config, handler).unwrap();
+    let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+
+    // The client is a session driven by hand over a blocking socket: it
+    // handshakes, then is silent (it never answers the server's PINGs)
+    // until just before the server's dead-peer timeout.
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let epoch = Instant::now();
+    let now = || ProtoInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
+    let mut client = Session::new(config, Role::Client, now(), 1).unwrap();
+    let hello_at = Instant::now();
+    while let Some(bytes) = client.poll_transmit(now()) {
+        let bytes = bytes.to_vec();
+        stream.write_all(&bytes).unwrap();
+        client.advance_transmit(bytes.len());
+    }
+    let turn_until = |server: &mut EventLoop<Recorder>, at: Instant| {
+        while Instant::now() < at {
+            server.turn(Some(Duration::from_millis(10))).unwrap();
+        }
+    };
+    turn_until(&mut server, Instant::now() + Duration::from_millis(200));
+    let mut buf = [0u8; 4096];
+    while !matches!(client.poll_event(), Some(Event::Connected(_))) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "the server closed");
+        client.handle_input(now(), &buf[..n]);
+    }
+    assert_eq!(log.lock().unwrap().opened, 1);
+
+    // Silent until 3.95 s after the HELLO; the server's timeout ends at
+    // 4 s after it read the HELLO, a few milliseconds after it was sent.
+    turn_until(&mut server, hello_at + Duration::from_millis(3950));
+    client.send(1, Bytes::from(vec![7u8; 250_000])).unwrap();
+    let mut frame = Vec::new();
+    while let Some(bytes) = client.poll_transmit(now()) {
+        frame.extend_from_slice(bytes);
+        let n = bytes.len();
+        client.advance_transmit(n);
+    }
+    let writer = std::thread::spawn(move || {
+        stream.write_all(&frame).unwrap();
+        stream
+    });
+    // The server does not run while the frame arrives; it runs again 200 ms
+    // past its deadline, the frame waiting in its socket.
+    std::thread::sleep(hello_at + Duration::from_millis(4150) - Instant::now());
+    turn_until(&mut server, Instant::now() + Duration::from_secs(1));
+    let _stream = writer.join().unwrap();
+    let log = log.lock().unwrap();
+    assert_eq!(log.verdicts, 0, "a verdict with the peer's frame waiting: {log:?}");
+    assert!(log.closed.is_empty(), "{log:?}");
+    assert_eq!(log.messages.len(), 1);
+    assert_eq!(log.messages[0].len(), 250_000);
+}
