@@ -71,3 +71,46 @@ pub(crate) fn for_error(error: ProtocolError) -> Closed {
 pub(crate) fn local(code: CloseCode, reason: &str) -> Closed {
     Closed::new(code, crate::frame::truncate_reason(reason), Initiator::Local)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graceful_close_is_complete_only_with_our_close_out_and_the_peers_in() {
+        let mut ours = Ending::new(local(CloseCode::NORMAL, "bye"), Instant::ZERO);
+        assert!(!ours.is_complete());
+        ours.close_sent = true;
+        assert!(!ours.is_complete(), "we began it: the peer's CLOSE is awaited");
+        ours.peer_done = true;
+        assert!(ours.is_complete());
+
+        let mut theirs = Ending::new(Closed::new(CloseCode::NORMAL, "", Initiator::Peer), Instant::ZERO);
+        assert!(!theirs.is_complete(), "our answer is not out yet");
+        theirs.close_sent = true;
+        assert!(theirs.is_complete());
+    }
+
+    #[test]
+    fn an_answer_echoes_the_code_without_a_reason() {
+        let theirs = Ending::new(
+            Closed::new(CloseCode::GOING_AWAY, "restart", Initiator::Peer),
+            Instant::ZERO,
+        );
+        assert_eq!(
+            theirs.close_frame(),
+            Frame::Close {
+                code: CloseCode::GOING_AWAY,
+                reason: String::new()
+            }
+        );
+        let ours = Ending::new(local(CloseCode::NORMAL, "done"), Instant::ZERO);
+        assert_eq!(
+            ours.close_frame(),
+            Frame::Close {
+                code: CloseCode::NORMAL,
+                reason: "done".into()
+            }
+        );
+    }
+}

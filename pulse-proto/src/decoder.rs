@@ -313,6 +313,45 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_in_progress_holds_its_bytes_and_never_more_than_its_length() {
+        let mut decoder = StreamDecoder::new(1 << 20);
+        let mut wire = MAGIC.to_vec();
+        Frame::Data {
+            tag: 1,
+            payload: Bytes::from(alloc::vec![3u8; 4_998]),
+        }
+        .encode(&mut wire);
+        let (first, rest) = wire.split_at(3_000);
+        decode_all(&mut decoder, Bytes::copy_from_slice(first)).unwrap();
+        assert!(decoder.capacity() >= decoder.buffered() && decoder.buffered() > 2_900);
+        assert!(
+            decoder.capacity() <= 5_000,
+            "{} for a 5,000-byte body",
+            decoder.capacity()
+        );
+        // The rest arrives one byte at a time: never past the frame's end.
+        for byte in &rest[..rest.len() - 1] {
+            decode_all(&mut decoder, Bytes::copy_from_slice(&[*byte])).unwrap();
+            assert!(decoder.capacity() <= 5_000, "{}", decoder.capacity());
+        }
+        let frames = decode_all(&mut decoder, Bytes::copy_from_slice(&rest[rest.len() - 1..])).unwrap();
+        assert!(matches!(&frames[..], [Frame::Data { payload, .. }] if payload.len() == 4_998));
+    }
+
+    #[test]
+    fn the_maximum_can_be_raised_for_the_next_frame() {
+        let mut decoder = StreamDecoder::new(256);
+        let mut wire = MAGIC.to_vec();
+        Frame::Data {
+            tag: 1,
+            payload: Bytes::from(alloc::vec![0u8; 1_000]),
+        }
+        .encode(&mut wire);
+        decoder.set_max_len(4096);
+        assert_eq!(decode_all(&mut decoder, Bytes::from(wire)).unwrap().len(), 1);
+    }
+
+    #[test]
     fn nothing_is_held_between_frames() {
         let mut decoder = StreamDecoder::new(1 << 20);
         let bytes = wire(&[Frame::Data {

@@ -275,6 +275,37 @@ mod tests {
     }
 
     #[test]
+    fn a_version_both_offer_exactly_is_agreed() {
+        let two_only = Hello {
+            version_min: 2,
+            version_max: 2,
+            ..hello(&Config::default(), (10_000, 30_000), 0, None)
+        };
+        assert_eq!(answer(&Config::default(), &two_only).unwrap().version, 2);
+        assert_eq!(answer(&Config::new(Transport::Datagram), &two_only).unwrap().version, 2);
+    }
+
+    #[test]
+    fn each_timing_rule_refuses_on_its_own() {
+        assert!(check_timing(10, 20, 5).is_ok());
+        assert!(check_timing(9, 20, 4).is_err(), "interval under 10 ms");
+        assert!(check_timing(10, 19, 5).is_err(), "timeout under twice the interval");
+        assert!(check_timing(10, 20, 0).is_err(), "no spacing");
+        assert!(check_timing(10, 20, 6).is_err(), "spacing over half the interval");
+    }
+
+    #[test]
+    fn a_handshake_waits_for_its_deadline_or_a_datagram_retransmission() {
+        let stream = Handshake::new(Instant::ZERO, &Config::default(), true);
+        assert_eq!(stream.poll_timeout(), Instant::ZERO + Duration::from_secs(10));
+        let datagram = Handshake::new(Instant::ZERO, &Config::new(Transport::Datagram), true);
+        let at = datagram.poll_timeout() - Instant::ZERO;
+        assert!(at > Duration::from_millis(900) && at < Duration::from_secs(1), "{at:?}");
+        let server = Handshake::new(Instant::ZERO, &Config::new(Transport::Datagram), false);
+        assert_eq!(server.poll_timeout(), Instant::ZERO + Duration::from_secs(10));
+    }
+
+    #[test]
     fn a_client_refuses_an_answer_no_server_would_send() {
         let good = answer(&Config::default(), &asking(10_000, 30_000)).unwrap();
         let config = (10_000, 30_000);
