@@ -335,6 +335,22 @@ mod tests {
         )
         .is_err());
         assert!(accept(config, &Welcome { version: 7, ..good }).is_err());
+        assert!(accept(
+            config,
+            &Welcome {
+                max_frame_len: 255,
+                ..good
+            }
+        )
+        .is_err());
+        assert!(accept(
+            config,
+            &Welcome {
+                max_frame_len: 256,
+                ..good
+            }
+        )
+        .is_ok());
     }
 
     #[test]

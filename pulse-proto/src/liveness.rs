@@ -229,6 +229,42 @@ mod tests {
     }
 
     #[test]
+    fn suspicion_the_last_ping_and_the_silence_are_what_they_say() {
+        let mut l = Liveness::new(at(0), Duration::from_secs(1));
+        assert!(!l.is_suspect());
+        l.on_scheduled_ping(at(1000), PROBE, Duration::from_secs(1));
+        assert_eq!(l.last_ping(), at(1000));
+        l.set_suspect(PROBE);
+        assert!(l.is_suspect());
+        assert_eq!(l.silent_for(at(1700)), Duration::from_millis(1700));
+        l.on_probe(at(1500), PROBE);
+        assert_eq!(l.last_ping(), at(1500));
+        l.on_receive(at(1600));
+        assert!(!l.is_suspect());
+        assert_eq!(l.silent_for(at(1700)), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn new_timings_move_the_schedule() {
+        let mut l = Liveness::new(at(0), Duration::from_secs(10));
+        assert_eq!(l.deadline(T), at(3000));
+        l.respace(Duration::from_millis(500));
+        assert_eq!(l.deadline(T), at(500));
+    }
+
+    #[test]
+    fn a_hold_suspends_every_verdict_until_it_ends() {
+        let mut l = Liveness::new(at(0), Duration::from_secs(1));
+        assert!(!l.is_held());
+        l.hold();
+        assert!(l.is_held());
+        assert_eq!(l.due(at(3_600_000), T), Due::Ping, "no verdict while held");
+        l.end_hold(at(3_600_500));
+        assert!(!l.is_held());
+        assert_eq!(l.dead_at(T), at(3_600_500));
+    }
+
+    #[test]
     fn grace_holds_the_verdict_and_input_never_shortens_it() {
         let mut l = Liveness::new(at(0), Duration::from_secs(1));
         l.grant_grace(at(10_000));

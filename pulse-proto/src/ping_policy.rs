@@ -195,5 +195,9 @@ mod tests {
         assert!(is_newer(1, u32::MAX));
         assert!(!is_newer(u32::MAX, 1));
         assert_eq!(next_id(u32::MAX), 1);
+        assert_eq!(next_id(41), 42);
+        // Half the id space ahead is not newer: the window is strictly less.
+        assert!(!is_newer(1 << 31, 0));
+        assert!(is_newer((1 << 31) - 1, 0));
     }
 }
