@@ -3,11 +3,29 @@
 use core::time::Duration;
 
 /// SplitMix64: tiny, fast, and its output for a seed never changes, which
-/// the bit-for-bit determinism of sessions depends on.
+/// the bit-for-bit determinism of sessions (and of `pulse-monitor`'s
+/// schedules) depends on. Not for secrets.
+///
+/// ```
+/// let mut a = pulse_proto::SplitMix64::new(7);
+/// let mut b = pulse_proto::SplitMix64::new(7);
+/// assert_eq!(a.next_u64(), b.next_u64());
+/// assert!(a.below(10) < 10);
+/// ```
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct SplitMix64(pub(crate) u64);
+pub struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
+    /// A generator starting from `seed`.
+    pub const fn new(seed: u64) -> SplitMix64 {
+        SplitMix64(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.next()
+    }
+
     pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -16,8 +34,8 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// Uniform in `0..n` (n > 0), by multiply-shift.
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
+    /// Uniform in `0..n` (0 when `n` is 0), by multiply-shift.
+    pub fn below(&mut self, n: u64) -> u64 {
         ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
     }
 }

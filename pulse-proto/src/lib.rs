@@ -134,6 +134,7 @@ pub use decoder::{next_datagram_frame, StreamDecoder, GROWTH_SLACK};
 pub use error::{CloseError, ConfigError, ProtocolError, SendError};
 pub use event::{Closed, Event, RttSample};
 pub use gate::{Admission, Gate, AMPLIFICATION_LIMIT};
+pub use jitter::SplitMix64;
 pub use negotiated::{Adjustment, Negotiated, Reason, Setting};
 pub use rtt::RttEstimator;
 pub use session::{Role, Session, State};
