@@ -94,24 +94,36 @@ pub struct Learned {
     pub bad_ms: u32,
     /// Whether the search had settled.
     pub settled: bool,
+    /// The gap being tried (ms).
+    pub target_ms: u32,
+    /// Deaths at the gap being tried, not yet enough to call it too long.
+    pub failures: u8,
+    /// The shortest gap among those deaths (ms).
+    pub failed_ms: u32,
 }
 
 impl Learned {
-    /// The value as 9 bytes, to store.
-    pub fn to_bytes(&self) -> [u8; 9] {
-        let mut out = [0; 9];
+    /// The value as bytes, to store.
+    pub fn to_bytes(&self) -> [u8; 17] {
+        let mut out = [0; 17];
         out[..4].copy_from_slice(&self.good_ms.to_be_bytes());
         out[4..8].copy_from_slice(&self.bad_ms.to_be_bytes());
-        out[8] = u8::from(self.settled);
+        out[8] = u8::from(self.settled) | (self.failures.min(127) << 1);
+        out[9..13].copy_from_slice(&self.target_ms.to_be_bytes());
+        out[13..17].copy_from_slice(&self.failed_ms.to_be_bytes());
         out
     }
 
     /// The value stored with [`Learned::to_bytes`].
-    pub fn from_bytes(bytes: [u8; 9]) -> Learned {
+    pub fn from_bytes(bytes: [u8; 17]) -> Learned {
+        let u = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
         Learned {
-            good_ms: u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]),
-            bad_ms: u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]),
-            settled: bytes[8] == 1,
+            good_ms: u(0),
+            bad_ms: u(4),
+            settled: bytes[8] & 1 == 1,
+            failures: bytes[8] >> 1,
+            target_ms: u(9),
+            failed_ms: u(13),
         }
     }
 }
@@ -184,6 +196,15 @@ impl Adaptive {
         };
         if learned.settled && policy.is_narrow() {
             policy.settle(now);
+        } else if learned.failures > 0 && learned.target_ms != 0 {
+            // A death at the length being tried: try it again.
+            policy.target = learned.target_ms.min(ms(config.max));
+            policy.failures = learned.failures;
+            policy.failed_gap = if learned.failed_ms == 0 {
+                u32::MAX
+            } else {
+                learned.failed_ms
+            };
         }
         policy
     }
@@ -204,6 +225,13 @@ impl Adaptive {
             good_ms: self.good,
             bad_ms: self.bad,
             settled: self.settled_since.is_some(),
+            target_ms: self.target,
+            failures: self.failures,
+            failed_ms: if self.failed_gap == u32::MAX {
+                0
+            } else {
+                self.failed_gap
+            },
         }
     }
 
@@ -243,10 +271,14 @@ impl Adaptive {
         }
         self.clean = 0;
         if self.reprobing {
-            // The failed length works now: the path changed.
             self.reprobing = false;
+            if self.bad != 0 {
+                // No gap as long as the failed one was tried: inconclusive.
+                self.settle(now);
+                return;
+            }
+            // The failed length works now: the path changed.
             self.settled_since = None;
-            self.bad = 0;
         }
         match self.settled_since {
             Some(since) if now - since >= self.config.reprobe_after && self.bad != 0 => {
@@ -254,7 +286,7 @@ impl Adaptive {
                 self.target = self.bad;
             }
             Some(_) => {}
-            None if self.is_narrow() => self.settle(now),
+            None if self.is_narrow() || (self.bad == 0 && self.target >= ms(self.config.max)) => self.settle(now),
             None => self.target = self.next_target(),
         }
     }

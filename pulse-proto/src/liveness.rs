@@ -80,11 +80,16 @@ impl Liveness {
         self.last_ping
     }
 
-    fn ping_at(&self) -> Instant {
+    /// When the next PING is due. `last_sent`, when given, is when we last
+    /// sent anything: the schedule then also counts from it, for a NAT that
+    /// only our own packets refresh (it would forget a connection we only
+    /// receive on).
+    fn ping_at(&self, last_sent: Option<Instant>) -> Instant {
         if self.awaiting() {
             self.probe_at
         } else {
-            (self.last_recv + Duration::from_nanos(self.spacing)).max(self.probe_at)
+            let from = last_sent.map_or(self.last_recv, |sent| sent.min(self.last_recv));
+            (from + Duration::from_nanos(self.spacing)).max(self.probe_at)
         }
     }
 
@@ -95,15 +100,15 @@ impl Liveness {
     }
 
     /// The earliest instant at which something is due.
-    pub(crate) fn deadline(&self, dead_timeout: Duration) -> Instant {
-        self.ping_at().min(self.dead_at(dead_timeout))
+    pub(crate) fn deadline(&self, dead_timeout: Duration, last_sent: Option<Instant>) -> Instant {
+        self.ping_at(last_sent).min(self.dead_at(dead_timeout))
     }
 
     /// What is due at `now`.
-    pub(crate) fn due(&self, now: Instant, dead_timeout: Duration) -> Due {
+    pub(crate) fn due(&self, now: Instant, dead_timeout: Duration, last_sent: Option<Instant>) -> Due {
         if now >= self.dead_at(dead_timeout) {
             Due::Dead
-        } else if now < self.ping_at() {
+        } else if now < self.ping_at(last_sent) {
             Due::Nothing
         } else if !self.awaiting() {
             Due::Ping
@@ -134,6 +139,15 @@ impl Liveness {
     /// frame heard (a timer's call, so it may move the deadline earlier).
     pub(crate) fn respace(&mut self, spacing: Duration) {
         self.spacing = nanos(spacing);
+    }
+
+    /// The schedule's next PING no later than `max` after the last frame
+    /// heard — but, after input, never before `not_before` (the deadline
+    /// that stood before the input: the timer contract).
+    pub(crate) fn cap_spacing(&mut self, max: Duration, not_before: Instant, last_sent: Option<Instant>) {
+        let from = last_sent.map_or(self.last_recv, |sent| sent.min(self.last_recv));
+        let floor = nanos(not_before.saturating_since(from));
+        self.spacing = self.spacing.min(nanos(max)).max(floor.min(self.spacing));
     }
 
     /// A probe left at `now` (while suspect, or after our own stall).
@@ -192,18 +206,18 @@ mod tests {
     #[test]
     fn an_unanswered_ping_leads_to_suspicion_probes_and_death() {
         let mut l = Liveness::new(at(0), Duration::from_secs(1));
-        assert_eq!(l.deadline(T), at(1000));
-        assert_eq!(l.due(at(999), T), Due::Nothing);
-        assert_eq!(l.due(at(1000), T), Due::Ping);
+        assert_eq!(l.deadline(T, None), at(1000));
+        assert_eq!(l.due(at(999), T, None), Due::Nothing);
+        assert_eq!(l.due(at(1000), T, None), Due::Ping);
         l.on_scheduled_ping(at(1000), PROBE, Duration::from_secs(1));
-        assert_eq!(l.deadline(T), at(1300));
-        assert_eq!(l.due(at(1300), T), Due::Suspect);
+        assert_eq!(l.deadline(T, None), at(1300));
+        assert_eq!(l.due(at(1300), T, None), Due::Suspect);
         l.set_suspect(PROBE);
-        assert_eq!(l.deadline(T), at(1500));
-        assert_eq!(l.due(at(1500), T), Due::Probe);
+        assert_eq!(l.deadline(T, None), at(1500));
+        assert_eq!(l.due(at(1500), T, None), Due::Probe);
         l.on_probe(at(1500), PROBE);
-        assert_eq!(l.deadline(T), at(2000));
-        assert_eq!(l.due(at(3000), T), Due::Dead);
+        assert_eq!(l.deadline(T, None), at(2000));
+        assert_eq!(l.due(at(3000), T, None), Due::Dead);
     }
 
     #[test]
@@ -211,9 +225,9 @@ mod tests {
         let mut l = Liveness::new(at(0), Duration::from_secs(1));
         l.on_scheduled_ping(at(1000), PROBE, Duration::from_secs(1));
         l.set_suspect(PROBE);
-        let before = l.deadline(T);
+        let before = l.deadline(T, None);
         assert_eq!(l.on_receive(at(1400)), Some(Duration::from_millis(1400)));
-        assert!(l.deadline(T) >= before);
+        assert!(l.deadline(T, None) >= before);
         assert_eq!(l.on_receive(at(1500)), None);
     }
 
@@ -222,10 +236,14 @@ mod tests {
         // 100 ms spacing, 300 ms probe timeout: the PONG comes at +1 ms.
         let mut l = Liveness::new(at(0), Duration::from_millis(100));
         l.on_scheduled_ping(at(100), PROBE, Duration::from_millis(100));
-        let before = l.deadline(T);
+        let before = l.deadline(T, None);
         assert_eq!(before, at(400));
         l.on_receive(at(101));
-        assert_eq!(l.deadline(T), at(400), "the next PING waits for the last to be judged");
+        assert_eq!(
+            l.deadline(T, None),
+            at(400),
+            "the next PING waits for the last to be judged"
+        );
     }
 
     #[test]
@@ -247,9 +265,9 @@ mod tests {
     #[test]
     fn new_timings_move_the_schedule() {
         let mut l = Liveness::new(at(0), Duration::from_secs(10));
-        assert_eq!(l.deadline(T), at(3000));
+        assert_eq!(l.deadline(T, None), at(3000));
         l.respace(Duration::from_millis(500));
-        assert_eq!(l.deadline(T), at(500));
+        assert_eq!(l.deadline(T, None), at(500));
     }
 
     #[test]
@@ -258,7 +276,7 @@ mod tests {
         assert!(!l.is_held());
         l.hold();
         assert!(l.is_held());
-        assert_eq!(l.due(at(3_600_000), T), Due::Ping, "no verdict while held");
+        assert_eq!(l.due(at(3_600_000), T, None), Due::Ping, "no verdict while held");
         l.end_hold(at(3_600_500));
         assert!(!l.is_held());
         assert_eq!(l.dead_at(T), at(3_600_500));
@@ -268,9 +286,9 @@ mod tests {
     fn grace_holds_the_verdict_and_input_never_shortens_it() {
         let mut l = Liveness::new(at(0), Duration::from_secs(1));
         l.grant_grace(at(10_000));
-        assert_eq!(l.due(at(5_000), T), Due::Ping);
+        assert_eq!(l.due(at(5_000), T, None), Due::Ping);
         l.on_receive(at(5_000));
         assert_eq!(l.dead_at(T), at(10_000));
-        assert_eq!(l.due(at(10_000), T), Due::Dead);
+        assert_eq!(l.due(at(10_000), T, None), Due::Dead);
     }
 }

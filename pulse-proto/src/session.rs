@@ -159,8 +159,11 @@ impl Session {
             ending: None,
             output_since: now,
             send_blocked: false,
-            tuning: match (role, config.adaptive) {
-                (Role::Client, Some(adaptive)) => Some(Box::new(Tuning::adaptive(adaptive, now))),
+            tuning: match (role, config.adaptive, config.transport) {
+                (Role::Client, Some(adaptive), transport) => Some(Box::new(Tuning::adaptive(adaptive, now, transport))),
+                // A datagram client keeps its last send (one box, few such
+                // sessions per process); stream sessions and servers pay nothing.
+                (Role::Client, None, Transport::Datagram) => Some(Box::new(Tuning::datagram_client(now))),
                 _ => None,
             },
             stats: Stats::default(),
@@ -381,6 +384,10 @@ impl Session {
         let now = self.enter(now);
         if let Some(adaptive) = self.tuning.as_mut().and_then(|t| t.adaptive.as_mut()) {
             adaptive.set_active(active);
+            let target = adaptive.target_gap();
+            // A local call may move the deadline earlier: cut at once.
+            let last_sent = self.last_sent();
+            self.liveness.cap_spacing(target, Instant::ZERO, last_sent);
             self.follow_adaptive(now);
         }
     }
@@ -515,7 +522,7 @@ impl Session {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Handshaking => self.handshake.as_ref().map(|h| h.poll_timeout()),
-            State::Established => Some(self.liveness.deadline(self.dead_timeout())),
+            State::Established => Some(self.liveness.deadline(self.dead_timeout(), self.last_sent())),
             State::Closing => self.ending.as_ref().map(|e| e.deadline),
             State::Closed => None,
         }
@@ -562,8 +569,17 @@ impl Session {
     }
 
     /// A close begun by input must not end before the deadline armed
-    /// before that input: the driver will not re-arm.
+    /// before that input: the driver will not re-arm. Nor may a shorter
+    /// spacing the adaptive policy chose on input pull the next PING
+    /// before it.
     fn keep_deadline(&mut self, before: Option<Instant>) {
+        if let Some(cap) = self.tuning.as_mut().and_then(|t| t.cap.take()) {
+            if self.state == State::Established {
+                let last_sent = self.last_sent();
+                self.liveness
+                    .cap_spacing(cap, before.unwrap_or(Instant::ZERO), last_sent);
+            }
+        }
         if let (State::Closing, Some(ending), Some(before)) = (self.state, self.ending.as_mut(), before) {
             ending.deadline = ending.deadline.max(before);
         }
@@ -574,6 +590,10 @@ impl Session {
             State::Handshaking => HANDSHAKE_FRAME_LEN,
             _ => self.config.max_frame_len,
         }
+    }
+
+    fn last_sent(&self) -> Option<Instant> {
+        self.tuning.as_ref().and_then(|t| t.last_sent)
     }
 
     pub(crate) fn interval(&self) -> Duration {
@@ -760,6 +780,9 @@ impl Session {
             Role::Server => Jitter::backup(interval, dead_timeout),
         };
         self.liveness = Liveness::new(now, first);
+        if let Some(last_sent) = self.tuning.as_mut().and_then(|t| t.last_sent.as_mut()) {
+            *last_sent = now;
+        }
         self.events.push_back(Event::Connected(negotiated));
     }
 
@@ -819,13 +842,13 @@ impl Session {
     fn run_liveness(&mut self, now: Instant) {
         for _ in 0..MAX_TIMER_STEPS {
             let probe = self.probe_timing();
-            match self.liveness.due(now, self.dead_timeout()) {
+            match self.liveness.due(now, self.dead_timeout(), self.last_sent()) {
                 Due::Nothing => break,
                 Due::Ping => {
                     let next = self.draw_spacing();
                     self.pending.ping = true;
                     if let Some(tuning) = self.tuning.as_mut() {
-                        tuning.gap = Some((self.next_ping_id, self.liveness.silent_for(now)));
+                        tuning.gap = Some((self.next_ping_id, self.liveness.silent_for(now), now));
                     }
                     self.liveness.on_scheduled_ping(now, probe, next);
                 }
@@ -926,10 +949,11 @@ impl Session {
     /// kept the connection through the idle gap before it.
     fn on_idle_round(&mut self, now: Instant, id: u32) {
         let Some(tuning) = self.tuning.as_mut() else { return };
-        if let (Some((gap_id, gap)), Some(adaptive)) = (tuning.gap, tuning.adaptive.as_mut()) {
+        if let (Some((gap_id, gap, _)), Some(adaptive)) = (tuning.gap, tuning.adaptive.as_mut()) {
             if gap_id == id {
                 tuning.gap = None;
                 adaptive.on_idle_round(gap, now);
+                tuning.cap = Some(adaptive.target_gap());
                 self.follow_adaptive(now);
             }
         }
@@ -938,9 +962,10 @@ impl Session {
     /// The connection died while the schedule's PING awaited its answer:
     /// perhaps the path forgot it after that idle gap.
     fn on_idle_death(&mut self, now: Instant) {
+        let last_recv = now - self.liveness.silent_for(now);
         let Some(tuning) = self.tuning.as_mut() else { return };
-        if let (Some((gap_id, gap)), Some(adaptive)) = (tuning.gap.take(), tuning.adaptive.as_mut()) {
-            if self.ping_out_id == gap_id {
+        if let (Some((_, gap, sent)), Some(adaptive)) = (tuning.gap.take(), tuning.adaptive.as_mut()) {
+            if last_recv <= sent {
                 adaptive.on_idle_death(gap, now);
             }
         }

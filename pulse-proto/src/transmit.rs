@@ -62,6 +62,9 @@ impl Session {
         self.stats.bytes_sent += taken as u64;
         if taken > 0 {
             self.output_since = self.now;
+            if let Some(last_sent) = self.tuning.as_mut().and_then(|t| t.last_sent.as_mut()) {
+                *last_sent = self.now;
+            }
         }
         if self.output.unsent().is_none() && self.ending.as_ref().is_some_and(|e| e.close_staged) {
             self.on_close_sent();

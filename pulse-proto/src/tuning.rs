@@ -4,6 +4,7 @@
 use core::time::Duration;
 
 use crate::adapt::{Adaptive, AdaptiveConfig, Learned};
+use crate::config::Transport;
 use crate::time::Instant;
 
 /// Timings in wire form: interval and dead-peer timeout, milliseconds.
@@ -23,14 +24,31 @@ pub(crate) struct Tuning {
     pub(crate) agreed: Option<Timing>,
     /// When a server last answered: one answer per minimum ping spacing.
     pub(crate) answered_at: Option<Instant>,
-    /// The id of the latest scheduled PING and the idle gap before it.
-    pub(crate) gap: Option<(u32, Duration)>,
+    /// A shorter target the adaptive policy chose on input: the pending
+    /// spacing is cut to it once the input is handled, as far as the timer
+    /// contract allows.
+    pub(crate) cap: Option<Duration>,
+    /// A datagram client's last send: its schedule also counts from it, as
+    /// NATs that only its own packets refresh would forget a connection it
+    /// only receives on.
+    pub(crate) last_sent: Option<Instant>,
+    /// The id of the latest scheduled PING, the idle gap before it, and
+    /// when it left.
+    pub(crate) gap: Option<(u32, Duration, Instant)>,
 }
 
 impl Tuning {
-    pub(crate) fn adaptive(config: AdaptiveConfig, now: Instant) -> Tuning {
+    pub(crate) fn adaptive(config: AdaptiveConfig, now: Instant, transport: Transport) -> Tuning {
         Tuning {
             adaptive: Some(Adaptive::new(config, Learned::default(), now)),
+            last_sent: (transport == Transport::Datagram).then_some(now),
+            ..Tuning::default()
+        }
+    }
+
+    pub(crate) fn datagram_client(now: Instant) -> Tuning {
+        Tuning {
+            last_sent: Some(now),
             ..Tuning::default()
         }
     }
