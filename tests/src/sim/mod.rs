@@ -28,6 +28,7 @@ pub mod endpoint;
 pub mod nat;
 pub mod net;
 pub mod process;
+pub mod reconnecting;
 pub mod rng;
 pub mod wire;
 
@@ -35,5 +36,6 @@ pub use endpoint::Endpoint;
 pub use nat::{Mapping, Nat, NatPort, Refresh};
 pub use net::{Conn, Host, LinkSpec, Net};
 pub use process::Process;
+pub use reconnecting::{Connection, Path, Reconnecting, Sent};
 pub use rng::{draw, draw_between, draw_log_between, Rng};
 pub use wire::{Outage, Wire};
