@@ -14,6 +14,7 @@
 pub mod bins;
 pub mod fd_limit;
 pub mod floor;
+pub mod nat_proxy;
 pub mod pair;
 pub mod peer;
 pub mod sim;
