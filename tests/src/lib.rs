@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adaptive_client;
 pub mod bins;
 pub mod fd_limit;
 pub mod floor;
