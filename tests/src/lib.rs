@@ -11,9 +11,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod adaptive_client;
 pub mod bins;
 pub mod fd_limit;
 pub mod floor;
+pub mod nat_proxy;
 pub mod pair;
 pub mod peer;
 pub mod sim;

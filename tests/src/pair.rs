@@ -187,10 +187,15 @@ impl Pair {
             // running goes out when it next runs.
             let waiting = end.session.queued_bytes() > 0 && !end.process.is_running(self.now);
             let queued = waiting.then_some(self.now);
-            let wants = [end.fire_at(&end.process), wire.next_arrival(), queued]
-                .into_iter()
-                .flatten()
-                .min();
+            let wants = [
+                end.fire_at(&end.process),
+                wire.next_arrival(),
+                wire.end_arrival(),
+                queued,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let runs = wants.and_then(|at| end.process.runs_at(at.max(self.now)));
             for candidate in [runs, end.process.next_clock_step()].into_iter().flatten() {
                 next = Some(next.map_or(candidate, |n| n.min(candidate)));
@@ -216,6 +221,9 @@ impl Pair {
             if end.process.is_running(now) {
                 let local = end.process.local(now);
                 end.read_all(now, local, wire, transport);
+                if wire.take_end(now) {
+                    end.end_of_stream(now, local);
+                }
             }
         }
     }

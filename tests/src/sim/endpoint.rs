@@ -165,6 +165,14 @@ impl Endpoint {
         self.rearm();
     }
 
+    /// The transport ended under the session (a reset, the end of the
+    /// stream): tells the session, as a driver does on a read of 0 bytes.
+    pub(crate) fn end_of_stream(&mut self, now: Instant, local: Instant) {
+        self.session.handle_eof(local);
+        self.drain_events(now, None);
+        self.rearm();
+    }
+
     /// Re-reads the deadline, as after a local call.
     pub(crate) fn rearm(&mut self) {
         self.armed = self.session.poll_timeout();

@@ -16,20 +16,26 @@
 //!   timers only at its turns, and serves only so many sockets before its
 //!   timers;
 //! - **clock steps** ([`Process::step_clock`]) and **loss**, duplication
-//!   and reordering of datagrams, and partitions ([`Outage::Partition`]).
+//!   and reordering of datagrams, and partitions ([`Outage::Partition`]);
+//! - **NATs and firewalls** ([`Nat`], [`Wire::through_nat`]) that forget an
+//!   idle connection, then drop its datagrams or reset its stream.
 //!
 //! Every endpoint checks the first oracle itself: a dead-peer verdict while
 //! bytes had landed within the dead timeout is recorded in
 //! [`Endpoint::unfounded_verdicts`].
 
 pub mod endpoint;
+pub mod nat;
 pub mod net;
 pub mod process;
+pub mod reconnecting;
 pub mod rng;
 pub mod wire;
 
 pub use endpoint::Endpoint;
+pub use nat::{Mapping, Nat, NatPort, Refresh};
 pub use net::{Conn, Host, LinkSpec, Net};
 pub use process::Process;
+pub use reconnecting::{Connection, Path, Reconnecting, Sent};
 pub use rng::{draw, draw_between, draw_log_between, Rng};
 pub use wire::{Outage, Wire};

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use pulse_proto::frame::Frame;
 use pulse_proto::{Instant, StreamDecoder, Transport};
 
+use super::nat::NatPort;
 use super::rng::Rng;
 
 /// The most consecutive losses of one stream segment: TCP gives up on a
@@ -70,6 +71,8 @@ pub struct Wire {
     /// Every frame that crossed this wire, with its send time, when
     /// observing (see [`crate::Pair::observe`]).
     pub frames: Vec<(Instant, Frame)>,
+    nat: Option<NatPort>,
+    end_taken: bool,
 }
 
 impl Wire {
@@ -91,7 +94,35 @@ impl Wire {
             landed: None,
             observer: None,
             frames: Vec::new(),
+            nat: None,
+            end_taken: false,
         }
+    }
+
+    /// Sends everything through a NAT's mapping ([`crate::sim::nat`]): it
+    /// may drop what it no longer maps, or reset the stream.
+    pub fn through_nat(&mut self, port: NatPort) {
+        self.nat = Some(port);
+    }
+
+    /// When the transport's end (a middlebox's reset) reaches this wire's
+    /// receiver, until [`Wire::take_end`] has taken it.
+    pub fn end_arrival(&self) -> Option<Instant> {
+        if self.end_taken {
+            return None;
+        }
+        self.nat.as_ref()?.reset_arrival(self.latency)
+    }
+
+    /// Whether the transport's end has reached the receiver by `now`; true
+    /// once. Bytes still on their way are lost with the connection.
+    pub fn take_end(&mut self, now: Instant) -> bool {
+        if self.end_arrival().is_none_or(|at| at > now) {
+            return false;
+        }
+        self.end_taken = true;
+        self.in_flight.clear();
+        true
     }
 
     /// Seeds this wire's randomness (loss, duplication, jitter,
@@ -119,6 +150,13 @@ impl Wire {
     pub fn push(&mut self, now: Instant, bytes: Bytes, transport: Transport) {
         self.record(now, &bytes, transport);
         if self.cut || self.partitioned(now) {
+            return;
+        }
+        if self
+            .nat
+            .as_ref()
+            .is_some_and(|nat| !nat.pass(now, self.latency, transport))
+        {
             return;
         }
         let datagram = transport == Transport::Datagram;
