@@ -85,7 +85,7 @@ impl AdaptiveConfig {
 
 /// What an adaptive client learned about a path: keep it per network
 /// (Wi-Fi SSID, carrier, interface) and give it back on the next
-/// connection over that network. Nine bytes with [`Learned::to_bytes`].
+/// connection over that network: 17 bytes with [`Learned::to_bytes`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Learned {
     /// The longest idle gap that worked, in milliseconds (0: none yet).
