@@ -44,6 +44,31 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// Whether trying again cannot help: an invalid configuration, or an
+    /// address that is malformed (not one that failed to resolve). The
+    /// reconnecting client ends on these, and retries everything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pulse_proto::Config;
+    ///
+    /// let bad = Config::default().with_interval(Duration::ZERO).validate().unwrap_err();
+    /// assert!(pulse_smol::Error::Config(bad).is_permanent());
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// assert!(!pulse_smol::Error::Io(refused).is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Config(_) => true,
+            Error::Io(e) => e.kind() == io::ErrorKind::InvalidInput,
+            _ => false,
+        }
+    }
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
