@@ -10,8 +10,10 @@
 #![warn(missing_docs)]
 
 pub mod floor;
+pub mod limits;
 pub mod pair;
 pub mod peer;
+pub mod tls;
 
 pub use pair::{Endpoint, Pair, Side, Wire};
 
