@@ -31,7 +31,8 @@ pub struct SendHalf(Connection);
 
 /// The receiving half of a [`Connection`] ([`Connection::split`]): a
 /// [`Stream`] of the connection's events that ends after
-/// [`Event::Closed`].
+/// [`Event::Closed`]. Clones read the same events: each goes to one of
+/// them.
 ///
 /// # Examples
 ///
@@ -179,6 +180,16 @@ impl RecvHalf {
     /// ```
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+}
+
+impl Clone for RecvHalf {
+    fn clone(&self) -> Self {
+        RecvHalf {
+            conn: self.conn.clone(),
+            listener: None,
+            ended: self.ended,
+        }
     }
 }
 
