@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 
 use pulse_driver::{clock, flush, read_datagram, read_stream, Flushed, Read};
 
-use crate::shared::{count, Inner, Shared};
+use crate::shared::{count, Inner, PeerName, Shared};
 use crate::timers::ConnTimer;
 use crate::transport::Io;
 
@@ -97,7 +97,7 @@ impl Driver {
                 let drop_when_full = io.drops_when_full();
                 flush(&mut inner.session, clock::now(), |b| io.write(cx, b), drop_when_full);
             }
-            inner.drain_events();
+            inner.drain_events(self.shared.peer);
             inner.finished = true;
             inner.negotiated.is_some()
         };
@@ -125,12 +125,14 @@ impl Future for Driver {
         let this = self.get_mut();
         // Register before looking, so a notification in between is not lost.
         this.shared.driver_waker.register(cx.waker());
+        this.timer.service(clock::now());
         for _ in 0..TURNS_PER_POLL {
             let Some(io) = this.io.as_mut() else {
                 return Poll::Ready(());
             };
             let mut inner = this.shared.lock();
-            let step = send(&mut inner, io, cx);
+            let peer = this.shared.peer;
+            let step = send(&mut inner, peer, io, cx);
             if inner.session.is_closed() {
                 // Whatever the transport did not take now never goes.
                 drop(inner);
@@ -139,7 +141,7 @@ impl Future for Driver {
             }
             let mut busy = false;
             if !inner.session.is_input_paused() && (this.more || io.poll_readable(cx)) {
-                let (read, more) = receive(&mut inner, io, cx);
+                let (read, more) = receive(&mut inner, peer, io, cx);
                 this.more = more;
                 busy |= read;
             }
@@ -155,7 +157,9 @@ impl Future for Driver {
                 busy = true;
             }
             if !busy {
-                this.timer.follow(inner.session.poll_timeout(), cx.waker());
+                let shared = &this.shared;
+                this.timer
+                    .follow(inner.session.poll_timeout(), || Waker::from(shared.clone()));
             }
             let news = std::mem::take(&mut inner.news);
             drop(inner);
@@ -183,7 +187,7 @@ impl std::fmt::Debug for Driver {
 
 /// The drive loop's first step: write what the transport takes, hand the
 /// events to the application, and follow its backlog.
-fn send(inner: &mut Inner, io: &mut Io, cx: &mut Context<'_>) -> Flushed {
+fn send(inner: &mut Inner, peer: PeerName, io: &mut Io, cx: &mut Context<'_>) -> Flushed {
     let queued_before = inner.session.queued_bytes();
     let now = clock::now();
     let mut written = 0;
@@ -211,7 +215,7 @@ fn send(inner: &mut Inner, io: &mut Io, cx: &mut Context<'_>) -> Flushed {
     count().add_bytes(0, written);
     inner.follow_backlog();
     // Wake the application only for news: events, or room for a sender.
-    if inner.drain_events() || inner.session.queued_bytes() < queued_before {
+    if inner.drain_events(peer) || inner.session.queued_bytes() < queued_before {
         inner.news = true;
     }
     flushed
@@ -220,7 +224,7 @@ fn send(inner: &mut Inner, io: &mut Io, cx: &mut Context<'_>) -> Flushed {
 /// Reads what the transport has (within a budget), handing it to the
 /// session and its events to the application. Returns whether anything
 /// was read, and whether more may be waiting.
-fn receive(inner: &mut Inner, io: &mut Io, cx: &mut Context<'_>) -> (bool, bool) {
+fn receive(inner: &mut Inner, peer: PeerName, io: &mut Io, cx: &mut Context<'_>) -> (bool, bool) {
     let datagram = io.is_datagram();
     let short_read_drains = io.short_read_drains();
     let mut total = 0;
@@ -234,7 +238,7 @@ fn receive(inner: &mut Inner, io: &mut Io, cx: &mut Context<'_>) -> (bool, bool)
         };
         total += n;
         any |= n > 0 || outcome == Read::Closed;
-        if inner.drain_events() {
+        if inner.drain_events(peer) {
             inner.news = true;
         }
         inner.follow_backlog();

@@ -34,8 +34,10 @@
 //! likewise return a future to spawn. Dropping every handle of a
 //! connection closes it.
 //!
-//! The connections of a thread share one timer in async-io's reactor
-//! ([`set_timer_resolution`]): a heartbeat deadline costs no syscall.
+//! The connections of a thread share one timer in async-io's reactor: a
+//! heartbeat deadline costs no syscall. Deadlines fire within
+//! [`timer_resolution`] (1 ms) on a thread with traffic, and within
+//! [`timer_slack`] (10 ms) more on one without ([`set_timer_slack`]).
 //!
 //! ```no_run
 //! # smol::block_on(async {
@@ -107,7 +109,9 @@ pub use retry::DEFAULT_STABLE_AFTER;
 pub use router::UdpListenerDriver;
 pub use shared::{counters, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
 pub use tcp::{connect, Listener, DEFAULT_ACCEPT_RETRY};
-pub use timers::{set_timer_resolution, timer_resolution, DEFAULT_TIMER_RESOLUTION};
+pub use timers::{
+    set_timer_resolution, set_timer_slack, timer_resolution, timer_slack, DEFAULT_TIMER_RESOLUTION, DEFAULT_TIMER_SLACK,
+};
 pub use transport::ByteStream;
 pub use udp::{connect_udp, UdpListener, DEFAULT_UDP_BACKLOG};
 

@@ -94,7 +94,18 @@ pub(crate) struct Inner {
     /// The driver has news for the application (told once it lets go of
     /// the lock).
     pub(crate) news: bool,
-    peer: PeerName,
+}
+
+/// A driver's timer wakes the driver through its waker slot, whatever task
+/// polls it now.
+impl std::task::Wake for Shared {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.driver_waker.wake();
+    }
+
+    fn wake_by_ref(self: &std::sync::Arc<Self>) {
+        self.driver_waker.wake();
+    }
 }
 
 impl Shared {
@@ -111,7 +122,6 @@ impl Shared {
                 closed: None,
                 finished: false,
                 news: false,
-                peer: PeerName(peer),
             }),
             driver_waker: AtomicWaker::new(),
             to_app: event_listener::Event::new(),
@@ -148,18 +158,18 @@ impl Inner {
     /// logging them on the way. Every event is delivered as the core gave
     /// it, so none can be lost in translation. Returns whether the
     /// application has anything new.
-    pub(crate) fn drain_events(&mut self) -> bool {
+    pub(crate) fn drain_events(&mut self, peer: PeerName) -> bool {
         let mut any = false;
         while let Some(event) = self.session.poll_event() {
             count().on_event(&event);
             match &event {
                 Event::Connected(negotiated) => {
-                    log::opened(self.peer, negotiated);
+                    log::opened(peer, negotiated);
                     self.negotiated = Some(*negotiated);
                 }
-                Event::PeerDead { silent_for } => log::verdict(self.peer, *silent_for),
+                Event::PeerDead { silent_for } => log::verdict(peer, *silent_for),
                 Event::Closed(closed) => {
-                    log::closed(self.peer, closed);
+                    log::closed(peer, closed);
                     self.closed = Some(closed.clone());
                 }
                 _ => {}

@@ -1,15 +1,17 @@
 //! One reactor timer per thread for all the connections of that thread.
 //!
-//! A connection's deadline is an entry in its thread's timer wheel; only
-//! the wheel's earliest tick is a timer in async-io's reactor. Setting an
-//! async-io timer costs a wake-up of the reactor (an eventfd write and one
-//! more `epoll_wait` round, six syscalls), so per-connection timers made
-//! every heartbeat deadline pay that; here connections due in the same tick
-//! share one, and moving a deadline costs no syscall at all.
+//! A connection's deadline is an entry in its thread's timer wheel. Every
+//! async-io timer set or moved writes the reactor's eventfd and costs it one
+//! more `epoll_wait` round (six syscalls), so per-connection timers made
+//! each heartbeat deadline pay that. Here moving a deadline costs no
+//! syscall: due entries are fired by whichever connection of the thread is
+//! polled next (a thread with traffic polls often), and one async-io timer,
+//! set at most once per slack, fires them when the thread is otherwise
+//! idle.
 //!
-//! The reactor timer is driven by a waker of our own: when async-io fires
-//! it, the due entries' wakers are woken and the timer is set for the next
-//! tick with work, with no task in between (so no spawner is needed).
+//! That timer is driven by a waker of our own: when async-io fires it, the
+//! due entries' wakers are woken and it is set again, with no task in
+//! between (so no spawner is needed).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -24,13 +26,21 @@ use pulse_proto::{Instant, TimerKey, TimerWheel};
 /// The default timer resolution: deadlines due within the same millisecond
 /// fire together, as with tokio's timer and pulse-mio's wheel.
 pub const DEFAULT_TIMER_RESOLUTION: Duration = Duration::from_millis(1);
+/// The default timer slack: on a thread with no traffic, a deadline fires
+/// up to this much late, so that the reactor's timer is set at most once
+/// per slack. With traffic, deadlines fire within the resolution.
+pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(10);
 
 static RESOLUTION_NANOS: AtomicU64 = AtomicU64::new(1_000_000);
+static SLACK_NANOS: AtomicU64 = AtomicU64::new(10_000_000);
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// Sets the resolution of pulse-smol's timers for threads that have not
-/// used one yet (call it at start-up). A coarser resolution fires more
-/// connections together: fewer wake-ups, at the price of heartbeats and
-/// verdicts up to one resolution late. Default
+/// used one yet (call it at start-up): deadlines within one resolution of
+/// each other fire together, never early. Default
 /// [`DEFAULT_TIMER_RESOLUTION`]; at least 1 µs.
 ///
 /// # Examples
@@ -42,25 +52,64 @@ static RESOLUTION_NANOS: AtomicU64 = AtomicU64::new(1_000_000);
 /// assert_eq!(pulse_smol::timer_resolution(), Duration::from_millis(5));
 /// ```
 pub fn set_timer_resolution(resolution: Duration) {
-    let nanos = u64::try_from(resolution.as_nanos()).unwrap_or(u64::MAX).max(1_000);
-    RESOLUTION_NANOS.store(nanos, Ordering::Relaxed);
+    RESOLUTION_NANOS.store(nanos(resolution).max(1_000), Ordering::Relaxed);
 }
 
 /// The resolution new threads' timers use ([`set_timer_resolution`]).
+///
+/// # Examples
+///
+/// ```
+/// assert!(pulse_smol::timer_resolution() > std::time::Duration::ZERO);
+/// ```
 pub fn timer_resolution() -> Duration {
     Duration::from_nanos(RESOLUTION_NANOS.load(Ordering::Relaxed))
+}
+
+/// Sets how late a deadline may fire on a thread that has no traffic to
+/// fire it sooner (default [`DEFAULT_TIMER_SLACK`]). Less slack sets the
+/// reactor's timer more often: up to once per slack per thread, each time
+/// a write to its eventfd and an extra wake-up. Zero fires every deadline
+/// within the resolution.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// pulse_smol::set_timer_slack(Duration::from_millis(2));
+/// assert_eq!(pulse_smol::timer_slack(), Duration::from_millis(2));
+/// ```
+pub fn set_timer_slack(slack: Duration) {
+    SLACK_NANOS.store(nanos(slack), Ordering::Relaxed);
+}
+
+/// The slack of pulse-smol's timers ([`set_timer_slack`]).
+///
+/// # Examples
+///
+/// ```
+/// println!("{:?}", pulse_smol::timer_slack());
+/// ```
+pub fn timer_slack() -> Duration {
+    Duration::from_nanos(SLACK_NANOS.load(Ordering::Relaxed))
 }
 
 /// The timers of one thread's connections.
 pub(crate) struct Shard {
     state: Mutex<State>,
+    /// The wheel's next tick with work, in nanoseconds (`u64::MAX`: none),
+    /// for every poll of a connection to check without the lock. It may be
+    /// earlier than the truth (a cancelled entry): that costs one look.
+    next_due: AtomicU64,
 }
 
 struct State {
     wheel: TimerWheel<Waker>,
-    /// The reactor timer, set for the wheel's next tick with work.
+    /// The reactor timer, set at most one slack after the next tick with
+    /// work.
     reactor: Timer,
-    /// What `reactor` is set for; `None` while the wheel is empty.
+    /// What `reactor` is set for; `None` when it is not.
     armed: Option<Instant>,
     /// Wakes the shard when `reactor` fires.
     waker: Waker,
@@ -79,6 +128,7 @@ impl Shard {
                 armed: None,
                 waker: Waker::from(Arc::new(Fire(me.clone()))),
             }),
+            next_due: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -87,15 +137,21 @@ impl Shard {
         SHARD.with(Arc::clone)
     }
 
+    /// Fires the calling thread's due timers, if any.
+    pub(crate) fn service_current(now: Instant) {
+        SHARD.with(|shard| shard.service(now));
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Wakes `waker` at `deadline` (at most one resolution late).
+    /// Wakes `waker` at `deadline`: within the resolution if the thread
+    /// has traffic, within the slack if not.
     pub(crate) fn insert(&self, deadline: Instant, waker: Waker) -> TimerKey {
         let mut state = self.lock();
         let key = state.wheel.insert(deadline, waker);
-        let due = state.arm();
+        let due = self.follow(&mut state);
         drop(state);
         if due {
             self.fire();
@@ -110,7 +166,15 @@ impl Shard {
         self.lock().wheel.cancel(key);
     }
 
-    /// The reactor timer fired: wake whatever is due, set it for the next.
+    /// Fires what is due, if anything: a connection of the thread is
+    /// being polled anyway.
+    pub(crate) fn service(&self, now: Instant) {
+        if now.as_nanos() >= self.next_due.load(Ordering::Relaxed) {
+            self.fire();
+        }
+    }
+
+    /// Wakes whatever is due, and keeps the reactor timer behind the rest.
     fn fire(&self) {
         let mut due = Vec::new();
         loop {
@@ -119,40 +183,49 @@ impl Shard {
             while let Some((_, waker)) = state.wheel.poll_expired(now) {
                 due.push(waker);
             }
-            state.armed = None;
-            if !state.arm() {
+            if !self.follow(&mut state) {
                 break;
             }
-            // The next tick came while we worked: take it now.
+            // The reactor timer's moment came while we worked: go on.
         }
         for waker in due {
             waker.wake();
         }
     }
-}
 
-impl State {
-    /// Sets the reactor timer for the wheel's next tick with work, unless
-    /// it is already set that early. Returns whether that tick has already
-    /// come: then the caller fires, once it has let go of the lock.
-    fn arm(&mut self) -> bool {
-        let Some(next) = self.wheel.next_expiration() else {
-            return false;
-        };
-        if self.armed.is_some_and(|armed| armed <= next) {
+    /// After the wheel changed: publishes its next tick, and sets the
+    /// reactor timer one slack after it unless it is set sooner. Returns
+    /// whether that moment has already come (the caller then fires, once
+    /// it has let go of the lock).
+    fn follow(&self, state: &mut State) -> bool {
+        let next = state.wheel.next_expiration();
+        self.next_due
+            .store(next.map_or(u64::MAX, Instant::as_nanos), Ordering::Relaxed);
+        let Some(next) = next else { return false };
+        let at = next + timer_slack();
+        if state.armed.is_some_and(|armed| armed <= at) {
             return false;
         }
-        self.reactor.set_at(clock::to_std(next));
+        state.reactor.set_at(clock::to_std(at));
         // Polling registers it with our waker (set_at alone re-registers
         // only a timer polled before).
-        let mut cx = Context::from_waker(&self.waker);
-        match self.reactor.poll(&mut cx) {
-            Poll::Ready(_) => true,
+        let mut cx = Context::from_waker(&state.waker);
+        match state.reactor.poll(&mut cx) {
+            Poll::Ready(_) => {
+                state.armed = None;
+                true
+            }
             Poll::Pending => {
-                self.armed = Some(next);
+                state.armed = Some(at);
                 false
             }
         }
+    }
+
+    /// The reactor timer fired.
+    fn on_reactor_timer(&self) {
+        self.lock().armed = None;
+        self.fire();
     }
 }
 
@@ -166,7 +239,7 @@ impl Wake for Fire {
 
     fn wake_by_ref(self: &Arc<Self>) {
         if let Some(shard) = self.0.upgrade() {
-            shard.fire();
+            shard.on_reactor_timer();
         }
     }
 }
@@ -177,8 +250,6 @@ impl Wake for Fire {
 pub(crate) struct ConnTimer {
     slot: pulse_driver::TimerSlot,
     entry: Option<(Arc<Shard>, TimerKey)>,
-    /// The waker the entry holds, to tell when the task's waker changed.
-    waker: Option<Waker>,
 }
 
 impl ConnTimer {
@@ -193,44 +264,45 @@ impl ConnTimer {
         self.cancel_entry();
     }
 
-    /// Follows the session's deadline, by the re-arm rule, waking `waker`.
-    pub(crate) fn follow(&mut self, deadline: Option<Instant>, waker: &Waker) {
+    /// Follows the session's deadline, by the re-arm rule. `waker` wakes
+    /// the connection's driver whichever task polls it (it goes through
+    /// the driver's own waker slot), so it never goes stale.
+    pub(crate) fn follow(&mut self, deadline: Option<Instant>, waker: impl FnOnce() -> Waker) {
         match self.slot.rearm(deadline) {
-            pulse_driver::Arm::Keep => {
-                if let (Some(at), Some(held)) = (self.slot.armed(), &self.waker) {
-                    if !held.will_wake(waker) {
-                        self.set(at, waker);
+            pulse_driver::Arm::Keep => {}
+            pulse_driver::Arm::Set(at) => {
+                let shard = match self.entry.take() {
+                    Some((shard, key)) => {
+                        shard.cancel(key);
+                        shard
                     }
-                }
+                    None => Shard::current(),
+                };
+                let key = shard.insert(at, waker());
+                self.entry = Some((shard, key));
             }
-            pulse_driver::Arm::Set(at) => self.set(at, waker),
             pulse_driver::Arm::Cancel => self.cancel_entry(),
         }
-    }
-
-    fn set(&mut self, at: Instant, waker: &Waker) {
-        let shard = match self.entry.take() {
-            Some((shard, key)) => {
-                shard.cancel(key);
-                shard
-            }
-            None => Shard::current(),
-        };
-        let key = shard.insert(at, waker.clone());
-        self.entry = Some((shard, key));
-        self.waker = Some(waker.clone());
     }
 
     fn cancel_entry(&mut self) {
         if let Some((shard, key)) = self.entry.take() {
             shard.cancel(key);
         }
-        self.waker = None;
     }
 
     /// When it is set for.
     pub(crate) fn armed(&self) -> Option<Instant> {
         self.slot.armed()
+    }
+
+    /// Fires the due timers of this connection's thread (its shard), if
+    /// any: the first step of every poll.
+    pub(crate) fn service(&self, now: Instant) {
+        match &self.entry {
+            Some((shard, _)) => shard.service(now),
+            None => Shard::service_current(now),
+        }
     }
 }
 
@@ -270,5 +342,19 @@ mod tests {
         });
         assert!(clock::now() >= at);
         assert_eq!(count.0.load(Ordering::SeqCst), 1, "one fired, the cancelled one not");
+    }
+
+    #[test]
+    fn a_poll_on_the_thread_fires_what_is_due_without_the_reactor() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let shard = Shard::current();
+        let at = clock::now() + Duration::from_millis(5);
+        shard.insert(at, Waker::from(count.clone()));
+        shard.service(clock::now());
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "never early");
+        // No reactor runs on this thread: only the service can fire it.
+        std::thread::sleep(Duration::from_millis(7));
+        shard.service(clock::now());
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 }
