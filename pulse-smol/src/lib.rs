@@ -35,9 +35,10 @@
 //! connection closes it.
 //!
 //! The connections of a thread share one timer in async-io's reactor: a
-//! heartbeat deadline costs no syscall. Deadlines fire within
-//! [`timer_resolution`] (1 ms) on a thread with traffic, and within
-//! [`timer_slack`] (10 ms) more on one without ([`set_timer_slack`]).
+//! heartbeat deadline costs no syscall, and deadlines fire within
+//! [`timer_resolution`] (1 ms). On a busy thread the reactor's timer stays
+//! [`timer_slack`] (10 ms) behind, so it is set at most 100 times a second;
+//! when traffic stops, the first deadline may be that late.
 //!
 //! ```no_run
 //! # smol::block_on(async {

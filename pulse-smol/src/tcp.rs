@@ -147,6 +147,9 @@ impl Listener {
     /// Listens on `addr` (the first of its addresses that can be bound)
     /// with `config` for every accepted session (used as a stream config).
     ///
+    /// Cancel safety: cancelling abandons the resolution; no socket is
+    /// left bound.
+    ///
     /// # Examples
     ///
     /// ```

@@ -5,13 +5,17 @@
 //! more `epoll_wait` round (six syscalls), so per-connection timers made
 //! each heartbeat deadline pay that. Here moving a deadline costs no
 //! syscall: due entries are fired by whichever connection of the thread is
-//! polled next (a thread with traffic polls often), and one async-io timer,
-//! set at most once per slack, fires them when the thread is otherwise
-//! idle.
+//! polled next, and one async-io timer backs them up.
 //!
-//! That timer is driven by a waker of our own: when async-io fires it, the
-//! due entries' wakers are woken and it is set again, with no task in
-//! between (so no spawner is needed).
+//! That timer sits at the wheel's next tick while it is what fires the
+//! entries (a thread with little traffic: deadlines fire within the
+//! resolution). Once it finds that the thread's own polls fired them all
+//! before it (a busy thread), it stays one slack behind, so it is set at
+//! most once per slack; the first time it finds work again, it goes back.
+//!
+//! It is driven by a waker of our own: when async-io fires it, the due
+//! entries' wakers are woken and it is set again, with no task in between
+//! (so no spawner is needed).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -26,9 +30,11 @@ use pulse_proto::{Instant, TimerKey, TimerWheel};
 /// The default timer resolution: deadlines due within the same millisecond
 /// fire together, as with tokio's timer and pulse-mio's wheel.
 pub const DEFAULT_TIMER_RESOLUTION: Duration = Duration::from_millis(1);
-/// The default timer slack: on a thread with no traffic, a deadline fires
-/// up to this much late, so that the reactor's timer is set at most once
-/// per slack. With traffic, deadlines fire within the resolution.
+/// The default timer slack: on a busy thread, the reactor's timer stays
+/// this far behind the next deadline, so it is set at most once per slack
+/// (the thread's own polls fire the deadlines meanwhile). A deadline that
+/// no poll fires, when traffic stops, is at most this late; the ones after
+/// it fire within the resolution.
 pub const DEFAULT_TIMER_SLACK: Duration = Duration::from_millis(10);
 
 static RESOLUTION_NANOS: AtomicU64 = AtomicU64::new(1_000_000);
@@ -66,11 +72,12 @@ pub fn timer_resolution() -> Duration {
     Duration::from_nanos(RESOLUTION_NANOS.load(Ordering::Relaxed))
 }
 
-/// Sets how late a deadline may fire on a thread that has no traffic to
-/// fire it sooner (default [`DEFAULT_TIMER_SLACK`]). Less slack sets the
-/// reactor's timer more often: up to once per slack per thread, each time
-/// a write to its eventfd and an extra wake-up. Zero fires every deadline
-/// within the resolution.
+/// Sets how far the reactor's timer stays behind the next deadline on a
+/// busy thread (default [`DEFAULT_TIMER_SLACK`]): it is set at most once
+/// per slack per thread, each time a write to the reactor's eventfd and an
+/// extra wake-up. The price: when traffic stops, the first deadline no
+/// poll fires may be up to the slack late. Zero keeps every deadline
+/// within the resolution, at up to one timer setting per resolution.
 ///
 /// # Examples
 ///
@@ -111,6 +118,9 @@ struct State {
     reactor: Timer,
     /// What `reactor` is set for; `None` when it is not.
     armed: Option<Instant>,
+    /// The thread's polls fired the due entries before the reactor timer
+    /// did: it may keep the slack.
+    busy: bool,
     /// Wakes the shard when `reactor` fires.
     waker: Waker,
 }
@@ -126,6 +136,7 @@ impl Shard {
                 wheel: TimerWheel::new(timer_resolution()),
                 reactor: Timer::never(),
                 armed: None,
+                busy: false,
                 waker: Waker::from(Arc::new(Fire(me.clone()))),
             }),
             next_due: AtomicU64::new(u64::MAX),
@@ -154,7 +165,7 @@ impl Shard {
         let due = self.follow(&mut state);
         drop(state);
         if due {
-            self.fire();
+            self.fire(false);
         }
         key
     }
@@ -170,18 +181,25 @@ impl Shard {
     /// being polled anyway.
     pub(crate) fn service(&self, now: Instant) {
         if now.as_nanos() >= self.next_due.load(Ordering::Relaxed) {
-            self.fire();
+            self.fire(false);
         }
     }
 
-    /// Wakes whatever is due, and keeps the reactor timer behind the rest.
-    fn fire(&self) {
+    /// Wakes whatever is due, and sets the reactor timer for the rest.
+    /// When the reactor timer fired, what it finds tells whether the
+    /// thread's polls keep up on their own.
+    fn fire(&self, by_reactor: bool) {
         let mut due = Vec::new();
+        let mut first = by_reactor;
         loop {
             let mut state = self.lock();
             let now = clock::now();
             while let Some((_, waker)) = state.wheel.poll_expired(now) {
                 due.push(waker);
+            }
+            if std::mem::take(&mut first) {
+                state.armed = None;
+                state.busy = due.is_empty();
             }
             if !self.follow(&mut state) {
                 break;
@@ -194,7 +212,8 @@ impl Shard {
     }
 
     /// After the wheel changed: publishes its next tick, and sets the
-    /// reactor timer one slack after it unless it is set sooner. Returns
+    /// reactor timer for it (one slack after it on a busy thread) unless it
+    /// is set sooner. Returns
     /// whether that moment has already come (the caller then fires, once
     /// it has let go of the lock).
     fn follow(&self, state: &mut State) -> bool {
@@ -202,7 +221,7 @@ impl Shard {
         self.next_due
             .store(next.map_or(u64::MAX, Instant::as_nanos), Ordering::Relaxed);
         let Some(next) = next else { return false };
-        let at = next + timer_slack();
+        let at = if state.busy { next + timer_slack() } else { next };
         if state.armed.is_some_and(|armed| armed <= at) {
             return false;
         }
@@ -224,8 +243,7 @@ impl Shard {
 
     /// The reactor timer fired.
     fn on_reactor_timer(&self) {
-        self.lock().armed = None;
-        self.fire();
+        self.fire(true);
     }
 }
 

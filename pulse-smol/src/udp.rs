@@ -108,6 +108,9 @@ impl UdpListener {
     /// Listens on `addr` (the first of its addresses that can be bound).
     /// Returns the listener and the router to spawn.
     ///
+    /// Cancel safety: cancelling abandons the resolution; no socket is
+    /// left bound.
+    ///
     /// # Examples
     ///
     /// ```
