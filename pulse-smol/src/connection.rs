@@ -6,17 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::future;
 use pulse_driver::clock;
-use pulse_proto::{CloseCode, Closed, Config, Event, Negotiated, Role, SendError, Session, Stats, Transport};
+use pulse_proto::{CloseCode, Closed, Event, Negotiated, SendError, Stats};
 
-use crate::driver::Driver;
 use crate::error::Error;
 use crate::shared::Shared;
-use crate::transport::{ByteStream, Io};
 
 /// One pulse connection: send and receive messages; heartbeats, RTT and
-/// the dead-peer verdict run in its [`Driver`], whether or not the
+/// the dead-peer verdict run in its [`Driver`](crate::Driver), whether or not the
 /// application reads.
 ///
 /// Cloning gives another handle to the same connection. When the last
@@ -47,47 +44,6 @@ pub struct Connection {
     shared: Arc<Shared>,
 }
 
-/// Normalises a config to the transport's kind, and checks it.
-pub(crate) fn config_for(config: impl Into<Arc<Config>>, transport: Transport) -> Result<Arc<Config>, Error> {
-    let mut config = config.into();
-    if config.transport != transport {
-        config = Arc::new((*config).clone().with_transport(transport));
-    }
-    config.validate()?;
-    Ok(config)
-}
-
-/// A new connection over `io`, and its driver.
-pub(crate) fn pair(
-    config: Arc<Config>,
-    role: Role,
-    io: Io,
-    peer: Option<SocketAddr>,
-    local: Option<SocketAddr>,
-) -> Result<(Connection, Driver), Error> {
-    let session = Session::new(config, role, clock::now(), clock::seed())?;
-    let shared = Arc::new(Shared::new(session, peer, local));
-    let driver = Driver::new(shared.clone(), io);
-    Ok((Connection::new(shared), driver))
-}
-
-/// Runs the driver until the handshake is over; hands both back if it
-/// succeeded.
-pub(crate) async fn handshake((conn, mut driver): (Connection, Driver)) -> Result<(Connection, Driver), Error> {
-    let outcome = future::or(
-        async {
-            (&mut driver).await;
-            Err(conn.shared.lock().closed_or_pending())
-        },
-        conn.connected(),
-    )
-    .await;
-    match outcome {
-        Ok(_) => Ok((conn, driver)),
-        Err(closed) => Err(Error::Closed(closed)),
-    }
-}
-
 impl Connection {
     pub(crate) fn new(shared: Arc<Shared>) -> Connection {
         shared.add_handle();
@@ -96,58 +52,6 @@ impl Connection {
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
-    }
-
-    /// A client connection over a byte stream the application opened
-    /// (TLS, a Unix socket, a socket it configured itself); completes the
-    /// handshake. The config is used as a stream config.
-    ///
-    /// Cancel safety: cancelling drops the stream and the attempt.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # smol::block_on(async {
-    /// use pulse_proto::Config;
-    ///
-    /// let unix = smol::net::unix::UnixStream::connect("/run/pulse.sock").await?;
-    /// let (conn, driver) = pulse_smol::Connection::client(unix, Config::default()).await?;
-    /// smol::spawn(driver).detach();
-    /// conn.send(1, "over a Unix socket").await?;
-    /// # Ok::<(), pulse_smol::Error>(()) });
-    /// ```
-    pub async fn client(
-        stream: impl ByteStream + 'static,
-        config: impl Into<Arc<Config>>,
-    ) -> Result<(Connection, Driver), Error> {
-        let config = config_for(config, Transport::Stream)?;
-        handshake(pair(config, Role::Client, Io::Stream(Box::new(stream)), None, None)?).await
-    }
-
-    /// A server connection over a byte stream the application accepted;
-    /// the handshake runs in the returned [`Driver`], which must be
-    /// spawned. A peer that is not a pulse client ends with
-    /// [`Event::Closed`] saying what it sent.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # smol::block_on(async {
-    /// use pulse_proto::Config;
-    ///
-    /// let listener = smol::net::unix::UnixListener::bind("/run/pulse.sock")?;
-    /// let (unix, _) = listener.accept().await?;
-    /// let (conn, driver) = pulse_smol::Connection::server(unix, Config::default())?;
-    /// smol::spawn(driver).detach();
-    /// println!("{:?}", conn.recv().await);
-    /// # Ok::<(), pulse_smol::Error>(()) });
-    /// ```
-    pub fn server(
-        stream: impl ByteStream + 'static,
-        config: impl Into<Arc<Config>>,
-    ) -> Result<(Connection, Driver), Error> {
-        let config = config_for(config, Transport::Stream)?;
-        pair(config, Role::Server, Io::Stream(Box::new(stream)), None, None)
     }
 
     /// Sends a message. Waits while the output queue is full (the peer

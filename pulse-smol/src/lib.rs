@@ -83,29 +83,30 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client_state;
 mod connection;
 mod driver;
 mod error;
 mod halves;
+mod open;
 mod reconnect;
 mod retry;
 mod router;
 mod shared;
+mod stream;
 mod supervisor;
 mod tcp;
 mod timers;
 mod transport;
 mod udp;
 
+pub use client_state::{MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS};
 pub use connection::Connection;
 pub use driver::{live_drivers, Driver};
 pub use error::Error;
 pub use halves::{RecvHalf, SendHalf};
 pub use pulse_proto::Event;
-pub use reconnect::{
-    default_backoff, Builder, ClientEvent, ReconnectingClient, Supervisor, MAX_UNREAD_CONNECTIONS,
-    MAX_UNREAD_TRANSITIONS,
-};
+pub use reconnect::{default_backoff, Builder, ClientEvent, ReconnectingClient, Supervisor};
 pub use retry::DEFAULT_STABLE_AFTER;
 pub use router::UdpListenerDriver;
 pub use shared::{counters, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};

@@ -1,14 +1,13 @@
 //! A client that reconnects by itself, reporting every transition.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_net::AsyncToSocketAddrs;
 use bytes::Bytes;
 use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator};
 
+use crate::client_state::{Inner, Next};
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::retry::{Retry, DEFAULT_STABLE_AFTER};
@@ -55,124 +54,11 @@ pub enum ClientEvent {
 }
 
 impl ClientEvent {
-    fn is_ending(&self) -> bool {
+    pub(crate) fn is_ending(&self) -> bool {
         matches!(
             self,
             ClientEvent::GaveUp { .. } | ClientEvent::Failed { .. } | ClientEvent::Stopped
         )
-    }
-}
-
-/// Transitions (`Connecting`, `Lost`) kept for an application that does
-/// not read them; older ones are dropped beyond this, and counted. The
-/// supervisor never waits for the application.
-pub const MAX_UNREAD_TRANSITIONS: usize = 64;
-/// Ended connections whose unread events are kept; the oldest is dropped
-/// (and counted) beyond this. Each holds at most its receive buffer.
-pub const MAX_UNREAD_CONNECTIONS: usize = 4;
-
-enum Entry {
-    Transition(ClientEvent),
-    /// The application reads this connection's events, up to its Closed.
-    Connection(Connection),
-}
-
-#[derive(Default)]
-struct State {
-    queue: VecDeque<Entry>,
-    /// The connection that is up, once its handshake completed.
-    current: Option<Connection>,
-    /// Entries dropped for an application that did not read them.
-    dropped: u64,
-    /// The ending, once the supervisor is done: every later `recv` sees it.
-    ended: Option<ClientEvent>,
-}
-
-pub(crate) struct Inner {
-    state: Mutex<State>,
-    to_app: event_listener::Event,
-    to_supervisor: event_listener::Event,
-    /// `close` was called, or every handle dropped.
-    stop: AtomicBool,
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn is_stopping(&self) -> bool {
-        self.stop.load(Ordering::Acquire)
-    }
-
-    fn stop(&self) {
-        self.stop.store(true, Ordering::Release);
-        self.to_supervisor.notify(usize::MAX);
-    }
-
-    /// Waits until the client is told to stop.
-    pub(crate) async fn stopped(&self) {
-        loop {
-            let changed = self.to_supervisor.listen();
-            if self.is_stopping() {
-                return;
-            }
-            changed.await;
-        }
-    }
-
-    /// Queues a transition, never waiting: beyond the limit the oldest
-    /// unread one goes.
-    pub(crate) fn report(&self, event: ClientEvent) {
-        {
-            let mut state = self.lock();
-            let transitions = state.queue.iter().filter(|e| matches!(e, Entry::Transition(_))).count();
-            if transitions >= MAX_UNREAD_TRANSITIONS {
-                let oldest = state
-                    .queue
-                    .iter()
-                    .position(|e| matches!(e, Entry::Transition(t) if !t.is_ending()));
-                if let Some(i) = oldest {
-                    state.queue.remove(i);
-                    state.dropped += 1;
-                }
-            }
-            state.queue.push_back(Entry::Transition(event));
-        }
-        self.to_app.notify(usize::MAX);
-    }
-
-    /// A connection is up: the application reads its events next.
-    pub(crate) fn attach(&self, conn: &Connection) {
-        {
-            let mut state = self.lock();
-            let connections = state.queue.iter().filter(|e| matches!(e, Entry::Connection(_))).count();
-            if connections >= MAX_UNREAD_CONNECTIONS {
-                if let Some(i) = state.queue.iter().position(|e| matches!(e, Entry::Connection(_))) {
-                    state.queue.remove(i);
-                    state.dropped += 1;
-                }
-            }
-            state.queue.push_back(Entry::Connection(conn.clone()));
-            state.current = Some(conn.clone());
-        }
-        self.to_app.notify(usize::MAX);
-    }
-
-    /// The connection is over.
-    pub(crate) fn detach(&self) {
-        self.lock().current = None;
-    }
-
-    /// Ends with `last`: queued, and returned by every `recv` after.
-    pub(crate) fn end(&self, last: ClientEvent) {
-        {
-            let mut state = self.lock();
-            state.queue.push_back(Entry::Transition(last.clone()));
-            state.ended = Some(last);
-            state.current = None;
-        }
-        self.to_app.notify(usize::MAX);
     }
 }
 
@@ -252,7 +138,7 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         // Dropped before its end (its executor shut down, say): the
         // client has stopped, and `close` and `recv` must say so.
-        if self.inner.lock().ended.is_none() {
+        if !self.inner.has_ended() {
             self.inner.end(ClientEvent::Stopped);
         }
     }
@@ -316,12 +202,7 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
 
     /// The client, and the supervisor to spawn.
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
-        let inner = Arc::new(Inner {
-            state: Mutex::new(State::default()),
-            to_app: event_listener::Event::new(),
-            to_supervisor: event_listener::Event::new(),
-            stop: AtomicBool::new(false),
-        });
+        let inner = Arc::new(Inner::new());
         let retry = Retry::new(self.backoff, self.stable_after);
         let future = Box::pin(supervise(inner.clone(), self.target, self.config, retry));
         let supervisor = Supervisor {
@@ -398,7 +279,7 @@ impl ReconnectingClient {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub async fn send(&self, tag: u16, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let current = self.inner().lock().current.clone();
+        let current = self.inner().current();
         match current {
             Some(conn) => conn.send(tag, payload).await,
             None => Err(Error::Closed(Closed::new(
@@ -436,36 +317,12 @@ impl ReconnectingClient {
         let inner = self.inner();
         loop {
             let arrived = inner.to_app.listen();
-            let from_connection = {
-                let mut state = inner.lock();
-                match state.queue.front() {
-                    Some(Entry::Transition(_)) => {
-                        let Some(Entry::Transition(event)) = state.queue.pop_front() else {
-                            unreachable!("the front was a transition")
-                        };
-                        return event;
-                    }
-                    Some(Entry::Connection(conn)) => match conn.try_recv() {
-                        Some(Event::Closed(closed)) => {
-                            state.queue.pop_front();
-                            return ClientEvent::Event(Event::Closed(closed));
-                        }
-                        Some(event) => return ClientEvent::Event(event),
-                        None => Some(conn.shared().to_app.listen()),
-                    },
-                    None => {
-                        if let Some(last) = &state.ended {
-                            return last.clone();
-                        }
-                        None
-                    }
+            match inner.take_next() {
+                Next::Event(event) => return event,
+                Next::Wait(Some(from_connection)) => {
+                    futures_lite::future::or(arrived, from_connection).await;
                 }
-            };
-            match from_connection {
-                Some(news) => {
-                    futures_lite::future::or(arrived, news).await;
-                }
-                None => arrived.await,
+                Next::Wait(None) => arrived.await,
             }
         }
     }
@@ -479,7 +336,7 @@ impl ReconnectingClient {
     /// println!("{}", if client.is_connected() { "up" } else { "down" });
     /// ```
     pub fn is_connected(&self) -> bool {
-        self.inner().lock().current.as_ref().is_some_and(|c| !c.is_closed())
+        self.inner().current().is_some_and(|c| !c.is_closed())
     }
 
     /// The address of the server the current connection reached: after
@@ -494,10 +351,8 @@ impl ReconnectingClient {
     /// }
     /// ```
     pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        let state = self.inner().lock();
-        state
-            .current
-            .as_ref()
+        self.inner()
+            .current()
             .filter(|c| !c.is_closed())
             .and_then(|c| c.peer_addr().ok())
     }
@@ -511,12 +366,12 @@ impl ReconnectingClient {
     /// println!("{:?}", client.rtt());
     /// ```
     pub fn rtt(&self) -> Option<Duration> {
-        self.inner().lock().current.as_ref().and_then(Connection::rtt)
+        self.inner().current().as_ref().and_then(Connection::rtt)
     }
 
     /// Transitions and ended connections dropped, unread, because the
-    /// application fell behind ([`MAX_UNREAD_TRANSITIONS`],
-    /// [`MAX_UNREAD_CONNECTIONS`]).
+    /// application fell behind ([`MAX_UNREAD_TRANSITIONS`](crate::MAX_UNREAD_TRANSITIONS),
+    /// [`MAX_UNREAD_CONNECTIONS`](crate::MAX_UNREAD_CONNECTIONS)).
     ///
     /// # Examples
     ///
@@ -525,7 +380,7 @@ impl ReconnectingClient {
     /// println!("{} dropped", client.events_dropped());
     /// ```
     pub fn events_dropped(&self) -> u64 {
-        self.inner().lock().dropped
+        self.inner().dropped()
     }
 
     /// Stops: closes the current connection gracefully and makes no more
@@ -548,7 +403,7 @@ impl ReconnectingClient {
         inner.stop();
         loop {
             let changed = inner.to_app.listen();
-            if inner.lock().ended.is_some() {
+            if inner.has_ended() {
                 return;
             }
             changed.await;

@@ -14,8 +14,9 @@ use atomic_waker::AtomicWaker;
 use pulse_driver::{clock, with_read_buffer, Demux, Route};
 use pulse_proto::Role;
 
-use crate::connection::{pair, Connection};
+use crate::connection::Connection;
 use crate::driver::Driver;
+use crate::open::pair;
 use crate::shared::{count, Shared};
 use crate::transport::Io;
 

@@ -9,10 +9,11 @@ use async_net::AsyncToSocketAddrs;
 use futures_lite::future;
 use pulse_proto::{CloseCode, Config};
 
+use crate::client_state::Inner;
 use crate::connection::Connection;
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::reconnect::{ClientEvent, Inner};
+use crate::reconnect::ClientEvent;
 use crate::retry::Retry;
 use crate::tcp::connect;
 

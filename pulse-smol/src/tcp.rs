@@ -12,9 +12,10 @@ use futures_lite::{future, Stream};
 use pulse_driver::log;
 use pulse_proto::{Config, Role, Transport};
 
-use crate::connection::{config_for, handshake, pair, Connection};
+use crate::connection::Connection;
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::open::{config_for, handshake, pair};
 use crate::transport::Io;
 
 /// Connects to a pulse server over TCP and completes the handshake.

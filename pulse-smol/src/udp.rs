@@ -10,9 +10,10 @@ use async_net::AsyncToSocketAddrs;
 use pulse_driver::Demux;
 use pulse_proto::{Config, Role, Transport};
 
-use crate::connection::{config_for, handshake, pair, Connection};
+use crate::connection::Connection;
 use crate::driver::Driver;
 use crate::error::Error;
+use crate::open::{config_for, handshake, pair};
 use crate::router::{Accepted, PeerLink, UdpListenerDriver};
 use crate::transport::Io;
 
