@@ -145,8 +145,6 @@ fn heartbeats_run_while_the_application_reads_nothing() {
         // still proves they ran.
         assert!(conn.stats().pings_sent >= 10, "{:?}", conn.stats());
         assert!(conn.rtt().is_some());
-        // Informational events the application left unread are capped.
-        assert!(conn.events_dropped() > 0 || conn.stats().pings_sent <= 64);
     });
 }
 
