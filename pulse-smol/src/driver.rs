@@ -58,6 +58,16 @@ impl Drop for Live {
 ///
 /// It is a plain state machine (no boxed async block inside), so a spawned
 /// driver costs one task allocation of a couple of hundred bytes.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+/// // On any executor; or polled beside the application's own futures.
+/// smol::spawn(driver).detach();
+/// # Ok::<(), pulse_smol::Error>(()) });
+/// ```
 #[must_use = "a connection does nothing unless its driver runs"]
 pub struct Driver {
     shared: Arc<Shared>,

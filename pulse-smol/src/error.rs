@@ -6,6 +6,21 @@ use std::io;
 use pulse_proto::{CloseError, Closed, ConfigError};
 
 /// What went wrong.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use pulse_smol::Error;
+///
+/// match pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await {
+///     Ok(_) => println!("connected"),
+///     Err(Error::Closed(closed)) => println!("the server refused: {closed}"),
+///     Err(Error::Io(e)) => println!("TCP failed: {e}"),
+///     Err(e) => println!("{e}"),
+/// }
+/// # });
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {

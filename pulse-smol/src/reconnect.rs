@@ -17,6 +17,26 @@ use crate::supervisor::supervise;
 /// either the connection's events (`Event(Connected)` first,
 /// `Event(Closed)` last) or none, then `Lost`, and again; or one of the
 /// endings, `GaveUp`, `Failed` or `Stopped`, after which nothing follows.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+/// use pulse_proto::Event;
+/// use pulse_smol::ClientEvent;
+///
+/// loop {
+///     match client.recv().await {
+///         ClientEvent::Connecting { attempt } => println!("attempt {attempt}"),
+///         ClientEvent::Event(Event::Message { tag, payload }) => println!("{tag}: {payload:?}"),
+///         ClientEvent::Event(_) => {}
+///         ClientEvent::Lost { error, retry_in } => println!("{error}; again in {retry_in:?}"),
+///         ending => break println!("{ending:?}"),
+///     }
+/// }
+/// # });
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ClientEvent {
@@ -128,6 +148,17 @@ impl std::fmt::Debug for ReconnectingClient {
 /// Runs a [`ReconnectingClient`]: its connections and their drivers. Spawn
 /// it; it finishes when the client ends (see [`ClientEvent`]) or every
 /// handle of it is dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+/// let supervisor = smol::spawn(supervisor);
+/// drop(client); // the last handle: the client stops
+/// supervisor.await;
+/// # });
+/// ```
 #[must_use = "a reconnecting client does nothing unless its supervisor runs"]
 pub struct Supervisor {
     future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
@@ -181,6 +212,13 @@ pub struct Builder<A> {
 
 /// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
 /// on attempts.
+///
+/// # Examples
+///
+/// ```
+/// let backoff = pulse_smol::default_backoff().with_max_attempts(10);
+/// # let _ = backoff;
+/// ```
 pub fn default_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
 }
@@ -188,6 +226,17 @@ pub fn default_backoff() -> Backoff {
 impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// The delays between attempts (default [`default_backoff`]). An
     /// unseeded backoff gets a seed of the client's own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let backoff = pulse_proto::Backoff::new(Duration::from_millis(50), Duration::from_secs(5)).with_max_attempts(20);
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default())
+    ///     .backoff(backoff)
+    ///     .build();
+    /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -195,12 +244,27 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
 
     /// How long a connection must stay up for the backoff to start over
     /// at its next loss (default [`DEFAULT_STABLE_AFTER`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default())
+    ///     .stable_after(std::time::Duration::from_secs(60))
+    ///     .build();
+    /// ```
     pub fn stable_after(mut self, uptime: Duration) -> Self {
         self.stable_after = uptime;
         self
     }
 
     /// The client, and the supervisor to spawn.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// smol::spawn(supervisor).detach();
+    /// ```
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
         let inner = Arc::new(Inner::new());
         let retry = Retry::new(self.backoff, self.stable_after);

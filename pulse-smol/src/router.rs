@@ -70,6 +70,17 @@ impl PeerLink {
 /// Spawn it; it finishes by itself, releasing the socket, once every
 /// [`crate::UdpListener`] handle is dropped and every peer's connection
 /// has ended.
+///
+/// # Examples
+///
+/// ```
+/// # smol::block_on(async {
+/// let (listener, router) = pulse_smol::UdpListener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+/// let router = smol::spawn(router);
+/// drop(listener); // no handle, no peer: the router ends, the port is free
+/// router.await;
+/// # Ok::<(), pulse_smol::Error>(()) });
+/// ```
 #[must_use = "a UDP listener receives nothing unless its driver runs"]
 pub struct UdpListenerDriver {
     socket: Arc<Async<UdpSocket>>,
