@@ -121,6 +121,8 @@ struct State {
     /// The thread's polls fired the due entries before the reactor timer
     /// did: it may keep the slack.
     busy: bool,
+    /// The thread's polls fired entries since the reactor timer last did.
+    polled: bool,
     /// Wakes the shard when `reactor` fires.
     waker: Waker,
 }
@@ -137,6 +139,7 @@ impl Shard {
                 reactor: Timer::never(),
                 armed: None,
                 busy: false,
+                polled: false,
                 waker: Waker::from(Arc::new(Fire(me.clone()))),
             }),
             next_due: AtomicU64::new(u64::MAX),
@@ -198,8 +201,14 @@ impl Shard {
                 due.push(waker);
             }
             if std::mem::take(&mut first) {
+                // Busy: the thread's polls fired entries since the last
+                // time (what this one finds says little: the wheel also
+                // asks to be woken where it moves timers down a level).
                 state.armed = None;
-                state.busy = due.is_empty();
+                state.busy = state.polled;
+                state.polled = false;
+            } else if !by_reactor && !due.is_empty() {
+                state.polled = true;
             }
             if !self.follow(&mut state) {
                 break;
