@@ -9,9 +9,9 @@
 //!
 //! That timer sits at the wheel's next tick while it is what fires the
 //! entries (a thread with little traffic: deadlines fire within the
-//! resolution). Once it finds that the thread's own polls fired them all
-//! before it (a busy thread), it stays one slack behind, so it is set at
-//! most once per slack; the first time it finds work again, it goes back.
+//! resolution). While the thread's own polls fire deadlines between its
+//! firings (a busy thread), it stays one slack behind, so it is set at most
+//! once per slack; when they stop, it goes back.
 //!
 //! It is driven by a waker of our own: when async-io fires it, the due
 //! entries' wakers are woken and it is set again, with no task in between
