@@ -92,6 +92,22 @@ pub struct CountersSnapshot {
 }
 
 impl Counters {
+    /// All zero; `const`, so a driver can keep its counters in a `static`.
+    pub const fn new() -> Counters {
+        Counters {
+            open: AtomicU64::new(0),
+            opened: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            verdicts: AtomicU64::new(0),
+            suspicions: AtomicU64::new(0),
+            own_stalls: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            closed_local: [const { AtomicU64::new(0) }; 13],
+            closed_peer: [const { AtomicU64::new(0) }; 13],
+        }
+    }
+
     /// Counts what an event of a connection says. Call it for every event.
     pub fn on_event(&self, event: &Event) {
         let add = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);

@@ -43,6 +43,7 @@ pub struct Demux<K> {
     config: Arc<Config>,
     peers: HashMap<SocketAddr, K>,
     reply: Vec<u8>,
+    refused: u64,
 }
 
 impl<K> Demux<K> {
@@ -59,6 +60,7 @@ impl<K> Demux<K> {
             config,
             peers: HashMap::new(),
             reply: Vec::new(),
+            refused: 0,
         })
     }
 
@@ -86,6 +88,7 @@ impl<K> Demux<K> {
         }
         let admission = match self.gate.admit(now, from, datagram, &mut self.reply) {
             Admission::Open if !room => {
+                self.refused += 1;
                 crate::log::refused(from, "at its connection limit");
                 self.gate.refuse(
                     datagram,
@@ -116,6 +119,12 @@ impl<K> Demux<K> {
     /// Keeps only the peers `keep` says are alive.
     pub fn retain(&mut self, mut keep: impl FnMut(&SocketAddr, &K) -> bool) {
         self.peers.retain(|addr, key| keep(addr, key));
+    }
+
+    /// Peers turned away for want of room so far, for
+    /// [`crate::Counters::on_refused`].
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Peers known now.

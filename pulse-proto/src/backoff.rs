@@ -37,6 +37,7 @@ pub struct Backoff {
     max_attempts: Option<u32>,
     attempt: u32,
     rng: SplitMix64,
+    seeded: bool,
 }
 
 impl Backoff {
@@ -50,6 +51,7 @@ impl Backoff {
             max_attempts: None,
             attempt: 0,
             rng: SplitMix64(0x5EED),
+            seeded: false,
         }
     }
 
@@ -68,7 +70,15 @@ impl Backoff {
     /// Seeds the jitter: give each client its own.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.rng = SplitMix64(seed);
+        self.seeded = true;
         self
+    }
+
+    /// Whether [`Backoff::with_seed`] was called: a driver that finds it
+    /// unseeded gives it a seed of its own, so clients do not retry in
+    /// lockstep.
+    pub fn is_seeded(&self) -> bool {
+        self.seeded
     }
 
     /// The delay before the next attempt, or `None` to give up.

@@ -8,13 +8,19 @@ use std::collections::HashMap;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use pulse_proto::Config;
-use pulse_smol::{Connection, Incoming, Listener};
+use pulse_smol::{Connection, Event, Listener};
 
 /// Tag of a chat line.
 const LINE: u16 = 1;
+
+/// A chat member gone quiet for 10 s is dead; a ping every 3 s.
+fn config() -> Config {
+    Config::default().with_timing(Duration::from_secs(3), Duration::from_secs(10))
+}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -28,17 +34,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
     let members: Arc<Mutex<HashMap<SocketAddr, Connection>>> = Arc::default();
     smol::block_on(async {
-        let listener = Listener::bind(addr, Config::default())?;
+        let listener = Listener::bind(addr, config()).await?;
         println!("chat server on {}", listener.local_addr()?);
-        loop {
-            let (conn, driver, peer) = listener.accept().await?;
+        // `accept` returns no error that passes: the loop keeps serving.
+        while let Ok((conn, driver, peer)) = listener.accept().await {
             smol::spawn(driver).detach();
             let members = members.clone();
             smol::spawn(async move {
                 members.lock().unwrap().insert(peer, conn.clone());
                 loop {
                     match conn.recv().await {
-                        Incoming::Message { tag: LINE, payload } => {
+                        Event::Message { tag: LINE, payload } => {
                             let others: Vec<Connection> = members
                                 .lock()
                                 .unwrap()
@@ -50,7 +56,7 @@ fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
                                 let _ = other.send(LINE, payload.clone()).await;
                             }
                         }
-                        Incoming::Closed(closed) => {
+                        Event::Closed(closed) => {
                             println!("{peer} left: {}", closed.code);
                             break;
                         }
@@ -61,20 +67,21 @@ fn server(addr: SocketAddr) -> Result<(), Box<dyn std::error::Error>> {
             })
             .detach();
         }
+        Ok(())
     })
 }
 
 fn client(addr: SocketAddr, name: String) -> Result<(), Box<dyn std::error::Error>> {
     smol::block_on(async {
-        let (conn, driver) = pulse_smol::connect(addr, Config::default()).await?;
+        let (conn, driver) = pulse_smol::connect(addr, config()).await?;
         smol::spawn(driver).detach();
         let (tx, rx) = conn.split();
         smol::spawn(async move {
             loop {
                 match rx.recv().await {
-                    Incoming::Message { payload, .. } => println!("{}", String::from_utf8_lossy(&payload)),
-                    Incoming::PeerDead { .. } => println!("(the server stopped answering)"),
-                    Incoming::Closed(closed) => {
+                    Event::Message { payload, .. } => println!("{}", String::from_utf8_lossy(&payload)),
+                    Event::PeerDead { .. } => println!("(the server stopped answering)"),
+                    Event::Closed(closed) => {
                         println!("(disconnected: {})", closed.code);
                         std::process::exit(0);
                     }

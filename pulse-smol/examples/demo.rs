@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use pulse_proto::Config;
-use pulse_smol::{Incoming, Listener};
+use pulse_smol::{Event, Listener};
 
 const CONNECTIONS: usize = 200;
 const INTERVAL: Duration = Duration::from_secs(1);
@@ -25,13 +25,13 @@ fn config() -> Config {
 
 /// The server process: echo, until its stdin closes.
 fn serve() -> Result<(), Box<dyn std::error::Error>> {
-    let listener = Listener::bind("127.0.0.1:0".parse()?, config())?;
+    let listener = smol::block_on(Listener::bind("127.0.0.1:0", config()))?;
     println!("{}", listener.local_addr()?);
     std::thread::spawn(move || {
         smol::block_on(async {
             while let Ok((conn, driver, _)) = listener.accept().await {
                 smol::spawn(driver).detach();
-                smol::spawn(async move { while !matches!(conn.recv().await, Incoming::Closed(_)) {} }).detach();
+                smol::spawn(async move { while !matches!(conn.recv().await, Event::Closed(_)) {} }).detach();
             }
         })
     });
@@ -70,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pid = server.id();
     let mut line = String::new();
     BufReader::new(server.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let addr = line.trim().parse()?;
+    let addr: std::net::SocketAddr = line.trim().parse()?;
     println!("server process {pid} listening on {addr}");
 
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -84,12 +84,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             connections.push(smol::spawn(async move {
                 loop {
                     match conn.recv().await {
-                        Incoming::Rtt(sample) => seen.lock().unwrap().rtts.push(sample.rtt),
-                        Incoming::Suspect { .. } => seen.lock().unwrap().suspects += 1,
-                        Incoming::PeerDead { silent_for } => {
+                        Event::Rtt(sample) => seen.lock().unwrap().rtts.push(sample.rtt),
+                        Event::Suspect { .. } => seen.lock().unwrap().suspects += 1,
+                        Event::PeerDead { silent_for } => {
                             seen.lock().unwrap().verdicts.push((silent_for, Instant::now()));
                         }
-                        Incoming::Closed(_) => return,
+                        Event::Closed(_) => return,
                         _ => {}
                     }
                 }

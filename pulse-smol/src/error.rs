@@ -6,6 +6,21 @@ use std::io;
 use pulse_proto::{CloseError, Closed, ConfigError};
 
 /// What went wrong.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use pulse_smol::Error;
+///
+/// match pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await {
+///     Ok(_) => println!("connected"),
+///     Err(Error::Closed(closed)) => println!("the server refused: {closed}"),
+///     Err(Error::Io(e)) => println!("TCP failed: {e}"),
+///     Err(e) => println!("{e}"),
+/// }
+/// # });
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -40,6 +55,31 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the peer's maximum of {max}"),
+        }
+    }
+}
+
+impl Error {
+    /// Whether trying again cannot help: an invalid configuration, or an
+    /// address that is malformed (not one that failed to resolve). The
+    /// reconnecting client ends on these, and retries everything else.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pulse_proto::Config;
+    ///
+    /// let bad = Config::default().with_interval(Duration::ZERO).validate().unwrap_err();
+    /// assert!(pulse_smol::Error::Config(bad).is_permanent());
+    /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+    /// assert!(!pulse_smol::Error::Io(refused).is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Config(_) => true,
+            Error::Io(e) => e.kind() == io::ErrorKind::InvalidInput,
+            _ => false,
         }
     }
 }

@@ -2,51 +2,69 @@
 //!
 //! [pulse](pulse_proto) heartbeats for smol and async-io applications:
 //! long-lived connections that stay alive by themselves and tell, fast and
-//! without false alarms, when the peer is gone or hung.
+//! without false alarms, when the peer is gone or hung. Both ends speak
+//! pulse.
 //!
 //! - [`connect`] and [`Listener`] over TCP; [`connect_udp`] and
 //!   [`UdpListener`] over UDP (one connection per peer address);
-//! - [`Connection`]: `send` with backpressure, `recv` of messages and events
-//!   (RTT, suspect, recovered, the dead-peer verdict, closed), `rtt`,
-//!   graceful `close`, and `split` into halves for different tasks;
-//! - [`ReconnectingClient`]: reconnects after a dead peer or a dropped
-//!   connection, as a [`pulse_proto::Backoff`] says, reporting each step.
+//!   [`Connection::client`] and [`Connection::server`] over any futures-io
+//!   byte stream: TLS (futures-rustls), Unix sockets, a socket you set up;
+//! - [`Connection`]: `send` with backpressure, `recv` of messages and the
+//!   core's [`Event`]s (RTT, suspect, recovered, the dead-peer verdict,
+//!   closed), `rtt`, graceful `close`, and `split` into halves, the
+//!   receiving one a `Stream`;
+//! - [`ReconnectingClient`]: reconnects after a dead peer, a dropped
+//!   connection or a failed attempt, as a [`pulse_proto::Backoff`] says,
+//!   reporting each step;
+//! - [`counters`] for metrics, and `tracing` events (targets `pulse::conn`
+//!   and `pulse::accept`, see [`pulse_driver::log`]).
 //!
-//! Every protocol decision is made by `pulse-proto`'s `Session`; this crate
-//! only moves bytes and time.
+//! Every protocol decision is made by `pulse-proto`'s `Session`; the steps
+//! every driver takes (writing, reading, the timer rule, UDP demultiplexing)
+//! are `pulse-driver`'s; this crate only waits, with async-io.
 //!
 //! ## Drivers, and executors
 //!
-//! Each connection runs in a [`Driver`]: a future that owns the socket and
-//! one timer and runs the heartbeats, whether or not the application calls
-//! `recv`. The functions here need no spawner: they hand back the driver
-//! (as hyper's `conn` API does) for you to spawn on any executor —
+//! Each connection runs in a [`Driver`]: a future that owns the transport
+//! and runs the heartbeats, whether or not the application calls `recv`.
+//! The functions here need no spawner: they hand back the driver (as
+//! hyper's `conn` API does) for you to spawn on any executor —
 //! `smol::spawn(driver).detach()`, or poll it with your own futures under
-//! `async_io::block_on`. [`UdpListener`] and [`ReconnectingClient`] likewise
-//! return a future to spawn. Dropping every handle of a connection closes it.
+//! `async_io::block_on`. [`UdpListener`] and [`ReconnectingClient`]
+//! likewise return a future to spawn. Dropping every handle of a
+//! connection closes it.
+//!
+//! The connections of a thread share one timer in async-io's reactor: a
+//! heartbeat deadline costs no syscall, and deadlines fire within
+//! [`timer_resolution`] (1 ms). On a busy thread the reactor's timer stays
+//! [`timer_slack`] (10 ms) behind, so it is set at most 100 times a second;
+//! when traffic stops, the first deadline may be that late.
 //!
 //! ```no_run
 //! # smol::block_on(async {
 //! use pulse_proto::Config;
-//! use pulse_smol::{Incoming, Listener};
+//! use pulse_smol::{Event, Listener};
 //!
-//! let listener = Listener::bind("127.0.0.1:7000".parse()?, Config::default())?;
-//! loop {
-//!     let (conn, driver, peer) = listener.accept().await?;
+//! let listener = Listener::bind("127.0.0.1:7000", Config::default()).await?;
+//! while let Ok((conn, driver, peer)) = listener.accept().await {
 //!     smol::spawn(driver).detach();
 //!     smol::spawn(async move {
 //!         loop {
 //!             match conn.recv().await {
-//!                 Incoming::Message { tag, payload } => { let _ = conn.send(tag, payload).await; }
-//!                 Incoming::Closed(closed) => break eprintln!("{peer}: {}", closed.code),
+//!                 Event::Message { tag, payload } => { let _ = conn.send(tag, payload).await; }
+//!                 Event::Closed(closed) => break eprintln!("{peer}: {closed}"),
 //!                 _ => {}
 //!             }
 //!         }
 //!     })
 //!     .detach();
 //! }
-//! # Ok::<(), Box<dyn std::error::Error>>(()) });
+//! # Ok::<(), pulse_smol::Error>(()) });
 //! ```
+//!
+//! `accept` returns no error that passes: a connection that failed before
+//! it was taken is skipped, and when the process is out of descriptors,
+//! accepting pauses and resumes by itself. So the loop above keeps serving.
 //!
 //! ## Backpressure
 //!
@@ -54,26 +72,51 @@
 //! ([`pulse_proto::Config::max_queued_bytes`]): a slow reader slows the
 //! writer, and nothing grows without bound. Unread messages wait up to
 //! [`Connection::set_recv_buffer`] bytes; beyond that the driver stops
-//! reading (TCP then slows the peer) and, since the silence would be of our
-//! own making, gives no verdict until the application reads again.
+//! reading (TCP then slows the peer) and tells the core, which gives no
+//! verdict while the silence is of our own making.
+//!
+//! ## Cancel safety
+//!
+//! Every async method says what cancelling it does. In short: `recv`,
+//! `send`, `accept`, `closed` and `connected` are cancel-safe; `close`
+//! goes on if its waiting is cancelled; `connect` abandons the attempt.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod clock;
+mod client_state;
 mod connection;
 mod driver;
 mod error;
-mod incoming;
+mod halves;
+mod open;
 mod reconnect;
+mod retry;
+mod router;
 mod shared;
+mod stream;
+mod supervisor;
 mod tcp;
+mod timers;
+mod transport;
 mod udp;
 
-pub use connection::{Connection, RecvHalf, SendHalf};
+pub use client_state::{MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS};
+pub use connection::Connection;
 pub use driver::{live_drivers, Driver};
 pub use error::Error;
-pub use incoming::Incoming;
-pub use reconnect::{ClientEvent, ReconnectingClient, Supervisor};
-pub use shared::DEFAULT_RECV_BUFFER;
-pub use tcp::{connect, Listener};
-pub use udp::{connect_udp, UdpListener, UdpListenerDriver};
+pub use halves::{RecvHalf, SendHalf};
+pub use pulse_proto::Event;
+pub use reconnect::{default_backoff, Builder, ClientEvent, ReconnectingClient, Supervisor};
+pub use retry::DEFAULT_STABLE_AFTER;
+pub use router::UdpListenerDriver;
+pub use shared::{counters, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
+pub use tcp::{connect, Listener, DEFAULT_ACCEPT_RETRY};
+pub use timers::{
+    set_timer_resolution, set_timer_slack, timer_resolution, timer_slack, DEFAULT_TIMER_RESOLUTION, DEFAULT_TIMER_SLACK,
+};
+pub use transport::ByteStream;
+pub use udp::{connect_udp, UdpListener, DEFAULT_UDP_BACKLOG};
+
+/// The name this crate gave the core's [`Event`] before it delivered the
+/// core's type as is; the same type.
+pub type Incoming = Event;

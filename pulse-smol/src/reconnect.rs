@@ -1,23 +1,43 @@
 //! A client that reconnects by itself, reporting every transition.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_io::Timer;
+use async_net::AsyncToSocketAddrs;
 use bytes::Bytes;
-use event_listener::Event;
-use futures_lite::future;
-use pulse_proto::{Backoff, CloseCode, Closed, Config, Negotiated, RttSample};
+use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator};
 
+use crate::client_state::{Inner, Next};
 use crate::connection::Connection;
 use crate::error::Error;
-use crate::incoming::Incoming;
-use crate::tcp::connect;
+use crate::retry::{Retry, DEFAULT_STABLE_AFTER};
+use crate::supervisor::supervise;
 
-/// What a [`ReconnectingClient`] reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a [`ReconnectingClient`] reports, in order: `Connecting`, then
+/// either the connection's events (`Event(Connected)` first,
+/// `Event(Closed)` last) or none, then `Lost`, and again; or one of the
+/// endings, `GaveUp`, `Failed` or `Stopped`, after which nothing follows.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+/// use pulse_proto::Event;
+/// use pulse_smol::ClientEvent;
+///
+/// loop {
+///     match client.recv().await {
+///         ClientEvent::Connecting { attempt } => println!("attempt {attempt}"),
+///         ClientEvent::Event(Event::Message { tag, payload }) => println!("{tag}: {payload:?}"),
+///         ClientEvent::Event(_) => {}
+///         ClientEvent::Lost { error, retry_in } => println!("{error}; again in {retry_in:?}"),
+///         ending => break println!("{ending:?}"),
+///     }
+/// }
+/// # });
+/// ```
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ClientEvent {
     /// Attempt `attempt` (from 1 since the last connection) is starting.
@@ -25,104 +45,134 @@ pub enum ClientEvent {
         /// The attempt number.
         attempt: u32,
     },
-    /// Connected, with the agreed values.
-    Connected(Negotiated),
-    /// An application message.
-    Message {
-        /// The application's message type or route.
-        tag: u16,
-        /// The message.
-        payload: Bytes,
-    },
-    /// A heartbeat round trip was measured.
-    Rtt(RttSample),
-    /// The server has not answered a PING in time; not a verdict.
-    Suspect {
-        /// Time since the last frame from the server.
-        silent_for: Duration,
-    },
-    /// The server answered again.
-    Recovered {
-        /// How long it had been silent.
-        silent_for: Duration,
-    },
-    /// The connection was lost, or an attempt failed: why. A new attempt
-    /// follows after the backoff's delay unless it gives up.
+    /// An event of the current connection, as the core reported it.
+    Event(Event),
+    /// The connection was lost, or an attempt failed: why, and when the
+    /// next attempt comes.
     Lost {
-        /// How the connection ended, if one was made.
-        closed: Option<Closed>,
-        /// Why the attempt failed, if none was.
-        error: Option<String>,
+        /// How the connection ended ([`Error::Closed`]), or why the attempt
+        /// failed.
+        error: Arc<Error>,
         /// How long until the next attempt.
-        retry_in: Option<Duration>,
+        retry_in: Duration,
     },
-    /// The backoff policy gave up after this many attempts in a row.
+    /// The backoff's limit on attempts was reached.
     GaveUp {
-        /// Attempts made.
+        /// Attempts made in a row.
         attempts: u32,
+        /// Why the last one failed.
+        error: Arc<Error>,
     },
-    /// [`ReconnectingClient::close`] was called; nothing follows.
+    /// An error that trying again cannot mend ([`Error::is_permanent`]):
+    /// an invalid configuration or a malformed address.
+    Failed {
+        /// The error.
+        error: Arc<Error>,
+    },
+    /// [`ReconnectingClient::close`] was called.
     Stopped,
 }
 
-/// Events kept for an application that does not read them.
-const BACKLOG: usize = 1024;
-
-struct State {
-    current: Option<Connection>,
-    events: VecDeque<ClientEvent>,
-    stopped: bool,
-    /// The last event (`GaveUp` or `Stopped`), once the supervisor is done:
-    /// returned by every `recv` after the queue drains.
-    finished: Option<ClientEvent>,
-}
-
-struct Inner {
-    state: Mutex<State>,
-    to_app: Event,
-    to_supervisor: Event,
-}
-
-impl Inner {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues an event, waiting while the application is a backlog behind.
-    async fn report(&self, event: ClientEvent) {
-        loop {
-            let space = self.to_supervisor.listen();
-            {
-                let mut state = self.lock();
-                if state.events.len() < BACKLOG || state.stopped {
-                    state.events.push_back(event);
-                    break;
-                }
-            }
-            space.await;
-        }
-        self.to_app.notify(usize::MAX);
+impl ClientEvent {
+    pub(crate) fn is_ending(&self) -> bool {
+        matches!(
+            self,
+            ClientEvent::GaveUp { .. } | ClientEvent::Failed { .. } | ClientEvent::Stopped
+        )
     }
 }
 
-/// A TCP client that reconnects after a dead peer or a dropped connection,
-/// waiting as its [`Backoff`] says, and reports each transition.
+/// A TCP client that reconnects after a dead peer, a dropped connection or
+/// a failed attempt, waiting as its [`Backoff`] says, and reports each
+/// transition ([`ClientEvent`]).
+///
+/// - The address is resolved again for every attempt, so a service that
+///   moved (a new address behind its name) is found.
+/// - Each client draws its own jitter (unless the backoff was seeded), so a
+///   fleet that lost its server does not come back in lockstep.
+/// - The backoff starts over only after a connection stayed up for
+///   [`DEFAULT_STABLE_AFTER`] ([`Builder::stable_after`]): a server that
+///   accepts and drops at once is backed off from too.
+/// - It never stops by itself for a transient error; it ends on a
+///   permanent one ([`ClientEvent::Failed`]), when the backoff gives up,
+///   on [`ReconnectingClient::close`], or when every handle is dropped.
+/// - It never waits for the application: unread transitions and
+///   informational events are dropped beyond a limit and counted
+///   ([`ReconnectingClient::events_dropped`]); messages wait in the
+///   connection, whose reading pauses when the application is behind.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use std::time::Duration;
+/// use pulse_proto::{Backoff, Config, Event};
+/// use pulse_smol::{ClientEvent, ReconnectingClient};
+///
+/// // Not seeded: the client draws its own jitter.
+/// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+/// let (client, supervisor) = ReconnectingClient::new("localhost:7000", Config::default(), backoff);
+/// smol::spawn(supervisor).detach();
+/// loop {
+///     match client.recv().await {
+///         ClientEvent::Event(Event::Connected(_)) => client.send(1, "hello").await?,
+///         ClientEvent::Lost { error, retry_in } => println!("{error}; again in {retry_in:?}"),
+///         ClientEvent::GaveUp { .. } | ClientEvent::Failed { .. } | ClientEvent::Stopped => break,
+///         event => println!("{event:?}"),
+///     }
+/// }
+/// # Ok::<(), pulse_smol::Error>(()) });
+/// ```
 #[derive(Clone)]
 pub struct ReconnectingClient {
-    inner: Arc<Inner>,
+    handle: Arc<Handle>,
+}
+
+/// Held by every clone; when the last goes, the client stops.
+struct Handle(Arc<Inner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 impl std::fmt::Debug for ReconnectingClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ReconnectingClient")
+        f.debug_struct("ReconnectingClient")
+            .field("connected", &self.is_connected())
+            .finish()
     }
 }
 
 /// Runs a [`ReconnectingClient`]: its connections and their drivers. Spawn
-/// it; it finishes when the client is closed or its backoff gives up.
+/// it; it finishes when the client ends (see [`ClientEvent`]) or every
+/// handle of it is dropped.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+/// let supervisor = smol::spawn(supervisor);
+/// drop(client); // the last handle: the client stops
+/// supervisor.await;
+/// # });
+/// ```
 #[must_use = "a reconnecting client does nothing unless its supervisor runs"]
 pub struct Supervisor {
     future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    inner: Arc<Inner>,
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Dropped before its end (its executor shut down, say): the
+        // client has stopped, and `close` and `recv` must say so.
+        if !self.inner.has_ended() {
+            self.inner.end(ClientEvent::Stopped);
+        }
+    }
 }
 
 impl std::future::Future for Supervisor {
@@ -138,201 +188,289 @@ impl std::fmt::Debug for Supervisor {
     }
 }
 
+/// Builds a [`ReconnectingClient`] with more than the defaults.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pulse_proto::{Backoff, Config};
+///
+/// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", Config::default())
+///     .backoff(Backoff::new(Duration::from_millis(50), Duration::from_secs(5)))
+///     .stable_after(Duration::from_secs(30))
+///     .build();
+/// smol::spawn(supervisor).detach();
+/// ```
+#[derive(Debug)]
+pub struct Builder<A> {
+    target: A,
+    config: Arc<Config>,
+    backoff: Backoff,
+    stable_after: Duration,
+}
+
+/// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
+/// on attempts.
+///
+/// # Examples
+///
+/// ```
+/// let backoff = pulse_smol::default_backoff().with_max_attempts(10);
+/// # let _ = backoff;
+/// ```
+pub fn default_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
+}
+
+impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
+    /// The delays between attempts (default [`default_backoff`]). An
+    /// unseeded backoff gets a seed of the client's own.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// let backoff = pulse_proto::Backoff::new(Duration::from_millis(50), Duration::from_secs(5)).with_max_attempts(20);
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default())
+    ///     .backoff(backoff)
+    ///     .build();
+    /// ```
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// How long a connection must stay up for the backoff to start over
+    /// at its next loss (default [`DEFAULT_STABLE_AFTER`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default())
+    ///     .stable_after(std::time::Duration::from_secs(60))
+    ///     .build();
+    /// ```
+    pub fn stable_after(mut self, uptime: Duration) -> Self {
+        self.stable_after = uptime;
+        self
+    }
+
+    /// The client, and the supervisor to spawn.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// smol::spawn(supervisor).detach();
+    /// ```
+    pub fn build(self) -> (ReconnectingClient, Supervisor) {
+        let inner = Arc::new(Inner::new());
+        let retry = Retry::new(self.backoff, self.stable_after);
+        let future = Box::pin(supervise(inner.clone(), self.target, self.config, retry));
+        let supervisor = Supervisor {
+            future,
+            inner: inner.clone(),
+        };
+        let client = ReconnectingClient {
+            handle: Arc::new(Handle(inner)),
+        };
+        (client, supervisor)
+    }
+}
+
 impl ReconnectingClient {
-    /// A client for `addr`. Nothing happens until the [`Supervisor`] runs.
+    /// A client for `target` (a name to resolve for each attempt, or an
+    /// address), with `backoff`. Nothing happens until the [`Supervisor`]
+    /// runs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use pulse_proto::{Backoff, Config};
+    ///
+    /// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::new("localhost:7000", Config::default(), backoff);
+    /// smol::spawn(supervisor).detach();
+    /// ```
+    pub fn new<A: AsyncToSocketAddrs + Send + Sync + 'static>(
+        target: A,
+        config: impl Into<Arc<Config>>,
+        backoff: Backoff,
+    ) -> (ReconnectingClient, Supervisor) {
+        ReconnectingClient::builder(target, config).backoff(backoff).build()
+    }
+
+    /// A [`Builder`] with the defaults.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (client, supervisor) =
+    ///     pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// ```
+    pub fn builder<A: AsyncToSocketAddrs + Send + Sync + 'static>(
+        target: A,
+        config: impl Into<Arc<Config>>,
+    ) -> Builder<A> {
+        Builder {
+            target,
+            config: config.into(),
+            backoff: default_backoff(),
+            stable_after: DEFAULT_STABLE_AFTER,
+        }
+    }
+
+    fn inner(&self) -> &Inner {
+        &self.handle.0
+    }
+
+    /// Sends on the current connection; fails with [`Error::Closed`] while
+    /// disconnected (messages are not kept across connections).
+    ///
+    /// Cancel safety: cancel-safe, as [`Connection::send`].
     ///
     /// # Examples
     ///
     /// ```no_run
     /// # smol::block_on(async {
-    /// use std::time::Duration;
-    /// use pulse_proto::{Backoff, Config};
-    /// use pulse_smol::{ClientEvent, ReconnectingClient};
-    ///
-    /// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-    /// let (client, supervisor) = ReconnectingClient::new("127.0.0.1:7000".parse().unwrap(), Config::default(), backoff);
-    /// smol::spawn(supervisor).detach();
-    /// loop {
-    ///     match client.recv().await {
-    ///         ClientEvent::Connected(_) => client.send(1, &b"hello"[..]).await.unwrap(),
-    ///         ClientEvent::GaveUp { .. } => break,
-    ///         event => println!("{event:?}"),
-    ///     }
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// if client.is_connected() {
+    ///     client.send(1, "hello").await?;
     /// }
-    /// # });
+    /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
-    pub fn new(addr: SocketAddr, config: impl Into<Arc<Config>>, backoff: Backoff) -> (ReconnectingClient, Supervisor) {
-        let inner = Arc::new(Inner {
-            state: Mutex::new(State {
-                current: None,
-                events: VecDeque::new(),
-                stopped: false,
-                finished: None,
-            }),
-            to_app: Event::new(),
-            to_supervisor: Event::new(),
-        });
-        let future = Box::pin(supervise(inner.clone(), addr, config.into(), backoff));
-        (ReconnectingClient { inner }, Supervisor { future })
-    }
-
-    /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected (messages are not kept across connections).
     pub async fn send(&self, tag: u16, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let current = self.inner.lock().current.clone();
+        let current = self.inner().current();
         match current {
             Some(conn) => conn.send(tag, payload).await,
             None => Err(Error::Closed(Closed::new(
                 CloseCode::LOST,
                 "not connected",
-                pulse_proto::Initiator::Local,
+                Initiator::Local,
             ))),
         }
     }
 
-    /// The next event. After [`ClientEvent::GaveUp`] or
-    /// [`ClientEvent::Stopped`], returns it again on every call.
+    /// The next event. After an ending ([`ClientEvent::GaveUp`],
+    /// [`ClientEvent::Failed`], [`ClientEvent::Stopped`]), returns it
+    /// again on every call.
+    ///
+    /// Cancel safety: cancel-safe. An event is taken in the poll that
+    /// returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// use pulse_smol::ClientEvent;
+    ///
+    /// loop {
+    ///     match client.recv().await {
+    ///         ClientEvent::Lost { error, .. } => eprintln!("lost: {error}"),
+    ///         ClientEvent::Stopped => break,
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # });
+    /// ```
     pub async fn recv(&self) -> ClientEvent {
+        let inner = self.inner();
         loop {
-            let arrived = self.inner.to_app.listen();
-            {
-                let mut state = self.inner.lock();
-                if let Some(event) = state.events.pop_front() {
-                    drop(state);
-                    self.inner.to_supervisor.notify(usize::MAX);
-                    return event;
+            let arrived = inner.to_app.listen();
+            match inner.take_next() {
+                Next::Event(event) => return event,
+                Next::Wait(Some(from_connection)) => {
+                    futures_lite::future::or(arrived, from_connection).await;
                 }
-                if let Some(last) = &state.finished {
-                    return last.clone();
-                }
+                Next::Wait(None) => arrived.await,
             }
-            arrived.await;
         }
     }
 
-    /// Whether a connection is up now.
+    /// Whether a connection is up now (its handshake done, not yet closed).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// println!("{}", if client.is_connected() { "up" } else { "down" });
+    /// ```
     pub fn is_connected(&self) -> bool {
-        self.inner.lock().current.is_some()
+        self.inner().current().is_some_and(|c| !c.is_closed())
+    }
+
+    /// The address of the server the current connection reached: after
+    /// a move, the new one.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// if let Some(server) = client.peer_addr() {
+    ///     println!("connected to {server}");
+    /// }
+    /// ```
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner()
+            .current()
+            .filter(|c| !c.is_closed())
+            .and_then(|c| c.peer_addr().ok())
     }
 
     /// The current connection's smoothed RTT.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// println!("{:?}", client.rtt());
+    /// ```
     pub fn rtt(&self) -> Option<Duration> {
-        self.inner.lock().current.as_ref().and_then(Connection::rtt)
+        self.inner().current().as_ref().and_then(Connection::rtt)
+    }
+
+    /// Transitions and ended connections dropped, unread, because the
+    /// application fell behind ([`MAX_UNREAD_TRANSITIONS`](crate::MAX_UNREAD_TRANSITIONS),
+    /// [`MAX_UNREAD_CONNECTIONS`](crate::MAX_UNREAD_CONNECTIONS)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// println!("{} dropped", client.events_dropped());
+    /// ```
+    pub fn events_dropped(&self) -> u64 {
+        self.inner().dropped()
     }
 
     /// Stops: closes the current connection gracefully and makes no more
     /// attempts. Returns once the supervisor has finished.
+    ///
+    /// Cancel safety: the stop is asked in the first poll; cancelling only
+    /// stops the waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// client.close().await;
+    /// assert!(!client.is_connected());
+    /// # });
+    /// ```
     pub async fn close(&self) {
-        self.inner.lock().stopped = true;
-        self.inner.to_supervisor.notify(usize::MAX);
+        let inner = self.inner();
+        inner.stop();
         loop {
-            let changed = self.inner.to_app.listen();
-            if self.inner.lock().finished.is_some() {
+            let changed = inner.to_app.listen();
+            if inner.has_ended() {
                 return;
             }
             changed.await;
         }
-    }
-}
-
-async fn supervise(inner: Arc<Inner>, addr: SocketAddr, config: Arc<Config>, mut backoff: Backoff) {
-    let mut attempt = 0u32;
-    loop {
-        if inner.lock().stopped {
-            break;
-        }
-        attempt += 1;
-        inner.report(ClientEvent::Connecting { attempt }).await;
-        let (closed, error) = match connect(addr, config.clone()).await {
-            Ok((conn, driver)) => {
-                backoff.reset();
-                attempt = 0;
-                inner.lock().current = Some(conn.clone());
-                if let Some(n) = conn.negotiated() {
-                    inner.report(ClientEvent::Connected(n)).await;
-                }
-                let run = future::or(forward(&inner, &conn), close_when_stopped(&inner, &conn));
-                let (_, closed) = future::zip(driver, run).await;
-                inner.lock().current = None;
-                (Some(closed), None)
-            }
-            Err(Error::Closed(closed)) => (Some(closed), None),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        if inner.lock().stopped {
-            break;
-        }
-        let retry_in = backoff.next_delay();
-        inner
-            .report(ClientEvent::Lost {
-                closed,
-                error,
-                retry_in,
-            })
-            .await;
-        let Some(delay) = retry_in else {
-            finish(
-                &inner,
-                ClientEvent::GaveUp {
-                    attempts: backoff.attempts(),
-                },
-            );
-            return;
-        };
-        // Sleep, but wake at once if the client is closed meanwhile.
-        future::or(
-            async {
-                Timer::after(delay).await;
-            },
-            stopped(&inner),
-        )
-        .await;
-    }
-    finish(&inner, ClientEvent::Stopped);
-}
-
-/// Ends with `last`: queued, and returned by every `recv` after.
-fn finish(inner: &Inner, last: ClientEvent) {
-    {
-        let mut state = inner.lock();
-        state.events.push_back(last.clone());
-        state.finished = Some(last);
-    }
-    inner.to_app.notify(usize::MAX);
-}
-
-/// Waits for [`ReconnectingClient::close`]. The same notification also
-/// says "the application read an event", so it is checked each time.
-async fn stopped(inner: &Inner) {
-    loop {
-        let changed = inner.to_supervisor.listen();
-        if inner.lock().stopped {
-            return;
-        }
-        changed.await;
-    }
-}
-
-/// Waits for [`ReconnectingClient::close`], then closes the connection.
-async fn close_when_stopped(inner: &Inner, conn: &Connection) -> Closed {
-    stopped(inner).await;
-    match conn.close(CloseCode::NORMAL, "client closed").await {
-        Ok(closed) => closed,
-        Err(_) => conn.closed().await,
-    }
-}
-
-/// Passes the connection's items on until it closes; returns how.
-async fn forward(inner: &Inner, conn: &Connection) -> Closed {
-    loop {
-        let event = match conn.recv().await {
-            Incoming::Closed(closed) => return closed,
-            Incoming::Message { tag, payload } => ClientEvent::Message { tag, payload },
-            Incoming::Rtt(sample) => ClientEvent::Rtt(sample),
-            Incoming::Suspect { silent_for } => ClientEvent::Suspect { silent_for },
-            Incoming::Recovered { silent_for } => ClientEvent::Recovered { silent_for },
-            _ => continue,
-        };
-        inner.report(event).await;
     }
 }

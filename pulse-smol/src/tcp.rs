@@ -1,22 +1,36 @@
 //! TCP: connecting out and accepting in.
 
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use async_io::Async;
-use futures_lite::future;
-use pulse_proto::{Config, Role, Session, Transport};
+use async_io::{Async, Timer};
+use async_net::AsyncToSocketAddrs;
+use futures_lite::{future, Stream};
+use pulse_driver::log;
+use pulse_proto::{Config, Role, Transport};
 
-use crate::clock;
-use crate::connection::{pair, Connection};
-use crate::driver::{Driver, Io};
+use crate::connection::Connection;
+use crate::driver::Driver;
 use crate::error::Error;
+use crate::open::{config_for, handshake, pair};
+use crate::transport::Io;
 
 /// Connects to a pulse server over TCP and completes the handshake.
 ///
+/// `addr` is resolved now, and each address it yields is tried in turn.
+/// Establishing TCP is bounded by the config's `handshake_timeout` (a
+/// server whose accept queue is full would otherwise leave it pending for
+/// minutes), and the handshake then by the same timeout again.
+///
 /// Returns the connection and its [`Driver`], which must be spawned (or
 /// otherwise polled) for the connection to run. Fails with
-/// [`Error::Closed`] if the server refuses or the handshake times out.
+/// [`Error::Closed`] if the server refuses or the handshake times out, and
+/// with [`Error::Io`] (`TimedOut` for the bound above) if TCP fails.
+///
+/// Cancel safety: cancelling abandons the attempt; nothing is left behind.
 ///
 /// # Examples
 ///
@@ -24,77 +38,281 @@ use crate::error::Error;
 /// # smol::block_on(async {
 /// use pulse_proto::Config;
 ///
-/// let (conn, driver) = pulse_smol::connect("127.0.0.1:7000".parse()?, Config::default()).await?;
+/// let (conn, driver) = pulse_smol::connect("localhost:7000", Config::default()).await?;
 /// smol::spawn(driver).detach();
-/// conn.send(1, &b"hello"[..]).await?;
+/// conn.send(1, "hello").await?;
 /// println!("{:?}", conn.recv().await);
-/// # Ok::<(), Box<dyn std::error::Error>>(()) });
+/// # Ok::<(), pulse_smol::Error>(()) });
 /// ```
-pub async fn connect(addr: SocketAddr, config: impl Into<Arc<Config>>) -> Result<(Connection, Driver), Error> {
-    let config = stream_config(config.into());
-    config.validate()?;
-    let stream = Async::<TcpStream>::connect(addr).await?;
-    stream.get_ref().set_nodelay(true)?;
-    let session = Session::new(config, Role::Client, clock::now(), clock::seed())?;
-    handshake(pair(session, Io::Tcp(stream))).await
+pub async fn connect(
+    addr: impl AsyncToSocketAddrs,
+    config: impl Into<Arc<Config>>,
+) -> Result<(Connection, Driver), Error> {
+    let config = config_for(config, Transport::Stream)?;
+    let stream = connect_tcp(addr, Instant::now() + config.handshake_timeout).await?;
+    // Latency matters more than packet count here; a socket that refuses
+    // the option still works.
+    let _ = stream.get_ref().set_nodelay(true);
+    let peer = stream.get_ref().peer_addr().ok();
+    let local = stream.get_ref().local_addr().ok();
+    handshake(pair(config, Role::Client, Io::Tcp(stream), peer, local)?).await
 }
 
-/// Runs the driver until the handshake is over; hands both back if it
-/// succeeded.
-pub(crate) async fn handshake((conn, mut driver): (Connection, Driver)) -> Result<(Connection, Driver), Error> {
-    let outcome = future::or(
-        async {
-            (&mut driver).await;
-            Err(conn.shared().lock().closed_or_pending())
-        },
-        conn.connected(),
-    )
-    .await;
-    match outcome {
-        Ok(_) => Ok((conn, driver)),
-        Err(closed) => Err(Error::Closed(closed)),
+/// Resolves `addr` and connects to the first address that answers, by
+/// `deadline`.
+async fn connect_tcp(addr: impl AsyncToSocketAddrs, deadline: Instant) -> io::Result<Async<TcpStream>> {
+    let addrs = future::or(async_net::resolve(addr), timed_out(deadline)).await?;
+    let mut last = None;
+    for addr in addrs {
+        match future::or(Async::<TcpStream>::connect(addr), timed_out(deadline)).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(e),
+            Err(e) => last = Some(e),
+        }
     }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address")))
 }
 
-fn stream_config(mut config: Arc<Config>) -> Arc<Config> {
-    if config.transport != Transport::Stream {
-        Arc::make_mut(&mut config).transport = Transport::Stream;
-    }
-    config
+async fn timed_out<T>(deadline: Instant) -> io::Result<T> {
+    Timer::at(deadline).await;
+    Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
 }
+
+/// How long accepting pauses, by default, when the process is out of
+/// descriptors or the kernel out of memory, before it tries again.
+pub const DEFAULT_ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Accepts pulse connections over TCP.
-#[derive(Debug)]
+///
+/// Cloning gives another handle to the same listening socket.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use pulse_proto::Config;
+/// use pulse_smol::{Event, Listener};
+///
+/// let listener = Listener::bind("127.0.0.1:7000", Config::default()).await?;
+/// loop {
+///     let (conn, driver, peer) = listener.accept().await?;
+///     smol::spawn(driver).detach();
+///     smol::spawn(async move {
+///         while let Event::Message { tag, payload } = conn.recv().await {
+///             let _ = conn.send(tag, payload).await;
+///         }
+///     })
+///     .detach();
+/// }
+/// # Ok::<(), pulse_smol::Error>(()) });
+/// ```
+#[derive(Clone, Debug)]
 pub struct Listener {
+    inner: Arc<ListenerInner>,
+}
+
+#[derive(Debug)]
+struct ListenerInner {
     listener: Async<TcpListener>,
     config: Arc<Config>,
+    retry_nanos: AtomicU64,
+    /// Running out of descriptors is logged once per episode.
+    starved: Mutex<log::Episode>,
+}
+
+/// What an accept error means for the listener.
+enum AcceptError {
+    /// The connection failed before we took it: take the next one.
+    Connection,
+    /// The process or the kernel is out of something (descriptors,
+    /// memory): wait a little, then go on.
+    Resources,
+    /// The socket itself is unusable.
+    Fatal,
+}
+
+fn classify(e: &io::Error) -> AcceptError {
+    match e.kind() {
+        io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::ConnectionReset => AcceptError::Connection,
+        io::ErrorKind::InvalidInput => AcceptError::Fatal,
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, EPERM (a firewall): none is
+        // the listener's fault, and each passes.
+        _ => AcceptError::Resources,
+    }
 }
 
 impl Listener {
-    /// Listens on `addr` with `config` for every accepted session.
-    pub fn bind(addr: SocketAddr, config: impl Into<Arc<Config>>) -> Result<Listener, Error> {
-        let config = stream_config(config.into());
-        config.validate()?;
-        Ok(Listener {
-            listener: Async::<TcpListener>::bind(addr)?,
-            config,
-        })
+    /// Listens on `addr` (the first of its addresses that can be bound)
+    /// with `config` for every accepted session (used as a stream config).
+    ///
+    /// Cancel safety: cancelling abandons the resolution; no socket is
+    /// left bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = pulse_smol::Listener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+    /// println!("listening on {}", listener.local_addr()?);
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub async fn bind(addr: impl AsyncToSocketAddrs, config: impl Into<Arc<Config>>) -> Result<Listener, Error> {
+        let config = config_for(config, Transport::Stream)?;
+        let mut last = None;
+        for addr in async_net::resolve(addr).await? {
+            match Async::<TcpListener>::bind(addr) {
+                Ok(listener) => return Ok(Listener::new(listener, config)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))
+            .into())
+    }
+
+    /// A listener over a listening socket the application set up (socket
+    /// options, `SO_REUSEPORT`, an inherited descriptor).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let listener = pulse_smol::Listener::from_std(socket, pulse_proto::Config::default())?;
+    /// # Ok::<(), pulse_smol::Error>(())
+    /// ```
+    pub fn from_std(listener: TcpListener, config: impl Into<Arc<Config>>) -> Result<Listener, Error> {
+        let config = config_for(config, Transport::Stream)?;
+        Ok(Listener::new(Async::new(listener)?, config))
+    }
+
+    fn new(listener: Async<TcpListener>, config: Arc<Config>) -> Listener {
+        Listener {
+            inner: Arc::new(ListenerInner {
+                listener,
+                config,
+                retry_nanos: AtomicU64::new(DEFAULT_ACCEPT_RETRY.as_nanos() as u64),
+                starved: Mutex::new(log::Episode::default()),
+            }),
+        }
     }
 
     /// The address it listens on.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.get_ref().local_addr()
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let listener = pulse_smol::Listener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+    /// assert!(listener.local_addr()?.port() != 0);
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.listener.get_ref().local_addr()
+    }
+
+    /// Sets how long accepting pauses when the process is out of
+    /// descriptors (or the kernel out of memory) before trying again
+    /// (default [`DEFAULT_ACCEPT_RETRY`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// use std::time::Duration;
+    ///
+    /// let listener = pulse_smol::Listener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+    /// listener.set_accept_retry(Duration::from_millis(20));
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn set_accept_retry(&self, delay: Duration) {
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.retry_nanos.store(nanos, Ordering::Relaxed);
     }
 
     /// The next connection, as soon as TCP accepted it: the handshake runs
     /// in its [`Driver`], which must be spawned. A peer that is not a pulse
-    /// client (an HTTP request, a scanner) ends with an [`crate::Incoming::Closed`]
-    /// whose `error` says what it sent, and troubles no other connection.
+    /// client (an HTTP request, a scanner) ends with [`crate::Event::Closed`]
+    /// saying what it sent, and troubles no other connection.
+    ///
+    /// Errors that pass are not returned: a connection that failed before
+    /// it was taken is skipped, and when the process runs out of
+    /// descriptors, accepting pauses (logged once, on `pulse::accept`) and
+    /// resumes by itself. So a loop over `accept` keeps serving; it ends
+    /// only if the socket itself is unusable.
+    ///
+    /// Cancel safety: cancel-safe. A connection is taken in the poll that
+    /// returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let listener = pulse_smol::Listener::bind("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// while let Ok((conn, driver, peer)) = listener.accept().await {
+    ///     println!("{peer} connected");
+    ///     smol::spawn(driver).detach();
+    ///     smol::spawn(async move { conn.closed().await }).detach();
+    /// }
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
     pub async fn accept(&self) -> Result<(Connection, Driver, SocketAddr), Error> {
-        let (stream, peer) = self.listener.accept().await?;
-        stream.get_ref().set_nodelay(true)?;
-        let session = Session::new(self.config.clone(), Role::Server, clock::now(), clock::seed())?;
-        let (conn, driver) = pair(session, Io::Tcp(stream));
-        Ok((conn, driver, peer))
+        let inner = &self.inner;
+        loop {
+            let error = match inner.listener.accept().await {
+                Ok((stream, peer)) => {
+                    self.starved().end("accepting again");
+                    // A socket that refuses the option still works.
+                    let _ = stream.get_ref().set_nodelay(true);
+                    let local = stream.get_ref().local_addr().ok();
+                    let (conn, driver) = pair(inner.config.clone(), Role::Server, Io::Tcp(stream), Some(peer), local)?;
+                    return Ok((conn, driver, peer));
+                }
+                Err(e) => e,
+            };
+            match classify(&error) {
+                AcceptError::Connection => {}
+                AcceptError::Fatal => {
+                    log::accept_error(&error);
+                    return Err(error.into());
+                }
+                AcceptError::Resources => {
+                    self.starved().begin("accepting paused: out of resources", &error);
+                    let nanos = inner.retry_nanos.load(Ordering::Relaxed);
+                    Timer::after(Duration::from_nanos(nanos)).await;
+                }
+            }
+        }
+    }
+
+    fn starved(&self) -> std::sync::MutexGuard<'_, log::Episode> {
+        self.inner.starved.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connections as they come, as a [`Stream`]: [`Listener::accept`]
+    /// in a loop, without the peers' addresses
+    /// ([`Connection::peer_addr`] has them).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// use futures_lite::StreamExt;
+    ///
+    /// let listener = pulse_smol::Listener::bind("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// let mut incoming = listener.incoming();
+    /// while let Some((conn, driver)) = incoming.next().await.transpose()? {
+    ///     smol::spawn(driver).detach();
+    ///     println!("{:?}", conn.peer_addr());
+    /// }
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn incoming(&self) -> impl Stream<Item = Result<(Connection, Driver), Error>> + Send + Unpin + '_ {
+        Box::pin(futures_lite::stream::unfold(self, |listener| async move {
+            let next = listener.accept().await.map(|(conn, driver, _)| (conn, driver));
+            Some((next, listener))
+        }))
     }
 }

@@ -1,33 +1,49 @@
 //! UDP: one connection per peer, in datagram mode (DATA is unreliable).
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use async_io::Async;
-use pulse_proto::{Admission, CloseCode, Config, Gate, Role, Session, Transport};
+use async_net::AsyncToSocketAddrs;
+use pulse_driver::Demux;
+use pulse_proto::{Config, Role, Transport};
 
-use crate::clock;
-use crate::connection::{pair, Connection};
-use crate::driver::{Driver, Io};
+use crate::connection::Connection;
+use crate::driver::Driver;
 use crate::error::Error;
-use crate::shared::Shared;
-use crate::tcp::handshake;
-
-fn datagram_config(mut config: Arc<Config>) -> Arc<Config> {
-    if config.transport != Transport::Datagram {
-        Arc::make_mut(&mut config).transport = Transport::Datagram;
-    }
-    config
-}
+use crate::open::{config_for, handshake, pair};
+use crate::router::{Accepted, PeerLink, UdpListenerDriver};
+use crate::transport::Io;
 
 /// Connects to a pulse server over UDP and completes the handshake (HELLO
-/// is sent again if lost). DATA over UDP is unreliable: it may be lost,
-/// duplicated or reordered, and each message must fit one datagram.
-pub async fn connect_udp(addr: SocketAddr, config: impl Into<Arc<Config>>) -> Result<(Connection, Driver), Error> {
-    let config = datagram_config(config.into());
-    config.validate()?;
+/// is sent again if lost, within the handshake timeout). `addr` is
+/// resolved now and its first address used. DATA over UDP is unreliable:
+/// it may be lost, duplicated or reordered, and each message must fit one
+/// datagram.
+///
+/// Cancel safety: cancelling abandons the attempt; nothing is left behind.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// let (conn, driver) = pulse_smol::connect_udp("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+/// smol::spawn(driver).detach();
+/// conn.send(1, "over UDP").await?;
+/// # Ok::<(), pulse_smol::Error>(()) });
+/// ```
+pub async fn connect_udp(
+    addr: impl AsyncToSocketAddrs,
+    config: impl Into<Arc<Config>>,
+) -> Result<(Connection, Driver), Error> {
+    let config = config_for(config, Transport::Datagram)?;
+    let addr = async_net::resolve(addr)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"))?;
     let local: SocketAddr = if addr.is_ipv4() {
         ([0, 0, 0, 0], 0).into()
     } else {
@@ -35,153 +51,172 @@ pub async fn connect_udp(addr: SocketAddr, config: impl Into<Arc<Config>>) -> Re
     };
     let socket = Async::<UdpSocket>::bind(local)?;
     socket.get_ref().connect(addr)?;
-    let session = Session::new(config, Role::Client, clock::now(), clock::seed())?;
-    handshake(pair(session, Io::Udp(socket))).await
+    let local = socket.get_ref().local_addr().ok();
+    handshake(pair(config, Role::Client, Io::Udp(socket), Some(addr), local)?).await
 }
 
-/// Accepts pulse peers over UDP, telling them apart by address.
-#[derive(Debug)]
+/// Peers waiting to be accepted, by default; beyond this, new peers are
+/// turned away with CLOSE "refused" until the application accepts.
+pub const DEFAULT_UDP_BACKLOG: usize = 128;
+
+/// Accepts pulse peers over UDP, telling them apart by address. Only an
+/// address that proved itself (it echoed the server's RETRY cookie) gets
+/// a session: spoofed or stray datagrams cost a stateless answer at most.
+///
+/// Cloning gives another handle to the same listener. Once every handle
+/// is dropped no new peer is accepted, and the [`UdpListenerDriver`] ends
+/// when the last peer's connection has.
+///
+/// # Examples
+///
+/// ```no_run
+/// # smol::block_on(async {
+/// use pulse_smol::{Event, UdpListener};
+///
+/// let (listener, router) = UdpListener::bind("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+/// smol::spawn(router).detach();
+/// loop {
+///     let (conn, driver, peer) = listener.accept().await?;
+///     smol::spawn(driver).detach();
+///     smol::spawn(async move {
+///         while let Event::Message { tag, payload } = conn.recv().await {
+///             let _ = conn.send(tag, payload).await;
+///         }
+///     })
+///     .detach();
+/// }
+/// # Ok::<(), pulse_smol::Error>(()) });
+/// ```
+#[derive(Clone, Debug)]
 pub struct UdpListener {
-    accepted: async_channel::Receiver<(Connection, Driver, SocketAddr)>,
+    inner: Arc<ListenerInner>,
+}
+
+#[derive(Debug)]
+struct ListenerInner {
+    accepted: async_channel::Receiver<Accepted>,
     local_addr: SocketAddr,
+    link: Arc<PeerLink>,
 }
 
-/// Reads the UDP listener's socket and hands each peer its datagrams.
-/// Spawn it; it runs until every [`UdpListener`] handle and peer is gone.
-#[must_use = "a UDP listener receives nothing unless its driver runs"]
-pub struct UdpListenerDriver {
-    future: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
-}
-
-impl std::future::Future for UdpListenerDriver {
-    type Output = ();
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        self.future.as_mut().poll(cx)
+impl Drop for ListenerInner {
+    fn drop(&mut self) {
+        self.link.stop_listening();
     }
 }
-
-impl std::fmt::Debug for UdpListenerDriver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("UdpListenerDriver")
-    }
-}
-
-/// Connections waiting to be accepted; beyond this, new peers are ignored
-/// until the application accepts.
-const ACCEPT_BACKLOG: usize = 128;
 
 impl UdpListener {
-    /// Listens on `addr`. Returns the listener and the driver to spawn.
-    pub fn bind(addr: SocketAddr, config: impl Into<Arc<Config>>) -> Result<(UdpListener, UdpListenerDriver), Error> {
-        let config = datagram_config(config.into());
-        config.validate()?;
-        let socket = Arc::new(Async::<UdpSocket>::bind(addr)?);
+    /// Listens on `addr` (the first of its addresses that can be bound).
+    /// Returns the listener and the router to spawn.
+    ///
+    /// Cancel safety: cancelling abandons the resolution; no socket is
+    /// left bound.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let (listener, router) = pulse_smol::UdpListener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+    /// smol::spawn(router).detach();
+    /// println!("listening on {}", listener.local_addr());
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub async fn bind(
+        addr: impl AsyncToSocketAddrs,
+        config: impl Into<Arc<Config>>,
+    ) -> Result<(UdpListener, UdpListenerDriver), Error> {
+        let mut last = None;
+        for addr in async_net::resolve(addr).await? {
+            match UdpSocket::bind(addr) {
+                Ok(socket) => return UdpListener::from_std(socket, config),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))
+            .into())
+    }
+
+    /// A listener over a UDP socket the application set up (buffer sizes,
+    /// `SO_REUSEPORT`, an inherited descriptor).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    /// let (listener, router) = pulse_smol::UdpListener::from_std(socket, pulse_proto::Config::default())?;
+    /// # Ok::<(), pulse_smol::Error>(())
+    /// ```
+    pub fn from_std(
+        socket: UdpSocket,
+        config: impl Into<Arc<Config>>,
+    ) -> Result<(UdpListener, UdpListenerDriver), Error> {
+        let config = config_for(config, Transport::Datagram)?;
+        let socket = Arc::new(Async::new(socket)?);
         let local_addr = socket.get_ref().local_addr()?;
-        let (tx, rx) = async_channel::bounded(ACCEPT_BACKLOG);
-        let future = Box::pin(route(socket, config, tx));
-        Ok((
-            UdpListener {
-                accepted: rx,
-                local_addr,
-            },
-            UdpListenerDriver { future },
-        ))
+        let (tx, rx) = async_channel::unbounded();
+        let link = Arc::new(PeerLink::new(DEFAULT_UDP_BACKLOG));
+        let router = UdpListenerDriver::new(socket, local_addr, Demux::new(config)?, link.clone(), tx, rx.clone());
+        let inner = ListenerInner {
+            accepted: rx,
+            local_addr,
+            link,
+        };
+        Ok((UdpListener { inner: Arc::new(inner) }, router))
     }
 
     /// The address it listens on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let (listener, _router) = pulse_smol::UdpListener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+    /// assert!(listener.local_addr().port() != 0);
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.inner.local_addr
+    }
+
+    /// Sets how many new peers may wait to be accepted (default
+    /// [`DEFAULT_UDP_BACKLOG`]); beyond it they are refused.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # smol::block_on(async {
+    /// let (listener, _router) = pulse_smol::UdpListener::bind("127.0.0.1:0", pulse_proto::Config::default()).await?;
+    /// listener.set_backlog(1024);
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn set_backlog(&self, peers: usize) {
+        self.inner.link.backlog.store(peers, Ordering::Relaxed);
     }
 
     /// The next new peer. Its handshake runs in the returned [`Driver`],
-    /// which must be spawned.
+    /// which must be spawned. Fails only once the [`UdpListenerDriver`] is
+    /// gone (dropped without running to its end).
+    ///
+    /// Cancel safety: cancel-safe. A peer is taken in the poll that
+    /// returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (listener, router) = pulse_smol::UdpListener::bind("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// let (conn, driver, peer) = listener.accept().await?;
+    /// smol::spawn(driver).detach();
+    /// println!("{peer}: {:?}", conn.recv().await);
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
     pub async fn accept(&self) -> Result<(Connection, Driver, SocketAddr), Error> {
-        self.accepted
-            .recv()
-            .await
-            .map_err(|_| Error::Io(io::ErrorKind::BrokenPipe.into()))
-    }
-}
-
-async fn route(
-    socket: Arc<Async<UdpSocket>>,
-    config: Arc<Config>,
-    accepted: async_channel::Sender<(Connection, Driver, SocketAddr)>,
-) {
-    let Ok(gate) = Gate::new(config.clone(), clock::secret()) else {
-        return;
-    };
-    let mut reply = Vec::new();
-    let mut peers: HashMap<SocketAddr, Weak<Shared>> = HashMap::new();
-    let (gone_tx, gone_rx) = async_channel::unbounded::<SocketAddr>();
-    let mut buf = vec![0u8; 65_536];
-    let mut prune_at = 64;
-    loop {
-        while let Ok(addr) = gone_rx.try_recv() {
-            if peers
-                .get(&addr)
-                .is_some_and(|p| p.strong_count() == 0 || p.upgrade().is_some_and(|s| s.lock().finished))
-            {
-                peers.remove(&addr);
-            }
-        }
-        if peers.len() >= prune_at {
-            peers.retain(|_, p| p.strong_count() > 0);
-            prune_at = (2 * peers.len()).max(64);
-        }
-        if accepted.is_closed() && peers.is_empty() {
-            return;
-        }
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(_) => continue, // ICMP errors from one peer concern no one else
-        };
-        let datagram = &buf[..n];
-        let shared = match peers.get(&from).and_then(Weak::upgrade) {
-            Some(shared) if !shared.lock().finished => shared,
-            _ => {
-                // Only a proven address opens a connection: strays and
-                // spoofed HELLOs cost a stateless answer at most.
-                if accepted.is_closed() {
-                    continue;
-                }
-                let admission = match gate.admit(clock::now(), from, datagram, &mut reply) {
-                    Admission::Open if accepted.is_full() => {
-                        gate.refuse(datagram, CloseCode::REFUSED, "accept backlog full", &mut reply)
-                    }
-                    other => other,
-                };
-                match admission {
-                    Admission::Drop => continue,
-                    Admission::Reply => {
-                        let _ = socket.get_ref().send_to(&reply, from);
-                        continue;
-                    }
-                    Admission::Open => {}
-                }
-                let Ok(session) = Session::new(config.clone(), Role::Server, clock::now(), clock::seed()) else {
-                    return;
-                };
-                let io = Io::UdpPeer(socket.clone(), from, Some(gone_tx.clone()));
-                let (conn, driver) = pair(session, io);
-                let shared = conn.shared().clone();
-                peers.insert(from, Arc::downgrade(&shared));
-                if accepted.try_send((conn, driver, from)).is_err() {
-                    continue;
-                }
-                shared
-            }
-        };
-        {
-            let mut inner = shared.lock();
-            if inner.reading_paused() {
-                continue; // the application is behind: datagrams may be lost
-            }
-            inner.session.handle_datagram(clock::now(), datagram);
-            inner.drain_events();
-        }
-        shared.driver_waker.wake();
-        shared.to_app.notify(usize::MAX);
+        self.inner.accepted.recv().await.map_err(|_| {
+            Error::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the UDP listener's driver is gone",
+            ))
+        })
     }
 }

@@ -20,6 +20,7 @@ pub mod pair;
 pub mod peer;
 pub mod sim;
 pub mod stats;
+pub mod tls;
 pub mod wire_dump;
 
 pub use pair::{Pair, Side};

@@ -5,8 +5,18 @@
 //! Modes:
 //! - `smol-echo-server <interval_ms> <dead_ms>`: prints `listening <addr>`,
 //!   then echoes every message.
+//! - `smol-tls-echo-server <interval_ms> <dead_ms>`: the same over TLS,
+//!   with a certificate for `localhost` made at start; `cert` answers it
+//!   in hex.
 //! - `smol-hold <addr> <count> <interval_ms> <dead_ms>`: opens `count`
 //!   connections, prints `ready` once all are up, then holds them idle.
+//! - `smol-udp-crowd <count> <interval_ms> <dead_ms>`: a UDP listener and
+//!   `count` clients of it in this process, `ready` once all are up;
+//!   `fill` has every server connection send 16 KiB at once, more than the
+//!   shared socket takes when its traffic is held back.
+//! - `smol-reconnect <host:port>`: a reconnecting client of that name,
+//!   `ready` at once; `server` answers the address it is connected to, or
+//!   `none`.
 //!
 //! - `floor-echo`, `floor-hold <addr> <count> <interval_ms> <dead_ms> [batch_us]`: the same
 //!   shapes with no protocol at all: bare epoll, 6-byte pings, 10-byte pongs.
@@ -24,12 +34,13 @@
 //! going_away <n> failed <n> too_many_pings <n>`; the last counts the
 //! connections this side closed for pinging too fast).
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use pulse_proto::Config;
-use pulse_smol::{Connection, Incoming, Listener};
+use pulse_smol::{Connection, Event, Listener};
 
 #[derive(Default)]
 struct Counters {
@@ -72,16 +83,16 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
 async fn watch(conn: Connection, counters: Arc<Counters>, echo: bool) {
     loop {
         match conn.recv().await {
-            Incoming::Message { tag, payload } if echo => {
+            Event::Message { tag, payload } if echo => {
                 let _ = conn.send(tag, payload).await;
             }
-            Incoming::Rtt(_) => {
+            Event::Rtt(_) => {
                 counters.round_trips.fetch_add(1, Ordering::Relaxed);
             }
-            Incoming::PeerDead { .. } => {
+            Event::PeerDead { .. } => {
                 counters.verdicts.fetch_add(1, Ordering::Relaxed);
             }
-            Incoming::Closed(closed) => {
+            Event::Closed(closed) => {
                 counters.count_close(&closed);
                 counters.connections.fetch_sub(1, Ordering::Relaxed);
                 return;
@@ -148,47 +159,15 @@ fn main() {
     let counters = Arc::new(Counters::default());
     let mut mio_handle: Option<pulse_mio::Handle> = None;
     let mut mio_done: Option<std::sync::mpsc::Receiver<u64>> = None;
+    let mut tls_cert: Option<String> = None;
+    let mut crowd: Option<async_channel::Sender<()>> = None;
+    let mut reconnecting: Option<pulse_smol::ReconnectingClient> = None;
     match args.get(1).map(String::as_str) {
-        Some("smol-echo-server") => {
-            let config = config(arg(&args, 2, "interval_ms"), arg(&args, 3, "dead_ms"));
-            let listener = Listener::bind("127.0.0.1:0".parse().unwrap(), config).expect("bind");
-            println!("listening {}", listener.local_addr().unwrap());
-            let counters = counters.clone();
-            // One thread runs the reactor and every task: no cross-thread
-            // wake-ups, the way a smol server uses a core.
-            std::thread::spawn(move || {
-                let ex = smol::LocalExecutor::new();
-                smol::block_on(ex.run(async {
-                    while let Ok((conn, driver, _)) = listener.accept().await {
-                        counters.connections.fetch_add(1, Ordering::Relaxed);
-                        ex.spawn(driver).detach();
-                        ex.spawn(watch(conn, counters.clone(), true)).detach();
-                    }
-                }))
-            });
-        }
-        Some("smol-hold") => {
-            let addr: std::net::SocketAddr = arg(&args, 2, "address");
-            let count: usize = arg(&args, 3, "count");
-            let config = config(arg(&args, 4, "interval_ms"), arg(&args, 5, "dead_ms"));
-            let counters = counters.clone();
-            let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let ex = smol::LocalExecutor::new();
-                smol::block_on(ex.run(async {
-                    for _ in 0..count {
-                        let (conn, driver) = pulse_smol::connect(addr, config.clone()).await.expect("connect");
-                        counters.connections.fetch_add(1, Ordering::Relaxed);
-                        ex.spawn(driver).detach();
-                        ex.spawn(watch(conn, counters.clone(), false)).detach();
-                    }
-                    ready_tx.send(()).unwrap();
-                    futures_lite::future::pending::<()>().await;
-                }))
-            });
-            ready_rx.recv().expect("connections opened");
-            println!("ready");
-        }
+        Some("smol-echo-server") => smol_echo_server(&args, &counters),
+        Some("smol-tls-echo-server") => tls_cert = Some(smol_tls_echo_server(&args, &counters)),
+        Some("smol-hold") => smol_hold(&args, &counters),
+        Some("smol-udp-crowd") => crowd = Some(smol_udp_crowd(&args, &counters)),
+        Some("smol-reconnect") => reconnecting = Some(smol_reconnect(&args)),
         Some("floor-echo") => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             println!("listening {}", listener.local_addr().unwrap());
@@ -291,6 +270,165 @@ fn main() {
             }
             _ => "no loop to shut down".to_string(),
         }),
+        "cert" => tls_cert.clone(),
+        "server" => reconnecting
+            .as_ref()
+            .map(|client| client.peer_addr().map_or("none".to_string(), |a| a.to_string())),
+        "fill" => crowd.as_ref().map(|fill| {
+            let _ = fill.send_blocking(());
+            "filling".to_string()
+        }),
         _ => None,
     });
+}
+
+/// Runs a smol server on a thread of its own: one thread runs the reactor
+/// and every task, with no cross-thread wake-ups, the way a smol server
+/// uses a core. `serve` binds, says where, and spawns its accept loop as a
+/// task: the executor's main future is polled on every wake-up, and an
+/// accept there would cost a syscall each time.
+fn smol_server<F>(serve: impl FnOnce(Rc<smol::LocalExecutor<'static>>) -> F + Send + 'static) -> std::net::SocketAddr
+where
+    F: std::future::Future<Output = std::net::SocketAddr>,
+{
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = Rc::new(smol::LocalExecutor::new());
+        smol::block_on(ex.run(async {
+            addr_tx.send(serve(ex.clone()).await).unwrap();
+            futures_lite::future::pending::<()>().await
+        }))
+    });
+    addr_rx.recv().expect("the server listens")
+}
+
+fn smol_echo_server(args: &[String], counters: &Arc<Counters>) {
+    let config = config(arg(args, 2, "interval_ms"), arg(args, 3, "dead_ms"));
+    let counters = counters.clone();
+    let addr = smol_server(move |ex| async move {
+        let listener = Listener::bind("127.0.0.1:0", config).await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        ex.clone()
+            .spawn(async move {
+                // `accept` returns no error that passes: out of descriptors,
+                // it pauses and resumes by itself.
+                while let Ok((conn, driver, _)) = listener.accept().await {
+                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    ex.spawn(driver).detach();
+                    ex.spawn(watch(conn, counters.clone(), true)).detach();
+                }
+            })
+            .detach();
+        addr
+    });
+    println!("listening {addr}");
+}
+
+/// Returns the certificate, in hex.
+fn smol_tls_echo_server(args: &[String], counters: &Arc<Counters>) -> String {
+    let config = config(arg(args, 2, "interval_ms"), arg(args, 3, "dead_ms"));
+    let identity = pulse_tests::tls::Identity::localhost();
+    let cert = pulse_tests::tls::to_hex(&identity.cert);
+    let acceptor = identity.acceptor();
+    let counters = counters.clone();
+    let addr = smol_server(move |ex| async move {
+        let listener = smol::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        ex.clone()
+            .spawn(async move {
+                // TLS first, then pulse over it.
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, counters, config, tasks) =
+                        (acceptor.clone(), counters.clone(), config.clone(), ex.clone());
+                    ex.spawn(async move {
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let (conn, driver) = pulse_smol::Connection::server(tls, config).expect("config");
+                        counters.connections.fetch_add(1, Ordering::Relaxed);
+                        tasks.spawn(driver).detach();
+                        watch(conn, counters, true).await;
+                    })
+                    .detach();
+                }
+            })
+            .detach();
+        addr
+    });
+    println!("listening {addr}");
+    cert
+}
+
+fn smol_hold(args: &[String], counters: &Arc<Counters>) {
+    let addr: std::net::SocketAddr = arg(args, 2, "address");
+    let count: usize = arg(args, 3, "count");
+    let config = config(arg(args, 4, "interval_ms"), arg(args, 5, "dead_ms"));
+    let counters = counters.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(async {
+            for _ in 0..count {
+                let (conn, driver) = pulse_smol::connect(addr, config.clone()).await.expect("connect");
+                counters.connections.fetch_add(1, Ordering::Relaxed);
+                ex.spawn(driver).detach();
+                ex.spawn(watch(conn, counters.clone(), false)).detach();
+            }
+            ready_tx.send(()).unwrap();
+            futures_lite::future::pending::<()>().await;
+        }))
+    });
+    ready_rx.recv().expect("connections opened");
+    println!("ready");
+}
+
+/// Returns what `fill` sends to.
+fn smol_udp_crowd(args: &[String], counters: &Arc<Counters>) -> async_channel::Sender<()> {
+    let count: usize = arg(args, 2, "count");
+    let config = config(arg(args, 3, "interval_ms"), arg(args, 4, "dead_ms"));
+    let counters = counters.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (fill_tx, fill_rx) = async_channel::unbounded::<()>();
+    std::thread::spawn(move || {
+        let ex = smol::LocalExecutor::new();
+        smol::block_on(ex.run(async {
+            let (listener, router) = pulse_smol::UdpListener::bind("127.0.0.1:0", config.clone())
+                .await
+                .expect("bind");
+            listener.set_backlog(count);
+            ex.spawn(router).detach();
+            let addr = listener.local_addr();
+            let mut servers = Vec::new();
+            let mut clients = Vec::new();
+            for _ in 0..count {
+                let connecting = ex.spawn(pulse_smol::connect_udp(addr, config.clone()));
+                let (server, driver, _) = listener.accept().await.expect("accept");
+                ex.spawn(driver).detach();
+                let (client, driver) = connecting.await.expect("connect");
+                ex.spawn(driver).detach();
+                counters.connections.fetch_add(1, Ordering::Relaxed);
+                servers.push(server);
+                clients.push(client);
+            }
+            ready_tx.send(()).unwrap();
+            while fill_rx.recv().await.is_ok() {
+                for server in &servers {
+                    for _ in 0..16 {
+                        let _ = server.send(1, vec![0u8; 1000]).await;
+                    }
+                }
+            }
+            drop(clients);
+        }))
+    });
+    ready_rx.recv().expect("connections opened");
+    println!("ready");
+    fill_tx
+}
+
+fn smol_reconnect(args: &[String]) -> pulse_smol::ReconnectingClient {
+    let target: String = arg(args, 2, "host:port");
+    let backoff = pulse_proto::Backoff::new(Duration::from_millis(50), Duration::from_millis(200));
+    let (client, supervisor) = pulse_smol::ReconnectingClient::new(target, config(1000, 3000), backoff);
+    std::thread::spawn(move || smol::block_on(supervisor));
+    println!("ready");
+    client
 }
