@@ -30,7 +30,11 @@ use crate::tokens::{Slot, Tokens};
 ///
 /// 1. poll with a timeout no longer than [`Endpoint::poll_timeout`];
 /// 2. hand every event whose token is in the endpoint's range to
-///    [`Endpoint::handle_event`] (it says whether it was one);
+///    [`Endpoint::handle_event`] (it says whether it was one). If the
+///    poll filled your `Events`, poll again at once (timeout zero) and hand
+///    those over too, until a poll comes back with room to spare: `process`
+///    runs the timers, and a connection whose readiness still waits in the
+///    kernel would be judged silent with its peer's answer unread;
 /// 3. call [`Endpoint::process`]: it reads what was left from the last
 ///    turn, runs the [`Handle`]'s commands, the timers that are due, and
 ///    writes and reports what changed.

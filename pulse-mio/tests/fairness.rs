@@ -1,5 +1,6 @@
 //! No timer runs ahead of the reads: a connection whose read budget ran
-//! out is read before its timer is run. (That a UDP flood leaves the TCP
+//! out is read before its timer is run, and so is every socket that is
+//! ready when one poll cannot return them all. (That a UDP flood leaves the TCP
 //! connections their heartbeats is in `tests/tests/mio_processes.rs`: it
 //! needs the loop in a process of its own.)
 
@@ -121,4 +122,92 @@ fn a_timer_due_while_frames_wait_unread_runs_only_after_they_are_read() {
     assert!(log.closed.is_empty(), "{log:?}");
     assert_eq!(log.messages.len(), 1);
     assert_eq!(log.messages[0].len(), 250_000);
+}
+
+/// A client driven by hand over a blocking socket.
+struct HandClient {
+    session: Session,
+    stream: TcpStream,
+}
+
+impl HandClient {
+    fn write_out(&mut self, now: ProtoInstant) {
+        while let Some(bytes) = self.session.poll_transmit(now) {
+            let bytes = bytes.to_vec();
+            self.stream.write_all(&bytes).unwrap();
+            self.session.advance_transmit(bytes.len());
+        }
+    }
+}
+
+#[test]
+fn a_timer_due_while_more_sockets_are_ready_than_one_poll_returns_runs_only_after_all_are_read() {
+    // Interval 2 s, timeout 4 s: the stall threshold is 500 ms, so a timer
+    // 200 ms late is an ordinary one, with a verdict if the peer was silent.
+    const CLIENTS: usize = 64;
+    let config = Arc::new(timing(2000, 4000));
+    let (handler, log) = recorder();
+    // 16 readiness events a poll: the 64 sockets made ready at once take
+    // four polls.
+    let loop_config = LoopConfig {
+        events_per_poll: 16,
+        ..LoopConfig::new(config.clone())
+    };
+    let mut server = EventLoop::new(loop_config, handler).unwrap();
+    let addr = server.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let epoch = Instant::now();
+    let now = || ProtoInstant::from_nanos(epoch.elapsed().as_nanos() as u64);
+    let turn_until = |server: &mut EventLoop<Recorder>, at: Instant| {
+        while Instant::now() < at {
+            server.turn(Some(Duration::from_millis(10))).unwrap();
+        }
+    };
+
+    // Every client handshakes, then is silent (it never answers the
+    // server's PINGs) until just before the server's dead-peer timeout.
+    let hello_at = Instant::now();
+    let mut clients: Vec<HandClient> = (0..CLIENTS)
+        .map(|i| {
+            let stream = TcpStream::connect(addr).unwrap();
+            stream.set_read_timeout(Some(PATIENCE)).unwrap();
+            let session = Session::new(config.clone(), Role::Client, now(), i as u64).unwrap();
+            let mut client = HandClient { session, stream };
+            client.write_out(now());
+            client
+        })
+        .collect();
+    turn_until(&mut server, Instant::now() + Duration::from_millis(200));
+    let mut buf = [0u8; 4096];
+    for client in &mut clients {
+        while !matches!(client.session.poll_event(), Some(Event::Connected(_))) {
+            let n = client.stream.read(&mut buf).unwrap();
+            assert!(n > 0, "the server closed");
+            client.session.handle_input(now(), &buf[..n]);
+        }
+    }
+    assert_eq!(log.lock().unwrap().opened, CLIENTS);
+
+    // At 3.95 s every client sends a message; the server's timeouts end
+    // at 4 s after it read the HELLOs, a few milliseconds after they were
+    // sent. The server does not run meanwhile; it runs again 200 ms past
+    // its deadlines, 64 sockets ready, 16 readiness events a poll.
+    turn_until(&mut server, hello_at + Duration::from_millis(3950));
+    for client in &mut clients {
+        client.session.send(1, Bytes::from_static(b"alive")).unwrap();
+        client.write_out(now());
+    }
+    std::thread::sleep((hello_at + Duration::from_millis(4150)).saturating_duration_since(Instant::now()));
+    server.turn(Some(Duration::ZERO)).unwrap();
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(
+            (log.verdicts, log.closed.len()),
+            (0, 0),
+            "verdicts with the peers' frames waiting behind a full poll"
+        );
+        assert_eq!(log.messages.len(), CLIENTS, "one turn reads every ready socket");
+    }
+    turn_until(&mut server, Instant::now() + Duration::from_millis(500));
+    let log = log.lock().unwrap();
+    assert_eq!((log.verdicts, log.closed.len()), (0, 0), "{log:?}");
 }
