@@ -78,6 +78,10 @@ pub struct LoopStats {
 pub(crate) struct UdpListener {
     pub(crate) socket: UdpSocket,
     pub(crate) demux: Demux<u32>,
+    /// Datagrams it may still read this turn (`datagrams_per_turn` at the
+    /// start of each): its readiness events and the reads carried over
+    /// from the last turn share it.
+    pub(crate) budget: usize,
 }
 
 pub(crate) struct Core<T> {

@@ -93,8 +93,10 @@ pub struct Endpoint<H: Handler> {
     /// Connections whose read budget ran out: read again by `process`.
     read_again: Vec<u32>,
     carried: Vec<u32>,
-    /// UDP sockets whose budget ran out.
+    /// UDP sockets whose budget ran out this turn: read again next turn.
     udp_again: Vec<u32>,
+    /// Those of the last turn, read by `process`.
+    udp_carried: Vec<u32>,
     accepting: Accepting,
     /// Not shut down: new connections are welcome.
     open: bool,
@@ -142,6 +144,7 @@ impl<H: Handler> Endpoint<H> {
             read_again: Vec::new(),
             carried: Vec::new(),
             udp_again: Vec::new(),
+            udp_carried: Vec::new(),
             accepting: Accepting::default(),
             open: true,
         })
@@ -195,7 +198,8 @@ impl<H: Handler> Endpoint<H> {
         let mut socket = UdpSocket::bind(addr)?;
         self.core.registry.register(&mut socket, token, Interest::READABLE)?;
         let addr = socket.local_addr()?;
-        self.core.udp.push(UdpListener { socket, demux });
+        let budget = self.core.config.datagrams_per_turn.max(1);
+        self.core.udp.push(UdpListener { socket, demux, budget });
         Ok(addr)
     }
 
@@ -294,6 +298,7 @@ impl<H: Handler> Endpoint<H> {
             || !self.read_again.is_empty()
             || !self.carried.is_empty()
             || !self.udp_again.is_empty()
+            || !self.udp_carried.is_empty()
             || !self.accepting.again.is_empty()
             || self.shared.is_woken();
         if busy {
@@ -349,7 +354,7 @@ impl<H: Handler> Endpoint<H> {
                 self.read(index);
             }
         }
-        for n in std::mem::take(&mut self.udp_again) {
+        for n in std::mem::take(&mut self.udp_carried) {
             self.read_udp(n);
         }
         let now = clock::now();
@@ -373,6 +378,11 @@ impl<H: Handler> Endpoint<H> {
         }
         self.run_timers();
         self.carried = std::mem::take(&mut self.read_again);
+        self.udp_carried = std::mem::take(&mut self.udp_again);
+        let budget = self.core.config.datagrams_per_turn.max(1);
+        for listener in &mut self.core.udp {
+            listener.budget = budget;
+        }
         self.service_dirty()
     }
 
@@ -384,6 +394,8 @@ impl<H: Handler> Endpoint<H> {
     }
 
     fn read_udp(&mut self, n: u32) {
+        // A socket whose budget is spent waits for the next turn, however
+        // many readiness events it gets meanwhile.
         if crate::udp::read(&mut self.core, &mut self.handler, n, self.open) && !self.udp_again.contains(&n) {
             self.udp_again.push(n);
         }
