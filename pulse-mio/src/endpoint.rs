@@ -489,7 +489,6 @@ impl<H: Handler> Endpoint<H> {
             match &event {
                 Event::Connected(negotiated) => {
                     log::opened(self.core.peer(index), negotiated);
-                    self.core.conns[index as usize].opened = true;
                 }
                 Event::PeerDead { silent_for } => log::verdict(self.core.peer(index), *silent_for),
                 Event::Closed(closed) => log::closed(self.core.peer(index), closed),
@@ -504,10 +503,7 @@ impl<H: Handler> Endpoint<H> {
                     // What the transport takes at once (a final CLOSE),
                     // then the socket goes.
                     ctx.core.flush(index);
-                    if let Some((value, opened)) = ctx.core.remove(index) {
-                        if opened {
-                            ctx.core.counters.on_gone();
-                        }
+                    if let Some(value) = ctx.core.remove(index) {
                         self.handler.on_close(&mut ctx, id, &closed, value);
                     }
                     return Ok(());
