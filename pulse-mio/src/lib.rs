@@ -22,7 +22,10 @@
 //! - [`Handler`]: your callbacks, with a [`Ctx`] to send, close, connect and
 //!   reach each connection's own value;
 //! - [`Handle`]: `Send + Clone`, to reach the loop from other threads;
-//! - [`LoopConfig`]: limits, with documented defaults.
+//! - [`LoopConfig`]: limits, with documented defaults;
+//! - with the `monitor` feature, [`monitor::Watcher`]: fleet health
+//!   checking ([`pulse_monitor`]) on the loop's thread — probes,
+//!   announcements, and pulse connections as targets.
 //!
 //! Each listener gets the session config its socket needs: TCP listeners
 //! and outgoing connections a stream config, UDP listeners a datagram
@@ -48,6 +51,8 @@ mod endpoint;
 mod event_loop;
 mod handle;
 mod handler;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 mod tokens;
 mod udp;
 

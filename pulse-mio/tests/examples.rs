@@ -1,6 +1,8 @@
-//! The `server` example, run as a user would: an HTTP probe at it (a
+//! The examples, run as a user would. `server`: an HTTP probe at it (a
 //! connection that never opens) must not break its bookkeeping, a pulse
 //! client is served, and a line on stdin shuts it down gracefully.
+//! `monitor`: the load balancer sends clients only to the backend that
+//! passes its health checks.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -20,7 +22,7 @@ fn example(name: &str) -> std::path::PathBuf {
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
-            .args(["build", "-p", "pulse-mio", "--example", name])
+            .args(["build", "-p", "pulse-mio", "--features", "monitor", "--example", name])
             .status()
             .expect("run cargo");
         assert!(status.success(), "cannot build the {name} example");
@@ -100,4 +102,61 @@ fn the_server_example_survives_an_http_probe_serves_pulse_and_shuts_down_on_a_li
     assert_eq!(seen.lock().unwrap().closed[0].code, CloseCode::GOING_AWAY);
     let status = server.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn the_monitor_example_sends_clients_only_to_the_backend_that_passes_its_checks() {
+    // A healthy backend answers its health checks; the other address has
+    // nothing listening.
+    let healthy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let healthy_addr = healthy.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in healthy.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let dead_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut balancer = Command::new(example("monitor"))
+        .args(["127.0.0.1:0", &dead_addr.to_string(), &healthy_addr.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the monitor example");
+    let mut stdout = BufReader::new(balancer.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("balancing on ")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the balancer said {line:?}"));
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let ask = || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    // 503 until the healthy backend has passed its first check.
+    let started = Instant::now();
+    while !ask().starts_with("HTTP/1.1 307") {
+        assert!(started.elapsed() < Duration::from_secs(20), "no backend ever healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Then every client goes to it, and none to the dead address.
+    for _ in 0..20 {
+        let answer = ask();
+        assert!(
+            answer.contains(&format!("Location: http://{healthy_addr}/")),
+            "{answer:?}"
+        );
+    }
+    let _ = balancer.kill();
+    let _ = balancer.wait();
 }
