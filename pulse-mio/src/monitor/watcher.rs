@@ -29,7 +29,6 @@ use crate::tokens::{Slot, Tokens};
 /// | `recv_buffer` | 4 MiB | receive buffer asked for each announcement socket |
 /// | `retry` | 50 ms | a probe this process had no descriptor or port for is tried again this much later |
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct WatchConfig {
     /// Datagrams read from one announcement socket per turn. Raise it if
     /// one socket receives far more than a thousand announcements between
@@ -53,7 +52,9 @@ pub struct WatchConfig {
     pub recv_buffer: usize,
     /// A probe that could not start because this process was out of
     /// descriptors or local ports (not the target's fault) is tried again
-    /// after this, or as soon as a probe connection closes.
+    /// after this, or as soon as a probe connection closes. One that still
+    /// cannot start before the monitor's timeout counts as timed out:
+    /// pulse-monitor has no outcome for a probe we could not start.
     pub retry: Duration,
 }
 
