@@ -14,16 +14,20 @@
 //!   sends ANNOUNCE datagrams for `service` to `monitor` every interval,
 //!   authenticated if a key is given. Prints `ready`; `stats` answers
 //!   `sent <n>`.
-//! - `announce-load <monitor> <services> <interval_ms> [sockets]`: the load
-//!   of `services` services announcing every interval each (service ids 0
-//!   up), spread evenly over time and over `sockets` UDP sockets (default
-//!   32) bound to 127.0.0.2–9. Prints `ready`; `stats` answers `sent <n>
-//!   late <n>` (late: sends more than an interval behind their schedule).
+//! - `announce-load <monitor> <services> <interval_ms> [sockets] [threads]`:
+//!   the load of `services` services announcing every interval each
+//!   (service ids 0 up), spread evenly over time, over `sockets` UDP
+//!   sockets (default 32) bound to 127.0.0.2–9 and over `threads` threads
+//!   (default 2). Prints `ready`; `stats` answers `sent <n> late <n>`
+//!   (late: sends more than an interval behind their schedule).
 //! - `monitor <services> [sockets]`: one pulse-mio monitor thread following
 //!   `services` announcing services (ids 0 up), with `sockets` announcement
 //!   sockets on one port (default 4). Prints `listening <addr>`; `stats`
 //!   answers `announcements <n> rejected <n> datagrams <n> up <n> down <n>
-//!   heap <bytes> stalls <n>`.
+//!   heap <bytes> stalls <n> rss_empty <bytes> rss_targets <bytes>
+//!   timers_held <n>` (announcements taken as of the last turn; the rest
+//!   as of the last 100 ms; resident memory before the monitor was made,
+//!   and once its targets were added).
 //!
 //! Every mode also answers `rss`, `cpu`, `switches` (see
 //! `pulse_tests::peer::answer_commands`).
@@ -107,58 +111,81 @@ fn announce(
 
 /// Sends the announcements of `services` services, each every `interval`,
 /// their phases spread evenly, through `sockets` sockets bound to
-/// 127.0.0.2–9. Counts sends more than an interval behind their schedule.
+/// 127.0.0.2–9, from `threads` threads (each with its share of the
+/// services and sockets). Counts sends more than an interval behind their
+/// schedule.
 fn announce_load(
     monitor: SocketAddr,
     services: u64,
     interval: Duration,
     sockets: usize,
-    sent: &AtomicU64,
-    late: &AtomicU64,
-) -> ! {
-    let sockets: Vec<UdpSocket> = (0..sockets.max(1))
-        .map(|k| {
-            let socket = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 2 + (k % 8) as u8], 0))).expect("bind");
-            socket.connect(monitor).expect("connect");
-            socket
-        })
-        .collect();
+    threads: u64,
+    sent: Arc<AtomicU64>,
+    late: Arc<AtomicU64>,
+) {
+    let threads = threads.clamp(1, services.max(1));
+    let per_thread = sockets.div_ceil(threads as usize).max(1);
+    for thread in 0..threads {
+        let (sent, late) = (sent.clone(), late.clone());
+        let sockets: Vec<UdpSocket> = (0..per_thread)
+            .map(|k| {
+                let k = thread as usize * per_thread + k;
+                let socket = UdpSocket::bind(SocketAddr::from(([127, 0, 0, 2 + (k % 8) as u8], 0))).expect("bind");
+                socket.connect(monitor).expect("connect");
+                socket
+            })
+            .collect();
+        // This thread's services: thread, thread + threads, ...
+        let mine: Vec<u64> = (thread..services).step_by(threads as usize).collect();
+        std::thread::spawn(move || send_announcements(&mine, interval, &sockets, &sent, &late));
+    }
+}
+
+/// One load thread: each of `services` every `interval`, phases spread.
+fn send_announcements(services: &[u64], interval: Duration, sockets: &[UdpSocket], sent: &AtomicU64, late: &AtomicU64) {
+    let count = services.len() as u64;
+    if count == 0 {
+        return;
+    }
     let started = Instant::now();
-    let spacing = interval / u32::try_from(services.max(1)).expect("services fit u32");
-    let mut sequences = vec![0u32; services as usize];
-    // Service i sends at i × spacing + k × interval, for k = 0, 1, ...
+    let spacing = interval / u32::try_from(count).expect("services fit u32");
+    let mut sequences = vec![0u32; services.len()];
+    let (mut sent_here, mut late_here) = (0u64, 0u64);
+    // Service j of this thread sends at j × spacing + k × interval.
     for n in 0u64.. {
-        let (round, service) = (n / services, n % services);
-        let due = started + interval * round as u32 + spacing * service as u32;
+        let (round, j) = (n / count, (n % count) as usize);
+        let due = started + interval * round as u32 + spacing * j as u32;
         let now = Instant::now();
         if due > now {
             // Sleep in steps of at least a millisecond: the sends due in
             // it go out together.
             pulse_tests::floor::sleep_until(due.max(now + Duration::from_millis(1)));
         } else if now - due > interval {
-            late.fetch_add(1, Ordering::Relaxed);
+            late_here += 1;
         }
-        let sequence = &mut sequences[service as usize];
-        *sequence += 1;
+        sequences[j] += 1;
         let announcement = Announcement {
-            service,
+            service: services[j],
             incarnation: 1,
-            sequence: *sequence,
+            sequence: sequences[j],
             interval,
             status: Status::default(),
         };
-        let socket = &sockets[service as usize % sockets.len()];
-        let _ = socket.send(&announcement.encode(None));
-        sent.fetch_add(1, Ordering::Relaxed);
+        let _ = sockets[j % sockets.len()].send(&announcement.encode(None));
+        sent_here += 1;
+        if sent_here == 256 {
+            sent.fetch_add(std::mem::take(&mut sent_here), Ordering::Relaxed);
+            late.fetch_add(std::mem::take(&mut late_here), Ordering::Relaxed);
+        }
     }
-    unreachable!()
 }
 
 /// One pulse-mio monitor thread following `services` announcing services.
-fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>) -> SocketAddr {
+fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>, taken: Arc<AtomicU64>) -> SocketAddr {
     use pulse_mio::monitor::{WatchConfig, Watcher};
     use pulse_monitor::{Config, Monitor, TargetSpec};
     let mut poll = mio::Poll::new().expect("poll");
+    let rss_empty = pulse_tests::peer::rss_bytes();
     let now = pulse_driver::clock::now();
     let monitor =
         Monitor::with_capacity(Config::lan(), now, pulse_driver::clock::seed(), services as usize).expect("config");
@@ -169,6 +196,7 @@ fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>) -> SocketAd
             .add_target(TargetSpec::announced(pool, service), None)
             .expect("target");
     }
+    let rss_targets = pulse_tests::peer::rss_bytes();
     let mut addr = watcher
         .listen_announcements("127.0.0.1:0".parse().unwrap())
         .expect("listen");
@@ -183,6 +211,7 @@ fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>) -> SocketAd
                 .turn(&mut poll, &mut events, Some(Duration::from_millis(100)))
                 .expect("turn");
             while watcher.poll_event().is_some() {}
+            taken.store(watcher.monitor().stats().announcements, Ordering::Relaxed);
             if Instant::now() >= next_report {
                 next_report = Instant::now() + Duration::from_millis(100);
                 let m = watcher.monitor();
@@ -196,13 +225,14 @@ fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>) -> SocketAd
                     + s.stale;
                 let summary = m.pool(pool).expect("the pool");
                 *stats.lock().unwrap() = format!(
-                    "announcements {} rejected {rejected} datagrams {} up {} down {} heap {} stalls {}",
-                    s.announcements,
+                    "rejected {rejected} datagrams {} up {} down {} heap {} stalls {} \
+                     rss_empty {rss_empty} rss_targets {rss_targets} timers_held {}",
                     watcher.stats().datagrams,
                     summary.up,
                     summary.down,
                     m.heap_bytes(),
                     s.stalls,
+                    watcher.stats().timers_held,
                 );
             }
         }
@@ -252,14 +282,22 @@ fn main() {
             let services: u64 = arg(&args, 3, "services");
             let interval = Duration::from_millis(arg(&args, 4, "interval_ms"));
             let sockets = args.get(5).map_or(32, |s| s.parse().expect("sockets"));
-            let (sent, late) = (sent.clone(), late.clone());
-            std::thread::spawn(move || announce_load(monitor, services, interval, sockets, &sent, &late));
+            let threads = args.get(6).map_or(2, |s| s.parse().expect("threads"));
+            announce_load(
+                monitor,
+                services,
+                interval,
+                sockets,
+                threads,
+                sent.clone(),
+                late.clone(),
+            );
             println!("ready");
         }
         Some("monitor") => {
             let services: u64 = arg(&args, 2, "services");
             let sockets = args.get(3).map_or(4, |s| s.parse().expect("sockets"));
-            let addr = monitor(services, sockets, monitor_stats.clone());
+            let addr = monitor(services, sockets, monitor_stats.clone(), sent.clone());
             println!("listening {addr}");
         }
         other => panic!("unknown mode {other:?}"),
@@ -272,7 +310,11 @@ fn main() {
                 status.store(code, Ordering::Relaxed);
                 Some(format!("status {code}"))
             }
-            (Some("stats"), None) if args[1] == "monitor" => Some(monitor_stats.lock().unwrap().clone()),
+            (Some("stats"), None) if args[1] == "monitor" => Some(format!(
+                "announcements {} {}",
+                sent.load(Ordering::Relaxed),
+                monitor_stats.lock().unwrap()
+            )),
             (Some("stats"), None) => Some(format!(
                 "sent {} late {}",
                 sent.load(Ordering::Relaxed),
