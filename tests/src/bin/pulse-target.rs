@@ -206,10 +206,15 @@ fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>, taken: Arc<
     std::thread::spawn(move || {
         let mut events = mio::Events::with_capacity(1024);
         let mut next_report = Instant::now();
+        // The longest turn since the last report, waiting in epoll included:
+        // a turn much longer than the 100 ms wait is a stall of this thread.
+        let mut longest = Duration::ZERO;
         loop {
+            let turn = Instant::now();
             watcher
                 .turn(&mut poll, &mut events, Some(Duration::from_millis(100)))
                 .expect("turn");
+            longest = longest.max(turn.elapsed());
             while watcher.poll_event().is_some() {}
             taken.store(watcher.monitor().stats().announcements, Ordering::Relaxed);
             if Instant::now() >= next_report {
@@ -226,13 +231,14 @@ fn monitor(services: u64, sockets: usize, stats: Arc<Mutex<String>>, taken: Arc<
                 let summary = m.pool(pool).expect("the pool");
                 *stats.lock().unwrap() = format!(
                     "rejected {rejected} datagrams {} up {} down {} heap {} stalls {} \
-                     rss_empty {rss_empty} rss_targets {rss_targets} timers_held {}",
+                     rss_empty {rss_empty} rss_targets {rss_targets} timers_held {} longest_turn_ms {}",
                     watcher.stats().datagrams,
                     summary.up,
                     summary.down,
                     m.heap_bytes(),
                     s.stalls,
                     watcher.stats().timers_held,
+                    std::mem::take(&mut longest).as_millis(),
                 );
             }
         }
