@@ -57,27 +57,20 @@ fn main() -> std::io::Result<()> {
 
     let mut events = Events::with_capacity(1024);
     loop {
-        poll.poll(&mut events, pulse.poll_timeout())?;
-        // A full batch may leave sockets ready in the kernel: take them all
-        // before `process` runs pulse's timers (bounded, for a busy loop).
-        let rounds = pulse.connections() / events.capacity() + 2;
-        for round in 1..=rounds {
-            for event in events.iter() {
-                if pulse.handle_event(event) {
-                    continue;
-                }
-                if event.token() == STATUS {
-                    // The application's own socket: accept everything waiting.
-                    while let Ok((mut stream, _)) = status.accept() {
-                        let _ = writeln!(stream, "{} connections, {:?}", pulse.connections(), pulse.snapshot());
-                    }
+        // Every ready socket is seen before `process` runs pulse's timers,
+        // however many one poll returns.
+        let sockets = pulse.connections() + 2;
+        pulse_mio::poll_all(&mut poll, &mut events, pulse.poll_timeout(), sockets, |event| {
+            if pulse.handle_event(event) {
+                return;
+            }
+            if event.token() == STATUS {
+                // The application's own socket: accept everything waiting.
+                while let Ok((mut stream, _)) = status.accept() {
+                    let _ = writeln!(stream, "{} connections, {:?}", pulse.connections(), pulse.snapshot());
                 }
             }
-            if events.iter().count() < events.capacity() || round == rounds {
-                break;
-            }
-            poll.poll(&mut events, Some(Duration::ZERO))?;
-        }
+        })?;
         pulse.process()?;
     }
 }

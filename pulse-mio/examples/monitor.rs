@@ -12,7 +12,6 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -95,33 +94,27 @@ fn main() -> std::io::Result<()> {
 
     let mut events = Events::with_capacity(1024);
     loop {
-        poll.poll(&mut events, watcher.poll_timeout())?;
-        // A full batch may leave sockets ready in the kernel: take them all
-        // before the monitor's timers run (bounded, for a busy loop).
-        let rounds = watcher.probes() / events.capacity() + 2;
-        for round in 1..=rounds {
-            for event in events.iter() {
-                if watcher.handle_event(event) {
-                    continue;
-                }
-                if event.token() == CLIENTS {
-                    while let Ok((mut client, _)) = clients.accept() {
-                        let answer = match balancer.pick(&watcher) {
-                            Some(backend) => format!(
-                                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{backend}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                            ),
-                            None => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
-                        };
-                        // A fresh socket takes a short answer at once.
-                        let _ = client.write(answer.as_bytes());
-                    }
+        // Every ready socket is seen before the monitor's timers run,
+        // however many one poll returns.
+        let sockets = watcher.probes() + 2;
+        let timeout = watcher.poll_timeout();
+        pulse_mio::poll_all(&mut poll, &mut events, timeout, sockets, |event| {
+            if watcher.handle_event(event) {
+                return;
+            }
+            if event.token() == CLIENTS {
+                while let Ok((mut client, _)) = clients.accept() {
+                    let answer = match balancer.pick(&watcher) {
+                        Some(backend) => format!(
+                            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{backend}/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        ),
+                        None => "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string(),
+                    };
+                    // A fresh socket takes a short answer at once.
+                    let _ = client.write(answer.as_bytes());
                 }
             }
-            if events.iter().count() < events.capacity() || round == rounds {
-                break;
-            }
-            poll.poll(&mut events, Some(Duration::ZERO))?;
-        }
+        })?;
         watcher.process();
         while let Some(event) = watcher.poll_event() {
             match event {

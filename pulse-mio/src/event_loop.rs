@@ -173,35 +173,14 @@ impl<H: Handler> EventLoop<H> {
             (Some(t), Some(max)) => Some(t.min(max)),
             (t, max) => t.or(max),
         };
-        if !self.poll_and_handle(timeout)? {
-            return Ok(());
-        }
-        // A full batch may have left sockets ready in the kernel. Timers
-        // run in `process`: every frame that waits must be read first, or
-        // a peer whose answer waits behind the batch is judged silent (an
-        // overloaded loop's own fault). Each round takes a batch of
-        // distinct sockets, so the rounds are bounded by the connections.
-        let batches = self.endpoint.connections() / self.events.capacity().max(1) + 2;
-        for _ in 0..batches {
-            if self.events.iter().count() < self.events.capacity() {
-                break;
-            }
-            self.poll_and_handle(Some(Duration::ZERO))?;
-        }
+        // Every socket that is ready is read before the timers run in
+        // `process`, however many one poll returns.
+        let endpoint = &mut self.endpoint;
+        let sockets = endpoint.connections() + 2 * crate::tokens::MAX_SOCKETS_PER_KIND;
+        crate::poll_all(&mut self.poll, &mut self.events, timeout, sockets, |event| {
+            endpoint.handle_event(event);
+        })?;
         self.endpoint.process()
-    }
-
-    /// Polls once and hands the events to the endpoint; `false` when the
-    /// wait was interrupted by a signal.
-    fn poll_and_handle(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
-        match self.poll.poll(&mut self.events, timeout) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
-            other => other?,
-        }
-        for event in self.events.iter() {
-            self.endpoint.handle_event(event);
-        }
-        Ok(true)
     }
 }
 

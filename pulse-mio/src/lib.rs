@@ -53,6 +53,7 @@ mod handle;
 mod handler;
 #[cfg(feature = "monitor")]
 pub mod monitor;
+mod poll;
 mod tokens;
 mod udp;
 
@@ -65,3 +66,4 @@ pub use event_loop::reuseport_listener;
 pub use event_loop::EventLoop;
 pub use handle::{Handle, HandleError};
 pub use handler::{ConnId, Handler};
+pub use poll::poll_all;

@@ -270,9 +270,11 @@ fn announcer(monitor: SocketAddr, service: u64, incarnation: u32, key: &str) -> 
     Peer::start(TARGET, &["announce", &monitor, &service, &interval, &incarnation, key])
 }
 
-#[test]
-fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_and_comes_back_when_it_announces() {
-    const KEY: &str = "the fleet's secret";
+const KEY: &str = "the fleet's secret";
+
+/// A rig that requires `KEY`, with service 7 as a target, announcing (its
+/// first incarnation) to the rig's socket; returns the socket's address.
+fn announced_rig() -> (Rig, SocketAddr, TargetId, Peer) {
     let mut rig = Rig::new(config());
     rig.watcher
         .monitor_mut()
@@ -284,6 +286,12 @@ fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_an
     let pool = rig.watcher.monitor_mut().add_pool();
     let id = rig.watcher.add_target(TargetSpec::announced(pool, 7), None).unwrap();
     let service = announcer(to, 7, 1, KEY);
+    (rig, to, id, service)
+}
+
+#[test]
+fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_and_comes_back_when_it_announces() {
+    let (mut rig, to, id, service) = announced_rig();
     let up = rig.until(id, Health::Up, Instant::now());
     assert_eq!(up.reason, Reason::Announced);
     // Ten announcements, so the detector has learned their rhythm.
@@ -321,18 +329,7 @@ fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_an
 
 #[test]
 fn spoofed_announcements_are_rejected_counted_and_keep_no_dead_service_alive() {
-    const KEY: &str = "the fleet's secret";
-    let mut rig = Rig::new(config());
-    rig.watcher
-        .monitor_mut()
-        .add_announce_key(AnnounceKey::new(KEY.as_bytes()));
-    let to = rig
-        .watcher
-        .listen_announcements("127.0.0.1:0".parse().unwrap())
-        .unwrap();
-    let pool = rig.watcher.monitor_mut().add_pool();
-    let id = rig.watcher.add_target(TargetSpec::announced(pool, 7), None).unwrap();
-    let service = announcer(to, 7, 1, KEY);
+    let (mut rig, to, id, service) = announced_rig();
     rig.until(id, Health::Up, Instant::now());
     rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
 
@@ -444,12 +441,14 @@ impl Balancer {
         .into_iter()
         .flatten()
         .min();
-        self.poll.poll(&mut self.events, timeout).unwrap();
-        for event in self.events.iter() {
-            if !self.endpoint.handle_event(event) {
-                self.endpoint.handler().watcher.handle_event(event);
+        let endpoint = &mut self.endpoint;
+        let sockets = endpoint.connections() + endpoint.handler().watcher.probes() + 130;
+        pulse_mio::poll_all(&mut self.poll, &mut self.events, timeout, sockets, |event| {
+            if !endpoint.handle_event(event) {
+                endpoint.handler().watcher.handle_event(event);
             }
-        }
+        })
+        .unwrap();
         self.endpoint.process().unwrap();
         let watcher = &mut self.endpoint.handler().watcher;
         watcher.process();

@@ -366,21 +366,10 @@ impl Watcher {
             (Some(t), Some(max)) => Some(t.min(max)),
             (t, max) => t.or(max),
         };
-        // Each round takes a batch of distinct sockets: bounded by them.
-        let rounds = (self.probes.len() + self.sockets.len()) / events.capacity().max(1) + 2;
-        for round in 1..=rounds {
-            let wait = if round == 1 { timeout } else { Some(Duration::ZERO) };
-            match poll.poll(events, wait) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-                other => other?,
-            }
-            for event in events.iter() {
-                self.handle_event(event);
-            }
-            if events.iter().count() < events.capacity() {
-                break;
-            }
-        }
+        let sockets = self.probes.len() + self.sockets.len();
+        crate::poll_all(poll, events, timeout, sockets, |event| {
+            self.handle_event(event);
+        })?;
         self.process();
         Ok(())
     }

@@ -269,20 +269,7 @@ fn monitor_table(counts: &str, s: &Settings, runs: usize, sockets: usize, sender
         let results: Vec<MonitorRun> = (0..runs)
             .map(|_| monitor_run(&target, n, s, sockets, senders))
             .collect();
-        let spread = |figure: fn(&MonitorRun) -> f64, digits: usize| {
-            let mut values: Vec<f64> = results.iter().map(figure).collect();
-            values.sort_by(f64::total_cmp);
-            let median = values[values.len() / 2];
-            if values.len() == 1 {
-                format!("{median:.digits$}")
-            } else {
-                format!(
-                    "{median:.digits$} ({:.digits$}–{:.digits$})",
-                    values[0],
-                    values[values.len() - 1]
-                )
-            }
-        };
+        let spread = |figure: fn(&MonitorRun) -> f64, digits| spread(&results, figure, digits);
         println!(
             "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             spread(|r| r.taken_per_second, 0),
@@ -300,7 +287,7 @@ fn monitor_table(counts: &str, s: &Settings, runs: usize, sockets: usize, sender
 }
 
 /// "median (min–max)" of one figure over the runs.
-fn spread(runs: &[Run], figure: impl Fn(&Run) -> f64, digits: usize) -> String {
+fn spread<R>(runs: &[R], figure: impl Fn(&R) -> f64, digits: usize) -> String {
     let mut values: Vec<f64> = runs.iter().map(figure).collect();
     values.sort_by(f64::total_cmp);
     let median = values[values.len() / 2];
