@@ -199,7 +199,7 @@ impl<H: Handler> EventLoop<H> {
 ///   one of them. There, run one loop per port.
 /// - Where `socket2` does not offer the option (Windows, Solaris, illumos),
 ///   the function is absent.
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;

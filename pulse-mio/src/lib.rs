@@ -61,7 +61,7 @@ pub use crate::core::LoopStats;
 pub use config::LoopConfig;
 pub use ctx::Ctx;
 pub use endpoint::Endpoint;
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub use event_loop::reuseport_listener;
 pub use event_loop::EventLoop;
 pub use handle::{Handle, HandleError};

@@ -23,7 +23,7 @@ impl AnnounceSocket {
     /// system caps it: `net.core.rmem_max` on Linux).
     pub(crate) fn bind(addr: SocketAddr, recv_buffer: usize, budget: usize) -> io::Result<AnnounceSocket> {
         let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
-        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
         socket.set_reuse_port(true)?;
         // Asked, not required: a smaller buffer only drops more in a burst.
         let _ = socket.set_recv_buffer_size(recv_buffer);
