@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use pulse_proto::{CloseCode, Event, Initiator};
+use pulse_proto::{CloseCode, Event, Initiator, Session};
 
 /// The close codes counted apart, in order; the rest fall into the last
 /// three: `lost`, application codes, and reserved ones.
@@ -133,10 +133,19 @@ impl Counters {
         }
     }
 
-    /// A connection that had opened is gone (its `Closed` was counted by
-    /// [`Counters::on_event`]); call it once per opened connection.
-    pub fn on_gone(&self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
+    /// A connection is gone: call it once for every connection when the
+    /// driver drops it, with its session (after its `Closed` was counted by
+    /// [`Counters::on_event`]). `open` goes down only if the session had
+    /// connected — the session says so, not the driver — so a connection
+    /// that never opened (refused, a failed handshake) cannot be counted
+    /// off.
+    pub fn on_gone(&self, session: &Session) {
+        if session.negotiated().is_some() {
+            // Saturating: a driver calling it twice cannot wrap the gauge.
+            let _ = self
+                .open
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        }
     }
 
     /// A connection was turned away at a limit.
@@ -193,7 +202,72 @@ impl CountersSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pulse_proto::Closed;
+    use pulse_proto::{Closed, Role};
+
+    /// Runs a client and a server session against each other until neither
+    /// has anything more to send, counting every event.
+    fn exchange(client: &mut Session, server: &mut Session, counters: &Counters) {
+        for _ in 0..16 {
+            let moved = pass(client, server) | pass(server, client);
+            for session in [&mut *client, &mut *server] {
+                while let Some(event) = session.poll_event() {
+                    counters.on_event(&event);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Hands everything `from` sends to `to`; whether anything moved.
+    fn pass(from: &mut Session, to: &mut Session) -> bool {
+        let now = pulse_proto::Instant::ZERO;
+        let mut moved = false;
+        while let Some(bytes) = from.poll_transmit(now) {
+            let bytes = bytes.to_vec();
+            from.advance_transmit(bytes.len());
+            to.handle_input(now, &bytes[..]);
+            moved = true;
+        }
+        moved
+    }
+
+    #[test]
+    fn only_a_connection_that_opened_is_counted_off_when_it_goes() {
+        let counters = Counters::default();
+        let now = pulse_proto::Instant::ZERO;
+        let config = std::sync::Arc::new(pulse_proto::Config::default());
+        // Never opened: its handshake failed.
+        let mut refused = Session::new(config.clone(), Role::Client, now, 1).unwrap();
+        refused.handle_eof(now);
+        while let Some(event) = refused.poll_event() {
+            counters.on_event(&event);
+        }
+        counters.on_gone(&refused);
+        assert_eq!(
+            counters.snapshot().open,
+            0,
+            "a connection that never opened was counted off"
+        );
+        // Opened, then closed.
+        let mut client = Session::new(config.clone(), Role::Client, now, 2).unwrap();
+        let mut server = Session::new(config, Role::Server, now, 3).unwrap();
+        exchange(&mut client, &mut server, &counters);
+        assert_eq!(counters.snapshot().open, 2);
+        client.close(now, CloseCode::NORMAL, "done").unwrap();
+        exchange(&mut client, &mut server, &counters);
+        assert!(client.is_closed() && server.is_closed());
+        counters.on_gone(&client);
+        counters.on_gone(&server);
+        assert_eq!(counters.snapshot().open, 0);
+        counters.on_gone(&server);
+        assert_eq!(
+            counters.snapshot().open,
+            0,
+            "counted off twice, the gauge does not wrap"
+        );
+    }
 
     #[test]
     fn closes_are_counted_by_code_and_initiator() {

@@ -57,10 +57,12 @@ fn main() -> std::io::Result<()> {
 
     let mut events = Events::with_capacity(1024);
     loop {
-        poll.poll(&mut events, pulse.poll_timeout())?;
-        for event in events.iter() {
+        // Every ready socket is seen before `process` runs pulse's timers,
+        // however many one poll returns.
+        let sockets = pulse.connections() + 2;
+        pulse_mio::poll_all(&mut poll, &mut events, pulse.poll_timeout(), sockets, |event| {
             if pulse.handle_event(event) {
-                continue;
+                return;
             }
             if event.token() == STATUS {
                 // The application's own socket: accept everything waiting.
@@ -68,7 +70,7 @@ fn main() -> std::io::Result<()> {
                     let _ = writeln!(stream, "{} connections, {:?}", pulse.connections(), pulse.snapshot());
                 }
             }
-        }
+        })?;
         pulse.process()?;
     }
 }

@@ -9,7 +9,7 @@
 //! The kernel spreads connections this way on Linux; see
 //! `reuseport_listener` for what other systems do.
 #![cfg_attr(
-    not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))),
+    not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))),
     allow(dead_code, unused_imports)
 )]
 
@@ -51,7 +51,7 @@ impl Handler for Echo {
     }
 }
 
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 fn main() -> std::io::Result<()> {
     let addr: SocketAddr = std::env::args()
         .nth(1)
@@ -77,7 +77,7 @@ fn main() -> std::io::Result<()> {
     Ok(())
 }
 
-#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos")))))]
 fn main() {
     eprintln!("SO_REUSEPORT is not available on this system");
 }

@@ -107,7 +107,7 @@ impl Accepting {
 
 /// Errors that say the process (or the system) has no room for another
 /// socket now: retrying at once would fail the same way.
-fn is_out_of_descriptors(e: &io::Error) -> bool {
+pub(crate) fn is_out_of_descriptors(e: &io::Error) -> bool {
     #[cfg(unix)]
     {
         matches!(

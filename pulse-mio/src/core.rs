@@ -47,8 +47,6 @@ pub(crate) struct Conn<T> {
     /// waits until they are read (a verdict must never come with frames
     /// waiting).
     pub(crate) unread: bool,
-    /// `on_open` was called.
-    pub(crate) opened: bool,
     pub(crate) value: Option<T>,
 }
 
@@ -78,6 +76,10 @@ pub struct LoopStats {
 pub(crate) struct UdpListener {
     pub(crate) socket: UdpSocket,
     pub(crate) demux: Demux<u32>,
+    /// Datagrams it may still read this turn (`datagrams_per_turn` at the
+    /// start of each): its readiness events and the reads carried over
+    /// from the last turn share it.
+    pub(crate) budget: usize,
 }
 
 pub(crate) struct Core<T> {
@@ -179,7 +181,6 @@ impl<T> Core<T> {
             dirty: false,
             connecting,
             unread: false,
-            opened: false,
             value: Some(value()),
         });
         self.mark_dirty(index);
@@ -320,9 +321,10 @@ impl<T> Core<T> {
     }
 
     /// Takes a closed connection out: socket deregistered and closed, timer
-    /// cancelled. Returns its value and whether it had opened.
-    pub(crate) fn remove(&mut self, index: u32) -> Option<(T, bool)> {
+    /// cancelled, counted off. Returns its value.
+    pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
         let mut conn = self.conns.try_remove(index as usize)?;
+        self.counters.on_gone(&conn.session);
         if let Some(key) = conn.timer {
             self.wheel.cancel(key);
         }
@@ -337,7 +339,7 @@ impl<T> Core<T> {
         }
         self.stats.closed += 1;
         self.freed = true;
-        Some((conn.value.take()?, conn.opened))
+        conn.value.take()
     }
 
     /// The peer's address, for logs (asked of the socket only when a log

@@ -30,7 +30,11 @@ use crate::tokens::{Slot, Tokens};
 ///
 /// 1. poll with a timeout no longer than [`Endpoint::poll_timeout`];
 /// 2. hand every event whose token is in the endpoint's range to
-///    [`Endpoint::handle_event`] (it says whether it was one);
+///    [`Endpoint::handle_event`] (it says whether it was one). If the
+///    poll filled your `Events`, poll again at once (timeout zero) and hand
+///    those over too, until a poll comes back with room to spare: `process`
+///    runs the timers, and a connection whose readiness still waits in the
+///    kernel would be judged silent with its peer's answer unread;
 /// 3. call [`Endpoint::process`]: it reads what was left from the last
 ///    turn, runs the [`Handle`]'s commands, the timers that are due, and
 ///    writes and reports what changed.
@@ -89,8 +93,10 @@ pub struct Endpoint<H: Handler> {
     /// Connections whose read budget ran out: read again by `process`.
     read_again: Vec<u32>,
     carried: Vec<u32>,
-    /// UDP sockets whose budget ran out.
+    /// UDP sockets whose budget ran out this turn: read again next turn.
     udp_again: Vec<u32>,
+    /// Those of the last turn, read by `process`.
+    udp_carried: Vec<u32>,
     accepting: Accepting,
     /// Not shut down: new connections are welcome.
     open: bool,
@@ -138,6 +144,7 @@ impl<H: Handler> Endpoint<H> {
             read_again: Vec::new(),
             carried: Vec::new(),
             udp_again: Vec::new(),
+            udp_carried: Vec::new(),
             accepting: Accepting::default(),
             open: true,
         })
@@ -191,7 +198,8 @@ impl<H: Handler> Endpoint<H> {
         let mut socket = UdpSocket::bind(addr)?;
         self.core.registry.register(&mut socket, token, Interest::READABLE)?;
         let addr = socket.local_addr()?;
-        self.core.udp.push(UdpListener { socket, demux });
+        let budget = self.core.config.datagrams_per_turn.max(1);
+        self.core.udp.push(UdpListener { socket, demux, budget });
         Ok(addr)
     }
 
@@ -290,6 +298,7 @@ impl<H: Handler> Endpoint<H> {
             || !self.read_again.is_empty()
             || !self.carried.is_empty()
             || !self.udp_again.is_empty()
+            || !self.udp_carried.is_empty()
             || !self.accepting.again.is_empty()
             || self.shared.is_woken();
         if busy {
@@ -345,7 +354,7 @@ impl<H: Handler> Endpoint<H> {
                 self.read(index);
             }
         }
-        for n in std::mem::take(&mut self.udp_again) {
+        for n in std::mem::take(&mut self.udp_carried) {
             self.read_udp(n);
         }
         let now = clock::now();
@@ -369,6 +378,11 @@ impl<H: Handler> Endpoint<H> {
         }
         self.run_timers();
         self.carried = std::mem::take(&mut self.read_again);
+        self.udp_carried = std::mem::take(&mut self.udp_again);
+        let budget = self.core.config.datagrams_per_turn.max(1);
+        for listener in &mut self.core.udp {
+            listener.budget = budget;
+        }
         self.service_dirty()
     }
 
@@ -380,6 +394,8 @@ impl<H: Handler> Endpoint<H> {
     }
 
     fn read_udp(&mut self, n: u32) {
+        // A socket whose budget is spent waits for the next turn, however
+        // many readiness events it gets meanwhile.
         if crate::udp::read(&mut self.core, &mut self.handler, n, self.open) && !self.udp_again.contains(&n) {
             self.udp_again.push(n);
         }
@@ -473,7 +489,6 @@ impl<H: Handler> Endpoint<H> {
             match &event {
                 Event::Connected(negotiated) => {
                     log::opened(self.core.peer(index), negotiated);
-                    self.core.conns[index as usize].opened = true;
                 }
                 Event::PeerDead { silent_for } => log::verdict(self.core.peer(index), *silent_for),
                 Event::Closed(closed) => log::closed(self.core.peer(index), closed),
@@ -488,10 +503,7 @@ impl<H: Handler> Endpoint<H> {
                     // What the transport takes at once (a final CLOSE),
                     // then the socket goes.
                     ctx.core.flush(index);
-                    if let Some((value, opened)) = ctx.core.remove(index) {
-                        if opened {
-                            ctx.core.counters.on_gone();
-                        }
+                    if let Some(value) = ctx.core.remove(index) {
                         self.handler.on_close(&mut ctx, id, &closed, value);
                     }
                     return Ok(());

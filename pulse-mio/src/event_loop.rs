@@ -173,13 +173,13 @@ impl<H: Handler> EventLoop<H> {
             (Some(t), Some(max)) => Some(t.min(max)),
             (t, max) => t.or(max),
         };
-        match self.poll.poll(&mut self.events, timeout) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            other => other?,
-        }
-        for event in self.events.iter() {
-            self.endpoint.handle_event(event);
-        }
+        // Every socket that is ready is read before the timers run in
+        // `process`, however many one poll returns.
+        let endpoint = &mut self.endpoint;
+        let sockets = endpoint.connections() + 2 * crate::tokens::MAX_SOCKETS_PER_KIND;
+        crate::poll_all(&mut self.poll, &mut self.events, timeout, sockets, |event| {
+            endpoint.handle_event(event);
+        })?;
         self.endpoint.process()
     }
 }
@@ -199,7 +199,7 @@ impl<H: Handler> EventLoop<H> {
 ///   one of them. There, run one loop per port.
 /// - Where `socket2` does not offer the option (Windows, Solaris, illumos),
 ///   the function is absent.
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;

@@ -22,7 +22,10 @@
 //! - [`Handler`]: your callbacks, with a [`Ctx`] to send, close, connect and
 //!   reach each connection's own value;
 //! - [`Handle`]: `Send + Clone`, to reach the loop from other threads;
-//! - [`LoopConfig`]: limits, with documented defaults.
+//! - [`LoopConfig`]: limits, with documented defaults;
+//! - with the `monitor` feature, [`monitor::Watcher`]: fleet health
+//!   checking ([`pulse_monitor`]) on the loop's thread — probes,
+//!   announcements, and pulse connections as targets.
 //!
 //! Each listener gets the session config its socket needs: TCP listeners
 //! and outgoing connections a stream config, UDP listeners a datagram
@@ -48,6 +51,9 @@ mod endpoint;
 mod event_loop;
 mod handle;
 mod handler;
+#[cfg(feature = "monitor")]
+pub mod monitor;
+mod poll;
 mod tokens;
 mod udp;
 
@@ -55,8 +61,9 @@ pub use crate::core::LoopStats;
 pub use config::LoopConfig;
 pub use ctx::Ctx;
 pub use endpoint::Endpoint;
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub use event_loop::reuseport_listener;
 pub use event_loop::EventLoop;
 pub use handle::{Handle, HandleError};
 pub use handler::{ConnId, Handler};
+pub use poll::poll_all;

@@ -9,13 +9,14 @@ use pulse_proto::Role;
 use crate::core::{Core, Io};
 use crate::handler::Handler;
 
-/// Reads datagrams from UDP socket `n` until it has none or the budget is
-/// spent, routing each to its peer's session through the socket's
-/// [`pulse_driver::Demux`]; a proven handshake from a new address opens a
-/// session with the datagram config. Returns whether the budget ran out
-/// first, so the socket must be read again next turn.
+/// Reads datagrams from UDP socket `n` until it has none or its budget for
+/// this turn is spent, routing each to its peer's session through the
+/// socket's [`pulse_driver::Demux`]; a proven handshake from a new address
+/// opens a session with the datagram config. Returns whether the budget ran
+/// out first, so the socket must be read again next turn.
 pub(crate) fn read<H: Handler>(core: &mut Core<H::Conn>, handler: &mut H, n: u32, accepting: bool) -> bool {
-    for _ in 0..core.config.datagrams_per_turn.max(1) {
+    while core.udp[n as usize].budget > 0 {
+        core.udp[n as usize].budget -= 1;
         let drained = pulse_driver::with_read_buffer(|buf| {
             let (len, from) = match core.udp[n as usize].socket.recv_from(buf) {
                 Ok(received) => received,

@@ -387,3 +387,28 @@ fn a_handle_refuses_commands_beyond_its_bound_but_never_a_shutdown() {
     // Taken by the loop: room again.
     handle.broadcast(1, &b"x"[..]).unwrap();
 }
+
+#[test]
+fn the_open_gauge_counts_only_connections_that_opened() {
+    let server = Server::start(LoopConfig::new(session_config(200, 600)), true);
+    let (mut clients, log) = client_loop(session_config(200, 600));
+    // A port nothing listens on: the connect is refused, it never opens.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    clients.connect(nobody, ()).unwrap();
+    let conn = clients.connect(server.addr, ()).unwrap();
+    turn_until(&mut clients, |_| {
+        let log = log.lock().unwrap();
+        log.opened.len() == 1 && log.closed.len() == 1
+    });
+    let counted = clients.snapshot();
+    assert_eq!((counted.open, counted.opened), (1, 1), "{counted:?}");
+    clients
+        .with_ctx(|ctx| ctx.close(conn, CloseCode::NORMAL, "done"))
+        .unwrap();
+    turn_until(&mut clients, |_| log.lock().unwrap().closed.len() == 2);
+    let counted = clients.snapshot();
+    assert_eq!((counted.open, counted.opened), (0, 1), "{counted:?}");
+}

@@ -1,6 +1,8 @@
-//! The `server` example, run as a user would: an HTTP probe at it (a
+//! The examples, run as a user would. `server`: an HTTP probe at it (a
 //! connection that never opens) must not break its bookkeeping, a pulse
 //! client is served, and a line on stdin shuts it down gracefully.
+//! `monitor`: the load balancer sends clients only to the backend that
+//! passes its health checks.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -13,16 +15,23 @@ use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
 use pulse_proto::{CloseCode, Closed, Config};
 
 /// The example's binary, beside this test's: `cargo test` builds the
-/// examples, but not when asked for one test target, so it is built then.
+/// examples, but not when asked for one test target, nor those that need
+/// a feature it was not given, so it is built then — for this test's
+/// target: a cross build's profile directory is in one named for the
+/// target, inside the target directory (whose root holds `CACHEDIR.TAG`).
 fn example(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
+    let profile = exe.parent().unwrap().parent().unwrap();
+    let path = profile.join("examples").join(name);
     if !path.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "pulse-mio", "--example", name])
-            .status()
-            .expect("run cargo");
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "pulse-mio", "--features", "monitor", "--example", name]);
+        let above = profile.parent().unwrap();
+        if above.parent().is_some_and(|root| root.join("CACHEDIR.TAG").exists()) {
+            build.arg("--target").arg(above.file_name().unwrap());
+        }
+        let status = build.status().expect("run cargo");
         assert!(status.success(), "cannot build the {name} example");
     }
     path
@@ -100,4 +109,62 @@ fn the_server_example_survives_an_http_probe_serves_pulse_and_shuts_down_on_a_li
     assert_eq!(seen.lock().unwrap().closed[0].code, CloseCode::GOING_AWAY);
     let status = server.wait().unwrap();
     assert!(status.success(), "{status}");
+}
+
+#[test]
+fn the_monitor_example_sends_clients_only_to_the_backend_that_passes_its_checks() {
+    // A healthy backend answers its health checks; the other one accepts
+    // connections (its kernel does) and never answers.
+    let healthy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let healthy_addr = healthy.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in healthy.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+            let _ = stream.read(&mut [0u8; 1024]);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    // Held for the whole test: a port freed here could be the balancer's
+    // own, which would answer its checks.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = hung.local_addr().unwrap();
+    let mut balancer = Command::new(example("monitor"))
+        .args(["127.0.0.1:0", &dead_addr.to_string(), &healthy_addr.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the monitor example");
+    let mut stdout = BufReader::new(balancer.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let addr: SocketAddr = line
+        .trim()
+        .strip_prefix("balancing on ")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("the balancer said {line:?}"));
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let ask = || {
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    // 503 until the healthy backend has passed its first check.
+    let started = Instant::now();
+    while !ask().starts_with("HTTP/1.1 307") {
+        assert!(started.elapsed() < Duration::from_secs(20), "no backend ever healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Then every client goes to it, and none to the hung one.
+    for _ in 0..20 {
+        let answer = ask();
+        assert!(
+            answer.contains(&format!("Location: http://{healthy_addr}/")),
+            "{answer:?}"
+        );
+    }
+    let _ = balancer.kill();
+    let _ = balancer.wait();
+    drop(hung);
 }

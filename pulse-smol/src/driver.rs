@@ -95,7 +95,7 @@ impl Driver {
     fn finish(&mut self, cx: &mut Context<'_>) {
         let Some(mut io) = self.io.take() else { return };
         self.live = None;
-        let opened = {
+        {
             let mut inner = self.shared.lock();
             if !inner.session.is_closed() {
                 // Dropped while the session runs: close at once, and give
@@ -109,12 +109,9 @@ impl Driver {
             }
             inner.drain_events(self.shared.peer);
             inner.finished = true;
-            inner.negotiated.is_some()
-        };
-        io.shut(cx);
-        if opened {
-            count().on_gone();
+            count().on_gone(&inner.session);
         }
+        io.shut(cx);
         self.shared.to_app.notify(usize::MAX);
         if let Io::UdpPeer(_, peer, link) = &io {
             link.gone(*peer);

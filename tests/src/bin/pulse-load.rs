@@ -17,6 +17,9 @@
 //! | `window` | `20` | seconds over which CPU, switches and wire bytes are counted |
 //! | `runs` | `1` | runs per row; each figure is the median, with min and max |
 //! | `freeze` | `0` | `1`: at the end, freeze the clients (SIGSTOP) and time the server's verdicts |
+//! | `announce` | – | N, comma-separated: measure the monitor instead (below) |
+//! | `sockets` | `4` | with `announce`: the monitor's announcement sockets, on one port |
+//! | `senders` | `32` | with `announce`: the load generator's sockets, over 127.0.0.2–9 |
 //!
 //! Figures per row: memory per connection (the server's anonymous RSS
 //! delta ÷ N, `settle` seconds after connecting); server CPU time and
@@ -26,6 +29,18 @@
 //! seconds from the freeze to the server's first and last verdict. The
 //! `held` column is how many connections the server still had at the end
 //! of the window: a figure from a row that lost some is not comparable.
+//!
+//! With `announce=N`, the monitor's cost: one pulse-mio monitor thread
+//! (`pulse-target monitor`, a `pulse_mio::monitor::Watcher`) follows N
+//! services, each announcing every `interval_ms` from another process
+//! (`pulse-target announce-load`). Figures: the monitor's resident memory
+//! per target (its anonymous RSS less the same before the monitor was
+//! made, ÷ N) once its targets were added and again after `settle` seconds
+//! of load; its own account of its heap ÷ N; its CPU time (user + system,
+//! and user alone) per announcement taken over `window`; the share of the announcements sent in the window
+//! that it took, and that the kernel dropped for want of receive buffer
+//! (`RcvbufErrors`, all the machine's UDP sockets); and its down verdicts
+//! and stalls (both should be 0).
 //!
 //! `floor-1ms` sends the pings due each millisecond together, the pattern
 //! pulse-mio's clients (a 1 ms timer wheel) produce; `floor-paced` paces
@@ -162,8 +177,117 @@ fn run(server: &str, connections: usize, s: &Settings) -> Run {
     figures
 }
 
+/// Datagrams the machine's UDP sockets dropped for want of buffer room
+/// (`RcvbufErrors` in `/proc/net/snmp`: every socket of the machine).
+fn udp_drops() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "RcvbufErrors")
+        .map_or(0, |(_, value)| number(value))
+}
+
+/// User and system CPU time of process `pid`, in microseconds (`/proc`
+/// counts in ticks of 10 ms).
+fn user_and_system_micros(pid: u32) -> (u64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| fields.get(i).map_or(0, |t| number(t));
+    (ticks(11) * 10_000, ticks(12) * 10_000)
+}
+
+/// One run of the monitor's figures (`announce=N`).
+#[derive(Clone, Copy, Default)]
+struct MonitorRun {
+    bytes_per_target_at_rest: f64,
+    bytes_per_target_loaded: f64,
+    heap_per_target: f64,
+    cpu_us_per_announcement: f64,
+    user_us_per_announcement: f64,
+    taken_per_second: f64,
+    taken_share: f64,
+    dropped_share: f64,
+    down: f64,
+    stalls: f64,
+}
+
+fn monitor_run(target: &str, services: usize, s: &Settings, sockets: usize, senders: usize) -> MonitorRun {
+    let (n, interval) = (services.to_string(), s.interval_ms.to_string());
+    let mut monitor = Peer::start(target, &["monitor", &n, &sockets.to_string()]);
+    let addr = monitor.addr.expect("the monitor's address").to_string();
+    let mut load = Peer::start(target, &["announce-load", &addr, &n, &interval, &senders.to_string()]);
+    std::thread::sleep(s.settle);
+    let before = monitor.ask("stats");
+    let (cpu_start, sent_start) = (user_and_system_micros(monitor.pid()), stat(&load.ask("stats"), "sent"));
+    let drops_start = udp_drops();
+    std::thread::sleep(s.window);
+    let after = monitor.ask("stats");
+    let (cpu_end, sent_end) = (user_and_system_micros(monitor.pid()), stat(&load.ask("stats"), "sent"));
+    let drops = udp_drops() - drops_start;
+    eprintln!("monitor N={services}: {after}; load: {}", load.ask("stats"));
+    let rss = number(&monitor.ask("rss"));
+    let taken = (stat(&after, "announcements") - stat(&before, "announcements")).max(1) as f64;
+    let per_target = |rss: u64| rss.saturating_sub(stat(&after, "rss_empty")) as f64 / services as f64;
+    MonitorRun {
+        bytes_per_target_at_rest: per_target(stat(&after, "rss_targets")),
+        bytes_per_target_loaded: per_target(rss),
+        heap_per_target: stat(&after, "heap") as f64 / services as f64,
+        cpu_us_per_announcement: ((cpu_end.0 + cpu_end.1) - (cpu_start.0 + cpu_start.1)) as f64 / taken,
+        user_us_per_announcement: (cpu_end.0 - cpu_start.0) as f64 / taken,
+        taken_per_second: taken / s.window.as_secs_f64(),
+        taken_share: taken / (sent_end - sent_start).max(1) as f64,
+        dropped_share: drops as f64 / (sent_end - sent_start).max(1) as f64,
+        down: stat(&after, "down") as f64,
+        stalls: stat(&after, "stalls") as f64,
+    }
+}
+
+/// The monitor's table, for `announce=N,...`.
+fn monitor_table(counts: &str, s: &Settings, runs: usize, sockets: usize, senders: usize) {
+    let target = binary("pulse-tests", "pulse-target").to_string_lossy().into_owned();
+    println!(
+        "one pulse-mio monitor thread, {sockets} announcement socket(s); each service announces every {} ms from {senders} sockets over 127.0.0.2–9; memory read after {} s of load, CPU over {} s, {runs} run(s) per row (median (min–max))\n",
+        s.interval_ms,
+        s.settle.as_secs(),
+        s.window.as_secs()
+    );
+    println!("| services | announcements taken/s | memory/target at rest (B) | memory/target under load (B) | monitor heap/target (B) | monitor CPU/announcement (µs) | of which user (µs) | taken/sent | dropped by the kernel/sent | down | stalls |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for n in counts
+        .split(',')
+        .map(|n| n.trim().parse::<usize>().expect("a number of services"))
+    {
+        let results: Vec<MonitorRun> = (0..runs)
+            .map(|_| monitor_run(&target, n, s, sockets, senders))
+            .collect();
+        let spread = |figure: fn(&MonitorRun) -> f64, digits| spread(&results, figure, digits);
+        println!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            spread(|r| r.taken_per_second, 0),
+            spread(|r| r.bytes_per_target_at_rest, 0),
+            spread(|r| r.bytes_per_target_loaded, 0),
+            spread(|r| r.heap_per_target, 0),
+            spread(|r| r.cpu_us_per_announcement, 2),
+            spread(|r| r.user_us_per_announcement, 2),
+            spread(|r| r.taken_share, 4),
+            spread(|r| r.dropped_share, 4),
+            spread(|r| r.down, 0),
+            spread(|r| r.stalls, 0),
+        );
+    }
+}
+
 /// "median (min–max)" of one figure over the runs.
-fn spread(runs: &[Run], figure: impl Fn(&Run) -> f64, digits: usize) -> String {
+fn spread<R>(runs: &[R], figure: impl Fn(&R) -> f64, digits: usize) -> String {
     let mut values: Vec<f64> = runs.iter().map(figure).collect();
     values.sort_by(f64::total_cmp);
     let median = values[values.len() / 2];
@@ -192,6 +316,7 @@ fn main() {
         freeze: false,
     };
     let mut runs = 1;
+    let (mut announce, mut sockets, mut senders) = (None, 4, 32);
     for arg in std::env::args().skip(1) {
         let (key, value) = arg
             .split_once('=')
@@ -207,8 +332,14 @@ fn main() {
             "window" => settings.window = secs(value),
             "runs" => runs = value.parse::<usize>().expect("a count").max(1),
             "freeze" => settings.freeze = value == "1",
+            "announce" => announce = Some(value.to_string()),
+            "sockets" => sockets = value.parse().expect("a count"),
+            "senders" => senders = value.parse().expect("a count"),
             other => panic!("unknown key {other:?}"),
         }
+    }
+    if let Some(counts) = announce {
+        return monitor_table(&counts, &settings, runs, sockets, senders);
     }
     let most = connections
         .split(',')

@@ -1,0 +1,525 @@
+//! pulse-mio's monitor driver (`pulse_mio::monitor::Watcher`) over real
+//! sockets, against targets in other processes (`pulse-target`,
+//! `pulse-peer`): TCP, HTTP and announcing targets that are killed, frozen
+//! (SIGSTOP) or answer 503 go down within their bounds and come back after
+//! `rise` checks; spoofed announcements are rejected and counted; a pulse
+//! connection of the loop is a target fed by its own events.
+//!
+//! Every bound is three times the detection time the configuration gives
+//! (with jitter at its worst), measured from the moment the target was
+//! killed, frozen or restarted to the monitor's own time of the
+//! transition; every wait is bounded.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::{Events, Poll};
+use pulse_driver::clock;
+use pulse_mio::monitor::{WatchConfig, Watcher};
+use pulse_mio::{ConnId, Ctx, Endpoint, Handler, LoopConfig};
+use pulse_monitor::{
+    AnnounceKey, Announcement, Check, CheckResult, Config, Health, HttpCheck, Monitor, PeerSignal, Reason, TargetId,
+    TargetSpec, Transition,
+};
+use pulse_proto::{Closed, Event, Status};
+use pulse_tests::peer::Peer;
+
+const TARGET: &str = env!("CARGO_BIN_EXE_pulse-target");
+const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Checks every 500 ms, 125 ms while changing, a 250 ms timeout, rise 2,
+/// fall 3, ±10 % jitter. No flap damping, panic or correlated-failure
+/// guard: each test watches one target's own transitions.
+fn config() -> Config {
+    let mut config = Config::lan();
+    config.interval = Duration::from_millis(500);
+    config.fast_interval = Duration::from_millis(125);
+    config.down_interval = Duration::from_millis(500);
+    config.timeout = Duration::from_millis(250);
+    config.rise = 2;
+    config.fall = 3;
+    config.damping = None;
+    config.correlated_share = 100;
+    config.panic_threshold = 0;
+    config
+}
+
+/// `d` at the top of its jitter.
+fn jittered(config: &Config, d: Duration) -> Duration {
+    d * (100 + u32::from(config.jitter_percent)) / 100
+}
+
+/// Down after `fall` failed checks, each failing as soon as it runs: the
+/// next check comes within an interval, the others a fast interval apart.
+fn down_when_failing_at_once(config: &Config) -> Duration {
+    jittered(config, config.interval) + jittered(config, config.fast_interval) * (u32::from(config.fall) - 1)
+}
+
+/// Down after `fall` checks that each wait out the timeout.
+fn down_when_timing_out(config: &Config) -> Duration {
+    down_when_failing_at_once(config) + config.timeout * u32::from(config.fall)
+}
+
+/// Up after `rise` passing checks of a target that was down.
+fn up_after_rise(config: &Config) -> Duration {
+    jittered(config, config.down_interval) + jittered(config, config.fast_interval) * (u32::from(config.rise) - 1)
+}
+
+/// A watcher in a `Poll` of its own, and every transition it reported.
+struct Rig {
+    poll: Poll,
+    events: Events,
+    watcher: Watcher,
+    transitions: Vec<Transition>,
+}
+
+impl Rig {
+    fn new(config: Config) -> Rig {
+        let poll = Poll::new().unwrap();
+        let monitor = Monitor::new(config, clock::now(), clock::seed()).unwrap();
+        let watcher = Watcher::new(WatchConfig::default(), monitor, poll.registry(), 0..10_000).unwrap();
+        Rig {
+            poll,
+            events: Events::with_capacity(1024),
+            watcher,
+            transitions: Vec::new(),
+        }
+    }
+
+    fn turn(&mut self) {
+        self.watcher
+            .turn(&mut self.poll, &mut self.events, Some(Duration::from_millis(10)))
+            .unwrap();
+        while let Some(event) = self.watcher.poll_event() {
+            if let pulse_monitor::Event::Transition(t) = event {
+                self.transitions.push(t);
+            }
+        }
+    }
+
+    /// Turns until `target` has made a transition to `to` after `since`;
+    /// returns it.
+    fn until(&mut self, target: TargetId, to: Health, since: Instant) -> Transition {
+        let started = Instant::now();
+        loop {
+            if let Some(t) = self.transition(target, to, since) {
+                return t;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{target} never went {to}: {:?}",
+                self.transitions
+            );
+            self.turn();
+        }
+    }
+
+    fn transition(&self, target: TargetId, to: Health, since: Instant) -> Option<Transition> {
+        self.transitions
+            .iter()
+            .find(|t| t.target == target && t.to == to && clock::to_std(t.at) >= since)
+            .copied()
+    }
+
+    /// Turns for `span`.
+    fn run_for(&mut self, span: Duration) {
+        let until = Instant::now() + span;
+        while Instant::now() < until {
+            self.turn();
+        }
+    }
+}
+
+/// How long after `since` the transition came.
+fn after(t: &Transition, since: Instant) -> Duration {
+    clock::to_std(t.at).saturating_duration_since(since)
+}
+
+/// Asserts that `t` came within `bound` of `since`, and says when it came
+/// (`--nocapture` shows it).
+fn within(t: &Transition, since: Instant, bound: Duration, what: &str) {
+    let took = after(t, since);
+    eprintln!("{}: {} {took:?} after {what} (bound {bound:?})", t.target, t.to);
+    assert!(took <= bound, "{} {took:?} after {what} (bound {bound:?})", t.to);
+}
+
+/// The checks that took a target down or up: `(count, last result)`.
+fn checks(t: &Transition) -> (u8, CheckResult) {
+    match t.reason {
+        Reason::Checks { count, last } => (count, last),
+        other => panic!("not a verdict of checks: {other:?}"),
+    }
+}
+
+#[test]
+fn a_killed_tcp_target_goes_down_within_its_bound_and_comes_back_after_rise_checks() {
+    let config = config();
+    let mut rig = Rig::new(config.clone());
+    let target = Peer::start(TARGET, &["tcp", "16"]);
+    let addr = target.addr.unwrap();
+    let pool = rig.watcher.monitor_mut().add_pool();
+    let tcp = rig.watcher.monitor_mut().add_check(Check::Tcp);
+    let id = rig
+        .watcher
+        .add_target(TargetSpec::checked(pool, tcp), Some(addr))
+        .unwrap();
+    let start = Instant::now();
+    rig.until(id, Health::Up, start);
+
+    drop(target); // killed: connects are refused
+    let killed = Instant::now();
+    let down = rig.until(id, Health::Down, killed);
+    assert_eq!(checks(&down), (config.fall, CheckResult::Refused));
+    let bound = down_when_failing_at_once(&config) * 3;
+    within(&down, killed, bound, "the kill");
+
+    let _target = Peer::start(TARGET, &["tcp", "16", &addr.to_string()]);
+    let restarted = Instant::now();
+    let up = rig.until(id, Health::Up, restarted);
+    assert_eq!(checks(&up), (config.rise, CheckResult::Passed(None)));
+    let bound = up_after_rise(&config) * 3;
+    within(&up, restarted, bound, "the restart");
+    assert!(rig.watcher.stats().probes >= u64::from(config.fall + config.rise));
+}
+
+#[test]
+fn a_frozen_http_target_goes_down_within_its_bound_and_comes_back_after_rise_checks_once_thawed() {
+    let config = config();
+    let mut rig = Rig::new(config.clone());
+    let target = Peer::start(TARGET, &["http", "200"]);
+    let pool = rig.watcher.monitor_mut().add_pool();
+    let http = HttpCheck::get("/health")
+        .unwrap()
+        .host("target")
+        .unwrap()
+        .expect(200..=299);
+    let http = rig.watcher.monitor_mut().add_check(Check::Http(http));
+    let id = rig
+        .watcher
+        .add_target(TargetSpec::checked(pool, http), target.addr)
+        .unwrap();
+    let up = rig.until(id, Health::Up, Instant::now());
+    assert_eq!(checks(&up).1, CheckResult::Passed(Some(200)));
+
+    // Frozen, its kernel still accepts connects into the backlog, and no
+    // answer ever comes: each check times out.
+    target.freeze();
+    let frozen = Instant::now();
+    let down = rig.until(id, Health::Down, frozen);
+    assert_eq!(checks(&down), (config.fall, CheckResult::TimedOut));
+    let bound = down_when_timing_out(&config) * 3;
+    within(&down, frozen, bound, "the freeze");
+
+    target.thaw();
+    let thawed = Instant::now();
+    let up = rig.until(id, Health::Up, thawed);
+    assert_eq!(checks(&up), (config.rise, CheckResult::Passed(Some(200))));
+    let bound = up_after_rise(&config) * 3;
+    within(&up, thawed, bound, "the thaw");
+    assert_eq!(rig.watcher.probes(), 0, "every probe connection was closed");
+}
+
+#[test]
+fn an_http_target_answering_503_goes_down_within_its_bound_and_comes_back_after_rise_checks() {
+    let config = config();
+    let mut rig = Rig::new(config.clone());
+    let mut target = Peer::start(TARGET, &["http", "200"]);
+    let pool = rig.watcher.monitor_mut().add_pool();
+    let http = HttpCheck::get("/health").unwrap().expect(200..=299);
+    let http = rig.watcher.monitor_mut().add_check(Check::Http(http));
+    let id = rig
+        .watcher
+        .add_target(TargetSpec::checked(pool, http), target.addr)
+        .unwrap();
+    rig.until(id, Health::Up, Instant::now());
+
+    assert_eq!(target.ask("status 503"), "status 503");
+    let unavailable = Instant::now();
+    let down = rig.until(id, Health::Down, unavailable);
+    assert_eq!(checks(&down), (config.fall, CheckResult::UnexpectedStatus(503)));
+    let bound = down_when_failing_at_once(&config) * 3;
+    within(&down, unavailable, bound, "the 503s began");
+
+    assert_eq!(target.ask("status 200"), "status 200");
+    let available = Instant::now();
+    let up = rig.until(id, Health::Up, available);
+    assert_eq!(checks(&up), (config.rise, CheckResult::Passed(Some(200))));
+    let bound = up_after_rise(&config) * 3;
+    within(&up, available, bound, "the 200s came back");
+}
+
+/// Announcements every 200 ms.
+const ANNOUNCE_MS: u64 = 200;
+
+/// With the monitor's defaults (acceptable pause one interval, minimum
+/// deviation a quarter, down at φ 8) a silent service is down 3.3
+/// intervals after its last announcement (`pulse_monitor::Config`).
+fn silent_down_bound() -> Duration {
+    Duration::from_millis(ANNOUNCE_MS) * 33 / 10 * 3
+}
+
+fn announcer(monitor: SocketAddr, service: u64, incarnation: u32, key: &str) -> Peer {
+    let (monitor, service, interval, incarnation) = (
+        monitor.to_string(),
+        service.to_string(),
+        ANNOUNCE_MS.to_string(),
+        incarnation.to_string(),
+    );
+    Peer::start(TARGET, &["announce", &monitor, &service, &interval, &incarnation, key])
+}
+
+const KEY: &str = "the fleet's secret";
+
+/// A rig that requires `KEY`, with service 7 as a target, announcing (its
+/// first incarnation) to the rig's socket; returns the socket's address.
+fn announced_rig() -> (Rig, SocketAddr, TargetId, Peer) {
+    let mut rig = Rig::new(config());
+    rig.watcher
+        .monitor_mut()
+        .add_announce_key(AnnounceKey::new(KEY.as_bytes()));
+    let to = rig
+        .watcher
+        .listen_announcements("127.0.0.1:0".parse().unwrap())
+        .unwrap();
+    let pool = rig.watcher.monitor_mut().add_pool();
+    let id = rig.watcher.add_target(TargetSpec::announced(pool, 7), None).unwrap();
+    let service = announcer(to, 7, 1, KEY);
+    (rig, to, id, service)
+}
+
+#[test]
+fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_and_comes_back_when_it_announces() {
+    let (mut rig, to, id, service) = announced_rig();
+    let up = rig.until(id, Health::Up, Instant::now());
+    assert_eq!(up.reason, Reason::Announced);
+    // Ten announcements, so the detector has learned their rhythm.
+    rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
+
+    drop(service);
+    let killed = Instant::now();
+    let down = rig.until(id, Health::Down, killed);
+    assert!(matches!(down.reason, Reason::Suspicion { .. }), "{:?}", down.reason);
+    within(&down, killed, silent_down_bound(), "the kill");
+
+    // Restarted: a newer incarnation, up at its first announcement.
+    let service = announcer(to, 7, 2, KEY);
+    let restarted = Instant::now();
+    let up = rig.until(id, Health::Up, restarted);
+    assert_eq!(up.reason, Reason::Announced);
+    within(&up, restarted, Duration::from_millis(3 * ANNOUNCE_MS), "the restart");
+    rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
+
+    service.freeze();
+    let frozen = Instant::now();
+    let down = rig.until(id, Health::Down, frozen);
+    within(&down, frozen, silent_down_bound(), "the freeze");
+    service.thaw();
+    let thawed = Instant::now();
+    let up = rig.until(id, Health::Up, thawed);
+    within(&up, thawed, Duration::from_millis(3 * ANNOUNCE_MS), "the thaw");
+    let stats = *rig.watcher.monitor().stats();
+    assert_eq!(
+        (stats.bad_tag, stats.unauthenticated, stats.stale),
+        (0, 0, 0),
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn spoofed_announcements_are_rejected_counted_and_keep_no_dead_service_alive() {
+    let (mut rig, to, id, service) = announced_rig();
+    rig.until(id, Health::Up, Instant::now());
+    rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
+
+    // The service dies; someone keeps announcing it, newer than anything
+    // it sent, every 50 ms: half with a wrong key, half with none.
+    drop(service);
+    let killed = Instant::now();
+    let spoofer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let wrong = AnnounceKey::new(b"a guess");
+    let (mut forged, mut bare, mut next) = (0u64, 0u64, Instant::now());
+    let down = loop {
+        if let Some(down) = rig.transition(id, Health::Down, killed) {
+            break down;
+        }
+        assert!(killed.elapsed() < PATIENCE, "never down: {:?}", rig.transitions);
+        if Instant::now() >= next {
+            next += Duration::from_millis(50);
+            let spoof = Announcement {
+                service: 7,
+                incarnation: 99,
+                sequence: (forged + bare + 1) as u32,
+                interval: Duration::from_millis(ANNOUNCE_MS),
+                status: Status::default(),
+            };
+            if (forged + bare) % 2 == 0 {
+                spoofer.send_to(&spoof.encode(Some(&wrong)), to).unwrap();
+                forged += 1;
+            } else {
+                spoofer.send_to(&spoof.encode(None), to).unwrap();
+                bare += 1;
+            }
+        }
+        rig.turn();
+    };
+    within(&down, killed, silent_down_bound(), "the kill");
+    assert!(forged + bare >= 4, "only {} spoofs before the verdict", forged + bare);
+    // Every spoof read is counted, and nothing else was.
+    let started = Instant::now();
+    loop {
+        let stats = *rig.watcher.monitor().stats();
+        if (stats.bad_tag, stats.unauthenticated) == (forged, bare) {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "{stats:?}: sent {forged} forged, {bare} bare"
+        );
+        rig.turn();
+    }
+    assert_eq!(rig.watcher.monitor().snapshot(id).unwrap().health, Health::Down);
+    assert_eq!(
+        rig.watcher.monitor().snapshot(id).unwrap().sequence.unwrap().0,
+        1,
+        "a spoof was taken"
+    );
+}
+
+/// A load balancer's loop: pulse connections to its backends, each a
+/// monitor target fed by its own events.
+struct Backends {
+    watcher: Watcher,
+}
+
+impl Handler for Backends {
+    /// The target each connection is.
+    type Conn = Option<TargetId>;
+    fn accepted(&mut self, _peer: SocketAddr) -> Option<TargetId> {
+        None
+    }
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Option<TargetId>>, conn: ConnId) {
+        if let (Some(Some(target)), Some(negotiated)) = (ctx.value(conn).copied(), ctx.negotiated(conn)) {
+            self.watcher.handle_peer_event(target, &Event::Connected(negotiated));
+        }
+    }
+    fn on_message(&mut self, _ctx: &mut Ctx<'_, Option<TargetId>>, _conn: ConnId, _tag: u16, _payload: Bytes) {}
+    fn on_event(&mut self, ctx: &mut Ctx<'_, Option<TargetId>>, conn: ConnId, event: &Event) {
+        if let Some(Some(target)) = ctx.value(conn).copied() {
+            self.watcher.handle_peer_event(target, event);
+        }
+    }
+    fn on_close(
+        &mut self,
+        _ctx: &mut Ctx<'_, Option<TargetId>>,
+        _conn: ConnId,
+        closed: &Closed,
+        target: Option<TargetId>,
+    ) {
+        if let Some(target) = target {
+            self.watcher.handle_peer_event(target, &Event::Closed(closed.clone()));
+        }
+    }
+}
+
+/// An [`Endpoint`] and its handler's [`Watcher`] in one `Poll`.
+struct Balancer {
+    poll: Poll,
+    events: Events,
+    endpoint: Endpoint<Backends>,
+    transitions: Vec<Transition>,
+}
+
+impl Balancer {
+    fn turn(&mut self) {
+        let timeout = [
+            self.endpoint.poll_timeout(),
+            self.endpoint.handler().watcher.poll_timeout(),
+            Some(Duration::from_millis(10)),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let endpoint = &mut self.endpoint;
+        let sockets = endpoint.connections() + endpoint.handler().watcher.probes() + 130;
+        pulse_mio::poll_all(&mut self.poll, &mut self.events, timeout, sockets, |event| {
+            if !endpoint.handle_event(event) {
+                endpoint.handler().watcher.handle_event(event);
+            }
+        })
+        .unwrap();
+        self.endpoint.process().unwrap();
+        let watcher = &mut self.endpoint.handler().watcher;
+        watcher.process();
+        while let Some(event) = watcher.poll_event() {
+            if let pulse_monitor::Event::Transition(t) = event {
+                self.transitions.push(t);
+            }
+        }
+    }
+
+    fn until(&mut self, target: TargetId, to: Health, since: Instant) -> Transition {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .transitions
+                .iter()
+                .find(|t| t.target == target && t.to == to && clock::to_std(t.at) >= since);
+            if let Some(t) = found {
+                return *t;
+            }
+            assert!(started.elapsed() < PATIENCE, "never {to}: {:?}", self.transitions);
+            self.turn();
+        }
+    }
+}
+
+#[test]
+fn a_pulse_connection_of_the_loop_is_a_target_and_its_frozen_peer_goes_down_at_its_dead_peer_timeout() {
+    const DEAD_MS: u64 = 600;
+    let server = Peer::start(PEER, &["mio-echo-server", "200", &DEAD_MS.to_string()]);
+    let poll = Poll::new().unwrap();
+    let monitor = Monitor::new(config(), clock::now(), clock::seed()).unwrap();
+    let watcher = Watcher::new(WatchConfig::default(), monitor, poll.registry(), 100_000..110_000).unwrap();
+    let session =
+        pulse_proto::Config::default().with_timing(Duration::from_millis(200), Duration::from_millis(DEAD_MS));
+    let endpoint = Endpoint::new(
+        LoopConfig::new(session),
+        Backends { watcher },
+        poll.registry(),
+        0..100_000,
+    )
+    .unwrap();
+    let mut lb = Balancer {
+        poll,
+        events: Events::with_capacity(1024),
+        endpoint,
+        transitions: Vec::new(),
+    };
+    let watcher = &mut lb.endpoint.handler().watcher;
+    let pool = watcher.monitor_mut().add_pool();
+    let target = watcher.add_target(TargetSpec::peer(pool), None).unwrap();
+    lb.endpoint.connect(server.addr.unwrap(), Some(target)).unwrap();
+
+    let up = lb.until(target, Health::Up, Instant::now());
+    assert_eq!(up.reason, Reason::Peer(PeerSignal::Connected));
+    // A second of heartbeats: their round trips reach the monitor.
+    let steady = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < steady {
+        lb.turn();
+    }
+    let snapshot = lb.endpoint.handler().watcher.monitor().snapshot(target).unwrap();
+    assert_eq!(snapshot.health, Health::Up);
+    assert!(snapshot.rtt.is_some(), "no round trip reached the monitor");
+
+    // Frozen: the session's dead-peer verdict comes at the timeout after
+    // the last frame heard, which came before the freeze.
+    server.freeze();
+    let frozen = Instant::now();
+    let down = lb.until(target, Health::Down, frozen);
+    assert_eq!(down.reason, Reason::Peer(PeerSignal::Dead));
+    let bound = Duration::from_millis(3 * DEAD_MS);
+    within(&down, frozen, bound, "the freeze");
+    server.thaw();
+}
