@@ -213,6 +213,14 @@ impl<T> Core<T> {
         Ok(())
     }
 
+    /// Runs a local call on `id`'s session, then services it: a call may
+    /// queue a frame or move the deadline earlier.
+    pub(crate) fn with_session<R>(&mut self, id: ConnId, call: impl FnOnce(&mut Session) -> R) -> Option<R> {
+        let result = call(&mut self.get(id)?.session);
+        self.mark_dirty(id.index);
+        Some(result)
+    }
+
     /// Reads a TCP connection until its socket has nothing more (or the
     /// budget is spent), handing every read to the session at once.
     /// Returns whether the budget ran out first, so the connection must be

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mio::net::TcpStream;
-use pulse_proto::{CloseCode, CloseError, Negotiated, Role, SendError};
+use pulse_driver::clock;
+use pulse_proto::{CloseCode, CloseError, Learned, Negotiated, Role, SendError, Status};
 
 use crate::core::{Core, Io};
 use crate::handler::ConnId;
@@ -109,6 +110,101 @@ impl<T> Ctx<'_, T> {
     /// ```
     pub fn negotiated(&mut self, conn: ConnId) -> Option<Negotiated> {
         self.core.get(conn).and_then(|c| c.session.negotiated())
+    }
+
+    /// Tells `conn`'s peer this service's own state, level-triggered
+    /// (`docs/PROTOCOL.md` §6.9): a server about to stop says it is
+    /// draining, and a monitor or balancer stops sending it new work.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// use pulse_proto::{ServiceState, Status};
+    ///
+    /// fn drain(ctx: &mut Ctx<'_, ()>) {
+    ///     for conn in ctx.ids() {
+    ///         let _ = ctx.send_status(conn, Status::new(ServiceState::Draining, 0));
+    ///     }
+    /// }
+    /// ```
+    pub fn send_status(&mut self, conn: ConnId, status: Status) -> Result<(), SendError> {
+        self.core
+            .with_session(conn, |session| session.send_status(status))
+            .unwrap_or(Err(SendError::Closed))
+    }
+
+    /// Asks the server for new timings in-session (a client;
+    /// `docs/PROTOCOL.md` §6.10): [`crate::Handler::on_event`] sees
+    /// `Event::Retimed` with what both ends switched to.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// use std::time::Duration;
+    ///
+    /// fn relax(ctx: &mut Ctx<'_, ()>, conn: ConnId) {
+    ///     let _ = ctx.retime(conn, Duration::from_secs(30), Duration::from_secs(90));
+    /// }
+    /// ```
+    pub fn retime(&mut self, conn: ConnId, interval: Duration, dead_timeout: Duration) -> Result<(), SendError> {
+        self.core
+            .with_session(conn, |session| session.retime(clock::now(), interval, dead_timeout))
+            .unwrap_or(Err(SendError::Closed))
+    }
+
+    /// Tells an adaptive client connection whether its application is
+    /// active (in the foreground, say): while active it heartbeats at the
+    /// adaptive config's minimum, then returns to what it learned, without
+    /// a reconnect. No-op for a connection that is not adaptive.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// fn foreground(ctx: &mut Ctx<'_, ()>, conn: ConnId, visible: bool) {
+    ///     ctx.set_active(conn, visible);
+    /// }
+    /// ```
+    pub fn set_active(&mut self, conn: ConnId, active: bool) {
+        self.core
+            .with_session(conn, |session| session.set_active(clock::now(), active));
+    }
+
+    /// What an adaptive client connection has learned of its path: keep it
+    /// per network (in [`crate::Handler::on_event`] at `Event::Closed`, or
+    /// whenever) and hand it to the next connection on that network with
+    /// [`Ctx::set_learned`]. `None` when not adaptive, or for an unknown
+    /// connection.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// use pulse_proto::Learned;
+    ///
+    /// fn remember(ctx: &mut Ctx<'_, ()>, conn: ConnId, store: &mut Option<[u8; 17]>) {
+    ///     if let Some(learned) = ctx.learned(conn) {
+    ///         *store = Some(learned.to_bytes());
+    ///     }
+    /// }
+    /// ```
+    pub fn learned(&mut self, conn: ConnId) -> Option<Learned> {
+        self.core.get(conn).and_then(|c| c.session.learned())
+    }
+
+    /// Gives an adaptive client connection what an earlier one learned of
+    /// this network. Called in the callback that [`Ctx::connect`]s, before
+    /// the handshake goes out, its HELLO already asks for the learned
+    /// interval.
+    ///
+    /// ```
+    /// # use pulse_mio::{ConnId, Ctx};
+    /// use pulse_proto::Learned;
+    ///
+    /// fn reconnect(ctx: &mut Ctx<'_, ()>, stored: Option<[u8; 17]>) -> std::io::Result<ConnId> {
+    ///     let conn = ctx.connect("127.0.0.1:7100".parse().unwrap(), ())?;
+    ///     if let Some(bytes) = stored {
+    ///         ctx.set_learned(conn, Learned::from_bytes(bytes));
+    ///     }
+    ///     Ok(conn)
+    /// }
+    /// ```
+    pub fn set_learned(&mut self, conn: ConnId, learned: Learned) {
+        self.core.with_session(conn, |session| session.set_learned(learned));
     }
 
     /// Connections held now (opened or not yet).

@@ -116,7 +116,3 @@ pub use timers::{
 };
 pub use transport::ByteStream;
 pub use udp::{connect_udp, UdpListener, DEFAULT_UDP_BACKLOG};
-
-/// The name this crate gave the core's [`Event`] before it delivered the
-/// core's type as is; the same type.
-pub type Incoming = Event;

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures_lite::future;
 use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
 use pulse_proto::{CloseCode, Closed, Config, Event};
-use pulse_smol::Incoming;
 use pulse_tests::peer::{stat, Peer};
 
 const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
@@ -92,15 +91,15 @@ fn a_smol_client_and_a_mio_server_exchange_messages_and_heartbeats() {
             let (mut echoes, mut rtts) = (0, 0);
             while echoes < 100 || rtts < 5 {
                 match conn.recv().await {
-                    Incoming::Message { tag, payload } => {
+                    Event::Message { tag, payload } => {
                         assert_eq!(
                             (tag, payload),
                             (echoes, Bytes::from(vec![echoes as u8; 100 * echoes as usize]))
                         );
                         echoes += 1;
                     }
-                    Incoming::Rtt(_) => rtts += 1,
-                    Incoming::Connected(n) => assert_eq!(n.interval(), Duration::from_millis(200)),
+                    Event::Rtt(_) => rtts += 1,
+                    Event::Connected(n) => assert_eq!(n.interval(), Duration::from_millis(200)),
                     other => panic!("{other:?}"),
                 }
             }
@@ -260,12 +259,12 @@ fn a_smol_udp_client_and_a_mio_udp_listener_exchange_messages_and_heartbeats() {
             let (mut echoes, mut rtts) = (0, 0);
             while echoes < 20 || rtts < 5 {
                 match conn.recv().await {
-                    Incoming::Message { tag, payload } => {
+                    Event::Message { tag, payload } => {
                         assert_eq!(payload, Bytes::from(vec![tag as u8; 500]));
                         echoes += 1;
                     }
-                    Incoming::Rtt(_) => rtts += 1,
-                    Incoming::Closed(c) => panic!("{c:?}"),
+                    Event::Rtt(_) => rtts += 1,
+                    Event::Closed(c) => panic!("{c:?}"),
                     _ => {}
                 }
             }
@@ -322,11 +321,11 @@ fn a_message_near_the_datagram_limit_crosses_a_mio_udp_listener_with_default_set
             let mut echoed = Vec::new();
             while echoed.len() < sizes.len() {
                 match conn.recv().await {
-                    Incoming::Message { tag, payload } => {
+                    Event::Message { tag, payload } => {
                         assert_eq!(payload, Bytes::from(vec![tag as u8; sizes[tag as usize]]));
                         echoed.push(tag);
                     }
-                    Incoming::Closed(c) => panic!("{c:?}"),
+                    Event::Closed(c) => panic!("{c:?}"),
                     _ => {}
                 }
             }
