@@ -847,6 +847,9 @@ impl Session {
                 Due::Ping => {
                     let next = self.draw_spacing();
                     self.pending.ping = true;
+                    if self.role == Role::Client && self.tuning.as_mut().is_some_and(|t| t.resend()) {
+                        self.pending.retime = true;
+                    }
                     if let Some(tuning) = self.tuning.as_mut() {
                         tuning.gap = Some((self.next_ping_id, self.liveness.silent_for(now), now));
                     }

@@ -10,12 +10,19 @@ use crate::time::Instant;
 /// Timings in wire form: interval and dead-peer timeout, milliseconds.
 pub(crate) type Timing = (u32, u32);
 
+/// How many times a client sends an unanswered RETIME again, one with each
+/// scheduled PING, before it keeps its current timings
+/// (`docs/PROTOCOL.md` §6.10).
+pub(crate) const RETIME_RESENDS: u8 = 3;
+
 #[derive(Debug, Default)]
 pub(crate) struct Tuning {
     pub(crate) adaptive: Option<Adaptive>,
     next_id: u16,
     /// A client's request awaiting its answer: its id and timings.
     pub(crate) asked: Option<(u16, Timing)>,
+    /// Times the request was sent again, unanswered.
+    resends: u8,
     /// A server's answer to send: the request's id and what was agreed.
     pub(crate) answer: Option<(u16, Timing)>,
     /// Timings agreed, to take effect at this side's next timer (taking
@@ -57,7 +64,25 @@ impl Tuning {
     pub(crate) fn ask(&mut self, timing: Timing) -> u16 {
         self.next_id = self.next_id.wrapping_add(1);
         self.asked = Some((self.next_id, timing));
+        self.resends = 0;
         self.next_id
+    }
+
+    /// Whether the unanswered request goes out again (with a scheduled
+    /// PING): a datagram may have lost it, or the server ignored it for
+    /// coming within `min_ping_spacing` of its last answer. After
+    /// [`RETIME_RESENDS`] the server is taken not to answer, and the
+    /// current timings stay.
+    pub(crate) fn resend(&mut self) -> bool {
+        if self.asked.is_none() {
+            return false;
+        }
+        if self.resends >= RETIME_RESENDS {
+            self.asked = None;
+            return false;
+        }
+        self.resends += 1;
+        true
     }
 
     /// The answer to request `id`, if it is the one outstanding.

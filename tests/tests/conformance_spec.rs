@@ -561,6 +561,44 @@ fn a_server_that_refuses_answers_with_the_handshakes_values() {
 }
 
 #[test]
+fn a_retime_request_lost_on_the_way_goes_again_with_the_next_heartbeat() {
+    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 13);
+    pair.connect(SECOND);
+    let now = pair.now;
+    pair.client.session.retime(now, SECOND * 2, SECOND * 6).unwrap();
+    // The request is lost; the link is back before the next PING.
+    pair.to_server.cut = true;
+    pair.run_for(Duration::from_millis(50));
+    pair.to_server.cut = false;
+    pair.run_for(SECOND * 5);
+    let retimed = pair.client.events_where(|e| matches!(e, Event::Retimed(_)));
+    assert_eq!(retimed.len(), 1, "{:?}", pair.client.events);
+    // Sent again with the next PING (at most an interval and its jitter
+    // later), applied at the client's next timer after the answer.
+    assert!(retimed[0].0 - now <= SECOND * 3, "{:?}", retimed[0].0 - now);
+    assert_eq!(pair.client.session.negotiated().unwrap().interval(), SECOND * 2);
+}
+
+#[test]
+fn a_second_retime_soon_after_the_first_is_answered_too() {
+    // The server answers one request per min_ping_spacing and ignores a
+    // second that comes sooner; the client sends it again with its next
+    // PING, and both ends end on the second request's timings.
+    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 14);
+    pair.connect(SECOND);
+    let now = pair.now;
+    pair.client.session.retime(now, SECOND * 2, SECOND * 6).unwrap();
+    pair.run_for(Duration::from_millis(20));
+    let now = pair.now;
+    pair.client.session.retime(now, SECOND * 4, SECOND * 12).unwrap();
+    pair.run_for(SECOND * 10);
+    for end in [&pair.client, &pair.server] {
+        let n = end.session.negotiated().unwrap();
+        assert_eq!((n.interval(), n.dead_timeout()), (SECOND * 4, SECOND * 12));
+    }
+}
+
+#[test]
 fn a_peer_that_never_answers_a_retime_keeps_the_handshakes_timings() {
     // RETIME is an extension frame: a peer that does not know it skips it.
     let mut server = accepted(config(Transport::Stream, 1_000, 3_000).as_ref().clone());
@@ -579,15 +617,39 @@ fn a_peer_that_never_answers_a_retime_keeps_the_handshakes_timings() {
         ),
         "{answer:?}"
     );
-    // A client whose request is never answered keeps its values and lives on.
-    let mut pair = Pair::with_config(config(Transport::Stream, 1_000, 3_000), Duration::from_millis(5), 12);
-    pair.connect(SECOND);
-    let now = pair.now;
-    pair.client.session.retime(now, SECOND * 5, SECOND * 15).unwrap();
-    pair.to_server.cut = true;
-    pair.run_for(Duration::from_millis(100));
-    pair.to_server.cut = false;
-    pair.run_for(SECOND * 30);
-    assert_eq!(pair.client.session.negotiated().unwrap().interval(), SECOND);
-    assert!(pair.client.events_where(|e| matches!(e, Event::Closed(_))).is_empty());
+    // A client whose request is never answered sends it again with its
+    // next three scheduled PINGs, then keeps its values and lives on.
+    let mut client = Session::new(config(Transport::Stream, 1_000, 3_000), Role::Client, Instant::ZERO, 12).unwrap();
+    sent(&mut client, Instant::ZERO);
+    let mut welcome = MAGIC.to_vec();
+    Frame::Welcome(Welcome {
+        version: 2,
+        interval_ms: 1_000,
+        dead_timeout_ms: 3_000,
+        max_frame_len: 1 << 16,
+        min_ping_spacing_ms: 100,
+        ping_strikes: 2,
+        ext: None,
+    })
+    .encode(&mut welcome);
+    client.handle_input(at(1), &welcome[..]);
+    client.retime(at(1), SECOND * 5, SECOND * 15).unwrap();
+    let mut retimes = 0;
+    for ms in (1..20_000).step_by(10) {
+        let now = at(ms);
+        if client.poll_timeout().is_some_and(|t| t <= now) {
+            client.handle_timeout(now);
+        }
+        for frame in sent(&mut client, now) {
+            match frame {
+                // A peer that answers PINGs and skips the extension.
+                Frame::Ping { id } => client.handle_input(now, &self::frame(Frame::Pong { id, hold_us: 0 })[..]),
+                Frame::Retime { .. } => retimes += 1,
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(retimes, 4, "the request and three resends");
+    assert_eq!(client.negotiated().unwrap().interval(), SECOND);
+    assert_eq!(closed(&events(&mut client)), None);
 }
