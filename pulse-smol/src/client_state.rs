@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use event_listener::EventListener;
-use pulse_proto::Event;
+use pulse_proto::{Event, Learned};
 
 use crate::connection::Connection;
 use crate::reconnect::ClientEvent;
@@ -35,6 +35,10 @@ struct State {
     dropped: u64,
     /// The ending, once the supervisor is done: every later `recv` sees it.
     ended: Option<ClientEvent>,
+    /// What the connections learned of the path, for the next one.
+    learned: Option<Learned>,
+    /// Whether the application said it is active.
+    active: bool,
 }
 
 pub(crate) struct Inner {
@@ -54,9 +58,12 @@ pub(crate) enum Next {
 }
 
 impl Inner {
-    pub(crate) fn new() -> Inner {
+    pub(crate) fn new(learned: Option<Learned>) -> Inner {
         Inner {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                learned,
+                ..State::default()
+            }),
             to_app: event_listener::Event::new(),
             to_supervisor: event_listener::Event::new(),
             stop: AtomicBool::new(false),
@@ -125,9 +132,47 @@ impl Inner {
         self.to_app.notify(usize::MAX);
     }
 
-    /// The connection is over.
-    pub(crate) fn detach(&self) {
-        self.lock().current = None;
+    /// The connection is over: keep what it learned.
+    pub(crate) fn detach(&self, conn: &Connection) {
+        let learned = conn.learned();
+        let mut state = self.lock();
+        state.current = None;
+        state.learned = learned.or(state.learned);
+    }
+
+    /// Gives a new connection, before its handshake, what the client knows:
+    /// the path's learned value and whether the application is active.
+    pub(crate) fn prepare(&self, conn: &Connection) {
+        let (learned, active) = {
+            let state = self.lock();
+            (state.learned, state.active)
+        };
+        if let Some(learned) = learned {
+            conn.set_learned(learned);
+        }
+        if active {
+            conn.set_active(true);
+        }
+    }
+
+    /// What the client knows of the path: the current connection's
+    /// learning, or the last one's.
+    pub(crate) fn learned(&self) -> Option<Learned> {
+        let state = self.lock();
+        state.current.as_ref().and_then(Connection::learned).or(state.learned)
+    }
+
+    /// Records the application's activity, and tells the connection that
+    /// is up.
+    pub(crate) fn set_active(&self, active: bool) {
+        let current = {
+            let mut state = self.lock();
+            state.active = active;
+            state.current.clone()
+        };
+        if let Some(conn) = current {
+            conn.set_active(active);
+        }
     }
 
     /// Ends with `last`: queued, and returned by every `recv` after.

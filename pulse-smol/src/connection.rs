@@ -41,7 +41,7 @@ use crate::shared::Shared;
 /// ```
 #[derive(Debug)]
 pub struct Connection {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Connection {

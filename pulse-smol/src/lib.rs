@@ -88,6 +88,7 @@ mod connection;
 mod driver;
 mod error;
 mod halves;
+mod in_session;
 mod open;
 mod reconnect;
 mod retry;

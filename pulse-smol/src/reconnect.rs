@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_net::AsyncToSocketAddrs;
 use bytes::Bytes;
-use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator};
+use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator, Learned};
 
 use crate::client_state::{Inner, Next};
 use crate::connection::Connection;
@@ -208,6 +208,7 @@ pub struct Builder<A> {
     config: Arc<Config>,
     backoff: Backoff,
     stable_after: Duration,
+    pub(crate) learned: Option<Learned>,
 }
 
 /// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
@@ -266,7 +267,7 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// smol::spawn(supervisor).detach();
     /// ```
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
-        let inner = Arc::new(Inner::new());
+        let inner = Arc::new(Inner::new(self.learned));
         let retry = Retry::new(self.backoff, self.stable_after);
         let future = Box::pin(supervise(inner.clone(), self.target, self.config, retry));
         let supervisor = Supervisor {
@@ -320,10 +321,11 @@ impl ReconnectingClient {
             config: config.into(),
             backoff: default_backoff(),
             stable_after: DEFAULT_STABLE_AFTER,
+            learned: None,
         }
     }
 
-    fn inner(&self) -> &Inner {
+    pub(crate) fn inner(&self) -> &Inner {
         &self.handle.0
     }
 

@@ -15,7 +15,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::reconnect::ClientEvent;
 use crate::retry::Retry;
-use crate::tcp::connect;
+use crate::tcp::connect_prepared;
 
 /// How one attempt ended.
 enum Outcome {
@@ -81,7 +81,7 @@ async fn run_once<A: AsyncToSocketAddrs + Send + Sync + 'static>(
             Ok(addrs) => addrs,
             Err(e) => return Some(Err(e.into())),
         };
-        Some(connect(&addrs[..], config).await)
+        Some(connect_prepared(&addrs[..], config, |conn| inner.prepare(conn)).await)
     };
     let stopped = async {
         inner.stopped().await;
@@ -96,7 +96,7 @@ async fn run_once<A: AsyncToSocketAddrs + Send + Sync + 'static>(
     let up_since = Instant::now();
     inner.attach(&conn);
     let closed = run(inner, &conn, driver).await;
-    inner.detach();
+    inner.detach(&conn);
     Outcome::Failed(Error::Closed(closed), Some(up_since.elapsed()))
 }
 

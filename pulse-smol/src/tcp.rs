@@ -48,6 +48,16 @@ pub async fn connect(
     addr: impl AsyncToSocketAddrs,
     config: impl Into<Arc<Config>>,
 ) -> Result<(Connection, Driver), Error> {
+    connect_prepared(addr, config, |_| {}).await
+}
+
+/// [`connect`], with `prepare` run on the connection before its HELLO goes
+/// out (the reconnecting client gives it what the last one learned).
+pub(crate) async fn connect_prepared(
+    addr: impl AsyncToSocketAddrs,
+    config: impl Into<Arc<Config>>,
+    prepare: impl FnOnce(&Connection),
+) -> Result<(Connection, Driver), Error> {
     let config = config_for(config, Transport::Stream)?;
     let stream = connect_tcp(addr, Instant::now() + config.handshake_timeout).await?;
     // Latency matters more than packet count here; a socket that refuses
@@ -55,7 +65,9 @@ pub async fn connect(
     let _ = stream.get_ref().set_nodelay(true);
     let peer = stream.get_ref().peer_addr().ok();
     let local = stream.get_ref().local_addr().ok();
-    handshake(pair(config, Role::Client, Io::Tcp(stream), peer, local)?).await
+    let opened = pair(config, Role::Client, Io::Tcp(stream), peer, local)?;
+    prepare(&opened.0);
+    handshake(opened).await
 }
 
 /// Resolves `addr` and connects to the first address that answers, by

@@ -1,0 +1,172 @@
+//! What an application can change of a connection while it runs: the
+//! status it reports, its timings, and an adaptive client's learning.
+
+use std::time::Duration;
+
+use pulse_driver::clock;
+use pulse_proto::{Learned, SendError, Session, Status};
+
+use crate::connection::Connection;
+
+impl Connection {
+    /// Tells the peer this service's own state, level-triggered
+    /// (`docs/PROTOCOL.md` §6.9): a server about to stop says it is
+    /// draining, and a monitor or balancer stops sending it new work. The
+    /// peer sees `Event::PeerStatus`. Needs a version-2 peer
+    /// (`SendError::Unsupported` otherwise).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// use pulse_proto::{ServiceState, Status};
+    ///
+    /// conn.send_status(Status::new(ServiceState::Draining, 0))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) });
+    /// ```
+    pub fn send_status(&self, status: Status) -> Result<(), SendError> {
+        self.with_session(|session| session.send_status(status))
+    }
+
+    /// Asks the server for new timings in-session (a client;
+    /// `docs/PROTOCOL.md` §6.10). The server agrees, clamps or keeps what
+    /// it has; both ends switch at their next timer, each with an
+    /// `Event::Retimed` carrying the values in use.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// use std::time::Duration;
+    ///
+    /// // The app went to the background: heartbeat less often.
+    /// conn.retime(Duration::from_secs(60), Duration::from_secs(180))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) });
+    /// ```
+    pub fn retime(&self, interval: Duration, dead_timeout: Duration) -> Result<(), SendError> {
+        self.with_session(|session| session.retime(clock::now(), interval, dead_timeout))
+    }
+
+    /// Tells an adaptive client whether its application is active (in the
+    /// foreground, say): while active it heartbeats at the adaptive
+    /// config's `active` interval, then returns to what it learned, without
+    /// a reconnect. No-op for a connection that is not adaptive.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// conn.set_active(true); // the user opened the app
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn set_active(&self, active: bool) {
+        self.with_session(|session| session.set_active(clock::now(), active));
+    }
+
+    /// What an adaptive client has learned of its path, to keep per
+    /// network and give to the next connection on it
+    /// ([`crate::ReconnectingClient`] does so by itself). `None` when not
+    /// adaptive.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// if let Some(learned) = conn.learned() {
+    ///     std::fs::write("wifi-home.learned", learned.to_bytes())?;
+    /// }
+    /// # Ok::<(), Box<dyn std::error::Error>>(()) });
+    /// ```
+    pub fn learned(&self) -> Option<Learned> {
+        self.shared.lock().session.learned()
+    }
+
+    /// Gives an adaptive client what an earlier connection learned of this
+    /// network; the session asks for the learned interval at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// use pulse_proto::Learned;
+    ///
+    /// if let Ok(bytes) = std::fs::read("wifi-home.learned") {
+    ///     if let Ok(bytes) = <[u8; 17]>::try_from(bytes) {
+    ///         conn.set_learned(Learned::from_bytes(bytes));
+    ///     }
+    /// }
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn set_learned(&self, learned: Learned) {
+        self.with_session(|session| session.set_learned(learned));
+    }
+
+    /// Runs a local call on the session, then wakes the driver: the call
+    /// may have queued a frame or moved the deadline earlier.
+    fn with_session<R>(&self, call: impl FnOnce(&mut Session) -> R) -> R {
+        let result = call(&mut self.shared.lock().session);
+        self.shared.driver_waker.wake();
+        result
+    }
+}
+
+impl<A> crate::reconnect::Builder<A> {
+    /// Starts from what an earlier client learned of this network (an
+    /// adaptive config's [`Learned`]): the first connection's HELLO asks
+    /// for the learned interval.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pulse_proto::{AdaptiveConfig, Config, Learned};
+    ///
+    /// let config = Config::default().with_adaptive(Some(AdaptiveConfig::default()));
+    /// let stored = std::fs::read("wifi-home.learned").ok().and_then(|b| <[u8; 17]>::try_from(b).ok());
+    /// let mut builder = pulse_smol::ReconnectingClient::builder("localhost:7000", config);
+    /// if let Some(bytes) = stored {
+    ///     builder = builder.learned(Learned::from_bytes(bytes));
+    /// }
+    /// let (client, supervisor) = builder.build();
+    /// ```
+    pub fn learned(mut self, learned: Learned) -> Self {
+        self.learned = Some(learned);
+        self
+    }
+}
+
+impl crate::ReconnectingClient {
+    /// What the client's adaptive connections have learned of the path:
+    /// the current connection's, or the last one's while disconnected.
+    /// Every connection starts from it; keep it per network to start the
+    /// next client there too.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// if let Some(learned) = client.learned() {
+    ///     std::fs::write("wifi-home.learned", learned.to_bytes()).unwrap();
+    /// }
+    /// ```
+    pub fn learned(&self) -> Option<Learned> {
+        self.inner().learned()
+    }
+
+    /// Tells the client's adaptive connections, this one and the next,
+    /// whether the application is active ([`Connection::set_active`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// client.set_active(false); // the app went to the background
+    /// ```
+    pub fn set_active(&self, active: bool) {
+        self.inner().set_active(active);
+    }
+}
