@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pulse_driver::clock;
-use pulse_proto::{CloseCode, Closed, Event, Negotiated, SendError, Stats};
+use pulse_proto::{CloseCode, Closed, Event, Negotiated, SendError, Stats, Status};
 
 use crate::error::Error;
 use crate::shared::Shared;
@@ -149,6 +149,28 @@ impl Connection {
             self.shared.driver_waker.wake();
         }
         item
+    }
+
+    /// Tells the peer this service's own state (serving, draining,
+    /// maintenance, a weight): level-triggered, the latest replaces any not
+    /// yet sent, so it never waits. Fails, changing nothing, before the
+    /// handshake ([`SendError::NotConnected`]), once closed, or with a
+    /// version-1 peer ([`SendError::Unsupported`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// use pulse_proto::{ServiceState, Status};
+    ///
+    /// conn.send_status(Status::new(ServiceState::Draining, 0)).ok();
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn send_status(&self, status: Status) -> Result<(), SendError> {
+        self.shared.lock().session.send_status(status)?;
+        self.shared.driver_waker.wake();
+        Ok(())
     }
 
     /// Closes gracefully: queued messages go first, then CLOSE; waits for
