@@ -5,11 +5,13 @@
 
 #![forbid(unsafe_code)]
 
+mod announce;
 mod cli;
 mod duration;
 mod exit;
 mod ping;
 mod serve;
+mod service_id;
 mod signals;
 mod status_file;
 
@@ -28,7 +30,7 @@ fn main() {
     let code = match cli.command {
         cli::Command::Ping(args) => ping::run(args),
         cli::Command::Serve(args) => serve::run(args),
-        _ => todo!(),
+        cli::Command::Announce(args) => announce::run(args),
     };
     std::process::exit(code);
 }
