@@ -25,6 +25,7 @@ pub enum Command {
     Ping(PingArgs),
     Serve(ServeArgs),
     Announce(AnnounceArgs),
+    Watch(WatchArgs),
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -132,4 +133,36 @@ pub struct AnnounceArgs {
     /// The command to run; announcing stops when it exits.
     #[arg(last = true)]
     pub command: Vec<String>,
+}
+
+/// Watch a fleet: pulse-monitor over the targets of a TOML file (pulse
+/// peers, TCP, HTTP, announcements), as a live table in the terminal, JSON
+/// lines, and with --http a live web console, /metrics, /status.json and
+/// /healthz.
+///
+/// The file:
+///
+///   announce = "127.0.0.1:7400"     # receive announcements here (UDP)
+///   [[target]]
+///   name = "web-1"
+///   pool = "web"
+///   http = "127.0.0.1:8080"
+///   path = "/health"
+///   [[target]]
+///   name = "api"
+///   pulse = "127.0.0.1:7000"        # or tcp = "…", announce = "NAME"
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  pulse watch targets.toml
+  pulse watch targets.toml --json | jq .
+  pulse watch targets.toml --http 127.0.0.1:9090   # then open http://127.0.0.1:9090/")]
+pub struct WatchArgs {
+    /// The targets file (TOML).
+    pub targets: PathBuf,
+    /// Serve the console, /metrics, /status.json and /healthz here.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Print transitions as JSON lines instead of the table.
+    #[arg(long)]
+    pub json: bool,
 }

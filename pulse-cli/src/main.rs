@@ -14,6 +14,7 @@ mod serve;
 mod service_id;
 mod signals;
 mod status_file;
+mod watch;
 
 use clap::Parser;
 
@@ -31,6 +32,7 @@ fn main() {
         cli::Command::Ping(args) => ping::run(args),
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Announce(args) => announce::run(args),
+        cli::Command::Watch(args) => watch::run(args),
     };
     std::process::exit(code);
 }

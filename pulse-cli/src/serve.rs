@@ -259,11 +259,7 @@ async fn serve_peer(conn: Connection, peer: SocketAddr, current: Arc<Current>) {
                     println!("{peer}: connected, interval {:?}", n.interval());
                 }
             }
-            Some(Event::Message { tag, payload }) => {
-                if conn.send(tag, payload).await.is_err() {
-                    break;
-                }
-            }
+            Some(Event::Message { tag, payload }) if conn.send(tag, payload.clone()).await.is_err() => break,
             Some(Event::Closed(closed)) => {
                 if json {
                     println!(
