@@ -188,7 +188,7 @@ pub fn run(args: ServeArgs) -> i32 {
                     seen = version;
                     match status_file::read(&path) {
                         Ok(reported) => current.set(reported, "status file"),
-                        Err(e) => eprintln!("pulse serve: {e}; keeping the status as it was"),
+                        Err(e) => current.refuse(&e),
                     }
                 }
             }));
@@ -211,6 +211,18 @@ pub fn run(args: ServeArgs) -> i32 {
         drop(tasks);
         exit::OK
     })
+}
+
+impl Current {
+    /// A status file that says nothing we understand leaves the status as
+    /// it was, and says so where the operator looks.
+    fn refuse(&self, error: &str) {
+        if self.json {
+            println!("{}", json!({"event": "status_refused", "error": error}));
+        } else {
+            println!("status: unchanged, the file is not understood: {error}");
+        }
+    }
 }
 
 fn bind_failed(what: &str, addr: SocketAddr, e: &dyn std::fmt::Display) -> i32 {
