@@ -85,8 +85,10 @@ impl Reported {
                 ServiceState::Maintenance => "maint\n".into(),
             },
             Reported::Down(reason) if reason.is_empty() => "ready down\n".into(),
-            // The agent's line ends at the first newline; a reason keeps to one.
-            Reported::Down(reason) => format!("ready down#{}\n", reason.replace(['\r', '\n'], " ")),
+            // HAProxy takes a word starting with `#` as the start of the
+            // description (the rest of the line); `down#why` is refused as
+            // an unknown word. The line ends at the first newline.
+            Reported::Down(reason) => format!("ready down #{}\n", reason.replace(['\r', '\n'], " ")),
         }
     }
 }
@@ -129,7 +131,7 @@ mod tests {
         assert_eq!(line("serving 75%\n"), "up ready 75%\n");
         assert_eq!(line("draining"), "drain\n");
         assert_eq!(line("maintenance"), "maint\n");
-        assert_eq!(line("down disk full"), "ready down#disk full\n");
+        assert_eq!(line("down disk full"), "ready down #disk full\n");
         assert_eq!(line("# a comment\ndegraded 40"), "up ready 40%\n");
     }
 

@@ -29,7 +29,7 @@ fn the_agent_line_follows_the_status_file() {
     for (text, line) in [
         ("draining\n", "drain\n"),
         ("maintenance\n", "maint\n"),
-        ("down disk full\n", "ready down#disk full\n"),
+        ("down disk full\n", "ready down #disk full\n"),
         ("serving 75%\n", "up ready 75%\n"),
     ] {
         write(&status, text);
