@@ -83,7 +83,13 @@ fn route(request: &Request<Incoming>, board: Arc<Board>) -> Response<Body> {
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n".into());
     }
     match request.uri().path() {
-        "/" => text(StatusCode::OK, "text/html; charset=utf-8", CONSOLE.into()),
+        "/" => {
+            // The board goes into the page, so its first view needs no
+            // round trip; `</` escaped so the JSON cannot end the script.
+            let json = serde_json::to_string(&*board.lock()).unwrap_or_else(|_| "null".into());
+            let page = CONSOLE.replacen("/*BOARD*/null", &json.replace("</", "<\\/"), 1);
+            text(StatusCode::OK, "text/html; charset=utf-8", page)
+        }
         "/status.json" => {
             let json = serde_json::to_string(&*board.lock()).unwrap_or_default();
             text(StatusCode::OK, "application/json", json)
