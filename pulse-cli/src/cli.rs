@@ -14,7 +14,15 @@ use crate::duration;
 /// Exit codes: 0 alive or done, 1 dead or unreachable, 2 usage or
 /// configuration error.
 #[derive(Debug, Parser)]
-#[command(name = "pulse", version)]
+#[command(
+    name = "pulse",
+    version,
+    after_help = "Examples:
+  pulse serve 127.0.0.1:7000 --status-file /run/app.status --haproxy-agent 127.0.0.1:7001
+  pulse ping --count 1 --timeout 2s 127.0.0.1:7000
+  pulse announce 127.0.0.1:7400 --id nightly-backup -- /usr/local/bin/backup
+  pulse watch targets.toml --http 127.0.0.1:9090"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -63,3 +63,18 @@ fn nothing_listening_is_dead_and_bad_arguments_are_usage_errors() {
     assert_eq!(code, 0);
     assert!(out.contains("Examples:"), "{out}");
 }
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for command in [
+        &["--help"][..],
+        &["ping", "--help"],
+        &["serve", "--help"],
+        &["announce", "--help"],
+        &["watch", "--help"],
+    ] {
+        let (code, out) = run(command, PROBE);
+        assert_eq!(code, 0, "{command:?}");
+        assert!(out.contains("Examples:\n  pulse "), "{command:?}: {out}");
+    }
+}
