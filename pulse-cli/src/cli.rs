@@ -147,20 +147,19 @@ pub struct AnnounceArgs {
 /// peers, TCP, HTTP, announcements), as a live table in the terminal, JSON
 /// lines, and with --http a live web console, /metrics, /status.json and
 /// /healthz.
-///
-/// The file:
-///
-///   announce = "127.0.0.1:7400"     # receive announcements here (UDP)
-///   [[target]]
-///   name = "web-1"
-///   pool = "web"
-///   http = "127.0.0.1:8080"
-///   path = "/health"
-///   [[target]]
-///   name = "api"
-///   pulse = "127.0.0.1:7000"        # or tcp = "…", announce = "NAME"
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(after_help = "The targets file:
+  announce = \"127.0.0.1:7400\"     # receive announcements here (UDP)
+  [[target]]
+  name = \"web-1\"
+  pool = \"web\"
+  http = \"127.0.0.1:8080\"
+  path = \"/health\"
+  [[target]]
+  name = \"api\"
+  pulse = \"127.0.0.1:7000\"        # or tcp = \"HOST:PORT\", announce = \"NAME\"
+
+Examples:
   pulse watch targets.toml
   pulse watch targets.toml --json | jq .
   pulse watch targets.toml --http 127.0.0.1:9090   # then open http://127.0.0.1:9090/")]
