@@ -200,7 +200,7 @@ fn drive(args: &WatchArgs, setup: Setup) -> i32 {
         board,
         announce,
     } = setup;
-    let out = term::Output::new(args.json, !args.json && std::io::stdout().is_terminal());
+    let mut out = term::Output::new(args.json, !args.json && std::io::stdout().is_terminal());
     if let Some(addr) = announce {
         out.note(&format!("announcements on udp {addr}"));
     }

@@ -14,17 +14,25 @@ const LOG_LINES: usize = 12;
 pub struct Output {
     json: bool,
     table: bool,
+    /// Notes shown above the table, which a redraw would otherwise wipe.
+    notes: Vec<String>,
 }
 
 impl Output {
     pub fn new(json: bool, table: bool) -> Output {
-        Output { json, table }
+        Output {
+            json,
+            table,
+            notes: Vec::new(),
+        }
     }
 
     /// A line about the command itself (addresses it listens on).
-    pub fn note(&self, text: &str) {
+    pub fn note(&mut self, text: &str) {
         if self.json {
             println!("{}", json!({"event": "note", "text": text}));
+        } else if self.table {
+            self.notes.push(text.to_string());
         } else {
             println!("{text}");
         }
@@ -69,6 +77,12 @@ impl Output {
         let mut out = String::new();
         // Home, then clear to the end: the table is redrawn in place.
         out.push_str("\x1b[H\x1b[J");
+        for note in &self.notes {
+            let _ = writeln!(out, "{note}");
+        }
+        if !self.notes.is_empty() {
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "{:<20} {:<12} {:<8} {:<8} {:>10} {:>10} {:>6} {:>6}  STATUS",
