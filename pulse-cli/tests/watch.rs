@@ -197,6 +197,97 @@ fn metrics_status_and_healthz_are_served() {
 }
 
 #[test]
+fn a_frozen_pulse_peer_goes_down_and_comes_back_when_thawed() {
+    let mut serve = Pulse::start(&["serve", "127.0.0.1:0", "--tcp-only"]);
+    let peer = serve.wait_addr("listening (tcp) on");
+    let dir = scratch("peer");
+    let targets = dir.join("targets.toml");
+    write(
+        &targets,
+        &format!("{FAST}peer_interval = \"200ms\"\n[[target]]\nname = \"api\"\npulse = \"{peer}\"\n"),
+    );
+    let mut watch = Pulse::start(&["watch", "--json", targets.to_str().unwrap()]);
+    let is = |to: &'static str| move |v: &serde_json::Value| v["event"] == "transition" && v["to"] == to;
+    watch.wait_json(VERDICT, "api up", is("up"));
+    assert!(common::signal(serve.pid(), "STOP"));
+    watch.wait_json(VERDICT, "api suspect", is("suspect"));
+    let down = watch.wait_json(VERDICT, "api down", is("down"));
+    assert_eq!(down["reason"], "peer", "{down}");
+    assert!(common::signal(serve.pid(), "CONT"));
+    // The session died; the watcher connects again and the peer is up.
+    watch.wait_json(VERDICT, "api up again", is("up"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn signed_announcements_count_and_forged_ones_are_refused() {
+    let dir = scratch("keys");
+    let (key, other) = (dir.join("key"), dir.join("other"));
+    write(&key, "a shared secret\n");
+    write(&other, "not the secret\n");
+    let targets = dir.join("targets.toml");
+    write(
+        &targets,
+        &format!(
+            "{FAST}announce = \"127.0.0.1:0\"\nkeys = [\"{}\"]\n[[target]]\nname = \"signed\"\nannounce = \"7\"\n\
+             [[target]]\nname = \"forged\"\nannounce = \"8\"\n",
+            key.display()
+        ),
+    );
+    let mut watch = Pulse::start(&["watch", "--json", "--http", "127.0.0.1:0", targets.to_str().unwrap()]);
+    let mut collector = None;
+    let mut console = None;
+    while collector.is_none() || console.is_none() {
+        let note = watch.wait_json(VERDICT, "the addresses", |v| v["event"] == "note");
+        let text = note["text"].as_str().unwrap().to_string();
+        if let Some(addr) = text.strip_prefix("announcements on udp ") {
+            collector = Some(addr.to_string());
+        } else if let Some(addr) = text.strip_prefix("console on http://") {
+            console = Some(addr.trim_end_matches('/').parse::<SocketAddr>().unwrap());
+        }
+    }
+    let (collector, console) = (collector.unwrap(), console.unwrap());
+    let announce = |id: &str, key: &std::path::Path| {
+        Pulse::start(&[
+            "announce",
+            &collector,
+            "--id",
+            id,
+            "--interval",
+            "100ms",
+            "--key",
+            key.to_str().unwrap(),
+        ])
+    };
+    let _signed = announce("7", &key);
+    let _forged = announce("8", &other);
+    watch.wait_json(VERDICT, "signed up", |v| {
+        v["event"] == "transition" && v["target"] == "signed" && v["to"] == "up"
+    });
+    // The forged ones are counted as such, and never bring their target up.
+    common::eventually(VERDICT, "bad tags counted", || {
+        let (_, metrics) = get(console, "/metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("pulse_monitor_announcements_refused_total{reason=\"bad_tag\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n >= 3)
+    });
+    let (_, json) = get(console, "/status.json");
+    let board: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(board["targets"][1]["name"], "forged");
+    // Never heard from: the monitor judges it by its silence.
+    assert_ne!(board["targets"][1]["state"], "up", "{json}");
+    let ups = board["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["target"] == "forged" && t["to"] == "up");
+    assert_eq!(ups.count(), 0, "{json}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
 fn a_bad_targets_file_is_a_usage_error() {
     let dir = scratch("badfile");
     let targets = dir.join("targets.toml");
