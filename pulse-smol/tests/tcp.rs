@@ -177,3 +177,29 @@ fn connect_gives_up_within_the_handshake_timeout_when_the_server_never_accepts()
     assert!(took < 3 * handshake_timeout, "took {took:?}");
     drop(fillers);
 }
+
+#[test]
+fn a_status_sent_by_the_server_reaches_the_client_and_the_latest_wins() {
+    use pulse_proto::{ServiceState, Status};
+    run(async {
+        let listener = Listener::bind("127.0.0.1:0", config(1000, 3000)).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = smol::spawn(async move {
+            let (conn, driver) = connect(addr, config(1000, 3000)).await.unwrap();
+            smol::spawn(driver).detach();
+            loop {
+                match conn.recv().await {
+                    Event::PeerStatus(status) if status.state() == ServiceState::Maintenance => break status,
+                    Event::Closed(closed) => panic!("{closed}"),
+                    _ => {}
+                }
+            }
+        });
+        let (conn, driver, _) = listener.accept().await.unwrap();
+        smol::spawn(driver).detach();
+        assert!(matches!(conn.recv().await, Event::Connected(_)));
+        conn.send_status(Status::new(ServiceState::Draining, 0)).unwrap();
+        conn.send_status(Status::new(ServiceState::Maintenance, 0)).unwrap();
+        assert_eq!(client.await, Status::new(ServiceState::Maintenance, 0));
+    });
+}

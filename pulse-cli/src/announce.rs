@@ -1,0 +1,203 @@
+//! `pulse announce`: ANNOUNCE datagrams (pulse-monitor encodes them, and
+//! signs them with the key) sent over UDP on a timer, for as long as a
+//! command runs or until Ctrl-C.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_lite::future;
+use pulse_monitor::{AnnounceKey, Announcement};
+use pulse_proto::{ServiceState, Status};
+
+use crate::cli::AnnounceArgs;
+use crate::status_file::Reported;
+use crate::{exit, service_id, signals};
+
+/// Final announcements sent when the service stops, a little apart, so
+/// one lost datagram does not hide the news.
+const FINAL_REPEATS: u32 = 3;
+const FINAL_SPACING: Duration = Duration::from_millis(20);
+
+/// Exit status when the command cannot be started, as env(1) uses.
+const NOT_STARTED: i32 = 127;
+
+pub fn run(args: AnnounceArgs) -> i32 {
+    let status = match Reported::parse(&format!("{} {}", args.status, args.weight)) {
+        Ok(Reported::Service(status)) => status,
+        Ok(Reported::Down(_)) => {
+            eprintln!("pulse announce: `down` cannot be announced; a service that is down stops announcing");
+            return exit::USAGE;
+        }
+        Err(e) => {
+            eprintln!("pulse announce: {e}");
+            return exit::USAGE;
+        }
+    };
+    if args.interval < Duration::from_millis(1) {
+        eprintln!("pulse announce: --interval must be at least 1ms");
+        return exit::USAGE;
+    }
+    let key = match args.key.as_deref().map(read_key).transpose() {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("pulse announce: {e}");
+            return exit::USAGE;
+        }
+    };
+    let stop = match signals::channel(&signals::STOP) {
+        Ok(rx) => rx,
+        Err(e) => {
+            eprintln!("pulse announce: cannot watch signals: {e}");
+            return exit::USAGE;
+        }
+    };
+    smol::block_on(async {
+        let collector = match async_net::resolve(args.collector.as_str())
+            .await
+            .ok()
+            .and_then(|a| a.first().copied())
+        {
+            Some(addr) => addr,
+            None => {
+                eprintln!("pulse announce: cannot resolve {}", args.collector);
+                return exit::USAGE;
+            }
+        };
+        let local = if collector.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let socket = match async_net::UdpSocket::bind(local).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("pulse announce: {e}");
+                return exit::USAGE;
+            }
+        };
+        let mut child = None;
+        if let Some((program, rest)) = args.command.split_first() {
+            match smol::process::Command::new(program).args(rest).spawn() {
+                Ok(c) => child = Some(c),
+                Err(e) => {
+                    eprintln!("pulse announce: cannot run {program}: {e}");
+                    return NOT_STARTED;
+                }
+            }
+        }
+        let mut sender = Sender {
+            service: service_id::of(&args.id),
+            // §12.3: a sender that keeps no state uses its start time.
+            incarnation: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_secs() as u32),
+            sequence: 0,
+            interval: args.interval,
+            key,
+            rng: pulse_driver::clock::seed() | 1,
+        };
+        let ended = async {
+            let Some(child) = child.as_mut() else {
+                return future::pending().await;
+            };
+            match child.status().await {
+                Ok(status) => status.code().unwrap_or_else(|| 128 + signal_of(&status)),
+                Err(_) => exit::DEAD,
+            }
+        };
+        let announcing = async {
+            loop {
+                let datagram = sender.next(status);
+                // A monitor that is not there yet, or a full buffer, is
+                // not ours to fix: the next announcement tries again.
+                let _ = socket.send_to(&datagram, collector).await;
+                async_io::Timer::after(sender.jittered()).await;
+            }
+        };
+        let code = future::or(
+            ended,
+            future::or(announcing, async {
+                // Ctrl-C or TERM: stop announcing; a command still running is
+                // ended below.
+                let _ = stop.recv().await;
+                exit::OK
+            }),
+        )
+        .await;
+        if let Some(child) = child.as_mut() {
+            if child.try_status().ok().flatten().is_none() {
+                let _ = child.kill();
+            }
+        }
+        let gone = Status::new(ServiceState::Draining, 0);
+        for _ in 0..FINAL_REPEATS {
+            let _ = socket.send_to(&sender.next(gone), collector).await;
+            async_io::Timer::after(FINAL_SPACING).await;
+        }
+        if !args.command.is_empty() {
+            eprintln!(
+                "pulse announce: {} exited with status {code}; announced draining 0%",
+                args.command[0]
+            );
+        }
+        code
+    })
+}
+
+/// The announcements of one run: the counters §12.3 asks for.
+struct Sender {
+    service: u64,
+    incarnation: u32,
+    sequence: u32,
+    interval: Duration,
+    key: Option<AnnounceKey>,
+    rng: u64,
+}
+
+impl Sender {
+    fn next(&mut self, status: Status) -> pulse_monitor::Datagram {
+        if self.sequence == u32::MAX {
+            // §12.3: a sequence that would wrap starts a new incarnation.
+            self.incarnation = self.incarnation.wrapping_add(1);
+            self.sequence = 0;
+        }
+        self.sequence += 1;
+        Announcement {
+            service: self.service,
+            incarnation: self.incarnation,
+            sequence: self.sequence,
+            interval: self.interval,
+            status,
+        }
+        .encode(self.key.as_ref())
+    }
+
+    /// The interval, ±10 % (§12.3), so a fleet started together does not
+    /// announce in lockstep.
+    fn jittered(&mut self) -> Duration {
+        // xorshift64: plenty for spreading timers.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let percent = 90 + (self.rng % 21) as u32;
+        self.interval * percent / 100
+    }
+}
+
+/// The key file's bytes, surrounding whitespace trimmed (a key written
+/// with `echo` has a newline).
+pub fn read_key(path: &Path) -> Result<AnnounceKey, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read the key {}: {e}", path.display()))?;
+    let text = bytes.trim_ascii();
+    if text.is_empty() {
+        return Err(format!("the key file {} is empty", path.display()));
+    }
+    Ok(AnnounceKey::new(text))
+}
+
+#[cfg(unix)]
+fn signal_of(status: &std::process::ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal().unwrap_or(0)
+}
+
+#[cfg(not(unix))]
+fn signal_of(_: &std::process::ExitStatus) -> i32 {
+    0
+}

@@ -1,0 +1,289 @@
+//! `pulse serve`: a pulse endpoint through pulse-smol (TCP and UDP) that
+//! echoes messages and tells its peers, and HAProxy, the status an
+//! operator sets. The heartbeats are the sessions'; this file watches a
+//! file and signals and prints.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use event_listener::Event as Notify;
+use futures_lite::{future, AsyncWriteExt};
+use pulse_proto::Config;
+use pulse_smol::{Connection, Event, Listener, UdpListener};
+use serde_json::json;
+use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
+
+use crate::cli::ServeArgs;
+use crate::status_file::{self, Reported};
+use crate::{exit, signals};
+
+/// The status now, and a notice to every connection when it changes.
+struct Current {
+    reported: Mutex<Reported>,
+    changed: Notify,
+    json: bool,
+}
+
+impl Current {
+    fn get(&self) -> Reported {
+        self.reported.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, reported: Reported, why: &str) {
+        let mut now = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if *now == reported {
+            return;
+        }
+        *now = reported.clone();
+        drop(now);
+        if self.json {
+            println!(
+                "{}",
+                json!({"event": "status", "status": reported.to_string(), "by": why})
+            );
+        } else {
+            println!("status: {reported} ({why})");
+        }
+        self.changed.notify(usize::MAX);
+    }
+}
+
+pub fn run(args: ServeArgs) -> i32 {
+    let initial = match &args.status_file {
+        Some(path) => match status_file::read(path) {
+            Ok(reported) => reported,
+            Err(e) => {
+                eprintln!("pulse serve: {e}");
+                return exit::USAGE;
+            }
+        },
+        None => Reported::default(),
+    };
+    let current = Arc::new(Current {
+        reported: Mutex::new(initial),
+        changed: Notify::new(),
+        json: args.json,
+    });
+    let (stop, status_signals) = match (signals::channel(&signals::STOP), signals::channel(&signals::STATUS)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("pulse serve: cannot watch signals: {e}");
+            return exit::USAGE;
+        }
+    };
+    // A server agrees to what clients ask within its bounds: these let a
+    // client ask for fast heartbeats (a probe, a test), down to
+    // --min-interval.
+    let mut config = Config::default().with_timing(Duration::from_secs(1), Duration::from_secs(3));
+    config.min_interval = args.min_interval;
+    config.min_ping_spacing = config.min_ping_spacing.min(args.min_interval / 2);
+    let config = Arc::new(config);
+
+    smol::block_on(async {
+        let mut tasks = Vec::new();
+        let mut port = args.addr.port();
+        if !args.udp_only {
+            let listener = match Listener::bind(args.addr, config.clone()).await {
+                Ok(l) => l,
+                Err(e) => return bind_failed("tcp", args.addr, &e),
+            };
+            let local = listener.local_addr().unwrap_or(args.addr);
+            port = local.port();
+            announce_bound(&args, "tcp", local);
+            let current = current.clone();
+            tasks.push(smol::spawn(async move {
+                while let Ok((conn, driver, peer)) = listener.accept().await {
+                    smol::spawn(driver).detach();
+                    smol::spawn(serve_peer(conn, peer, current.clone())).detach();
+                }
+            }));
+        }
+        if !args.tcp_only {
+            // The same port as TCP, so one address serves both.
+            let addr = SocketAddr::new(args.addr.ip(), port);
+            let (listener, router) = match UdpListener::bind(addr, config.clone()).await {
+                Ok(pair) => pair,
+                Err(e) => return bind_failed("udp", addr, &e),
+            };
+            announce_bound(&args, "udp", listener.local_addr());
+            smol::spawn(router).detach();
+            let current = current.clone();
+            tasks.push(smol::spawn(async move {
+                while let Ok((conn, driver, peer)) = listener.accept().await {
+                    smol::spawn(driver).detach();
+                    smol::spawn(serve_peer(conn, peer, current.clone())).detach();
+                }
+            }));
+        }
+        if let Some(agent) = args.haproxy_agent {
+            let listener = match async_net::TcpListener::bind(agent).await {
+                Ok(l) => l,
+                Err(e) => return bind_failed("haproxy agent", agent, &e),
+            };
+            announce_bound(&args, "haproxy-agent", listener.local_addr().unwrap_or(agent));
+            let current = current.clone();
+            tasks.push(smol::spawn(async move {
+                loop {
+                    let Ok((mut stream, _)) = listener.accept().await else {
+                        // Out of descriptors: try again in a moment.
+                        async_io::Timer::after(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let line = current.get().agent_line();
+                    // HAProxy reads one line and closes; a client that does
+                    // not read gets no more than a second of our time.
+                    smol::spawn(async move {
+                        future::or(
+                            async {
+                                let _ = stream.write_all(line.as_bytes()).await;
+                                let _ = stream.close().await;
+                            },
+                            async {
+                                async_io::Timer::after(Duration::from_secs(1)).await;
+                            },
+                        )
+                        .await;
+                    })
+                    .detach();
+                }
+            }));
+        }
+        if let Some(path) = args.status_file.clone() {
+            let current = current.clone();
+            let every = args.status_poll.max(Duration::from_millis(10));
+            tasks.push(smol::spawn(async move {
+                let mut seen = status_file::version(&path);
+                loop {
+                    // A signal HUP re-reads at once; otherwise the file's
+                    // mtime and length are looked at every poll.
+                    let reread = future::or(
+                        async {
+                            async_io::Timer::after(every).await;
+                            false
+                        },
+                        async {
+                            loop {
+                                match status_signals.recv().await {
+                                    Ok(SIGHUP) => return true,
+                                    Ok(SIGUSR1) => {
+                                        let drain = Reported::Service(pulse_proto::Status::new(
+                                            pulse_proto::ServiceState::Draining,
+                                            0,
+                                        ));
+                                        current.set(drain, "signal USR1");
+                                    }
+                                    Ok(SIGUSR2) => current.set(Reported::default(), "signal USR2"),
+                                    Ok(_) => {}
+                                    Err(_) => future::pending::<()>().await,
+                                }
+                            }
+                        },
+                    )
+                    .await;
+                    let version = status_file::version(&path);
+                    if !reread && version == seen {
+                        continue;
+                    }
+                    seen = version;
+                    match status_file::read(&path) {
+                        Ok(reported) => current.set(reported, "status file"),
+                        Err(e) => current.refuse(&e),
+                    }
+                }
+            }));
+        } else {
+            let current = current.clone();
+            tasks.push(smol::spawn(async move {
+                while let Ok(signal) = status_signals.recv().await {
+                    match signal {
+                        SIGUSR1 => current.set(
+                            Reported::Service(pulse_proto::Status::new(pulse_proto::ServiceState::Draining, 0)),
+                            "signal USR1",
+                        ),
+                        SIGUSR2 => current.set(Reported::default(), "signal USR2"),
+                        _ => {}
+                    }
+                }
+            }));
+        }
+        let _ = stop.recv().await;
+        drop(tasks);
+        exit::OK
+    })
+}
+
+impl Current {
+    /// A status file that says nothing we understand leaves the status as
+    /// it was, and says so where the operator looks.
+    fn refuse(&self, error: &str) {
+        if self.json {
+            println!("{}", json!({"event": "status_refused", "error": error}));
+        } else {
+            println!("status: unchanged, the file is not understood: {error}");
+        }
+    }
+}
+
+fn bind_failed(what: &str, addr: SocketAddr, e: &dyn std::fmt::Display) -> i32 {
+    eprintln!("pulse serve: cannot listen ({what}) on {addr}: {e}");
+    exit::USAGE
+}
+
+fn announce_bound(args: &ServeArgs, what: &str, addr: SocketAddr) {
+    if args.json {
+        println!(
+            "{}",
+            json!({"event": "listening", "transport": what, "addr": addr.to_string()})
+        );
+    } else {
+        println!("listening ({what}) on {addr}");
+    }
+}
+
+/// One peer: echo its messages and tell it the status, now and whenever it
+/// changes.
+async fn serve_peer(conn: Connection, peer: SocketAddr, current: Arc<Current>) {
+    let json = current.json;
+    let mut told = None;
+    loop {
+        let changed = current.changed.listen();
+        let reported = current.get();
+        if conn.negotiated().is_some() && told.as_ref() != Some(&reported) {
+            // A version-1 peer has no STATUS frame: it is only not told.
+            let _ = conn.send_status(reported.status());
+            told = Some(reported);
+        }
+        let event = future::or(async { Some(conn.recv().await) }, async {
+            changed.await;
+            None
+        })
+        .await;
+        match event {
+            None => {}
+            Some(Event::Connected(n)) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "connected", "peer": peer.to_string(), "interval_ms": n.interval().as_millis() as u64})
+                    );
+                } else {
+                    println!("{peer}: connected, interval {:?}", n.interval());
+                }
+            }
+            Some(Event::Message { tag, payload }) if conn.send(tag, payload.clone()).await.is_err() => break,
+            Some(Event::Closed(closed)) => {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "closed", "peer": peer.to_string(), "why": closed.to_string()})
+                    );
+                } else {
+                    println!("{peer}: {closed}");
+                }
+                break;
+            }
+            Some(_) => {}
+        }
+    }
+}

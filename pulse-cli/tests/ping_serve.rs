@@ -1,0 +1,80 @@
+//! `pulse ping` against `pulse serve`, as an exec probe would run it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{run, signal, Pulse};
+
+const PROBE: Duration = Duration::from_secs(10);
+
+#[test]
+fn ping_says_alive_then_dead_once_the_server_is_frozen() {
+    let mut serve = Pulse::start(&["serve", "127.0.0.1:0"]);
+    let addr = serve.wait_addr("listening (tcp) on").to_string();
+
+    let (code, out) = run(&["ping", "--count", "1", "--timeout", "2s", &addr], PROBE);
+    assert_eq!(code, 0, "a live server: {out}");
+    assert!(out.contains("seq=1 rtt="), "{out}");
+    let (code, out) = run(&["ping", "--udp", "--count", "1", "--timeout", "2s", &addr], PROBE);
+    assert_eq!(code, 0, "a live server over UDP: {out}");
+
+    // Frozen, the kernel still accepts the TCP connection: only the
+    // missing heartbeats tell.
+    assert!(signal(serve.pid(), "STOP"));
+    let (code, out) = run(&["ping", "--count", "1", "--timeout", "2s", &addr], PROBE);
+    assert_eq!(code, 1, "a frozen server: {out}");
+    assert!(out.contains("no answer in time"), "{out}");
+
+    assert!(signal(serve.pid(), "CONT"));
+    let (code, out) = run(&["ping", "--count", "1", "--timeout", "2s", &addr], PROBE);
+    assert_eq!(code, 0, "the server thawed: {out}");
+}
+
+#[test]
+fn a_peer_frozen_mid_ping_is_suspected_then_dead() {
+    let mut serve = Pulse::start(&["serve", "127.0.0.1:0", "--tcp-only"]);
+    let addr = serve.wait_addr("listening (tcp) on").to_string();
+    let mut ping = Pulse::start(&["ping", "--json", "--interval", "200ms", &addr]);
+    ping.wait_json(Duration::from_secs(5), "an RTT", |v| v["event"] == "rtt");
+    assert!(signal(serve.pid(), "STOP"));
+    ping.wait_json(Duration::from_secs(5), "suspicion", |v| v["event"] == "suspect");
+    ping.wait_json(Duration::from_secs(5), "the dead verdict", |v| v["event"] == "dead");
+    let summary = ping.wait_json(Duration::from_secs(5), "the summary", |v| v["event"] == "summary");
+    assert_eq!(summary["alive"], false, "{summary}");
+    assert!(summary["answered"].as_u64().unwrap() >= 1);
+    assert_eq!(ping.wait_exit(Duration::from_secs(5)).code(), Some(1));
+}
+
+#[test]
+fn nothing_listening_is_dead_and_bad_arguments_are_usage_errors() {
+    // A port just closed: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (code, out) = run(&["ping", "--count", "1", "--timeout", "2s", &port.to_string()], PROBE);
+    assert_eq!(code, 1, "{out}");
+    let (code, _) = run(&["ping", "--interval", "soon", "127.0.0.1:1"], PROBE);
+    assert_eq!(code, 2);
+    let (code, _) = run(&["ping"], PROBE);
+    assert_eq!(code, 2);
+    let (code, out) = run(&["ping", "--help"], PROBE);
+    assert_eq!(code, 0);
+    assert!(out.contains("Examples:"), "{out}");
+}
+
+#[test]
+fn every_subcommand_has_help_with_an_example() {
+    for command in [
+        &["--help"][..],
+        &["ping", "--help"],
+        &["serve", "--help"],
+        &["announce", "--help"],
+        &["watch", "--help"],
+    ] {
+        let (code, out) = run(command, PROBE);
+        assert_eq!(code, 0, "{command:?}");
+        assert!(out.contains("Examples:\n  pulse "), "{command:?}: {out}");
+    }
+}

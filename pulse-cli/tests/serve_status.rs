@@ -1,0 +1,75 @@
+//! `pulse serve`'s status: from the file to HAProxy's agent line and to
+//! pulse peers in-band.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{agent_line, eventually, scratch, signal, write, Pulse};
+
+const CHANGE: Duration = Duration::from_secs(5);
+
+#[test]
+fn the_agent_line_follows_the_status_file() {
+    let dir = scratch("agent");
+    let status = dir.join("status");
+    let mut serve = Pulse::start(&[
+        "serve",
+        "127.0.0.1:0",
+        "--status-file",
+        status.to_str().unwrap(),
+        "--status-poll",
+        "50ms",
+        "--haproxy-agent",
+        "127.0.0.1:0",
+    ]);
+    let agent = serve.wait_addr("listening (haproxy-agent) on");
+    // No file yet: serving at full weight.
+    assert_eq!(agent_line(agent), "up ready 100%\n");
+    for (text, line) in [
+        ("draining\n", "drain\n"),
+        ("maintenance\n", "maint\n"),
+        ("down disk full\n", "ready down #disk full\n"),
+        ("serving 75%\n", "up ready 75%\n"),
+    ] {
+        write(&status, text);
+        eventually(CHANGE, line, || (agent_line(agent) == line).then_some(()));
+    }
+    // A line that makes no sense changes nothing.
+    write(&status, "asleep\n");
+    serve.wait_for(CHANGE, "the refusal", |line| {
+        line.contains("not understood").then_some(())
+    });
+    assert_eq!(agent_line(agent), "up ready 75%\n");
+    // USR1 drains without the file.
+    assert!(signal(serve.pid(), "USR1"));
+    eventually(CHANGE, "drain by signal", || {
+        (agent_line(agent) == "drain\n").then_some(())
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_peer_is_told_the_status_in_band() {
+    let dir = scratch("inband");
+    let status = dir.join("status");
+    write(&status, "draining\n");
+    let mut serve = Pulse::start(&[
+        "serve",
+        "127.0.0.1:0",
+        "--status-file",
+        status.to_str().unwrap(),
+        "--status-poll",
+        "50ms",
+    ]);
+    let addr = serve.wait_addr("listening (tcp) on").to_string();
+    let mut ping = Pulse::start(&["ping", "--json", "--interval", "200ms", &addr]);
+    ping.wait_json(CHANGE, "the draining status", |v| {
+        v["event"] == "status" && v["state"] == "draining" && v["weight"] == 0
+    });
+    write(&status, "serving 40%\n");
+    ping.wait_json(CHANGE, "the new status", |v| {
+        v["event"] == "status" && v["state"] == "serving" && v["weight"] == 40
+    });
+    let _ = std::fs::remove_dir_all(dir);
+}
