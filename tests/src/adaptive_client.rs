@@ -2,10 +2,13 @@
 //! over real sockets: what an application does with the adaptive interval
 //! (keep [`Session::learned`] when a connection ends, wait as [`Backoff`]
 //! says, give it to the next session with [`Session::set_learned`]), in a
-//! driver small enough to read at a glance. pulse-mio's and pulse-smol's
-//! clients do not yet hand a session's learned value in or out, so a test
-//! of learning across reconnects needs this one; it moves bytes and time
-//! with `pulse-driver`, as the adapters do, and decides nothing.
+//! driver small enough to read at a glance, over TCP or UDP alike. The
+//! adapters hand the learned value in and out too (pulse-mio's
+//! `Ctx::learned`/`set_learned`; pulse-smol's `ReconnectingClient` carries
+//! it over TCP by itself, see pulse-smol/tests/in_session.rs); this one
+//! records every connection's events for the properties of
+//! `adaptive_sockets.rs`, on both transports. It moves bytes and time with
+//! `pulse-driver`, as the adapters do, and decides nothing.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
