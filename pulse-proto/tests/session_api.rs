@@ -66,14 +66,16 @@ impl Pair {
     fn exchange(&mut self) {
         let datagram = self.client.config().transport == Transport::Datagram;
         for _ in 0..100 {
-            let to_server = self
-                .server_reads
-                .then(|| take(&mut self.client, self.now))
-                .unwrap_or_default();
-            let to_client = self
-                .client_reads
-                .then(|| take(&mut self.server, self.now))
-                .unwrap_or_default();
+            let to_server = if self.server_reads {
+                take(&mut self.client, self.now)
+            } else {
+                Vec::new()
+            };
+            let to_client = if self.client_reads {
+                take(&mut self.server, self.now)
+            } else {
+                Vec::new()
+            };
             if to_server.is_empty() && to_client.is_empty() {
                 break;
             }
