@@ -47,6 +47,10 @@ pub(crate) struct Conn<T> {
     /// waits until they are read (a verdict must never come with frames
     /// waiting).
     pub(crate) unread: bool,
+    /// Turns in a row its due timer waited for unread bytes. Bounded: a
+    /// peer that keeps its socket full must not keep its timer from ever
+    /// running (a slow reader's close, a close's timeout).
+    pub(crate) timer_waits: u32,
     pub(crate) value: Option<T>,
 }
 
@@ -181,6 +185,7 @@ impl<T> Core<T> {
             dirty: false,
             connecting,
             unread: false,
+            timer_waits: 0,
             value: Some(value()),
         });
         self.mark_dirty(index);

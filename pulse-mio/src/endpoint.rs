@@ -349,9 +349,12 @@ impl<H: Handler> Endpoint<H> {
     /// never mistaken for silence), then writes, hands the events to the
     /// handler, and sets each changed connection's one timer.
     pub fn process(&mut self) -> io::Result<()> {
+        // Carried from the last turn, so in no list now: one that has more
+        // still is carried again (a socket whose peer is blocked on a full
+        // buffer signals no new edge).
         for index in std::mem::take(&mut self.carried) {
-            if self.core.conns.get(index as usize).is_some_and(|c| c.unread) {
-                self.read(index);
+            if self.core.conns.get(index as usize).is_some_and(|c| c.unread) && self.core.read(index) {
+                self.read_again.push(index);
             }
         }
         for n in std::mem::take(&mut self.udp_carried) {
@@ -386,6 +389,8 @@ impl<H: Handler> Endpoint<H> {
         self.service_dirty()
     }
 
+    /// Reads a connection a readiness event named; one with more left is
+    /// carried to the next turn, unless already carried.
     fn read(&mut self, index: u32) {
         let queued = self.core.conns.get(index as usize).is_some_and(|c| c.unread);
         if self.core.read(index) && !queued {
@@ -421,13 +426,18 @@ impl<H: Handler> Endpoint<H> {
             };
             conn.timer = None;
             conn.slot.fired();
-            if conn.unread {
+            if conn.unread && conn.timer_waits < timer_waits_allowed(&self.core.config, &conn.session) {
                 // Frames may wait in its socket: read them first. Its read
                 // next turn marks it for service, which sets the timer
                 // again. (A peer that keeps it unread is sending: alive;
-                // its PINGs are answered as they are read.)
+                // its PINGs are answered as they are read.) No longer than
+                // it takes to read the largest frame, though: then a whole
+                // frame has been read this turn, or the peer sends less
+                // than a frame in all that time.
+                conn.timer_waits += 1;
                 continue;
             }
+            conn.timer_waits = 0;
             conn.session.handle_timeout(now);
             self.core.mark_dirty(index);
         }
@@ -522,4 +532,14 @@ fn range(tokens: Range<usize>) -> io::Result<Tokens> {
             format!("a token range of {len} has no room: an endpoint needs more than 129"),
         )
     })
+}
+
+/// Turns a due timer may wait for a connection's unread bytes: enough to
+/// read its largest frame at the per-turn budget, and one more.
+fn timer_waits_allowed(config: &crate::LoopConfig, session: &pulse_proto::Session) -> u32 {
+    let per_turn = config.reads_per_event.max(1).saturating_mul(pulse_driver::READ_BUFFER);
+    let largest = session.config().max_frame_len as usize + 16;
+    u32::try_from(largest.div_ceil(per_turn))
+        .unwrap_or(u32::MAX)
+        .saturating_add(1)
 }
