@@ -14,27 +14,25 @@ use bytes::Bytes;
 use pulse_mio::{ConnId, Ctx, EventLoop, Handler, LoopConfig};
 use pulse_proto::{CloseCode, Closed, Config};
 
-/// The example's binary, beside this test's: `cargo test` builds the
-/// examples, but not when asked for one test target, nor those that need
-/// a feature it was not given, so it is built then — for this test's
-/// target: a cross build's profile directory is in one named for the
-/// target, inside the target directory (whose root holds `CACHEDIR.TAG`).
+/// The example's binary, beside this test's, built afresh (a binary left
+/// from an earlier build would test old code): `cargo test` builds the
+/// examples, but not when asked for one test target, nor those that need a
+/// feature it was not given. It is built for this test's target: a cross
+/// build's profile directory is in one named for the target, inside the
+/// target directory (whose root holds `CACHEDIR.TAG`).
 fn example(name: &str) -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().unwrap().parent().unwrap();
-    let path = profile.join("examples").join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "pulse-mio", "--features", "monitor", "--example", name]);
-        let above = profile.parent().unwrap();
-        if above.parent().is_some_and(|root| root.join("CACHEDIR.TAG").exists()) {
-            build.arg("--target").arg(above.file_name().unwrap());
-        }
-        let status = build.status().expect("run cargo");
-        assert!(status.success(), "cannot build the {name} example");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", "pulse-mio", "--features", "monitor", "--example", name]);
+    let above = profile.parent().unwrap();
+    if above.parent().is_some_and(|root| root.join("CACHEDIR.TAG").exists()) {
+        build.arg("--target").arg(above.file_name().unwrap());
     }
-    path
+    let status = build.status().expect("run cargo");
+    assert!(status.success(), "cannot build the {name} example");
+    profile.join("examples").join(name)
 }
 
 #[derive(Default)]
