@@ -59,7 +59,10 @@ impl<T> Ctx<'_, T> {
     }
 
     /// Opens a connection to a pulse server; `value` is kept with it and
-    /// handed back by [`crate::Handler::on_close`] (also if it never opens).
+    /// handed back by [`crate::Handler::on_close`] (also if it never
+    /// opens). When the socket cannot even be started (an error returned
+    /// here), there is no connection: `value` is dropped and no callback
+    /// follows.
     ///
     /// ```
     /// # use pulse_mio::{ConnId, Ctx};
