@@ -1,0 +1,387 @@
+//! The session at its edges, frame by frame: the datagram handshake's lost
+//! and repeated messages, PING ids, the heartbeat schedule, and what an
+//! adaptive client asks for. Each test drives sessions by hand and reads
+//! the frames they send.
+
+use core::time::Duration;
+
+use bytes::Bytes;
+use pulse_proto::frame::{Frame, Hello, MAGIC};
+use pulse_proto::{
+    AdaptiveConfig, CloseCode, Config, Event, Instant, Learned, Role, Session, State, StreamDecoder, Transport,
+};
+
+const MS: Duration = Duration::from_millis(1);
+const SECOND: Duration = Duration::from_secs(1);
+
+fn at(ms: u64) -> Instant {
+    Instant::from_nanos(ms * 1_000_000)
+}
+
+/// Everything a session sends now, one entry per `poll_transmit`.
+fn take(session: &mut Session, now: Instant) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(bytes) = session.poll_transmit(now) {
+        out.push(bytes.to_vec());
+        let n = bytes.len();
+        session.advance_transmit(n);
+    }
+    out
+}
+
+/// The frames in what a session sent (stream or datagrams; magic skipped).
+fn frames(pieces: &[Vec<u8>]) -> Vec<Frame> {
+    let mut all = Vec::new();
+    for piece in pieces {
+        let mut wire = piece.clone();
+        if !wire.starts_with(&MAGIC) {
+            let mut with = MAGIC.to_vec();
+            with.extend_from_slice(&wire);
+            wire = with;
+        }
+        let mut decoder = StreamDecoder::new(1 << 20);
+        let mut input = Bytes::from(wire);
+        all.extend(std::iter::from_fn(|| decoder.decode(&mut input).ok().flatten()));
+    }
+    all
+}
+
+fn events(session: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| session.poll_event()).collect()
+}
+
+fn encode(frame: Frame) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    frame.encode(&mut bytes);
+    bytes
+}
+
+fn datagram() -> Config {
+    Config::new(Transport::Datagram).with_timing(SECOND, SECOND * 3)
+}
+
+fn stream() -> Config {
+    Config::default().with_timing(SECOND, SECOND * 3)
+}
+
+/// A stream server that accepted a HELLO for 1 s / 3 s at time zero.
+fn server_with_hello(config: Config) -> Session {
+    let mut server = Session::new(config, Role::Server, Instant::ZERO, 1).unwrap();
+    let mut hello = MAGIC.to_vec();
+    Frame::Hello(Hello {
+        version_min: 1,
+        version_max: 2,
+        interval_ms: 1000,
+        dead_timeout_ms: 3000,
+        max_frame_len: 1024,
+        attempt: 0,
+        cookie: None,
+    })
+    .encode(&mut hello);
+    server.handle_input(Instant::ZERO, &hello[..]);
+    take(&mut server, Instant::ZERO);
+    events(&mut server);
+    server
+}
+
+// The datagram handshake.
+
+#[test]
+fn a_lost_welcome_is_sent_again_when_the_hello_comes_again() {
+    let mut client = Session::new(datagram(), Role::Client, Instant::ZERO, 1).unwrap();
+    let mut server = Session::new(datagram(), Role::Server, Instant::ZERO, 2).unwrap();
+    let hello = take(&mut client, at(0));
+    for d in &hello {
+        server.handle_datagram(at(1), &d[..]);
+    }
+    assert_eq!(server.state(), State::Established);
+    let lost = take(&mut server, at(1));
+    assert!(frames(&lost).iter().any(|f| matches!(f, Frame::Welcome(_))));
+    // The WELCOME is lost; the client's retransmission comes when its timer
+    // says, and the server answers it with the WELCOME again.
+    let again = client.poll_timeout().unwrap();
+    assert!(again <= at(1_001), "{again:?}");
+    client.handle_timeout(again);
+    let hello_again = take(&mut client, again);
+    assert!(frames(&hello_again).iter().any(|f| matches!(f, Frame::Hello(_))));
+    for d in &hello_again {
+        server.handle_datagram(again, &d[..]);
+    }
+    let welcome_again = take(&mut server, again);
+    assert!(
+        frames(&welcome_again).iter().any(|f| matches!(f, Frame::Welcome(_))),
+        "{:?}",
+        frames(&welcome_again)
+    );
+    for d in &welcome_again {
+        client.handle_datagram(again, &d[..]);
+    }
+    assert_eq!(client.state(), State::Established);
+}
+
+#[test]
+fn a_repeated_hello_is_answered_no_faster_than_the_ping_spacing() {
+    let mut client = Session::new(datagram(), Role::Client, Instant::ZERO, 1).unwrap();
+    let mut server = Session::new(datagram(), Role::Server, Instant::ZERO, 2).unwrap();
+    let hello = take(&mut client, at(0));
+    for d in &hello {
+        server.handle_datagram(at(1), &d[..]);
+    }
+    take(&mut server, at(1));
+    // The same HELLO again at once (duplicated by the network): no answer.
+    for d in &hello {
+        server.handle_datagram(at(2), &d[..]);
+    }
+    assert!(frames(&take(&mut server, at(2))).is_empty());
+    // Once the spacing (500 ms here) has passed, it is answered.
+    for d in &hello {
+        server.handle_datagram(at(600), &d[..]);
+    }
+    assert!(frames(&take(&mut server, at(600)))
+        .iter()
+        .any(|f| matches!(f, Frame::Welcome(_))));
+}
+
+#[test]
+fn a_datagram_client_answers_a_retry_with_its_cookie_at_once() {
+    let mut client = Session::new(datagram(), Role::Client, Instant::ZERO, 1).unwrap();
+    take(&mut client, at(0));
+    let cookie = pulse_proto::frame::Cookie::new(&[7u8; 16]).unwrap();
+    let mut retry = MAGIC.to_vec();
+    Frame::Retry { attempt: 0, cookie }.encode(&mut retry);
+    client.handle_datagram(at(5), &retry[..]);
+    let answer = frames(&take(&mut client, at(5)));
+    let echoed = answer.iter().find_map(|f| match f {
+        Frame::Hello(h) => h.cookie,
+        _ => None,
+    });
+    assert_eq!(echoed, Some(cookie));
+    // And its next retransmission is timed afresh from the RTT it measured
+    // (5 ms), not from its first send.
+    let next = client.poll_timeout().unwrap();
+    assert!(next > at(5) && next <= at(5) + SECOND, "{next:?}");
+}
+
+#[test]
+fn a_stream_client_refuses_a_retry() {
+    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
+    take(&mut client, at(0));
+    let cookie = pulse_proto::frame::Cookie::new(&[7u8; 16]).unwrap();
+    let mut retry = MAGIC.to_vec();
+    Frame::Retry { attempt: 0, cookie }.encode(&mut retry);
+    client.handle_input(at(5), &retry[..]);
+    assert!(client.is_closed());
+    let closed = events(&mut client).into_iter().find_map(|e| match e {
+        Event::Closed(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn an_extension_frame_during_the_handshake_is_skipped() {
+    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
+    take(&mut client, at(0));
+    let mut input = MAGIC.to_vec();
+    input.extend_from_slice(&[0x81, 0x02, 0xAB, 0xCD]); // an unknown extension
+    client.handle_input(at(5), &input[..]);
+    assert_eq!(client.state(), State::Handshaking);
+    assert!(!client.is_closed());
+}
+
+#[test]
+fn the_handshake_gives_up_at_its_timeout_and_not_before() {
+    let config = stream().with_handshake_timeout(SECOND * 2);
+    let mut client = Session::new(config, Role::Client, Instant::ZERO, 1).unwrap();
+    take(&mut client, at(0));
+    let mut now = at(0);
+    for _ in 0..100 {
+        let Some(next) = client.poll_timeout() else { break };
+        now = next;
+        client.handle_timeout(now);
+        take(&mut client, now);
+        if client.is_closed() {
+            break;
+        }
+    }
+    assert!(client.is_closed());
+    assert_eq!(now, at(2_000));
+    let closed = events(&mut client).into_iter().find_map(|e| match e {
+        Event::Closed(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(closed.unwrap().code, CloseCode::HANDSHAKE_TIMEOUT);
+}
+
+#[test]
+fn a_version_range_the_server_cannot_meet_is_refused() {
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 1).unwrap();
+    let mut hello = MAGIC.to_vec();
+    Frame::Hello(Hello {
+        version_min: 3,
+        version_max: 4,
+        interval_ms: 1000,
+        dead_timeout_ms: 3000,
+        max_frame_len: 1024,
+        attempt: 0,
+        cookie: None,
+    })
+    .encode(&mut hello);
+    server.handle_input(at(0), &hello[..]);
+    assert!(server.is_closed());
+    let closed = events(&mut server).into_iter().find_map(|e| match e {
+        Event::Closed(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(closed.unwrap().code, CloseCode::UNSUPPORTED_VERSION);
+}
+
+// PING ids and PONGs.
+
+#[test]
+fn a_ping_is_answered_with_a_pong_of_its_id() {
+    let mut server = server_with_hello(stream());
+    server.handle_input(at(100), &encode(Frame::Ping { id: 1 })[..]);
+    let sent = frames(&take(&mut server, at(100)));
+    assert!(sent.iter().any(|f| matches!(f, Frame::Pong { id: 1, .. })), "{sent:?}");
+}
+
+#[test]
+fn a_stale_ping_closes_a_stream_but_is_ignored_on_datagrams() {
+    let mut server = server_with_hello(stream());
+    server.handle_input(at(100), &encode(Frame::Ping { id: 5 })[..]);
+    server.handle_input(at(700), &encode(Frame::Ping { id: 5 })[..]);
+    assert!(server.is_closed());
+
+    let mut client = Session::new(datagram(), Role::Client, Instant::ZERO, 1).unwrap();
+    let mut server = Session::new(datagram(), Role::Server, Instant::ZERO, 2).unwrap();
+    for d in take(&mut client, at(0)) {
+        server.handle_datagram(at(1), &d[..]);
+    }
+    take(&mut server, at(1));
+    server.handle_datagram(at(100), &encode(Frame::Ping { id: 5 })[..]);
+    server.handle_datagram(at(700), &encode(Frame::Ping { id: 5 })[..]);
+    assert!(!server.is_closed());
+    assert_eq!(server.state(), State::Established);
+    // The stale one got no PONG.
+    let pongs = frames(&take(&mut server, at(700)))
+        .into_iter()
+        .filter(|f| matches!(f, Frame::Pong { .. }))
+        .count();
+    assert_eq!(pongs, 1);
+}
+
+#[test]
+fn only_the_pong_of_the_ping_in_flight_gives_an_rtt() {
+    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 2).unwrap();
+    for d in take(&mut client, at(0)) {
+        server.handle_input(at(0), &d[..]);
+    }
+    for d in take(&mut server, at(0)) {
+        client.handle_input(at(0), &d[..]);
+    }
+    events(&mut client);
+    // Run the client to its first PING.
+    let first = client.poll_timeout().unwrap();
+    client.handle_timeout(first);
+    let ping = frames(&take(&mut client, first));
+    let id = ping
+        .iter()
+        .find_map(|f| match f {
+            Frame::Ping { id } => Some(*id),
+            _ => None,
+        })
+        .expect("a PING");
+    // A PONG for some other id: no sample.
+    client.handle_input(first + MS * 5, &encode(Frame::Pong { id: id + 7, hold_us: 0 })[..]);
+    assert!(!events(&mut client).iter().any(|e| matches!(e, Event::Rtt(_))));
+    client.handle_input(first + MS * 10, &encode(Frame::Pong { id, hold_us: 0 })[..]);
+    let rtt = events(&mut client).into_iter().find_map(|e| match e {
+        Event::Rtt(s) => Some(s.rtt),
+        _ => None,
+    });
+    assert_eq!(rtt, Some(MS * 10));
+}
+
+// The heartbeat schedule.
+
+#[test]
+fn an_idle_client_pings_about_once_an_interval() {
+    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 2).unwrap();
+    let mut now = at(0);
+    let mut pings = 0;
+    for _ in 0..10_000 {
+        for d in take(&mut client, now) {
+            pings += frames(std::slice::from_ref(&d))
+                .iter()
+                .filter(|f| matches!(f, Frame::Ping { .. }))
+                .count();
+            server.handle_input(now, &d[..]);
+        }
+        for d in take(&mut server, now) {
+            client.handle_input(now, &d[..]);
+        }
+        let next = [client.poll_timeout(), server.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap();
+        if next > at(60_000) {
+            break;
+        }
+        now = now.max(next);
+        for end in [&mut client, &mut server] {
+            if end.poll_timeout().is_some_and(|t| t <= now) {
+                end.handle_timeout(now);
+            }
+        }
+    }
+    // 60 s at 1 s, jittered by up to 10 % either way.
+    assert!((54..=67).contains(&pings), "{pings} PINGs in 60 s");
+}
+
+// What an adaptive client asks for.
+
+#[test]
+fn an_adaptive_client_asks_for_the_timeout_factor_times_its_interval() {
+    let mut adaptive = AdaptiveConfig::default();
+    adaptive.start = SECOND * 11;
+    let config = stream().with_adaptive(Some(adaptive));
+    let mut client = Session::new(config, Role::Client, Instant::ZERO, 1).unwrap();
+    client.set_learned(Learned {
+        good_ms: 2_200,
+        ..Learned::default()
+    });
+    let hello = frames(&take(&mut client, at(0)));
+    let asked = hello.iter().find_map(|f| match f {
+        Frame::Hello(h) => Some((h.interval_ms, h.dead_timeout_ms)),
+        _ => None,
+    });
+    // A 2.2 s gap at 10 % jitter: 2 s, and three times that to die.
+    assert_eq!(asked, Some((2_000, 6_000)));
+}
+
+#[test]
+fn a_server_refuses_a_hello_whose_frames_would_be_too_small() {
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 1).unwrap();
+    let mut hello = MAGIC.to_vec();
+    Frame::Hello(Hello {
+        version_min: 1,
+        version_max: 2,
+        interval_ms: 1000,
+        dead_timeout_ms: 3000,
+        max_frame_len: 100,
+        attempt: 0,
+        cookie: None,
+    })
+    .encode(&mut hello);
+    server.handle_input(at(0), &hello[..]);
+    assert!(server.is_closed());
+    let closed = events(&mut server).into_iter().find_map(|e| match e {
+        Event::Closed(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
+}
