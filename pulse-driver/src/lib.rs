@@ -56,3 +56,5 @@ pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};
 pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
 pub use timer::{Arm, TimerSlot};
+#[cfg(feature = "monitor")]
+pub mod monitor;
