@@ -88,6 +88,8 @@ mod connection;
 mod driver;
 mod error;
 mod halves;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 mod open;
 mod reconnect;
 mod retry;
