@@ -9,7 +9,9 @@
 //! The bounds are those of `monitor_mio.rs` (`pulse_tests::monitor_bounds`):
 //! three times the detection time the configuration gives, from the moment
 //! the target was killed, frozen or restarted to the monitor's own time of
-//! the transition; every wait is bounded.
+//! the transition; every wait is bounded. Each moment is read just before
+//! the act: the driver runs on another thread, and may stamp a transition
+//! before the test's thread reads the clock after it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -40,6 +42,8 @@ const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
 /// reported.
 struct Rig {
     watcher: Watcher,
+    /// When the rig was made: before any of its transitions.
+    born: Instant,
     transitions: Vec<Transition>,
     _driver: smol::Task<()>,
 }
@@ -50,6 +54,7 @@ impl Rig {
         let (watcher, driver) = watch(WatchConfig::default(), monitor);
         Rig {
             watcher,
+            born: Instant::now(),
             transitions: Vec::new(),
             _driver: smol::spawn(driver),
         }
@@ -114,18 +119,18 @@ fn a_killed_tcp_target_goes_down_within_its_bound_and_comes_back_after_rise_chec
         .watcher
         .add_target(TargetSpec::checked(pool, tcp), Some(addr))
         .unwrap();
-    rig.until(id, Health::Up, Instant::now());
+    rig.until(id, Health::Up, rig.born);
     let healthy: Vec<TargetId> = rig.watcher.healthy(pool).iter().map(|(t, _)| *t).collect();
     assert_eq!(healthy, vec![id]);
 
-    drop(target); // killed: connects are refused
     let killed = Instant::now();
+    drop(target); // killed: connects are refused
     let down = rig.until(id, Health::Down, killed);
     assert_eq!(checks(&down), (config.fall, CheckResult::Refused));
     within(&down, killed, down_when_failing_at_once(&config) * 3, "the kill");
 
-    let _target = Peer::start(TARGET, &["tcp", "16", &addr.to_string()]);
     let restarted = Instant::now();
+    let _target = Peer::start(TARGET, &["tcp", "16", &addr.to_string()]);
     let up = rig.until(id, Health::Up, restarted);
     assert_eq!(checks(&up), (config.rise, CheckResult::Passed(None)));
     within(&up, restarted, up_after_rise(&config) * 3, "the restart");
@@ -144,13 +149,13 @@ fn a_frozen_http_target_goes_down_within_its_bound_and_comes_back_after_rise_che
         .watcher
         .add_target(TargetSpec::checked(pool, http), target.addr)
         .unwrap();
-    let up = rig.until(id, Health::Up, Instant::now());
+    let up = rig.until(id, Health::Up, rig.born);
     assert_eq!(checks(&up).1, CheckResult::Passed(Some(200)));
 
     // Frozen, its kernel still accepts connects into the backlog, and no
     // answer ever comes: each check times out.
-    target.freeze();
     let frozen = Instant::now();
+    target.freeze();
     let down = rig.until(id, Health::Down, frozen);
     assert_eq!(checks(&down), (config.fall, CheckResult::TimedOut));
     within(&down, frozen, down_when_timing_out(&config) * 3, "the freeze");
@@ -160,8 +165,8 @@ fn a_frozen_http_target_goes_down_within_its_bound_and_comes_back_after_rise_che
         (Health::Down, Some(CheckResult::TimedOut))
     );
 
-    target.thaw();
     let thawed = Instant::now();
+    target.thaw();
     let up = rig.until(id, Health::Up, thawed);
     assert_eq!(checks(&up), (config.rise, CheckResult::Passed(Some(200))));
     within(&up, thawed, up_after_rise(&config) * 3, "the thaw");
@@ -189,10 +194,10 @@ fn an_http_target_answering_503_goes_down_within_its_bound_and_comes_back_after_
         .watcher
         .add_target(TargetSpec::checked(pool, http), target.addr)
         .unwrap();
-    rig.until(id, Health::Up, Instant::now());
+    rig.until(id, Health::Up, rig.born);
 
-    assert_eq!(target.ask("status 503"), "status 503");
     let unavailable = Instant::now();
+    assert_eq!(target.ask("status 503"), "status 503");
     let down = rig.until(id, Health::Down, unavailable);
     assert_eq!(checks(&down), (config.fall, CheckResult::UnexpectedStatus(503)));
     within(
@@ -203,8 +208,8 @@ fn an_http_target_answering_503_goes_down_within_its_bound_and_comes_back_after_
     );
     assert!(rig.watcher.healthy(pool).is_empty());
 
-    assert_eq!(target.ask("status 200"), "status 200");
     let available = Instant::now();
+    assert_eq!(target.ask("status 200"), "status 200");
     let up = rig.until(id, Health::Up, available);
     assert_eq!(checks(&up), (config.rise, CheckResult::Passed(Some(200))));
     within(&up, available, up_after_rise(&config) * 3, "the 200s came back");
@@ -228,31 +233,31 @@ fn announced_rig() -> (Rig, SocketAddr, TargetId, Peer) {
 #[test]
 fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_and_comes_back_when_it_announces() {
     let (mut rig, to, id, service) = announced_rig();
-    let up = rig.until(id, Health::Up, Instant::now());
+    let up = rig.until(id, Health::Up, rig.born);
     assert_eq!(up.reason, Reason::Announced);
     // Ten announcements, so the detector has learned their rhythm.
     rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
 
-    drop(service);
     let killed = Instant::now();
+    drop(service);
     let down = rig.until(id, Health::Down, killed);
     assert!(matches!(down.reason, Reason::Suspicion { .. }), "{:?}", down.reason);
     within(&down, killed, silent_down_bound(), "the kill");
 
     // Restarted: a newer incarnation, up at its first announcement.
-    let service = announcer(TARGET, to, 7, 2, KEY);
     let restarted = Instant::now();
+    let service = announcer(TARGET, to, 7, 2, KEY);
     let up = rig.until(id, Health::Up, restarted);
     assert_eq!(up.reason, Reason::Announced);
     within(&up, restarted, Duration::from_millis(3 * ANNOUNCE_MS), "the restart");
     rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
 
-    service.freeze();
     let frozen = Instant::now();
+    service.freeze();
     let down = rig.until(id, Health::Down, frozen);
     within(&down, frozen, silent_down_bound(), "the freeze");
-    service.thaw();
     let thawed = Instant::now();
+    service.thaw();
     let up = rig.until(id, Health::Up, thawed);
     within(&up, thawed, Duration::from_millis(3 * ANNOUNCE_MS), "the thaw");
     let stats = rig.watcher.monitor_stats();
@@ -267,13 +272,13 @@ fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_an
 #[test]
 fn announcements_with_a_wrong_key_are_rejected_counted_and_keep_no_dead_service_alive() {
     let (mut rig, to, id, service) = announced_rig();
-    rig.until(id, Health::Up, Instant::now());
+    rig.until(id, Health::Up, rig.born);
     rig.run_for(Duration::from_millis(10 * ANNOUNCE_MS));
 
     // The service dies; someone keeps announcing it, newer than anything
     // it sent, every 50 ms, with a wrong key.
-    drop(service);
     let killed = Instant::now();
+    drop(service);
     let spoofer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let wrong = AnnounceKey::new(b"a guess");
     let (mut forged, mut next) = (0u64, Instant::now());
@@ -326,7 +331,7 @@ fn a_pulse_smol_connection_is_a_target_and_its_frozen_peer_goes_down_at_its_dead
     smol::spawn(driver).detach();
     let _follow = smol::spawn(rig.watcher.follow(target, conn));
 
-    let up = rig.until(target, Health::Up, Instant::now());
+    let up = rig.until(target, Health::Up, rig.born);
     assert_eq!(up.reason, Reason::Peer(PeerSignal::Connected));
     // A second of heartbeats: their round trips reach the monitor, and
     // nothing else is sent.
@@ -342,39 +347,38 @@ fn a_pulse_smol_connection_is_a_target_and_its_frozen_peer_goes_down_at_its_dead
 
     // Frozen: the session's dead-peer verdict comes at the timeout after
     // the last frame heard, which came before the freeze.
-    server.freeze();
     let frozen = Instant::now();
+    server.freeze();
     let down = rig.until(target, Health::Down, frozen);
     assert_eq!(down.reason, Reason::Peer(PeerSignal::Dead));
     within(&down, frozen, Duration::from_millis(3 * DEAD_MS), "the freeze");
     server.thaw();
 }
 
-/// The balancer example's binary, beside this test's: `cargo test` builds
-/// the examples, but not when asked for one test target, so it is built
-/// then, with the feature it needs.
+/// The balancer example's binary, beside this test's, built first (a
+/// no-op when fresh): `cargo test` builds the examples, but not when asked
+/// for one test target, and a binary built before the last edit would
+/// test old code.
 fn balancer_example() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile = exe.parent().unwrap().parent().unwrap();
-    let path = profile.join("examples").join("balancer");
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "-p",
-                "pulse-smol",
-                "--features",
-                "monitor",
-                "--example",
-                "balancer",
-            ])
-            .args(pulse_tests::bins::profile_args(profile))
-            .status()
-            .expect("run cargo");
-        assert!(status.success(), "cannot build the balancer example");
-    }
-    path
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "pulse-smol",
+            "--features",
+            "monitor",
+            "--example",
+            "balancer",
+        ])
+        .args(pulse_tests::bins::profile_args(profile))
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cannot build the balancer example");
+    profile.join("examples").join("balancer")
 }
 
 /// A backend in a thread: answers every connection's request with its
