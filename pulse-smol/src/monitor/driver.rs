@@ -14,7 +14,7 @@ use pulse_driver::{clock, Arm, TimerSlot};
 use pulse_monitor::ProbeOutcome;
 use slab::Slab;
 
-use super::watcher::{Shared, State};
+use super::shared::{Shared, State};
 
 /// Turns of the loop per poll before yielding to other tasks.
 const TURNS_PER_POLL: usize = 8;
@@ -151,8 +151,9 @@ impl WatchDriver {
                 return self.end(core, slot as usize, outcome);
             }
         }
-        // Still going: look again at the next wake-up of the driver.
+        // Still going: look again after the others had their turn.
         self.shared.ready.push(slot);
+        self.shared.ready.driver.wake();
     }
 
     /// Drops a probe's connection, reporting `outcome` if there is one.

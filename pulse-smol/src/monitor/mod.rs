@@ -47,6 +47,7 @@
 
 mod driver;
 mod ready;
+mod shared;
 mod watcher;
 
 pub use driver::WatchDriver;

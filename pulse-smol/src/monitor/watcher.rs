@@ -4,9 +4,9 @@
 
 use std::future::Future;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use async_io::Async;
 use pulse_driver::monitor::{bind_announce_socket, WatchConfig, WatchCore, WatchStats};
@@ -17,44 +17,11 @@ use pulse_monitor::{
 use pulse_proto::{Closed, Status};
 
 use super::driver::WatchDriver;
-use super::ready::Ready;
+use super::shared::{AnnounceSocket, Shared, State};
 use crate::Connection;
 
 /// The most announcement sockets one monitor reads.
 pub const MAX_ANNOUNCE_SOCKETS: usize = 64;
-
-/// A monitor's state, shared by its [`Watcher`] handles and its driver.
-pub(crate) struct Shared {
-    state: Mutex<State>,
-    /// Probe sockets that woke, and the driver's waker (handles wake it
-    /// after any change to the monitor).
-    pub(crate) ready: Arc<Ready>,
-    /// Driver to handles: the monitor may have events.
-    pub(crate) events: event_listener::Event,
-    handles: AtomicUsize,
-}
-
-pub(crate) struct State {
-    pub(crate) core: WatchCore,
-    pub(crate) sockets: Vec<AnnounceSocket>,
-}
-
-/// An announcement socket and what it may still read this turn.
-pub(crate) struct AnnounceSocket {
-    pub(crate) socket: Async<UdpSocket>,
-    pub(crate) budget: usize,
-}
-
-impl Shared {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic elsewhere must not take the monitor down with it.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    pub(crate) fn has_handles(&self) -> bool {
-        self.handles.load(Ordering::Acquire) > 0
-    }
-}
 
 /// Runs `monitor`: hands back a [`Watcher`], the handle to add targets and
 /// read transitions, snapshots and healthy sets with, and the
@@ -154,6 +121,16 @@ impl Watcher {
     /// bound. Call it again with the same address for more sockets on one
     /// port (`SO_REUSEPORT` where the system has it), or with other
     /// addresses; at most [`MAX_ANNOUNCE_SOCKETS`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let to = watcher.listen_announcements("127.0.0.1:0".parse().unwrap())?;
+    /// println!("services announce to UDP {to}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn listen_announcements(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
         let mut state = self.shared.lock();
         if state.sockets.len() >= MAX_ANNOUNCE_SOCKETS {
@@ -170,17 +147,45 @@ impl Watcher {
     }
 
     /// Adds a pool ([`Monitor::add_pool`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let backends = watcher.add_pool();
+    /// assert!(watcher.healthy(backends).is_empty());
+    /// ```
     pub fn add_pool(&self) -> PoolId {
         self.change(|core| core.monitor_mut().add_pool())
     }
 
     /// Adds a check that targets can share ([`Monitor::add_check`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// use pulse_monitor::{Check, HttpCheck};
+    ///
+    /// let tcp = watcher.add_check(Check::Tcp);
+    /// let http = watcher.add_check(Check::Http(HttpCheck::get("/health").unwrap().expect(200..=299)));
+    /// ```
     pub fn add_check(&self, check: Check) -> CheckId {
         self.change(|core| core.monitor_mut().add_check(check))
     }
 
     /// Accepts announcements authenticated with `key`
     /// ([`Monitor::add_announce_key`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// watcher.add_announce_key(pulse_monitor::AnnounceKey::new(b"the fleet's secret"));
+    /// ```
     pub fn add_announce_key(&self, key: AnnounceKey) {
         self.change(|core| core.monitor_mut().add_announce_key(key));
     }
@@ -189,11 +194,36 @@ impl Watcher {
     /// checked targets and for announced ones confirmed by a check (a probe
     /// of a target without one is reported unreachable); announced targets
     /// and pulse peers need none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// use pulse_monitor::{Check, TargetSpec};
+    ///
+    /// let pool = watcher.add_pool();
+    /// let tcp = watcher.add_check(Check::Tcp);
+    /// let backend = watcher.add_target(TargetSpec::checked(pool, tcp), Some("127.0.0.1:9001".parse().unwrap()));
+    /// let worker = watcher.add_target(TargetSpec::announced(pool, 42), None);
+    /// assert!(backend.is_ok() && worker.is_ok());
+    /// ```
     pub fn add_target(&self, spec: TargetSpec, addr: Option<SocketAddr>) -> Result<TargetId, TargetError> {
         self.change(|core| core.add_target(spec, addr))
     }
 
     /// Removes a target; its probe, if one runs, is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let pool = watcher.add_pool();
+    /// let worker = watcher.add_target(pulse_monitor::TargetSpec::announced(pool, 42), None).unwrap();
+    /// assert!(watcher.remove_target(worker));
+    /// assert!(watcher.snapshot(worker).is_none());
+    /// ```
     pub fn remove_target(&self, target: TargetId) -> bool {
         self.change(|core| core.remove_target(target))
     }
@@ -204,6 +234,28 @@ impl Watcher {
     /// health, with no traffic of the monitor's own. An application that
     /// reads its connection forwards each event here; one that keeps the
     /// connection only for its health hands it to [`Watcher::follow`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # smol::block_on(async {
+    /// let pool = watcher.add_pool();
+    /// let backend = watcher.add_target(pulse_monitor::TargetSpec::peer(pool), None).unwrap();
+    /// let (conn, conn_driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
+    /// smol::spawn(conn_driver).detach();
+    /// loop {
+    ///     let event = conn.recv().await;
+    ///     watcher.handle_peer_event(backend, &event);
+    ///     match event {
+    ///         pulse_smol::Event::Message { tag, payload } => println!("{tag}: {payload:?}"),
+    ///         pulse_smol::Event::Closed(_) => break,
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
     pub fn handle_peer_event(&self, target: TargetId, event: &pulse_proto::Event) {
         self.change(|core| core.handle_peer_event(target, event));
     }
@@ -242,6 +294,18 @@ impl Watcher {
     }
 
     /// A target's own report of its status, from any channel you have.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// use pulse_proto::Status;
+    ///
+    /// let pool = watcher.add_pool();
+    /// let worker = watcher.add_target(pulse_monitor::TargetSpec::announced(pool, 42), None).unwrap();
+    /// watcher.handle_status(worker, Status::default());
+    /// ```
     pub fn handle_status(&self, target: TargetId, status: Status) {
         self.change(|core| core.handle_status(target, status));
     }
@@ -252,6 +316,24 @@ impl Watcher {
     ///
     /// Cancel safety: cancel-safe. An event is taken in the poll that
     /// returns it.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # smol::block_on(async {
+    /// use pulse_monitor::Event;
+    ///
+    /// loop {
+    ///     match watcher.recv().await {
+    ///         Event::Transition(t) => println!("{}: {} -> {} ({:?})", t.target, t.from, t.to, t.reason),
+    ///         Event::PoolChanged(pool) => println!("healthy: {:?}", watcher.healthy(pool)),
+    ///         _ => {}
+    ///     }
+    /// }
+    /// # });
+    /// ```
     pub async fn recv(&self) -> Event {
         loop {
             let arrived = self.shared.events.listen();
@@ -263,39 +345,105 @@ impl Watcher {
     }
 
     /// The monitor's next event, if one is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// while let Some(event) = watcher.try_recv() {
+    ///     println!("{event:?}");
+    /// }
+    /// ```
     pub fn try_recv(&self) -> Option<Event> {
         self.shared.lock().core.monitor_mut().poll_event()
     }
 
     /// A target's snapshot (health, last result, RTT, suspicion, penalty,
     /// time in state), or `None` for a removed target.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let pool = watcher.add_pool();
+    /// let worker = watcher.add_target(pulse_monitor::TargetSpec::announced(pool, 42), None).unwrap();
+    /// let snapshot = watcher.snapshot(worker).unwrap();
+    /// assert_eq!(snapshot.health, pulse_monitor::Health::Unknown);
+    /// ```
     pub fn snapshot(&self, target: TargetId) -> Option<Snapshot> {
         self.shared.lock().core.monitor().snapshot(target)
     }
 
     /// A pool's healthy set, with weights: where a load balancer sends
     /// traffic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let pool = watcher.add_pool();
+    /// for (target, weight) in watcher.healthy(pool) {
+    ///     println!("{target} takes {weight} shares");
+    /// }
+    /// ```
     pub fn healthy(&self, pool: PoolId) -> Vec<(TargetId, u32)> {
         self.shared.lock().core.monitor().healthy(pool).collect()
     }
 
     /// A pool's summary ([`Monitor::pool`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let pool = watcher.add_pool();
+    /// println!("{:?}", watcher.pool(pool).unwrap());
+    /// ```
     pub fn pool(&self, pool: PoolId) -> Option<PoolSummary> {
         self.shared.lock().core.monitor().pool(pool)
     }
 
     /// What the monitor took and rejected: announcements, forged or stale
     /// ones, probes, timeouts.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let stats = watcher.monitor_stats();
+    /// println!("{} announcements taken, {} forged", stats.announcements, stats.bad_tag);
+    /// ```
     pub fn monitor_stats(&self) -> Stats {
         *self.shared.lock().core.monitor().stats()
     }
 
     /// Counters of the driver's own work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// println!("{} probe connections opened", watcher.stats().probes);
+    /// ```
     pub fn stats(&self) -> WatchStats {
         self.shared.lock().core.stats()
     }
 
     /// Probe connections open now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// assert_eq!(watcher.probes(), 0);
+    /// ```
     pub fn probes(&self) -> usize {
         self.shared.lock().core.probes()
     }
@@ -303,6 +451,15 @@ impl Watcher {
     /// Runs `f` on the monitor itself, for what this handle does not
     /// offer. Add and remove targets through the handle, which keeps their
     /// addresses.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// let score = watcher.with_monitor(|monitor| monitor.local_score());
+    /// assert_eq!(score, 0);
+    /// ```
     pub fn with_monitor<R>(&self, f: impl FnOnce(&mut Monitor) -> R) -> R {
         self.change(|core| f(core.monitor_mut()))
     }
