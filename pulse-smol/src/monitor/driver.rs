@@ -94,10 +94,12 @@ impl WatchDriver {
                 }
             }
         }
-        self.shared.ready.take(&mut self.woken);
-        for slot in std::mem::take(&mut self.woken) {
+        let mut woken = std::mem::take(&mut self.woken);
+        self.shared.ready.take(&mut woken);
+        for &slot in &woken {
             self.poll_probe(core, slot);
         }
+        self.woken = woken;
         core.run_timers(unread);
         while let Some(action) = core.poll_action() {
             match action {

@@ -263,7 +263,8 @@ impl Watcher {
     /// Reads `conn`'s events and hands each to the monitor as `target`'s
     /// ([`Watcher::handle_peer_event`]) until the connection closes;
     /// returns how it closed. Messages the peer sends are dropped: give it
-    /// a connection kept for its health, and spawn the future.
+    /// a connection kept for its health, and spawn the future. It holds a
+    /// handle: the monitor's driver runs while it does.
     ///
     /// # Examples
     ///
