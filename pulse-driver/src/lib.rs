@@ -18,6 +18,9 @@
 //! - [`Counters`]: aggregate counters a program can read for its metrics;
 //! - [`log`]: the `tracing` events an operator needs, the same from every
 //!   adapter.
+//! - with the `monitor` feature, `monitor`: what a pulse-monitor driver
+//!   does on any runtime (probe connections, announcement sockets, the
+//!   bookkeeping around the monitor), used by pulse-mio and pulse-smol.
 //!
 //! ## A driver, in full
 //!
@@ -56,3 +59,5 @@ pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};
 pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
 pub use timer::{Arm, TimerSlot};
+#[cfg(feature = "monitor")]
+pub mod monitor;

@@ -18,6 +18,10 @@
 //!   reporting each step;
 //! - [`counters`] for metrics, and `tracing` events (targets `pulse::conn`
 //!   and `pulse::accept`, see [`pulse_driver::log`]).
+//! - with the `monitor` feature, `monitor`: fleet health checks
+//!   (pulse-monitor) driven by a future — TCP and HTTP probes, UDP
+//!   announcements, pulse connections as targets — and each pool's healthy
+//!   set for a load balancer (example `balancer`).
 //!
 //! Every protocol decision is made by `pulse-proto`'s `Session`; the steps
 //! every driver takes (writing, reading, the timer rule, UDP demultiplexing)
@@ -89,6 +93,8 @@ mod driver;
 mod error;
 mod halves;
 mod in_session;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 mod open;
 mod reconnect;
 mod retry;

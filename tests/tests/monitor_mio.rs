@@ -23,50 +23,14 @@ use pulse_monitor::{
     TargetSpec, Transition,
 };
 use pulse_proto::{Closed, Event, Status};
+use pulse_tests::monitor_bounds::{
+    announcer, checks, config, down_when_failing_at_once, down_when_timing_out, silent_down_bound, up_after_rise,
+    within, ANNOUNCE_MS, KEY, PATIENCE,
+};
 use pulse_tests::peer::Peer;
 
 const TARGET: &str = env!("CARGO_BIN_EXE_pulse-target");
 const PEER: &str = env!("CARGO_BIN_EXE_pulse-peer");
-const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Checks every 500 ms, 125 ms while changing, a 250 ms timeout, rise 2,
-/// fall 3, ±10 % jitter. No flap damping, panic or correlated-failure
-/// guard: each test watches one target's own transitions.
-fn config() -> Config {
-    let mut config = Config::lan();
-    config.interval = Duration::from_millis(500);
-    config.fast_interval = Duration::from_millis(125);
-    config.down_interval = Duration::from_millis(500);
-    config.timeout = Duration::from_millis(250);
-    config.rise = 2;
-    config.fall = 3;
-    config.damping = None;
-    config.correlated_share = 100;
-    config.panic_threshold = 0;
-    config
-}
-
-/// `d` at the top of its jitter.
-fn jittered(config: &Config, d: Duration) -> Duration {
-    d * (100 + u32::from(config.jitter_percent)) / 100
-}
-
-/// Down after `fall` failed checks, each failing as soon as it runs: the
-/// next check comes within an interval, the others a fast interval apart.
-fn down_when_failing_at_once(config: &Config) -> Duration {
-    jittered(config, config.interval) + jittered(config, config.fast_interval) * (u32::from(config.fall) - 1)
-}
-
-/// Down after `fall` checks that each wait out the timeout.
-fn down_when_timing_out(config: &Config) -> Duration {
-    down_when_failing_at_once(config) + config.timeout * u32::from(config.fall)
-}
-
-/// Up after `rise` passing checks of a target that was down.
-fn up_after_rise(config: &Config) -> Duration {
-    jittered(config, config.down_interval) + jittered(config, config.fast_interval) * (u32::from(config.rise) - 1)
-}
-
 /// A watcher in a `Poll` of its own, and every transition it reported.
 struct Rig {
     poll: Poll,
@@ -129,27 +93,6 @@ impl Rig {
         while Instant::now() < until {
             self.turn();
         }
-    }
-}
-
-/// How long after `since` the transition came.
-fn after(t: &Transition, since: Instant) -> Duration {
-    clock::to_std(t.at).saturating_duration_since(since)
-}
-
-/// Asserts that `t` came within `bound` of `since`, and says when it came
-/// (`--nocapture` shows it).
-fn within(t: &Transition, since: Instant, bound: Duration, what: &str) {
-    let took = after(t, since);
-    eprintln!("{}: {} {took:?} after {what} (bound {bound:?})", t.target, t.to);
-    assert!(took <= bound, "{} {took:?} after {what} (bound {bound:?})", t.to);
-}
-
-/// The checks that took a target down or up: `(count, last result)`.
-fn checks(t: &Transition) -> (u8, CheckResult) {
-    match t.reason {
-        Reason::Checks { count, last } => (count, last),
-        other => panic!("not a verdict of checks: {other:?}"),
     }
 }
 
@@ -250,28 +193,6 @@ fn an_http_target_answering_503_goes_down_within_its_bound_and_comes_back_after_
     within(&up, available, bound, "the 200s came back");
 }
 
-/// Announcements every 200 ms.
-const ANNOUNCE_MS: u64 = 200;
-
-/// With the monitor's defaults (acceptable pause one interval, minimum
-/// deviation a quarter, down at φ 8) a silent service is down 3.3
-/// intervals after its last announcement (`pulse_monitor::Config`).
-fn silent_down_bound() -> Duration {
-    Duration::from_millis(ANNOUNCE_MS) * 33 / 10 * 3
-}
-
-fn announcer(monitor: SocketAddr, service: u64, incarnation: u32, key: &str) -> Peer {
-    let (monitor, service, interval, incarnation) = (
-        monitor.to_string(),
-        service.to_string(),
-        ANNOUNCE_MS.to_string(),
-        incarnation.to_string(),
-    );
-    Peer::start(TARGET, &["announce", &monitor, &service, &interval, &incarnation, key])
-}
-
-const KEY: &str = "the fleet's secret";
-
 /// A rig that requires `KEY`, with service 7 as a target, announcing (its
 /// first incarnation) to the rig's socket; returns the socket's address.
 fn announced_rig() -> (Rig, SocketAddr, TargetId, Peer) {
@@ -285,7 +206,7 @@ fn announced_rig() -> (Rig, SocketAddr, TargetId, Peer) {
         .unwrap();
     let pool = rig.watcher.monitor_mut().add_pool();
     let id = rig.watcher.add_target(TargetSpec::announced(pool, 7), None).unwrap();
-    let service = announcer(to, 7, 1, KEY);
+    let service = announcer(TARGET, to, 7, 1, KEY);
     (rig, to, id, service)
 }
 
@@ -304,7 +225,7 @@ fn an_announcing_service_killed_or_frozen_goes_down_within_its_detection_time_an
     within(&down, killed, silent_down_bound(), "the kill");
 
     // Restarted: a newer incarnation, up at its first announcement.
-    let service = announcer(to, 7, 2, KEY);
+    let service = announcer(TARGET, to, 7, 2, KEY);
     let restarted = Instant::now();
     let up = rig.until(id, Health::Up, restarted);
     assert_eq!(up.reason, Reason::Announced);

@@ -5,8 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use mio::net::UdpSocket;
-use pulse_driver::clock;
-use pulse_monitor::Monitor;
+use pulse_driver::monitor::{bind_announce_socket, WatchCore};
 
 /// One announcement socket.
 #[derive(Debug)]
@@ -17,48 +16,19 @@ pub(crate) struct AnnounceSocket {
 }
 
 impl AnnounceSocket {
-    /// A socket bound to `addr`, with `SO_REUSEPORT` where the system has
-    /// it (several sockets on one port share the datagrams, each with its
-    /// own receive buffer) and a receive buffer of `recv_buffer` bytes (the
-    /// system caps it: `net.core.rmem_max` on Linux).
+    /// A socket bound to `addr` as pulse-driver binds them.
     pub(crate) fn bind(addr: SocketAddr, recv_buffer: usize, budget: usize) -> io::Result<AnnounceSocket> {
-        let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::DGRAM, None)?;
-        #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
-        socket.set_reuse_port(true)?;
-        // Asked, not required: a smaller buffer only drops more in a burst.
-        let _ = socket.set_recv_buffer_size(recv_buffer);
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
         Ok(AnnounceSocket {
-            socket: UdpSocket::from_std(socket.into()),
+            socket: UdpSocket::from_std(bind_announce_socket(addr, recv_buffer)?),
             budget,
         })
     }
 
-    /// Hands the datagrams waiting to `monitor`, each with the time it was
-    /// read, until the socket has none or the budget is spent. Returns how
-    /// many were read, and whether the budget ran out first.
-    pub(crate) fn read(&mut self, monitor: &mut Monitor) -> (u64, bool) {
-        let mut read = 0;
-        while self.budget > 0 {
-            self.budget -= 1;
-            let drained = pulse_driver::with_read_buffer(|buf| match self.socket.recv(buf) {
-                Ok(len) => {
-                    read += 1;
-                    // Rejections are counted by the monitor (its `Stats`)
-                    // and disturb nothing.
-                    let _ = monitor.handle_announcement(clock::now(), &buf[..len]);
-                    false
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => true,
-                // ICMP reports of earlier sends, and the like: the socket
-                // carries on.
-                Err(_) => false,
-            });
-            if drained {
-                return (read, false);
-            }
-        }
-        (read, true)
+    /// Hands the datagrams waiting to the monitor until the socket has
+    /// none or the budget is spent; returns whether the budget ran out
+    /// first.
+    pub(crate) fn read(&mut self, core: &mut WatchCore) -> bool {
+        let AnnounceSocket { socket, budget } = self;
+        core.read_announcements(budget, |buf| socket.recv(buf))
     }
 }

@@ -8,7 +8,7 @@
 //! With the `monitor` feature.
 
 mod announce;
-mod probe;
 mod watcher;
 
-pub use watcher::{WatchConfig, WatchStats, Watcher};
+pub use pulse_driver::monitor::{WatchConfig, WatchStats};
+pub use watcher::Watcher;
