@@ -385,3 +385,108 @@ fn a_server_refuses_a_hello_whose_frames_would_be_too_small() {
     });
     assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
 }
+
+// Closing.
+
+/// A client and a server established over a stream, their handshake
+/// output exchanged.
+fn established_pair() -> (Session, Session) {
+    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 2).unwrap();
+    for d in take(&mut client, at(0)) {
+        server.handle_input(at(0), &d[..]);
+    }
+    for d in take(&mut server, at(0)) {
+        client.handle_input(at(0), &d[..]);
+    }
+    events(&mut client);
+    events(&mut server);
+    (client, server)
+}
+
+#[test]
+fn closes_that_cross_complete_once_both_closes_are_out() {
+    let (mut client, mut server) = established_pair();
+    client.close(at(10), CloseCode::NORMAL, "a").unwrap();
+    server.close(at(10), CloseCode::NORMAL, "b").unwrap();
+    // The server's CLOSE reaches the client before the client's own has
+    // left: the client is done the moment its CLOSE is taken.
+    for d in take(&mut server, at(10)) {
+        client.handle_input(at(11), &d[..]);
+    }
+    assert!(!client.is_closed());
+    let out = take(&mut client, at(12));
+    assert!(frames(&out).iter().any(|f| matches!(f, Frame::Close { .. })));
+    assert!(client.is_closed(), "still waiting after both closes were out");
+}
+
+#[test]
+fn a_hard_close_mid_frame_never_writes_a_close_inside_the_frame() {
+    let (mut client, _server) = established_pair();
+    client.send(3, Bytes::from(vec![9u8; 100_000])).unwrap();
+    // The transport takes only part of the frame.
+    let mut wire = MAGIC.to_vec();
+    let first = client.poll_transmit(at(20)).unwrap().to_vec();
+    let part = first.len() / 2;
+    wire.extend_from_slice(&first[..part]);
+    client.advance_transmit(part);
+    client.abort(at(21), CloseCode::GOING_AWAY, "stop").unwrap();
+    for piece in take(&mut client, at(21)) {
+        wire.extend_from_slice(&piece);
+    }
+    // Whatever follows is still a well-formed stream up to where it ends.
+    let mut decoder = StreamDecoder::new(1 << 20);
+    let mut input = Bytes::from(wire);
+    loop {
+        match decoder.decode(&mut input) {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => panic!("the stream was corrupted: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_retime_answer_no_server_may_send_is_a_protocol_error() {
+    let (mut client, _server) = established_pair();
+    client.retime(at(10), SECOND * 2, SECOND * 6).unwrap();
+    take(&mut client, at(10));
+    // An interval shorter than the ping spacing (500 ms here): no server
+    // may agree to it.
+    let answer = encode(Frame::Retime {
+        id: 1,
+        interval_ms: 100,
+        dead_timeout_ms: 300,
+    });
+    client.handle_input(at(20), &answer[..]);
+    assert!(client.is_closed());
+    let closed = events(&mut client).into_iter().find_map(|e| match e {
+        Event::Closed(c) => Some(c),
+        _ => None,
+    });
+    assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
+}
+
+#[test]
+fn a_server_answers_one_retime_per_ping_spacing() {
+    let (_client, mut server) = established_pair();
+    let request = |id| {
+        encode(Frame::Retime {
+            id,
+            interval_ms: 2_000,
+            dead_timeout_ms: 6_000,
+        })
+    };
+    let answers = |server: &mut Session, now| {
+        frames(&take(server, now))
+            .iter()
+            .filter(|f| matches!(f, Frame::Retime { .. }))
+            .count()
+    };
+    server.handle_input(at(100), &request(1)[..]);
+    assert_eq!(answers(&mut server, at(100)), 1);
+    server.handle_input(at(200), &request(2)[..]);
+    assert_eq!(answers(&mut server, at(200)), 0, "answered within the spacing");
+    server.handle_input(at(700), &request(2)[..]);
+    assert_eq!(answers(&mut server, at(700)), 1);
+}
