@@ -113,8 +113,9 @@ pub struct ServeArgs {
 /// heartbeats, optionally only while a command runs.
 ///
 /// With `-- COMMAND ARGS…`, announces while the command lives; when it
-/// exits, a last announcement says the service is gone (draining, weight
-/// 0), and pulse exits with the command's exit status.
+/// exits, a last announcement says the service stopped, with the command's
+/// exit status (the monitor takes it down at once), and pulse exits with
+/// that status. Ctrl-C or TERM also ends with a `stopped` announcement.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   pulse announce 127.0.0.1:7400 --id backup-job -- /usr/local/bin/backup --full
