@@ -106,6 +106,7 @@ fn a_stopped_announcement_takes_the_service_down_at_once_with_its_exit_status() 
     assert_eq!((down[0].from, down[0].to, down[0].at), (Health::Up, Health::Down, at));
     assert_eq!(down[0].reason, Reason::Stopped(ExitStatus::exited(3)));
     assert_eq!(f.monitor.healthy(f.pool).count(), 0);
+    assert!(f.monitor.snapshot(f.id).unwrap().stopped);
 
     // Its repeats (sent for loss) are accepted and change nothing.
     assert_eq!(f.say(stopped(9, 7, ExitStatus::exited(3))), Ok(f.id));
@@ -148,6 +149,7 @@ fn a_stopped_incarnation_is_over_and_a_newer_one_brings_the_service_back() {
         (Health::Down, Health::Up, Reason::Announced)
     );
     assert_eq!(f.monitor.healthy(f.pool).count(), 1);
+    assert!(!f.monitor.snapshot(f.id).unwrap().stopped);
     // And the new incarnation is judged by its silence as usual.
     f.wait(INTERVAL * 30);
     assert_eq!(f.health(), Health::Down);
