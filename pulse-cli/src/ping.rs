@@ -85,9 +85,11 @@ pub fn run(args: PingArgs) -> i32 {
                 Some((connector, name)) => connect_tls(&args.addr, connector, name.clone(), config).await,
                 None if args.udp => pulse_smol::connect_udp(args.addr.as_str(), config)
                     .await
+                    .map(|(conn, driver)| (conn, driver, None))
                     .map_err(|e| e.to_string()),
                 None => pulse_smol::connect(args.addr.as_str(), config)
                     .await
+                    .map(|(conn, driver)| (conn, driver, None))
                     .map_err(|e| e.to_string()),
             }
         };
@@ -99,8 +101,8 @@ pub fn run(args: PingArgs) -> i32 {
             None
         })
         .await;
-        let (conn, driver) = match connected {
-            Some(Ok(pair)) => pair,
+        let (conn, driver, certificate) = match connected {
+            Some(Ok(connected)) => connected,
             Some(Err(e)) => {
                 report_unreachable(&args, &e);
                 return exit::DEAD;
@@ -117,7 +119,8 @@ pub fn run(args: PingArgs) -> i32 {
                 "{}",
                 json!({"event": "connected", "peer": args.addr, "transport": transport,
                        "interval_ms": negotiated.map(|n| n.interval().as_millis() as u64),
-                       "dead_after_ms": negotiated.map(|n| n.dead_timeout().as_millis() as u64)})
+                       "dead_after_ms": negotiated.map(|n| n.dead_timeout().as_millis() as u64),
+                       "certificate_sha256": certificate})
             );
         } else if let Some(n) = negotiated {
             println!(
@@ -126,6 +129,9 @@ pub fn run(args: PingArgs) -> i32 {
                 n.interval(),
                 n.dead_timeout()
             );
+            if let Some(fingerprint) = &certificate {
+                println!("certificate SHA-256 {fingerprint}");
+            }
         }
 
         let mut rtts = Rtts::default();
@@ -254,22 +260,31 @@ fn tls_setup(args: &PingArgs) -> Result<(TlsConnector, ServerName<'static>), Str
     Ok((TlsConnector::from(config), name))
 }
 
-/// TCP, then the TLS handshake, then pulse's over the TLS stream.
+/// TCP, then the TLS handshake, then pulse's over the TLS stream; with
+/// the fingerprint of the server's certificate, to compare with the one
+/// `serve --tls` printed.
 async fn connect_tls(
     addr: &str,
     connector: &TlsConnector,
     name: ServerName<'static>,
     config: Config,
-) -> Result<(pulse_smol::Connection, pulse_smol::Driver), String> {
+) -> Result<(pulse_smol::Connection, pulse_smol::Driver, Option<String>), String> {
     let tcp = async_net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
     let _ = tcp.set_nodelay(true);
     let stream = connector
         .connect(name, tcp)
         .await
         .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    pulse_smol::Connection::client(stream, config)
+    let fingerprint = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(tls::fingerprint);
+    let (conn, driver) = pulse_smol::Connection::client(stream, config)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok((conn, driver, fingerprint))
 }
 
 fn line(args: &PingArgs, event: &str, silent_for: Duration, text: &str) {

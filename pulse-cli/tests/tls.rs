@@ -139,6 +139,8 @@ fn a_plain_ping_at_a_tls_server_fails_cleanly_and_the_server_serves_on() {
         PROBE,
     );
     assert_eq!(code, 0, "{out}");
+    // Unverified, but an operator can compare what the server printed.
+    assert!(out.contains(&format!("certificate SHA-256 {fingerprint}\n")), "{out}");
     assert!(serve.child.try_wait().unwrap().is_none());
 }
 
