@@ -1,13 +1,13 @@
 //! `pulse announce`: ANNOUNCE datagrams (pulse-monitor encodes them, and
 //! signs them with the key) sent over UDP on a timer, for as long as a
-//! command runs or until Ctrl-C.
+//! command runs or until Ctrl-C; then a last `stopped` one with the
+//! command's exit status.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
-use pulse_monitor::{AnnounceKey, Announcement};
-use pulse_proto::{ServiceState, Status};
+use pulse_monitor::{AnnounceKey, Announcement, ExitStatus, Report};
 
 use crate::cli::AnnounceArgs;
 use crate::status_file::Reported;
@@ -96,45 +96,44 @@ pub fn run(args: AnnounceArgs) -> i32 {
             let Some(child) = child.as_mut() else {
                 return future::pending().await;
             };
-            match child.status().await {
-                Ok(status) => status.code().unwrap_or_else(|| 128 + signal_of(&status)),
-                Err(_) => exit::DEAD,
-            }
+            Some(exit_of(child.status().await))
         };
         let announcing = async {
             loop {
-                let datagram = sender.next(status);
+                let datagram = sender.next(Report::Running(status));
                 // A monitor that is not there yet, or a full buffer, is
                 // not ours to fix: the next announcement tries again.
                 let _ = socket.send_to(&datagram, collector).await;
                 async_io::Timer::after(sender.jittered()).await;
             }
         };
-        let code = future::or(
+        let command_exit = future::or(
             ended,
             future::or(announcing, async {
                 // Ctrl-C or TERM: stop announcing; a command still running is
                 // ended below.
                 let _ = stop.recv().await;
-                exit::OK
+                None
             }),
         )
         .await;
-        if let Some(child) = child.as_mut() {
-            if child.try_status().ok().flatten().is_none() {
+        // How the service ended: the command's own exit, or (stopped by a
+        // signal to us) the end we gave it; without a command, our own
+        // decision to stop (§12.2: status 0).
+        let (code, last) = match (command_exit, child.as_mut()) {
+            (Some(exit), _) => (exit.status, exit),
+            (None, Some(child)) => {
                 let _ = child.kill();
+                (exit::OK, exit_of(child.status().await))
             }
-        }
-        let gone = Status::new(ServiceState::Draining, 0);
+            (None, None) => (exit::OK, ExitStatus::exited(0)),
+        };
         for _ in 0..FINAL_REPEATS {
-            let _ = socket.send_to(&sender.next(gone), collector).await;
+            let _ = socket.send_to(&sender.next(Report::Stopped(last)), collector).await;
             async_io::Timer::after(FINAL_SPACING).await;
         }
         if !args.command.is_empty() {
-            eprintln!(
-                "pulse announce: {} exited with status {code}; announced draining 0%",
-                args.command[0]
-            );
+            eprintln!("pulse announce: {} {last}; announced it stopped", args.command[0]);
         }
         code
     })
@@ -151,7 +150,7 @@ struct Sender {
 }
 
 impl Sender {
-    fn next(&mut self, status: Status) -> pulse_monitor::Datagram {
+    fn next(&mut self, report: Report) -> pulse_monitor::Datagram {
         if self.sequence == u32::MAX {
             // §12.3: a sequence that would wrap starts a new incarnation.
             self.incarnation = self.incarnation.wrapping_add(1);
@@ -163,7 +162,7 @@ impl Sender {
             incarnation: self.incarnation,
             sequence: self.sequence,
             interval: self.interval,
-            status,
+            report,
         }
         .encode(self.key.as_ref())
     }
@@ -191,13 +190,20 @@ pub fn read_key(path: &Path) -> Result<AnnounceKey, String> {
     Ok(AnnounceKey::new(text))
 }
 
-#[cfg(unix)]
-fn signal_of(status: &std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status.signal().unwrap_or(0)
-}
-
-#[cfg(not(unix))]
-fn signal_of(_: &std::process::ExitStatus) -> i32 {
-    0
+/// A command's end as an announcement tells it.
+fn exit_of(status: std::io::Result<std::process::ExitStatus>) -> ExitStatus {
+    let Ok(status) = status else {
+        return ExitStatus::exited(exit::DEAD);
+    };
+    if let Some(code) = status.code() {
+        return ExitStatus::exited(code);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return ExitStatus::killed(u8::try_from(signal).unwrap_or(u8::MAX));
+        }
+    }
+    ExitStatus::exited(exit::DEAD)
 }

@@ -46,13 +46,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 #[command(after_help = "Examples:
   pulse ping 127.0.0.1:7000
   pulse ping --udp --interval 200ms 127.0.0.1:7000
-  pulse ping --count 1 --timeout 2s 127.0.0.1:7000   # an exec probe: exit 0 alive, 1 dead")]
+  pulse ping --count 1 --timeout 2s 127.0.0.1:7000   # an exec probe: exit 0 alive, 1 dead
+  pulse ping --tls --ca ca.pem --server-name pulse.example 10.0.0.5:7000")]
 pub struct PingArgs {
     /// The peer, HOST:PORT.
     pub addr: String,
     /// Over UDP instead of TCP.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls")]
     pub udp: bool,
+    /// Over TLS (on TCP), verifying the server with --ca.
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust the CA certificates of this PEM file (with --tls).
+    #[arg(long, requires = "tls", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// The name the server's certificate must be for (default: the host
+    /// of HOST:PORT).
+    #[arg(long, requires = "tls")]
+    pub server_name: Option<String>,
+    /// FOR TESTING ONLY: accept any server certificate. The connection is
+    /// encrypted, but anyone on the path can pose as the server.
+    #[arg(long, requires = "tls")]
+    pub insecure: bool,
     /// Stop after this many answered heartbeats.
     #[arg(short, long)]
     pub count: Option<u64>,
@@ -82,7 +97,9 @@ pub struct PingArgs {
 #[command(after_help = "Examples:
   pulse serve 127.0.0.1:7000
   echo draining > /run/app.status
-  pulse serve 0.0.0.0:7000 --status-file /run/app.status --haproxy-agent 0.0.0.0:7001")]
+  pulse serve 0.0.0.0:7000 --status-file /run/app.status --haproxy-agent 0.0.0.0:7001
+  pulse serve 0.0.0.0:7000 --tls --cert server.pem --key server.key
+  pulse serve 127.0.0.1:7000 --tls    # a self-signed certificate, its fingerprint printed")]
 pub struct ServeArgs {
     /// The address to serve on (TCP and UDP).
     pub addr: SocketAddr,
@@ -90,8 +107,19 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "udp_only")]
     pub tcp_only: bool,
     /// Serve only UDP.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls")]
     pub udp_only: bool,
+    /// Serve pulse over TLS on TCP (and no UDP: pulse has no DTLS). Without
+    /// --cert and --key, a self-signed certificate for localhost and the
+    /// address is made at start and its SHA-256 fingerprint printed.
+    #[arg(long)]
+    pub tls: bool,
+    /// The certificate chain, PEM (with --tls and --key).
+    #[arg(long, requires = "tls", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key, PEM (with --tls and --cert).
+    #[arg(long, requires = "tls", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// The file holding the service's status, watched for changes.
     #[arg(long)]
     pub status_file: Option<PathBuf>,
@@ -113,8 +141,9 @@ pub struct ServeArgs {
 /// heartbeats, optionally only while a command runs.
 ///
 /// With `-- COMMAND ARGS…`, announces while the command lives; when it
-/// exits, a last announcement says the service is gone (draining, weight
-/// 0), and pulse exits with the command's exit status.
+/// exits, a last announcement says the service stopped, with the command's
+/// exit status (the monitor takes it down at once), and pulse exits with
+/// that status. Ctrl-C or TERM also ends with a `stopped` announcement.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   pulse announce 127.0.0.1:7400 --id backup-job -- /usr/local/bin/backup --full

@@ -14,6 +14,7 @@ mod serve;
 mod service_id;
 mod signals;
 mod status_file;
+mod tls;
 mod watch;
 
 use clap::Parser;

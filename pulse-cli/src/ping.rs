@@ -5,12 +5,14 @@
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use futures_rustls::rustls::pki_types::ServerName;
+use futures_rustls::TlsConnector;
 use pulse_proto::{CloseCode, Config, Event};
 use serde_json::json;
 
 use crate::cli::PingArgs;
 use crate::duration::millis;
-use crate::{exit, signals};
+use crate::{exit, signals, tls};
 
 /// What ended the run.
 enum End {
@@ -55,6 +57,13 @@ pub fn run(args: PingArgs) -> i32 {
         }
     };
     let config = Config::default().with_timing(args.interval, dead_after);
+    let tls = match args.tls.then(|| tls_setup(&args)).transpose() {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("pulse ping: {e}");
+            return exit::USAGE;
+        }
+    };
     smol::block_on(async {
         let started = Instant::now();
         let deadline = args.timeout.map(|t| started + t);
@@ -66,12 +75,22 @@ pub fn run(args: PingArgs) -> i32 {
                 None => future::pending::<()>().await,
             }
         };
-        let transport = if args.udp { "udp" } else { "tcp" };
+        let transport = match (args.udp, &tls) {
+            (true, _) => "udp",
+            (false, Some(_)) => "tls",
+            (false, None) => "tcp",
+        };
         let connect = async {
-            if args.udp {
-                pulse_smol::connect_udp(args.addr.as_str(), config).await
-            } else {
-                pulse_smol::connect(args.addr.as_str(), config).await
+            match &tls {
+                Some((connector, name)) => connect_tls(&args.addr, connector, name.clone(), config).await,
+                None if args.udp => pulse_smol::connect_udp(args.addr.as_str(), config)
+                    .await
+                    .map(|(conn, driver)| (conn, driver, None))
+                    .map_err(|e| e.to_string()),
+                None => pulse_smol::connect(args.addr.as_str(), config)
+                    .await
+                    .map(|(conn, driver)| (conn, driver, None))
+                    .map_err(|e| e.to_string()),
             }
         };
         let connected = future::or(async { Some(connect.await) }, async {
@@ -82,10 +101,10 @@ pub fn run(args: PingArgs) -> i32 {
             None
         })
         .await;
-        let (conn, driver) = match connected {
-            Some(Ok(pair)) => pair,
+        let (conn, driver, certificate) = match connected {
+            Some(Ok(connected)) => connected,
             Some(Err(e)) => {
-                report_unreachable(&args, &format!("{e}"));
+                report_unreachable(&args, &e);
                 return exit::DEAD;
             }
             None => {
@@ -100,7 +119,8 @@ pub fn run(args: PingArgs) -> i32 {
                 "{}",
                 json!({"event": "connected", "peer": args.addr, "transport": transport,
                        "interval_ms": negotiated.map(|n| n.interval().as_millis() as u64),
-                       "dead_after_ms": negotiated.map(|n| n.dead_timeout().as_millis() as u64)})
+                       "dead_after_ms": negotiated.map(|n| n.dead_timeout().as_millis() as u64),
+                       "certificate_sha256": certificate})
             );
         } else if let Some(n) = negotiated {
             println!(
@@ -109,6 +129,9 @@ pub fn run(args: PingArgs) -> i32 {
                 n.interval(),
                 n.dead_timeout()
             );
+            if let Some(fingerprint) = &certificate {
+                println!("certificate SHA-256 {fingerprint}");
+            }
         }
 
         let mut rtts = Rtts::default();
@@ -228,6 +251,40 @@ pub fn run(args: PingArgs) -> i32 {
         }
         code
     })
+}
+
+/// The TLS client of `--tls`, and the name to verify.
+fn tls_setup(args: &PingArgs) -> Result<(TlsConnector, ServerName<'static>), String> {
+    let config = tls::client(args.ca.as_deref(), args.insecure)?;
+    let name = tls::server_name(args.server_name.as_deref(), &args.addr)?;
+    Ok((TlsConnector::from(config), name))
+}
+
+/// TCP, then the TLS handshake, then pulse's over the TLS stream; with
+/// the fingerprint of the server's certificate, to compare with the one
+/// `serve --tls` printed.
+async fn connect_tls(
+    addr: &str,
+    connector: &TlsConnector,
+    name: ServerName<'static>,
+    config: Config,
+) -> Result<(pulse_smol::Connection, pulse_smol::Driver, Option<String>), String> {
+    let tcp = async_net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let _ = tcp.set_nodelay(true);
+    let stream = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    let fingerprint = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(tls::fingerprint);
+    let (conn, driver) = pulse_smol::Connection::client(stream, config)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((conn, driver, fingerprint))
 }
 
 fn line(args: &PingArgs, event: &str, silent_for: Duration, text: &str) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use event_listener::Event as Notify;
 use futures_lite::{future, AsyncWriteExt};
+use futures_rustls::TlsAcceptor;
 use pulse_proto::Config;
 use pulse_smol::{Connection, Event, Listener, UdpListener};
 use serde_json::json;
@@ -16,7 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 
 use crate::cli::ServeArgs;
 use crate::status_file::{self, Reported};
-use crate::{exit, signals};
+use crate::{exit, signals, tls};
 
 /// The status now, and a notice to every connection when it changes.
 struct Current {
@@ -79,11 +80,68 @@ pub fn run(args: ServeArgs) -> i32 {
     config.min_interval = args.min_interval;
     config.min_ping_spacing = config.min_ping_spacing.min(args.min_interval / 2);
     let config = Arc::new(config);
+    let tls = match args
+        .tls
+        .then(|| tls::server(args.cert.as_deref(), args.key.as_deref(), args.addr))
+        .transpose()
+    {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("pulse serve: {e}");
+            return exit::USAGE;
+        }
+    };
 
     smol::block_on(async {
         let mut tasks = Vec::new();
         let mut port = args.addr.port();
-        if !args.udp_only {
+        if let Some(tls) = tls {
+            let listener = match async_net::TcpListener::bind(args.addr).await {
+                Ok(l) => l,
+                Err(e) => return bind_failed("tls", args.addr, &e),
+            };
+            let local = listener.local_addr().unwrap_or(args.addr);
+            if let Some((names, fingerprint)) = &tls.generated {
+                if args.json {
+                    println!(
+                        "{}",
+                        json!({"event": "certificate", "self_signed": true, "names": names, "sha256": fingerprint})
+                    );
+                } else {
+                    println!(
+                        "tls: self-signed certificate for {}, SHA-256 fingerprint {fingerprint}",
+                        names.join(", ")
+                    );
+                }
+            }
+            announce_bound(&args, "tls", local);
+            let acceptor = TlsAcceptor::from(tls.config);
+            let (config, current) = (config.clone(), current.clone());
+            tasks.push(smol::spawn(async move {
+                loop {
+                    let Ok((tcp, peer)) = listener.accept().await else {
+                        // Out of descriptors: try again in a moment.
+                        async_io::Timer::after(Duration::from_millis(100)).await;
+                        continue;
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let (acceptor, config, current) = (acceptor.clone(), config.clone(), current.clone());
+                    smol::spawn(async move {
+                        let Some(stream) = tls_handshake(&acceptor, tcp, peer, current.json).await else {
+                            return;
+                        };
+                        match Connection::server(stream, config) {
+                            Ok((conn, driver)) => {
+                                smol::spawn(driver).detach();
+                                serve_peer(conn, peer, current).await;
+                            }
+                            Err(e) => eprintln!("pulse serve: {peer}: {e}"),
+                        }
+                    })
+                    .detach();
+                }
+            }));
+        } else if !args.udp_only {
             let listener = match Listener::bind(args.addr, config.clone()).await {
                 Ok(l) => l,
                 Err(e) => return bind_failed("tcp", args.addr, &e),
@@ -99,7 +157,7 @@ pub fn run(args: ServeArgs) -> i32 {
                 }
             }));
         }
-        if !args.tcp_only {
+        if !args.tcp_only && !args.tls {
             // The same port as TCP, so one address serves both.
             let addr = SocketAddr::new(args.addr.ip(), port);
             let (listener, router) = match UdpListener::bind(addr, config.clone()).await {
@@ -223,6 +281,39 @@ impl Current {
             println!("status: unchanged, the file is not understood: {error}");
         }
     }
+}
+
+/// How long a client has to finish its TLS handshake: one that connects
+/// and says nothing holds a task and a socket no longer.
+const TLS_HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// The server side of a TLS handshake; a client that fails it (one that
+/// does not speak TLS, or distrusts us) is told why in the log, and
+/// nothing else is disturbed.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    tcp: async_net::TcpStream,
+    peer: SocketAddr,
+    json: bool,
+) -> Option<futures_rustls::server::TlsStream<async_net::TcpStream>> {
+    let handshake = future::or(async { Some(acceptor.accept(tcp).await) }, async {
+        async_io::Timer::after(TLS_HANDSHAKE).await;
+        None
+    });
+    let why = match handshake.await {
+        Some(Ok(stream)) => return Some(stream),
+        Some(Err(e)) => e.to_string(),
+        None => format!("no TLS handshake within {TLS_HANDSHAKE:?}"),
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"event": "tls_refused", "peer": peer.to_string(), "why": why})
+        );
+    } else {
+        println!("{peer}: TLS refused: {why}");
+    }
+    None
 }
 
 fn bind_failed(what: &str, addr: SocketAddr, e: &dyn std::fmt::Display) -> i32 {

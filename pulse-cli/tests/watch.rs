@@ -45,47 +45,6 @@ fn http_backend() -> (SocketAddr, Arc<AtomicU16>) {
 }
 
 #[test]
-fn announce_while_a_command_runs_is_seen_up_then_down() {
-    let dir = scratch("announce");
-    let targets = dir.join("targets.toml");
-    write(
-        &targets,
-        &format!("{FAST}announce = \"127.0.0.1:0\"\n[[target]]\nname = \"nightly\"\nannounce = \"backup-job\"\n"),
-    );
-    let mut watch = Pulse::start(&["watch", "--json", targets.to_str().unwrap()]);
-    let collector = watch.wait_json(VERDICT, "the announce address", |v| {
-        v["event"] == "note" && v["text"].as_str().unwrap().starts_with("announcements on udp")
-    });
-    let collector = collector["text"]
-        .as_str()
-        .unwrap()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut announce = Pulse::start(&[
-        "announce",
-        &collector,
-        "--id",
-        "backup-job",
-        "--interval",
-        "100ms",
-        "--",
-        "sleep",
-        "2",
-    ]);
-    watch.wait_json(VERDICT, "nightly up", |v| {
-        v["event"] == "transition" && v["target"] == "nightly" && v["to"] == "up"
-    });
-    // The command's exit ends the announcements (exit status passed on).
-    assert_eq!(announce.wait_exit(VERDICT).code(), Some(0));
-    watch.wait_json(VERDICT, "nightly down", |v| {
-        v["event"] == "transition" && v["target"] == "nightly" && v["to"] == "down"
-    });
-    let _ = std::fs::remove_dir_all(dir);
-}
-
-#[test]
 fn an_http_target_answering_503_goes_down_and_comes_back() {
     let (backend, code) = http_backend();
     let dir = scratch("http503");

@@ -20,6 +20,11 @@ pub const VERSION: u8 = 1;
 pub const HEADER_LEN: usize = 28;
 /// Length of the HMAC-SHA256 tag.
 pub const TAG_LEN: usize = 32;
+/// Length of the extension a `stopped` announcement carries after the
+/// fixed part: `exit_status` (i32), `exit_signal` (u8), 3 reserved bytes.
+pub const STOPPED_LEN: usize = 8;
+/// The `state` byte of a service's last announcement.
+pub const STATE_STOPPED: u8 = 4;
 /// The largest datagram a receiver reads; longer ones are malformed.
 pub const MAX_LEN: usize = 512;
 
@@ -31,7 +36,7 @@ const FLAG_AUTHENTICATED: u8 = 0x01;
 ///
 /// ```
 /// use core::time::Duration;
-/// use pulse_monitor::{Announcement, AnnounceKey};
+/// use pulse_monitor::{Announcement, AnnounceKey, ExitStatus, Report};
 /// use pulse_proto::{ServiceState, Status};
 ///
 /// let key = AnnounceKey::new(b"a shared secret of the fleet");
@@ -40,11 +45,21 @@ const FLAG_AUTHENTICATED: u8 = 0x01;
 ///     incarnation: 7,
 ///     sequence: 1,
 ///     interval: Duration::from_secs(1),
-///     status: Status::new(ServiceState::Serving, 100),
+///     report: Report::Running(Status::new(ServiceState::Serving, 100)),
 /// };
 /// let datagram = announcement.encode(Some(&key));
 /// assert_eq!(datagram.len(), 60);
-/// assert_eq!(Announcement::decode(&datagram, &[key]), Ok(announcement));
+/// assert_eq!(Announcement::decode(&datagram, &[key.clone()]), Ok(announcement));
+///
+/// // Its last one: the command it ran exited with status 3.
+/// let last = Announcement {
+///     sequence: 2,
+///     report: Report::Stopped(ExitStatus::exited(3)),
+///     ..announcement
+/// };
+/// let datagram = last.encode(Some(&key));
+/// assert_eq!(datagram.len(), 68);
+/// assert_eq!(Announcement::decode(&datagram, &[key]), Ok(last));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Announcement {
@@ -57,8 +72,85 @@ pub struct Announcement {
     pub sequence: u32,
     /// How often the service announces (whole milliseconds on the wire).
     pub interval: Duration,
-    /// The service's own report of itself.
-    pub status: Status,
+    /// The service's own report of itself: running with a status, or
+    /// ended.
+    pub report: Report,
+}
+
+/// What an announcement says of its service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// Running, in this state and at this weight.
+    Running(Status),
+    /// Ended (state `stopped` on the wire): this is its last announcement
+    /// in this incarnation, and this is how it ended.
+    Stopped(ExitStatus),
+}
+
+impl Report {
+    /// The status it reports while running; `None` once stopped.
+    pub fn status(self) -> Option<Status> {
+        match self {
+            Report::Running(status) => Some(status),
+            Report::Stopped(_) => None,
+        }
+    }
+}
+
+/// How a service's process ended, as its last announcement tells it
+/// (`docs/PROTOCOL.md` §12.2: `exit_status` and `exit_signal`).
+///
+/// # Examples
+///
+/// ```
+/// use pulse_monitor::ExitStatus;
+///
+/// assert_eq!(ExitStatus::exited(3).to_string(), "exited with status 3");
+/// let killed = ExitStatus::killed(9);
+/// assert_eq!((killed.status, killed.signal), (137, 9));
+/// assert_eq!(killed.to_string(), "killed by signal 9 (status 137)");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExitStatus {
+    /// As a shell reports it: the exit code, or 128 + the signal number
+    /// when a signal ended the process.
+    pub status: i32,
+    /// The signal that ended the process; 0 if it exited by itself.
+    pub signal: u8,
+}
+
+impl ExitStatus {
+    /// A process that exited by itself with `code`.
+    pub fn exited(code: i32) -> ExitStatus {
+        ExitStatus {
+            status: code,
+            signal: 0,
+        }
+    }
+
+    /// A process ended by signal `signal` (its status is 128 + `signal`,
+    /// as shells say).
+    pub fn killed(signal: u8) -> ExitStatus {
+        ExitStatus {
+            status: 128 + i32::from(signal),
+            signal,
+        }
+    }
+
+    /// Whether it exited by itself with status 0.
+    pub fn success(self) -> bool {
+        self.status == 0 && self.signal == 0
+    }
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.signal == 0 {
+            write!(f, "exited with status {}", self.status)
+        } else {
+            write!(f, "killed by signal {} (status {})", self.signal, self.status)
+        }
+    }
 }
 
 /// A pre-shared key for authenticated announcements, with its HMAC key
@@ -95,7 +187,7 @@ impl fmt::Debug for AnnounceKey {
 /// An encoded announcement, ready to send: no allocation.
 #[derive(Clone, Copy)]
 pub struct Datagram {
-    bytes: [u8; HEADER_LEN + TAG_LEN],
+    bytes: [u8; HEADER_LEN + STOPPED_LEN + TAG_LEN],
     len: u8,
 }
 
@@ -125,7 +217,8 @@ pub enum AnnounceError {
     NotAnnouncement,
     /// A version this monitor does not speak.
     UnsupportedVersion(u8),
-    /// Too short for its header and tag, or longer than [`MAX_LEN`].
+    /// Too short for its header, its tag and (when stopped) its exit
+    /// status, or longer than [`MAX_LEN`].
     Malformed,
     /// The monitor requires authentication and the datagram has no tag.
     Unauthenticated,
@@ -156,12 +249,26 @@ impl fmt::Display for AnnounceError {
 impl Announcement {
     /// Encodes the announcement, authenticated if a key is given.
     pub fn encode(&self, key: Option<&AnnounceKey>) -> Datagram {
-        let mut bytes = [0u8; HEADER_LEN + TAG_LEN];
+        let mut bytes = [0u8; HEADER_LEN + STOPPED_LEN + TAG_LEN];
         bytes[..4].copy_from_slice(&MAGIC);
         bytes[4] = VERSION;
         bytes[5] = if key.is_some() { FLAG_AUTHENTICATED } else { 0 };
-        bytes[6] = self.status.state().to_wire();
-        bytes[7] = self.status.weight();
+        let mut signed = HEADER_LEN;
+        match self.report {
+            Report::Running(status) => {
+                bytes[6] = status.state().to_wire();
+                bytes[7] = status.weight();
+            }
+            Report::Stopped(exit) => {
+                // Weight 0: a receiver that predates `stopped` reads it as
+                // degraded at weight 0, which takes no work, until the
+                // silence makes it down.
+                bytes[6] = STATE_STOPPED;
+                bytes[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(&exit.status.to_be_bytes());
+                bytes[HEADER_LEN + 4] = exit.signal;
+                signed += STOPPED_LEN;
+            }
+        }
         bytes[8..16].copy_from_slice(&self.service.to_be_bytes());
         bytes[16..20].copy_from_slice(&self.incarnation.to_be_bytes());
         bytes[20..24].copy_from_slice(&self.sequence.to_be_bytes());
@@ -169,11 +276,11 @@ impl Announcement {
         bytes[24..28].copy_from_slice(&ms.to_be_bytes());
         let len = match key {
             Some(key) => {
-                let tag = key.tag(&bytes[..HEADER_LEN]);
-                bytes[HEADER_LEN..].copy_from_slice(&tag);
-                HEADER_LEN + TAG_LEN
+                let tag = key.tag(&bytes[..signed]);
+                bytes[signed..signed + TAG_LEN].copy_from_slice(&tag);
+                signed + TAG_LEN
             }
-            None => HEADER_LEN,
+            None => signed,
         };
         Datagram { bytes, len: len as u8 }
     }
@@ -209,6 +316,18 @@ impl Announcement {
         }
         let u32_at =
             |at: usize| u32::from_be_bytes([datagram[at], datagram[at + 1], datagram[at + 2], datagram[at + 3]]);
+        let report = if datagram[6] == STATE_STOPPED {
+            let signed = datagram.len() - if authenticated { TAG_LEN } else { 0 };
+            if signed < HEADER_LEN + STOPPED_LEN {
+                return Err(AnnounceError::Malformed);
+            }
+            Report::Stopped(ExitStatus {
+                status: u32_at(HEADER_LEN) as i32,
+                signal: datagram[HEADER_LEN + 4],
+            })
+        } else {
+            Report::Running(Status::new(ServiceState::from_wire(datagram[6]), datagram[7]))
+        };
         let mut service = [0u8; 8];
         service.copy_from_slice(&datagram[8..16]);
         Ok(Announcement {
@@ -216,7 +335,7 @@ impl Announcement {
             incarnation: u32_at(16),
             sequence: u32_at(20),
             interval: Duration::from_millis(u64::from(u32_at(24))),
-            status: Status::new(ServiceState::from_wire(datagram[6]), datagram[7]),
+            report,
         })
     }
 
@@ -236,7 +355,14 @@ mod tests {
             incarnation: 3,
             sequence: 9,
             interval: Duration::from_millis(1500),
-            status: Status::new(ServiceState::Degraded, 40),
+            report: Report::Running(Status::new(ServiceState::Degraded, 40)),
+        }
+    }
+
+    fn stopped(exit: ExitStatus) -> Announcement {
+        Announcement {
+            report: Report::Stopped(exit),
+            ..sample()
         }
     }
 
@@ -252,6 +378,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_announcement_carries_its_exit_status_after_the_fixed_part() {
+        let datagram = stopped(ExitStatus::exited(3)).encode(None);
+        assert_eq!(datagram.len(), HEADER_LEN + STOPPED_LEN);
+        assert_eq!(datagram[6], STATE_STOPPED);
+        assert_eq!(datagram[7], 0, "weight 0, for receivers that read it as degraded");
+        assert_eq!(&datagram[HEADER_LEN..], &[0, 0, 0, 3, 0, 0, 0, 0]);
+        assert_eq!(Announcement::decode(&datagram, &[]), Ok(stopped(ExitStatus::exited(3))));
+        for exit in [ExitStatus::killed(9), ExitStatus::exited(-1), ExitStatus::exited(0)] {
+            let key = AnnounceKey::new(b"k");
+            let datagram = stopped(exit).encode(Some(&key));
+            assert_eq!(datagram.len(), HEADER_LEN + STOPPED_LEN + TAG_LEN);
+            assert_eq!(Announcement::decode(&datagram, &[key]), Ok(stopped(exit)));
+        }
+    }
+
+    #[test]
+    fn a_stopped_announcement_without_its_exit_status_is_malformed() {
+        let mut bytes = sample().encode(None).to_vec();
+        bytes[6] = STATE_STOPPED;
+        assert_eq!(Announcement::decode(&bytes, &[]), Err(AnnounceError::Malformed));
+        bytes.extend_from_slice(&[0; STOPPED_LEN - 1]);
+        assert_eq!(Announcement::decode(&bytes, &[]), Err(AnnounceError::Malformed));
+        // With a tag, the exit status is before it, not in it.
+        let key = AnnounceKey::new(b"k");
+        let mut signed = sample().encode(None).to_vec();
+        signed[5] = FLAG_AUTHENTICATED;
+        signed[6] = STATE_STOPPED;
+        let tag = key.tag(&signed);
+        signed.extend_from_slice(&tag);
+        assert_eq!(Announcement::decode(&signed, &[key]), Err(AnnounceError::Malformed));
+    }
+
+    #[test]
     fn a_tag_made_with_another_key_or_a_flipped_bit_is_rejected() {
         let key = AnnounceKey::new(b"right");
         let datagram = sample().encode(Some(&AnnounceKey::new(b"wrong")));
@@ -259,21 +418,25 @@ mod tests {
             Announcement::decode(&datagram, core::slice::from_ref(&key)),
             Err(AnnounceError::BadTag)
         );
-        let good = sample().encode(Some(&key));
-        for at in 0..good.len() {
-            let mut bad = good.to_vec();
-            bad[at] ^= 0x10;
-            assert!(
-                Announcement::decode(&bad, core::slice::from_ref(&key)).is_err(),
-                "bit flip at {at} accepted"
-            );
+        for good in [
+            sample().encode(Some(&key)),
+            stopped(ExitStatus::exited(3)).encode(Some(&key)),
+        ] {
+            for at in 0..good.len() {
+                let mut bad = good.to_vec();
+                bad[at] ^= 0x10;
+                assert!(
+                    Announcement::decode(&bad, core::slice::from_ref(&key)).is_err(),
+                    "bit flip at {at} accepted"
+                );
+            }
         }
         assert_eq!(
             Announcement::decode(&sample().encode(None), core::slice::from_ref(&key)),
             Err(AnnounceError::Unauthenticated)
         );
         // During a key rotation, either key verifies.
-        assert!(Announcement::decode(&good, &[AnnounceKey::new(b"next"), key]).is_ok());
+        assert!(Announcement::decode(&sample().encode(Some(&key)), &[AnnounceKey::new(b"next"), key]).is_ok());
     }
 
     #[test]

@@ -7,10 +7,10 @@ use core::time::Duration;
 use pulse_proto::{Instant, Status};
 
 use crate::accrual::Accrual;
-use crate::announce::Announcement;
+use crate::announce::{Announcement, ExitStatus, Report};
 use crate::event::{CheckResult, Event, Health, PeerSignal, ProbeId, Reason, Transition};
 use crate::monitor::{Command, Monitor};
-use crate::target::{Kind, ANNOUNCED_ONCE, EVICTED, IN_FLIGHT, NEVER, NO_SAMPLE, SUPPRESSED};
+use crate::target::{Kind, ANNOUNCED_ONCE, EVICTED, IN_FLIGHT, NEVER, NO_SAMPLE, STOPPED, SUPPRESSED};
 
 impl Monitor {
     /// The earliest moment anything about target `index` can change by
@@ -233,6 +233,11 @@ impl Monitor {
                 let next = self.rng.jittered(self.stretch(nominal), self.config.jitter_percent);
                 self.records[i].timer = now + next;
             }
+            Kind::Announced if self.records[i].has(STOPPED) => {
+                // It said it ended: its checks are moot until a newer
+                // incarnation announces, and there is no next one.
+                self.records[i].timer = NEVER;
+            }
             Kind::Announced => {
                 if result.passed() {
                     // A passing probe is proof of life, but not a heartbeat:
@@ -266,6 +271,41 @@ impl Monitor {
 
     /// An announcement, already checked as newer, for target `index`.
     pub(crate) fn on_announcement(&mut self, index: u32, now: Instant, a: &Announcement) {
+        match a.report {
+            Report::Running(status) => self.on_running(index, now, a, status),
+            Report::Stopped(exit) => self.on_stopped(index, now, a, exit),
+        }
+    }
+
+    /// The service's last word: down at once, with how it ended, instead
+    /// of after the silence.
+    fn on_stopped(&mut self, index: u32, now: Instant, a: &Announcement, exit: ExitStatus) {
+        let footprint = self.footprint(index);
+        let r = &mut self.records[index as usize];
+        let restarted = r.has(ANNOUNCED_ONCE) && a.incarnation > r.incarnation;
+        r.incarnation = a.incarnation;
+        r.sequence = a.sequence;
+        r.heard = now;
+        r.set(ANNOUNCED_ONCE, true);
+        r.set(STOPPED, true);
+        // Its next announcement is a new incarnation: no gap to learn from.
+        r.set(NO_SAMPLE, true);
+        if !r.has(IN_FLIGHT) {
+            r.timer = NEVER;
+        }
+        if restarted {
+            let target = self.id_of(index);
+            self.events.push_back(Event::Restarted {
+                target,
+                incarnation: a.incarnation,
+            });
+        }
+        self.transition(index, now, Health::Down, Reason::Stopped(exit));
+        self.settle(index, footprint, now);
+        self.reschedule(index, now);
+    }
+
+    fn on_running(&mut self, index: u32, now: Instant, a: &Announcement, status: Status) {
         let i = index as usize;
         let footprint = self.footprint(index);
         let (low, high) = self.config.announce_interval_range;
@@ -293,6 +333,7 @@ impl Monitor {
         r.set(NO_SAMPLE, false);
         r.set(ANNOUNCED_ONCE, true);
         r.set(EVICTED, false);
+        r.set(STOPPED, false);
         if !r.has(IN_FLIGHT) {
             r.timer = NEVER;
         }
@@ -307,7 +348,7 @@ impl Monitor {
                 incarnation: a.incarnation,
             });
         }
-        self.set_status(index, a.status);
+        self.set_status(index, status);
         self.transition(index, now, Health::Up, Reason::Announced);
         self.settle(index, footprint, now);
         self.reschedule_if_earlier(index, now);

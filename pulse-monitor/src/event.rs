@@ -6,6 +6,8 @@ use core::time::Duration;
 
 use pulse_proto::{CloseCode, Instant, Status};
 
+use crate::announce::ExitStatus;
+
 /// A target, as [`crate::Monitor::add_target`] returned it. Its
 /// [`index`](TargetId::index) is dense (a driver can keep its addresses in
 /// a `Vec`); a removed target's id goes stale and never names the target
@@ -242,6 +244,8 @@ pub enum Reason {
     },
     /// A pulse peer's session said so.
     Peer(PeerSignal),
+    /// The service's last announcement said it ended, and how.
+    Stopped(ExitStatus),
 }
 
 /// A change of a target's health.

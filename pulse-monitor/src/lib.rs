@@ -17,7 +17,9 @@
 //!   - *announced*: the service pushes ANNOUNCE datagrams
 //!     ([`Announcement`], `docs/PROTOCOL.md` §12), optionally authenticated
 //!     with HMAC-SHA256 ([`AnnounceKey`]) and protected from replay by
-//!     incarnation and sequence; an accrual detector turns their silence
+//!     incarnation and sequence; a service's last announcement
+//!     ([`Report::Stopped`]) takes it down at once with its exit status;
+//!     otherwise an accrual detector turns their silence
 //!     into a suspicion level (φ) with suspect, down and evict thresholds;
 //!     with a check attached, fast probes confirm a suspicion before a down;
 //!   - *pulse peers*: a pulse session's own events ([`pulse_proto::Event`])
@@ -62,7 +64,7 @@
 //!
 //! ```
 //! use core::time::Duration;
-//! use pulse_monitor::{Announcement, Check, Config, Event, Health, Monitor, Probe, ProbeOutcome, TargetSpec};
+//! use pulse_monitor::{Announcement, Check, Config, Event, Health, Monitor, Probe, ProbeOutcome, Report, TargetSpec};
 //! use pulse_proto::{Instant, Status};
 //!
 //! let mut now = Instant::ZERO;
@@ -73,7 +75,7 @@
 //! let worker = monitor.add_target(now, TargetSpec::announced(pool, 7)).unwrap();
 //!
 //! // The worker announces itself (a driver reads this from a UDP socket).
-//! let hello = Announcement { service: 7, incarnation: 1, sequence: 1, interval: Duration::from_secs(1), status: Status::default() };
+//! let hello = Announcement { service: 7, incarnation: 1, sequence: 1, interval: Duration::from_secs(1), report: Report::Running(Status::default()) };
 //! monitor.handle_announcement(now, &hello.encode(None)).unwrap();
 //!
 //! // Ten seconds of a driver's loop, in which the backend refuses every
@@ -127,7 +129,7 @@ mod schedule;
 mod snapshot;
 mod target;
 
-pub use announce::{AnnounceError, AnnounceKey, Announcement, Datagram};
+pub use announce::{AnnounceError, AnnounceKey, Announcement, Datagram, ExitStatus, Report};
 pub use config::{Config, ConfigError};
 pub use damping::Damping;
 pub use event::{
@@ -142,5 +144,5 @@ pub use target::{Source, TargetError, TargetSpec};
 
 /// The ANNOUNCE datagram's constants (`docs/PROTOCOL.md` §12).
 pub mod wire {
-    pub use crate::announce::{HEADER_LEN, MAGIC, MAX_LEN, TAG_LEN, VERSION};
+    pub use crate::announce::{HEADER_LEN, MAGIC, MAX_LEN, STATE_STOPPED, STOPPED_LEN, TAG_LEN, VERSION};
 }

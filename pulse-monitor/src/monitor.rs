@@ -7,7 +7,7 @@ use core::time::Duration;
 
 use pulse_proto::{Instant, Status};
 
-use crate::announce::{AnnounceError, AnnounceKey, Announcement};
+use crate::announce::{AnnounceError, AnnounceKey, Announcement, Report};
 use crate::config::{Config, ConfigError, Tuned};
 use crate::event::{CheckId, CheckResult, Event, PoolId, Probe, ProbeId, ProbeKind, ProbeOutcome, Progress, TargetId};
 use crate::http::{HttpCheck, Judgement};
@@ -410,6 +410,12 @@ impl Monitor {
             .ok_or(AnnounceError::UnknownService(announcement.service))?;
         let r = &self.records[index as usize];
         if r.has(crate::target::ANNOUNCED_ONCE) && !announcement.is_newer_than(r.incarnation, r.sequence) {
+            return Err(AnnounceError::Stale);
+        }
+        // A stopped incarnation has ended: only its repeated last word, or
+        // a newer incarnation, is news.
+        let running = matches!(announcement.report, Report::Running(_));
+        if r.has(crate::target::STOPPED) && running && announcement.incarnation == r.incarnation {
             return Err(AnnounceError::Stale);
         }
         self.local

@@ -85,7 +85,9 @@ impl Monitor {
             _ if r.status.state() == ServiceState::Maintenance => None,
             h => Some(h.is_alive()),
         };
-        let takes_work = r.status.state().takes_work();
+        // A service that said it ended takes no work, not even in a panic:
+        // there is no process left to send it to.
+        let takes_work = r.status.state().takes_work() && !r.has(crate::target::STOPPED);
         // Rounded up, so a small positive weight never becomes none.
         let weight = (u32::from(r.weight) * u32::from(r.status.weight())).div_ceil(100);
         let weight = if takes_work { weight } else { 0 };

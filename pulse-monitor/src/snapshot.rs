@@ -7,7 +7,7 @@ use pulse_proto::Status;
 use crate::announce::AnnounceError;
 use crate::event::{CheckResult, Health, PoolId, TargetId};
 use crate::monitor::Monitor;
-use crate::target::{Kind, SUPPRESSED};
+use crate::target::{Kind, STOPPED, SUPPRESSED};
 
 /// A target as a console shows it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -45,6 +45,9 @@ pub struct Snapshot {
     pub deviation: Option<Duration>,
     /// For targets that announce: the latest incarnation and sequence.
     pub sequence: Option<(u32, u32)>,
+    /// Whether its latest incarnation said it stopped (its last
+    /// announcement; the transition's [`crate::Reason::Stopped`] says how).
+    pub stopped: bool,
 }
 
 /// Counters since the monitor started.
@@ -122,6 +125,7 @@ impl Monitor {
             mean_interval: announced.then(|| r.accrual.mean()),
             deviation: announced.then(|| r.accrual.deviation()),
             sequence: announced.then_some((r.incarnation, r.sequence)),
+            stopped: r.has(STOPPED),
         })
     }
 }

@@ -139,6 +139,8 @@ pub(crate) const NO_SAMPLE: u8 = 2;
 pub(crate) const SUPPRESSED: u8 = 4;
 pub(crate) const EVICTED: u8 = 8;
 pub(crate) const ANNOUNCED_ONCE: u8 = 16;
+/// Its latest incarnation said it ended (a `stopped` announcement).
+pub(crate) const STOPPED: u8 = 32;
 
 /// Everything the monitor keeps of one target. Field order packs it.
 #[derive(Clone, Debug)]

@@ -135,7 +135,7 @@ fn announcement(incarnation: u32, sequence: u32) -> Announcement {
         incarnation,
         sequence,
         interval: INTERVAL,
-        status: Status::default(),
+        report: pulse_monitor::Report::Running(Status::default()),
     }
 }
 
@@ -221,7 +221,7 @@ fn a_service_that_reports_itself_draining_or_degraded_changes_its_pool_at_once()
             incarnation: 1,
             sequence: seq,
             interval: INTERVAL,
-            status: Status::new(state, weight),
+            report: pulse_monitor::Report::Running(Status::new(state, weight)),
         };
         monitor
             .handle_announcement(Instant::ZERO + INTERVAL * seq, &a.encode(None))

@@ -43,7 +43,7 @@ fn a_silent_announcer_is_evicted_after_its_down_transition_when_an_evict_level_i
         incarnation: 1,
         sequence: 1,
         interval: Duration::from_secs(1),
-        status: Status::default(),
+        report: pulse_monitor::Report::Running(Status::default()),
     };
     monitor.handle_announcement(Instant::ZERO, &hello.encode(None)).unwrap();
     run(&mut monitor, at(60_000));
@@ -76,7 +76,7 @@ fn a_burst_of_arrivals_far_above_the_expected_rate_counts_as_our_own_stall() {
                 incarnation: 1,
                 sequence,
                 interval: Duration::from_secs(1),
-                status: Status::default(),
+                report: pulse_monitor::Report::Running(Status::default()),
             };
             monitor.handle_announcement(at(10), &a.encode(None)).unwrap();
         }

@@ -98,7 +98,7 @@ fn round(monitor: &mut Monitor, mut now: Instant, services: u64, seq: u32, key: 
             incarnation: 1,
             sequence: seq,
             interval: Duration::from_secs(1),
-            status: Status::default(),
+            report: pulse_monitor::Report::Running(Status::default()),
         };
         monitor.handle_announcement(now, &a.encode(Some(key))).unwrap();
         while let Some(deadline) = monitor.poll_timeout().filter(|&d| d <= now) {

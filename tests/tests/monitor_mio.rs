@@ -273,7 +273,7 @@ fn spoofed_announcements_are_rejected_counted_and_keep_no_dead_service_alive() {
                 incarnation: 99,
                 sequence: (forged + bare + 1) as u32,
                 interval: Duration::from_millis(ANNOUNCE_MS),
-                status: Status::default(),
+                report: pulse_monitor::Report::Running(Status::default()),
             };
             if (forged + bare) % 2 == 0 {
                 spoofer.send_to(&spoof.encode(Some(&wrong)), to).unwrap();

@@ -295,7 +295,7 @@ fn announcements_with_a_wrong_key_are_rejected_counted_and_keep_no_dead_service_
                 incarnation: 99,
                 sequence: forged as u32,
                 interval: Duration::from_millis(ANNOUNCE_MS),
-                status: Status::default(),
+                report: pulse_monitor::Report::Running(Status::default()),
             };
             spoofer.send_to(&spoof.encode(Some(&wrong)), to).unwrap();
         }

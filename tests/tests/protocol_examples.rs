@@ -1,5 +1,9 @@
 //! docs/PROTOCOL.md shows the implementation's own bytes: its §4.4 block is
-//! what `cargo run --example wire_dump` prints, byte for byte.
+//! what `cargo run --example wire_dump` prints, byte for byte, and its §12.5
+//! block what `cargo run -p pulse-monitor --example announce_dump` prints.
+
+#[path = "../../pulse-monitor/examples/announce_dump.rs"]
+mod announce_dump;
 
 const PROTOCOL: &str = include_str!("../../docs/PROTOCOL.md");
 
@@ -28,5 +32,16 @@ fn the_protocol_s_example_frames_are_what_the_codec_encodes() {
         documented == encoded,
         "docs/PROTOCOL.md §4.4 differs from the codec: replace its block with \
          the output of `cargo run --example wire_dump`:\n{encoded}\ndocumented:\n{documented}"
+    );
+}
+
+#[test]
+fn the_protocol_s_example_announcements_are_what_the_codec_encodes() {
+    let documented = block_after(PROTOCOL, "### 12.5").expect("docs/PROTOCOL.md has a §12.5 with a code block");
+    let encoded = announce_dump::examples();
+    assert!(
+        documented == encoded,
+        "docs/PROTOCOL.md §12.5 differs from the codec: replace its block with the output of \
+         `cargo run -p pulse-monitor --example announce_dump`:\n{encoded}\ndocumented:\n{documented}"
     );
 }

@@ -91,6 +91,10 @@ pub struct TargetView {
     pub last_result: Option<String>,
     pub silent_ms: u64,
     pub transitions: u64,
+    /// Set while its last announcement said it stopped: how it ended.
+    pub stopped: Option<String>,
+    /// The exit status of a stopped target (as a shell reports it).
+    pub exit_status: Option<i32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -102,6 +106,10 @@ pub struct LogLine {
     pub to: String,
     pub reason: String,
     pub kind: &'static str,
+    /// For a target that stopped: its exit status and, if a signal ended
+    /// it, the signal.
+    pub exit_status: Option<i32>,
+    pub exit_signal: Option<u8>,
 }
 
 /// The monitor's own health, for `/metrics` and the console's footer.
@@ -138,6 +146,8 @@ impl TargetView {
             last_result: None,
             silent_ms: 0,
             transitions: 0,
+            stopped: None,
+            exit_status: None,
         }
     }
 
@@ -196,6 +206,7 @@ pub fn reason_kind(reason: &Reason) -> &'static str {
         Reason::Suspicion { .. } => "suspicion",
         Reason::Confirmed { .. } => "confirmed",
         Reason::Peer(_) => "peer",
+        Reason::Stopped(_) => "stopped",
         _ => "other",
     }
 }
@@ -220,6 +231,7 @@ pub fn reason_text(reason: &Reason) -> String {
             PeerSignal::Dead => "pulse dead-peer verdict".into(),
             PeerSignal::Closed(code) => format!("pulse session closed: {code}"),
         },
+        Reason::Stopped(exit) => format!("stopped: {exit}"),
         other => format!("{other:?}"),
     }
 }
@@ -246,6 +258,17 @@ impl State {
         target.transitions += 1;
         target.state = transition.to.to_string();
         target.in_state_ms = 0;
+        let exit = match transition.reason {
+            Reason::Stopped(exit) => Some(exit),
+            _ => None,
+        };
+        if let Some(exit) = exit {
+            target.stopped = Some(exit.to_string());
+            target.exit_status = Some(exit.status);
+        } else if transition.to.is_alive() {
+            target.stopped = None;
+            target.exit_status = None;
+        }
         let line = LogLine {
             at_ms: unix_ms(),
             target: target.name.clone(),
@@ -254,6 +277,8 @@ impl State {
             to: transition.to.to_string(),
             reason: reason_text(&transition.reason),
             kind,
+            exit_status: exit.map(|e| e.status),
+            exit_signal: exit.map(|e| e.signal).filter(|&s| s != 0),
         };
         *self
             .counted

@@ -84,6 +84,17 @@ pub fn render(state: &State) -> String {
     }
     family(
         &mut out,
+        "pulse_target_exit_status",
+        "gauge",
+        "For a target whose last announcement said it stopped: its exit status (128 + signal when killed).",
+    );
+    for t in &state.targets {
+        if let Some(status) = t.exit_status {
+            let _ = writeln!(out, "pulse_target_exit_status{{{}}} {status}", target_labels(t));
+        }
+    }
+    family(
+        &mut out,
         "pulse_target_state_seconds",
         "gauge",
         "Time the target has been in its state.",

@@ -40,11 +40,14 @@ impl Output {
 
     pub fn transition(&self, line: &LogLine) {
         if self.json {
-            println!(
-                "{}",
-                json!({"event": "transition", "target": line.target, "pool": line.pool, "from": line.from,
-                       "to": line.to, "reason": line.kind, "why": line.reason, "at_ms": line.at_ms})
-            );
+            let mut event = json!({"event": "transition", "target": line.target, "pool": line.pool,
+                                   "from": line.from, "to": line.to, "reason": line.kind, "why": line.reason,
+                                   "at_ms": line.at_ms});
+            if let Some(status) = line.exit_status {
+                event["exit_status"] = json!(status);
+                event["exit_signal"] = json!(line.exit_signal);
+            }
+            println!("{event}");
         } else if !self.table {
             println!(
                 "{} {}: {} -> {} ({})",
@@ -90,9 +93,13 @@ impl Output {
         );
         for t in &state.targets {
             let rtt = t.rtt_ms.map_or("-".into(), |r| format!("{r:.2}ms"));
+            let status = match &t.stopped {
+                Some(how) => format!("stopped: {how}"),
+                None => format!("{} {}%", t.status, t.weight),
+            };
             let _ = writeln!(
                 out,
-                "{:<20} {:<12} {:<8} {}{:<8}\x1b[0m {:>10} {:>10} {:>6.1} {:>6}  {} {}%",
+                "{:<20} {:<12} {:<8} {}{:<8}\x1b[0m {:>10} {:>10} {:>6.1} {:>6}  {}",
                 cut(&t.name, 20),
                 cut(&t.pool, 12),
                 t.kind,
@@ -102,8 +109,7 @@ impl Output {
                 rtt,
                 t.suspicion,
                 t.transitions,
-                t.status,
-                t.weight
+                status
             );
         }
         let _ = writeln!(out, "\ntransitions:");

@@ -363,7 +363,7 @@ impl Sim {
                         incarnation: a.incarnation,
                         sequence: a.sequence,
                         interval: a.interval,
-                        status: a.status,
+                        report: pulse_monitor::Report::Running(a.status),
                     };
                     self.announcements_sent += 1;
                     if let Some(delay) = self.link.transit(&mut self.rng) {

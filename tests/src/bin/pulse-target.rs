@@ -100,7 +100,7 @@ fn announce(
             incarnation,
             sequence,
             interval,
-            status: Status::default(),
+            report: pulse_monitor::Report::Running(Status::default()),
         };
         let _ = socket.send(&announcement.encode(key.as_ref()));
         sent.fetch_add(1, Ordering::Relaxed);
@@ -169,7 +169,7 @@ fn send_announcements(services: &[u64], interval: Duration, sockets: &[UdpSocket
             incarnation: 1,
             sequence: sequences[j],
             interval,
-            status: Status::default(),
+            report: pulse_monitor::Report::Running(Status::default()),
         };
         let _ = sockets[j % sockets.len()].send(&announcement.encode(None));
         sent_here += 1;

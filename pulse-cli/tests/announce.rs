@@ -1,0 +1,106 @@
+//! `pulse announce -- COMMAND` seen by `pulse watch`: up while the command
+//! runs, and down the moment it exits, with its exit status — from the
+//! last (`stopped`) announcement, not from the silence after it.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{get, scratch, write, Pulse};
+
+const VERDICT: Duration = Duration::from_secs(10);
+/// Announcements this far apart: a down from silence comes at least this
+/// long after the last one, well after a `stopped` announcement's.
+const SLOW: &str = "5s";
+
+/// A `pulse watch --json --http` listening for the service `job`: the
+/// address it listens on, and its console's.
+fn watch_job(name: &str) -> (Pulse, String, SocketAddr, std::path::PathBuf) {
+    let dir = scratch(name);
+    let targets = dir.join("targets.toml");
+    write(
+        &targets,
+        "announce = \"127.0.0.1:0\"\n[[target]]\nname = \"nightly\"\nannounce = \"backup-job\"\n",
+    );
+    let mut watch = Pulse::start(&["watch", "--json", "--http", "127.0.0.1:0", targets.to_str().unwrap()]);
+    let (mut collector, mut console) = (None, None);
+    while collector.is_none() || console.is_none() {
+        let note = watch.wait_json(VERDICT, "the addresses", |v| v["event"] == "note");
+        let text = note["text"].as_str().unwrap().to_string();
+        if let Some(addr) = text.strip_prefix("announcements on udp ") {
+            collector = Some(addr.to_string());
+        } else if let Some(addr) = text.strip_prefix("console on http://") {
+            console = Some(addr.trim_end_matches('/').parse().unwrap());
+        }
+    }
+    (watch, collector.unwrap(), console.unwrap(), dir)
+}
+
+fn announce(collector: &str, command: &[&str]) -> Pulse {
+    let mut args = vec!["announce", collector, "--id", "backup-job", "--interval", SLOW, "--"];
+    args.extend_from_slice(command);
+    Pulse::start(&args)
+}
+
+fn is_down(v: &serde_json::Value) -> bool {
+    v["event"] == "transition" && v["target"] == "nightly" && v["to"] == "down"
+}
+
+#[test]
+fn announce_while_a_command_runs_is_seen_up_then_down_at_its_exit() {
+    let (mut watch, collector, _, dir) = watch_job("announce");
+    let mut announce = announce(&collector, &["sleep", "2"]);
+    watch.wait_json(VERDICT, "nightly up", |v| {
+        v["event"] == "transition" && v["target"] == "nightly" && v["to"] == "up"
+    });
+    // The command's exit ends the announcements (exit status passed on).
+    assert_eq!(announce.wait_exit(VERDICT).code(), Some(0));
+    let exited = Instant::now();
+    // Silence alone could not make it down for 3 s more (the last
+    // announcement was at the start, 5 s apart); the stopped one does at
+    // once. 1 s is a third of that, and a hundred times what it takes.
+    let down = watch.wait_json(Duration::from_secs(1), "nightly down at once", is_down);
+    assert!(exited.elapsed() < Duration::from_secs(1));
+    assert_eq!(down["reason"], "stopped", "{down}");
+    assert_eq!(down["exit_status"], 0, "{down}");
+    assert_eq!(down["why"], "stopped: exited with status 0", "{down}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_command_s_exit_status_reaches_the_monitor_and_is_pulse_s_own() {
+    let (mut watch, collector, console, dir) = watch_job("exit3");
+    let mut announce = announce(&collector, &["sh", "-c", "exit 3"]);
+    assert_eq!(announce.wait_exit(VERDICT).code(), Some(3));
+    let down = watch.wait_json(VERDICT, "nightly down", is_down);
+    assert_eq!(down["reason"], "stopped", "{down}");
+    assert_eq!(down["exit_status"], 3, "{down}");
+    assert_eq!(down["exit_signal"], serde_json::Value::Null, "{down}");
+    // Scripts and Prometheus read it too (the board is refreshed on the
+    // transition, before the JSON line is printed).
+    let (_, json) = get(console, "/status.json");
+    let board: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(board["targets"][0]["stopped"], "exited with status 3", "{json}");
+    assert_eq!(board["targets"][0]["exit_status"], 3, "{json}");
+    let (_, metrics) = get(console, "/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("pulse_target_exit_status{target=\"nightly\"") && l.ends_with("} 3")),
+        "{metrics}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_command_killed_by_a_signal_is_told_as_such() {
+    let (mut watch, collector, _, dir) = watch_job("killed");
+    let mut announce = announce(&collector, &["sh", "-c", "kill -9 $$"]);
+    assert_eq!(announce.wait_exit(VERDICT).code(), Some(137));
+    let down = watch.wait_json(VERDICT, "nightly down", is_down);
+    assert_eq!(down["exit_status"], 137, "{down}");
+    assert_eq!(down["exit_signal"], 9, "{down}");
+    assert_eq!(down["why"], "stopped: killed by signal 9 (status 137)", "{down}");
+    let _ = std::fs::remove_dir_all(dir);
+}
