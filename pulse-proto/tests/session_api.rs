@@ -3,13 +3,15 @@
 //! rules are tested at length in the workspace's `tests/`; these keep the
 //! core's own suite checking its API, as mutation testing asks.)
 
+mod common;
+
 use core::time::Duration;
 
-use bytes::Bytes;
-use pulse_proto::frame::{Frame, Hello, MAGIC};
+use common::{closed, hello, stream_frames as frames, take};
+use pulse_proto::frame::{Frame, Hello};
 use pulse_proto::{
     AdaptiveConfig, CloseCode, Config, Event, Initiator, Instant, Learned, Role, SendError, ServiceState, Session,
-    State, Status, StreamDecoder, Transport,
+    State, Status, Transport,
 };
 
 const MS: Duration = Duration::from_millis(1);
@@ -116,38 +118,6 @@ impl Pair {
         self.now = end;
         self.exchange();
     }
-}
-
-/// What a session sends now: one piece per `poll_transmit` (a datagram
-/// each over UDP), all taken by the transport.
-fn take(session: &mut Session, now: Instant) -> Vec<Vec<u8>> {
-    let mut pieces = Vec::new();
-    while let Some(bytes) = session.poll_transmit(now) {
-        pieces.push(bytes.to_vec());
-        let n = bytes.len();
-        session.advance_transmit(n);
-    }
-    pieces
-}
-
-/// The frames of a stream session's output (its magic skipped).
-fn frames(pieces: &[Vec<u8>]) -> Vec<Frame> {
-    let mut decoder = StreamDecoder::new(1 << 20);
-    let mut wire: Vec<u8> = pieces.concat();
-    if !wire.starts_with(&MAGIC) {
-        let mut with_magic = MAGIC.to_vec();
-        with_magic.extend_from_slice(&wire);
-        wire = with_magic;
-    }
-    let mut input = Bytes::from(wire);
-    std::iter::from_fn(|| decoder.decode(&mut input).ok().flatten()).collect()
-}
-
-fn closed(events: &[Event]) -> Option<pulse_proto::Closed> {
-    events.iter().find_map(|e| match e {
-        Event::Closed(c) => Some(c.clone()),
-        _ => None,
-    })
 }
 
 fn config() -> Config {
@@ -274,17 +244,7 @@ fn send_before_the_handshake_and_after_the_close_says_which() {
 #[test]
 fn the_bytes_fed_are_counted_across_calls() {
     let mut server = Session::new(config(), Role::Server, Instant::ZERO, 1).unwrap();
-    let mut hello = MAGIC.to_vec();
-    Frame::Hello(Hello {
-        version_min: 1,
-        version_max: 2,
-        interval_ms: 1000,
-        dead_timeout_ms: 3000,
-        max_frame_len: 1024,
-        attempt: 0,
-        cookie: None,
-    })
-    .encode(&mut hello);
+    let hello = hello(1, 2, 1024);
     let (first, second) = hello.split_at(7);
     server.handle_input(Instant::ZERO, first);
     server.handle_input(Instant::ZERO, second);
@@ -308,17 +268,7 @@ fn a_status_reaches_a_version_2_peer_and_is_refused_before_the_handshake() {
 #[test]
 fn a_version_1_peer_gets_no_status_and_no_retime() {
     let mut server = Session::new(config(), Role::Server, Instant::ZERO, 1).unwrap();
-    let mut hello = MAGIC.to_vec();
-    Frame::Hello(Hello {
-        version_min: 1,
-        version_max: 1,
-        interval_ms: 1000,
-        dead_timeout_ms: 3000,
-        max_frame_len: 1024,
-        attempt: 0,
-        cookie: None,
-    })
-    .encode(&mut hello);
+    let hello = hello(1, 1, 1024);
     server.handle_input(Instant::ZERO, &hello[..]);
     assert_eq!(server.state(), State::Established);
     assert_eq!(

@@ -3,10 +3,13 @@
 //! adaptive client asks for. Each test drives sessions by hand and reads
 //! the frames they send.
 
+mod common;
+
 use core::time::Duration;
 
 use bytes::Bytes;
-use pulse_proto::frame::{Frame, Hello, MAGIC};
+use common::{close_code, datagram_frames as frames, encode, events, hello, take};
+use pulse_proto::frame::{Frame, MAGIC};
 use pulse_proto::{
     AdaptiveConfig, CloseCode, Config, Event, Instant, Learned, Role, Session, State, StreamDecoder, Transport,
 };
@@ -16,44 +19,6 @@ const SECOND: Duration = Duration::from_secs(1);
 
 fn at(ms: u64) -> Instant {
     Instant::from_nanos(ms * 1_000_000)
-}
-
-/// Everything a session sends now, one entry per `poll_transmit`.
-fn take(session: &mut Session, now: Instant) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(bytes) = session.poll_transmit(now) {
-        out.push(bytes.to_vec());
-        let n = bytes.len();
-        session.advance_transmit(n);
-    }
-    out
-}
-
-/// The frames in what a session sent (stream or datagrams; magic skipped).
-fn frames(pieces: &[Vec<u8>]) -> Vec<Frame> {
-    let mut all = Vec::new();
-    for piece in pieces {
-        let mut wire = piece.clone();
-        if !wire.starts_with(&MAGIC) {
-            let mut with = MAGIC.to_vec();
-            with.extend_from_slice(&wire);
-            wire = with;
-        }
-        let mut decoder = StreamDecoder::new(1 << 20);
-        let mut input = Bytes::from(wire);
-        all.extend(std::iter::from_fn(|| decoder.decode(&mut input).ok().flatten()));
-    }
-    all
-}
-
-fn events(session: &mut Session) -> Vec<Event> {
-    std::iter::from_fn(|| session.poll_event()).collect()
-}
-
-fn encode(frame: Frame) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    frame.encode(&mut bytes);
-    bytes
 }
 
 fn datagram() -> Config {
@@ -67,17 +32,7 @@ fn stream() -> Config {
 /// A stream server that accepted a HELLO for 1 s / 3 s at time zero.
 fn server_with_hello(config: Config) -> Session {
     let mut server = Session::new(config, Role::Server, Instant::ZERO, 1).unwrap();
-    let mut hello = MAGIC.to_vec();
-    Frame::Hello(Hello {
-        version_min: 1,
-        version_max: 2,
-        interval_ms: 1000,
-        dead_timeout_ms: 3000,
-        max_frame_len: 1024,
-        attempt: 0,
-        cookie: None,
-    })
-    .encode(&mut hello);
+    let hello = hello(1, 2, 1024);
     server.handle_input(Instant::ZERO, &hello[..]);
     take(&mut server, Instant::ZERO);
     events(&mut server);
@@ -171,11 +126,7 @@ fn a_stream_client_refuses_a_retry() {
     Frame::Retry { attempt: 0, cookie }.encode(&mut retry);
     client.handle_input(at(5), &retry[..]);
     assert!(client.is_closed());
-    let closed = events(&mut client).into_iter().find_map(|e| match e {
-        Event::Closed(c) => Some(c),
-        _ => None,
-    });
-    assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
+    assert_eq!(close_code(&mut client), Some(CloseCode::PROTOCOL_ERROR));
 }
 
 #[test]
@@ -206,34 +157,16 @@ fn the_handshake_gives_up_at_its_timeout_and_not_before() {
     }
     assert!(client.is_closed());
     assert_eq!(now, at(2_000));
-    let closed = events(&mut client).into_iter().find_map(|e| match e {
-        Event::Closed(c) => Some(c),
-        _ => None,
-    });
-    assert_eq!(closed.unwrap().code, CloseCode::HANDSHAKE_TIMEOUT);
+    assert_eq!(close_code(&mut client), Some(CloseCode::HANDSHAKE_TIMEOUT));
 }
 
 #[test]
 fn a_version_range_the_server_cannot_meet_is_refused() {
     let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 1).unwrap();
-    let mut hello = MAGIC.to_vec();
-    Frame::Hello(Hello {
-        version_min: 3,
-        version_max: 4,
-        interval_ms: 1000,
-        dead_timeout_ms: 3000,
-        max_frame_len: 1024,
-        attempt: 0,
-        cookie: None,
-    })
-    .encode(&mut hello);
+    let hello = hello(3, 4, 1024);
     server.handle_input(at(0), &hello[..]);
     assert!(server.is_closed());
-    let closed = events(&mut server).into_iter().find_map(|e| match e {
-        Event::Closed(c) => Some(c),
-        _ => None,
-    });
-    assert_eq!(closed.unwrap().code, CloseCode::UNSUPPORTED_VERSION);
+    assert_eq!(close_code(&mut server), Some(CloseCode::UNSUPPORTED_VERSION));
 }
 
 // PING ids and PONGs.
@@ -273,15 +206,7 @@ fn a_stale_ping_closes_a_stream_but_is_ignored_on_datagrams() {
 
 #[test]
 fn only_the_pong_of_the_ping_in_flight_gives_an_rtt() {
-    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
-    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 2).unwrap();
-    for d in take(&mut client, at(0)) {
-        server.handle_input(at(0), &d[..]);
-    }
-    for d in take(&mut server, at(0)) {
-        client.handle_input(at(0), &d[..]);
-    }
-    events(&mut client);
+    let (mut client, _server) = established_pair();
     // Run the client to its first PING.
     let first = client.poll_timeout().unwrap();
     client.handle_timeout(first);
@@ -366,24 +291,10 @@ fn an_adaptive_client_asks_for_the_timeout_factor_times_its_interval() {
 #[test]
 fn a_server_refuses_a_hello_whose_frames_would_be_too_small() {
     let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 1).unwrap();
-    let mut hello = MAGIC.to_vec();
-    Frame::Hello(Hello {
-        version_min: 1,
-        version_max: 2,
-        interval_ms: 1000,
-        dead_timeout_ms: 3000,
-        max_frame_len: 100,
-        attempt: 0,
-        cookie: None,
-    })
-    .encode(&mut hello);
+    let hello = hello(1, 2, 100);
     server.handle_input(at(0), &hello[..]);
     assert!(server.is_closed());
-    let closed = events(&mut server).into_iter().find_map(|e| match e {
-        Event::Closed(c) => Some(c),
-        _ => None,
-    });
-    assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
+    assert_eq!(close_code(&mut server), Some(CloseCode::PROTOCOL_ERROR));
 }
 
 // Closing.
@@ -460,11 +371,7 @@ fn a_retime_answer_no_server_may_send_is_a_protocol_error() {
     });
     client.handle_input(at(20), &answer[..]);
     assert!(client.is_closed());
-    let closed = events(&mut client).into_iter().find_map(|e| match e {
-        Event::Closed(c) => Some(c),
-        _ => None,
-    });
-    assert_eq!(closed.unwrap().code, CloseCode::PROTOCOL_ERROR);
+    assert_eq!(close_code(&mut client), Some(CloseCode::PROTOCOL_ERROR));
 }
 
 #[test]
