@@ -5,82 +5,12 @@ use std::time::Duration;
 
 use async_net::AsyncToSocketAddrs;
 use bytes::Bytes;
-use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator};
+use pulse_driver::{default_backoff, Attempts, ClientEvent, Error, DEFAULT_STABLE_AFTER};
+use pulse_proto::{Backoff, CloseCode, Closed, Config, Initiator};
 
-use crate::client_state::{Inner, Next};
+use crate::client_state::Inner;
 use crate::connection::Connection;
-use crate::error::Error;
-use crate::retry::{Retry, DEFAULT_STABLE_AFTER};
 use crate::supervisor::supervise;
-
-/// What a [`ReconnectingClient`] reports, in order: `Connecting`, then
-/// either the connection's events (`Event(Connected)` first,
-/// `Event(Closed)` last) or none, then `Lost`, and again; or one of the
-/// endings, `GaveUp`, `Failed` or `Stopped`, after which nothing follows.
-///
-/// # Examples
-///
-/// ```no_run
-/// # smol::block_on(async {
-/// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-/// use pulse_proto::Event;
-/// use pulse_smol::ClientEvent;
-///
-/// loop {
-///     match client.recv().await {
-///         ClientEvent::Connecting { attempt } => println!("attempt {attempt}"),
-///         ClientEvent::Event(Event::Message { tag, payload }) => println!("{tag}: {payload:?}"),
-///         ClientEvent::Event(_) => {}
-///         ClientEvent::Lost { error, retry_in } => println!("{error}; again in {retry_in:?}"),
-///         ending => break println!("{ending:?}"),
-///     }
-/// }
-/// # });
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// Attempt `attempt` (from 1 since the last connection) is starting.
-    Connecting {
-        /// The attempt number.
-        attempt: u32,
-    },
-    /// An event of the current connection, as the core reported it.
-    Event(Event),
-    /// The connection was lost, or an attempt failed: why, and when the
-    /// next attempt comes.
-    Lost {
-        /// How the connection ended ([`Error::Closed`]), or why the attempt
-        /// failed.
-        error: Arc<Error>,
-        /// How long until the next attempt.
-        retry_in: Duration,
-    },
-    /// The backoff's limit on attempts was reached.
-    GaveUp {
-        /// Attempts made in a row.
-        attempts: u32,
-        /// Why the last one failed.
-        error: Arc<Error>,
-    },
-    /// An error that trying again cannot mend ([`Error::is_permanent`]):
-    /// an invalid configuration or a malformed address.
-    Failed {
-        /// The error.
-        error: Arc<Error>,
-    },
-    /// [`ReconnectingClient::close`] was called.
-    Stopped,
-}
-
-impl ClientEvent {
-    pub(crate) fn is_ending(&self) -> bool {
-        matches!(
-            self,
-            ClientEvent::GaveUp { .. } | ClientEvent::Failed { .. } | ClientEvent::Stopped
-        )
-    }
-}
 
 /// A TCP client that reconnects after a dead peer, a dropped connection or
 /// a failed attempt, waiting as its [`Backoff`] says, and reports each
@@ -169,8 +99,8 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         // Dropped before its end (its executor shut down, say): the
         // client has stopped, and `close` and `recv` must say so.
-        if !self.inner.has_ended() {
-            self.inner.end(ClientEvent::Stopped);
+        if !self.inner.lock().has_ended() {
+            self.inner.tell(|queue| queue.end(ClientEvent::Stopped));
         }
     }
 }
@@ -208,19 +138,6 @@ pub struct Builder<A> {
     config: Arc<Config>,
     backoff: Backoff,
     stable_after: Duration,
-}
-
-/// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
-/// on attempts.
-///
-/// # Examples
-///
-/// ```
-/// let backoff = pulse_smol::default_backoff().with_max_attempts(10);
-/// # let _ = backoff;
-/// ```
-pub fn default_backoff() -> Backoff {
-    Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
 }
 
 impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
@@ -267,8 +184,8 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// ```
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
         let inner = Arc::new(Inner::new());
-        let retry = Retry::new(self.backoff, self.stable_after);
-        let future = Box::pin(supervise(inner.clone(), self.target, self.config, retry));
+        let attempts = Attempts::new(self.backoff, self.stable_after);
+        let future = Box::pin(supervise(inner.clone(), self.target, self.config, attempts));
         let supervisor = Supervisor {
             future,
             inner: inner.clone(),
@@ -382,11 +299,11 @@ impl ReconnectingClient {
         loop {
             let arrived = inner.to_app.listen();
             match inner.take_next() {
-                Next::Event(event) => return event,
-                Next::Wait(Some(from_connection)) => {
+                Ok(event) => return event,
+                Err(Some(from_connection)) => {
                     futures_lite::future::or(arrived, from_connection).await;
                 }
-                Next::Wait(None) => arrived.await,
+                Err(None) => arrived.await,
             }
         }
     }
@@ -444,7 +361,7 @@ impl ReconnectingClient {
     /// println!("{} dropped", client.events_dropped());
     /// ```
     pub fn events_dropped(&self) -> u64 {
-        self.inner().dropped()
+        self.inner().lock().dropped()
     }
 
     /// Stops: closes the current connection gracefully and makes no more
@@ -467,7 +384,7 @@ impl ReconnectingClient {
         inner.stop();
         loop {
             let changed = inner.to_app.listen();
-            if inner.has_ended() {
+            if inner.lock().has_ended() {
                 return;
             }
             changed.await;

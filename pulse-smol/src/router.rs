@@ -128,7 +128,7 @@ impl UdpListenerDriver {
         let gone = self.link.take_gone();
         if !gone.is_empty() {
             self.demux
-                .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().finished));
+                .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().is_finished()));
         }
         if self.link.listening.load(Ordering::Acquire) {
             return false;
@@ -136,7 +136,7 @@ impl UdpListenerDriver {
         // Nobody will accept the peers still queued: end them.
         while self.waiting.try_recv().is_ok() {}
         self.demux
-            .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().finished));
+            .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().is_finished()));
         self.demux.is_empty()
     }
 
@@ -185,15 +185,9 @@ impl UdpListenerDriver {
 /// Hands a datagram to a peer's session and wakes its driver. While the
 /// application is behind, datagrams are dropped, as UDP may.
 fn deliver(shared: &Shared, datagram: &[u8]) {
-    {
-        let mut inner = shared.lock();
-        if inner.finished || inner.session.is_input_paused() {
-            return;
-        }
-        inner.session.handle_datagram(clock::now(), datagram);
+    if shared.lock().deliver_datagram(count(), datagram) {
+        shared.driver_waker.wake();
     }
-    count().add_bytes(datagram.len(), 0);
-    shared.driver_waker.wake();
 }
 
 impl Future for UdpListenerDriver {

@@ -1,0 +1,154 @@
+//! The driver task: the one task per connection that moves bytes and time
+//! between the transport and the session. Its steps are pulse-driver's;
+//! the waiting is tokio's: the transport's readiness, one `Sleep`, and a
+//! `Notify` from the application's handles.
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use pulse_driver::{clock, Arm, TimerSlot};
+use tokio::sync::futures::Notified;
+use tokio::time::Sleep;
+
+use crate::shared::{count, Shared};
+use crate::transport::{Io, Polled};
+
+/// Turns of the loop per poll before yielding to other tasks.
+const TURNS_PER_POLL: usize = 8;
+
+static LIVE_DRIVERS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connection driver tasks are alive in this process (each owns
+/// one transport and one timer): for leak checks and monitoring.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(pulse_tokio::live_drivers(), 0);
+/// ```
+pub fn live_drivers() -> usize {
+    LIVE_DRIVERS.load(Ordering::Relaxed)
+}
+
+/// Spawns the driver task of a new connection on the current runtime.
+pub(crate) fn spawn(shared: Arc<Shared>, io: Io) {
+    LIVE_DRIVERS.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(drive(Owned { shared, io: Some(io) }));
+}
+
+/// What the task owns; dropping it (the runtime shutting down, the task
+/// aborted) ends the connection as finishing does.
+struct Owned {
+    shared: Arc<Shared>,
+    io: Option<Io>,
+}
+
+impl Owned {
+    /// Ends the connection (if the session has not) and drops the
+    /// transport: "going away" to the peer if it takes it now.
+    fn finish(&mut self, cx: &mut Context<'_>) {
+        let Some(mut io) = self.io.take() else { return };
+        let peer = self.shared.peer;
+        self.shared
+            .mailbox()
+            .finish(peer, count(), &mut Polled { io: &mut io, cx });
+        io.shut(cx);
+        self.shared.wake_app.notify_waiters();
+        LIVE_DRIVERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        self.finish(&mut Context::from_waker(Waker::noop()));
+    }
+}
+
+/// The task: the timer and the handles' notification live in its own
+/// state (no allocation of their own), pinned here.
+async fn drive(mut owned: Owned) {
+    let shared = owned.shared.clone();
+    let mut sleep = pin!(tokio::time::sleep(std::time::Duration::from_secs(3600)));
+    let mut poked = pin!(shared.wake_driver.notified());
+    let mut state = Turns {
+        timer: TimerSlot::default(),
+        more: false,
+    };
+    poll_fn(|cx| state.poll(&mut owned, &shared, sleep.as_mut(), poked.as_mut(), cx)).await;
+    owned.finish(&mut Context::from_waker(Waker::noop()));
+}
+
+struct Turns {
+    timer: TimerSlot,
+    /// The last read filled the buffer: read again before waiting.
+    more: bool,
+}
+
+impl Turns {
+    fn poll<'n>(
+        &mut self,
+        owned: &mut Owned,
+        shared: &'n Shared,
+        mut sleep: Pin<&mut Sleep>,
+        mut poked: Pin<&mut Notified<'n>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<()> {
+        // Consume a notification first: whatever it announced is looked
+        // at below, and the next one wakes this task again.
+        // Each ready poll takes the one stored permit, so this ends with
+        // a registered `Notified`.
+        while poked.as_mut().poll(cx).is_ready() {
+            poked.set(shared.wake_driver.notified());
+        }
+        for _ in 0..TURNS_PER_POLL {
+            let Some(io) = owned.io.as_mut() else {
+                return Poll::Ready(());
+            };
+            let mut mailbox = shared.mailbox();
+            let mut polled = Polled { io, cx };
+            // A write that would block registered this task with the
+            // transport: nothing more to do for it here.
+            let _flushed = mailbox.send_step(shared.peer, count(), &mut polled);
+            if mailbox.session.is_closed() {
+                // Whatever the transport did not take now never goes.
+                drop(mailbox);
+                owned.finish(cx);
+                return Poll::Ready(());
+            }
+            let mut busy = false;
+            if !mailbox.session.is_input_paused() {
+                let (read, more) = mailbox.receive_step(shared.peer, count(), &mut polled);
+                self.more = more;
+                busy |= read || more;
+            }
+            // The timer after the reads: frames that arrived before the
+            // deadline are counted before any verdict.
+            if self.timer.armed().is_some() && sleep.as_mut().poll(cx).is_ready() {
+                self.timer.fired();
+                mailbox.session.handle_timeout(clock::now());
+                busy = true;
+            }
+            // The one `Sleep` moves only when the deadline moved earlier
+            // (or it fired): a received frame costs no timer operation.
+            if let Arm::Set(at) = self.timer.rearm(mailbox.session.poll_timeout()) {
+                sleep.as_mut().reset(clock::to_std(at).into());
+                // Registers the new deadline with this task.
+                busy |= sleep.as_mut().poll(cx).is_ready();
+            }
+            let news = mailbox.take_news();
+            drop(mailbox);
+            if news {
+                shared.wake_app.notify_waiters();
+            }
+            if !busy {
+                return Poll::Pending;
+            }
+        }
+        // A long burst: let other tasks run, then carry on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}

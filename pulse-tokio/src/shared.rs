@@ -1,0 +1,80 @@
+//! What a connection's driver task and its handles share: pulse-driver's
+//! [`Mailbox`] behind a lock, and tokio's `Notify` each way.
+
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
+
+use pulse_driver::{Counters, CountersSnapshot, Mailbox, PeerName};
+use pulse_proto::Session;
+use tokio::sync::Notify;
+
+/// Every connection of this process, counted together.
+static COUNTERS: Counters = Counters::new();
+
+/// pulse-tokio's aggregate counters for this process: connections open,
+/// verdicts, refusals and closes by code and initiator, bytes in and out.
+///
+/// # Examples
+///
+/// ```
+/// let counters = pulse_tokio::counters();
+/// println!("{} open, {} verdicts", counters.open, counters.verdicts);
+/// ```
+pub fn counters() -> CountersSnapshot {
+    COUNTERS.snapshot()
+}
+
+pub(crate) fn count() -> &'static Counters {
+    &COUNTERS
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    mailbox: Mutex<Mailbox>,
+    /// To the driver task: output queued, a close asked, the application
+    /// caught up. `notify_one` keeps a permit, so no wake is lost.
+    pub(crate) wake_driver: Notify,
+    /// To the application's handles: events, room to send, the end.
+    pub(crate) wake_app: Notify,
+    pub(crate) peer: PeerName,
+    pub(crate) local: Option<SocketAddr>,
+}
+
+impl Shared {
+    pub(crate) fn new(session: Session, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> Shared {
+        Shared {
+            mailbox: Mutex::new(Mailbox::new(session)),
+            wake_driver: Notify::new(),
+            wake_app: Notify::new(),
+            peer: PeerName(peer),
+            local,
+        }
+    }
+
+    pub(crate) fn mailbox(&self) -> MutexGuard<'_, Mailbox> {
+        // A panic elsewhere must not take every connection down with it.
+        self.mailbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the mailbox, then wakes the driver if `f` says so.
+    pub(crate) fn poke<T>(&self, f: impl FnOnce(&mut Mailbox) -> (T, bool)) -> T {
+        let (result, wake) = f(&mut self.mailbox());
+        if wake {
+            self.wake_driver.notify_one();
+        }
+        result
+    }
+
+    /// Waits until `ready` finds what it looks for in the mailbox; it
+    /// looks again after each of the driver's notifications.
+    pub(crate) async fn wait_for<T>(&self, mut ready: impl FnMut(&mut Mailbox) -> Option<T>) -> T {
+        loop {
+            // Registered before looking: a notification in between counts.
+            let notified = self.wake_app.notified();
+            if let Some(found) = ready(&mut self.mailbox()) {
+                return found;
+            }
+            notified.await;
+        }
+    }
+}
