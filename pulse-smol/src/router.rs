@@ -91,7 +91,6 @@ pub struct UdpListenerDriver {
     /// The queue's other end, to drop peers nobody will accept (boxed: a
     /// receiver is not `Unpin`, this future is).
     waiting: Box<async_channel::Receiver<Accepted>>,
-    refused: u64,
 }
 
 impl std::fmt::Debug for UdpListenerDriver {
@@ -119,7 +118,6 @@ impl UdpListenerDriver {
             link,
             accepted,
             waiting: Box::new(waiting),
-            refused: 0,
         }
     }
 
@@ -158,10 +156,6 @@ impl UdpListenerDriver {
             }
             Route::Drop => {}
             Route::Open => self.open(from, datagram),
-        }
-        if self.demux.refused() > self.refused {
-            self.refused = self.demux.refused();
-            count().on_refused();
         }
     }
 

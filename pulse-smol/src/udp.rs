@@ -14,6 +14,7 @@ use crate::connection::Connection;
 use crate::driver::Driver;
 use crate::open::{handshake, pair};
 use crate::router::{Accepted, PeerLink, UdpListenerDriver};
+use crate::shared::count;
 use crate::transport::Io;
 use pulse_driver::Error;
 
@@ -151,7 +152,14 @@ impl UdpListener {
         let local_addr = socket.get_ref().local_addr()?;
         let (tx, rx) = async_channel::unbounded();
         let link = Arc::new(PeerLink::new(DEFAULT_UDP_BACKLOG));
-        let router = UdpListenerDriver::new(socket, local_addr, Demux::new(config)?, link.clone(), tx, rx.clone());
+        let router = UdpListenerDriver::new(
+            socket,
+            local_addr,
+            Demux::new(config)?.count_into(count()),
+            link.clone(),
+            tx,
+            rx.clone(),
+        );
         let inner = ListenerInner {
             accepted: rx,
             local_addr,

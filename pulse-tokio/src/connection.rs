@@ -63,6 +63,10 @@ impl Connection {
         &self.handle.0
     }
 
+    pub(crate) fn weak_shared(&self) -> std::sync::Weak<Shared> {
+        Arc::downgrade(&self.handle.0)
+    }
+
     fn look<T>(&self, f: impl FnOnce(&Mailbox) -> T) -> T {
         f(&self.shared().mailbox())
     }

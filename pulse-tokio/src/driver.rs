@@ -56,6 +56,9 @@ impl Owned {
             .mailbox()
             .finish(peer, count(), &mut Polled { io: &mut io, cx });
         io.shut(cx);
+        if let Io::UdpPeer(_, _, link) = &io {
+            link.peer_gone();
+        }
         self.shared.wake_app.notify_waiters();
         LIVE_DRIVERS.fetch_sub(1, Ordering::Relaxed);
     }

@@ -8,6 +8,8 @@
 //!   [`tokio::net::TcpStream::connect`] and [`tokio::net::TcpListener`];
 //!   [`Connection::client`] and [`Connection::server`] over any tokio
 //!   byte stream: TLS (tokio-rustls), Unix sockets, a socket you set up;
+//!   [`connect_udp`] and [`UdpListener`] over UDP (one connection per peer
+//!   address);
 //! - [`Connection`]: `send` with backpressure, `recv` of messages and the
 //!   core's [`Event`]s (RTT, suspect, recovered, the dead-peer verdict,
 //!   closed), `rtt`, graceful `close`, and `split` into halves, the
@@ -79,6 +81,7 @@ mod shared;
 mod stream;
 mod tcp;
 mod transport;
+mod udp;
 
 pub use connection::Connection;
 pub use driver::live_drivers;
@@ -88,3 +91,4 @@ pub use pulse_proto::Event;
 pub use shared::counters;
 pub use tcp::{connect, Listener};
 pub use transport::ByteStream;
+pub use udp::{connect_udp, UdpListener, DEFAULT_UDP_BACKLOG};

@@ -24,7 +24,7 @@ pub(crate) enum Io {
     Udp(UdpSocket),
     /// A peer of a UDP listener: it sends from the shared socket and never
     /// waits on it; the listener's router hands it its datagrams.
-    UdpPeer(Arc<UdpSocket>, SocketAddr),
+    UdpPeer(Arc<UdpSocket>, SocketAddr, Arc<crate::udp::Link>),
     /// Any byte stream.
     Stream(Box<dyn ByteStream>),
 }
@@ -52,7 +52,7 @@ impl pulse_driver::Transfer for Polled<'_, '_, '_> {
             Io::Tcp(s) => Pin::new(s).poll_write(cx, bytes),
             Io::Udp(s) => s.poll_send(cx, bytes),
             // A shared socket is never waited on: a full one drops.
-            Io::UdpPeer(s, peer) => Poll::Ready(s.try_send_to(bytes, *peer)),
+            Io::UdpPeer(s, peer, _) => Poll::Ready(s.try_send_to(bytes, *peer)),
             Io::Stream(s) => Pin::new(s).poll_write(cx, bytes),
         })
     }

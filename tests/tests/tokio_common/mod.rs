@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pulse_proto::Config;
+use pulse_proto::{Closed, Config};
 use pulse_tokio::{Connection, Event, Listener};
 
 /// Both ends can use it: `with_timing` lowers the server's bounds to fit.
@@ -62,4 +62,18 @@ pub async fn listening() -> (Listener, SocketAddr) {
     let listener = Listener::bind("127.0.0.1:0", config(1000, 3000)).await.unwrap();
     let addr = listener.local_addr().unwrap();
     (listener, addr)
+}
+
+/// Reads `conn` to its end: the silence its dead-peer verdict named (if
+/// one came), and how it closed.
+pub async fn verdict_then_close(conn: &Connection) -> (Option<Duration>, Closed) {
+    let mut silence = None;
+    loop {
+        let event = conn.recv().await;
+        if let Event::PeerDead { silent_for } = event {
+            silence = Some(silent_for);
+        } else if let Event::Closed(closed) = event {
+            return (silence, closed);
+        }
+    }
 }
