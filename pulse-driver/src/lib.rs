@@ -68,7 +68,7 @@ pub use error::Error;
 pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
 pub use mailbox::{Mailbox, PeerName, Transfer, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
 pub use reconnect::{
-    default_backoff, AfterLoss, Attempts, ClientEvent, ClientQueue, Inbox, MAX_UNREAD_CONNECTIONS,
+    default_backoff, AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, Inbox, MAX_UNREAD_CONNECTIONS,
     MAX_UNREAD_TRANSITIONS,
 };
 pub use retry::{Retry, DEFAULT_STABLE_AFTER};

@@ -31,6 +31,56 @@ pub fn default_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
 }
 
+/// How a reconnecting client retries: its backoff and how long a
+/// connection must stay up for the backoff to start over. The adapters'
+/// builders set it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut options = pulse_driver::ClientOptions::default();
+/// options.stable_after = Duration::from_secs(30);
+/// let _attempts = options.attempts();
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The delays between attempts (default [`default_backoff`]); an
+    /// unseeded backoff gets a seed of the client's own.
+    pub backoff: Backoff,
+    /// How long a connection must stay up for the backoff to start over
+    /// at its next loss (default [`crate::DEFAULT_STABLE_AFTER`]).
+    pub stable_after: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            backoff: default_backoff(),
+            stable_after: crate::DEFAULT_STABLE_AFTER,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// With this backoff.
+    pub fn with_backoff(self, backoff: Backoff) -> ClientOptions {
+        ClientOptions { backoff, ..self }
+    }
+
+    /// With this uptime for the backoff to start over.
+    pub fn with_stable_after(self, stable_after: Duration) -> ClientOptions {
+        ClientOptions { stable_after, ..self }
+    }
+
+    /// The client's attempts, counted by these options.
+    pub fn attempts(self) -> Attempts {
+        Attempts::new(self.backoff, self.stable_after)
+    }
+}
+
 /// What a reconnecting client reports, in order: `Connecting`, then
 /// either the connection's events (`Event(Connected)` first,
 /// `Event(Closed)` last) or none, then `Lost`, and again; or one of the

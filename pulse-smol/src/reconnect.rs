@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_net::AsyncToSocketAddrs;
 use bytes::Bytes;
-use pulse_driver::{default_backoff, Attempts, ClientEvent, Error, DEFAULT_STABLE_AFTER};
+use pulse_driver::{ClientEvent, ClientOptions, Error};
 use pulse_proto::{Backoff, CloseCode, Closed, Config, Initiator};
 
 use crate::client_state::Inner;
@@ -21,7 +21,7 @@ use crate::supervisor::supervise;
 /// - Each client draws its own jitter (unless the backoff was seeded), so a
 ///   fleet that lost its server does not come back in lockstep.
 /// - The backoff starts over only after a connection stayed up for
-///   [`DEFAULT_STABLE_AFTER`] ([`Builder::stable_after`]): a server that
+///   [`DEFAULT_STABLE_AFTER`](crate::DEFAULT_STABLE_AFTER) ([`Builder::stable_after`]): a server that
 ///   accepts and drops at once is backed off from too.
 /// - It never stops by itself for a transient error; it ends on a
 ///   permanent one ([`ClientEvent::Failed`]), when the backoff gives up,
@@ -136,12 +136,11 @@ impl std::fmt::Debug for Supervisor {
 pub struct Builder<A> {
     target: A,
     config: Arc<Config>,
-    backoff: Backoff,
-    stable_after: Duration,
+    options: ClientOptions,
 }
 
 impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
-    /// The delays between attempts (default [`default_backoff`]). An
+    /// The delays between attempts (default [`default_backoff`](crate::default_backoff)). An
     /// unseeded backoff gets a seed of the client's own.
     ///
     /// # Examples
@@ -155,12 +154,12 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     ///     .build();
     /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.options.backoff = backoff;
         self
     }
 
     /// How long a connection must stay up for the backoff to start over
-    /// at its next loss (default [`DEFAULT_STABLE_AFTER`]).
+    /// at its next loss (default [`DEFAULT_STABLE_AFTER`](crate::DEFAULT_STABLE_AFTER)).
     ///
     /// # Examples
     ///
@@ -170,7 +169,7 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     ///     .build();
     /// ```
     pub fn stable_after(mut self, uptime: Duration) -> Self {
-        self.stable_after = uptime;
+        self.options.stable_after = uptime;
         self
     }
 
@@ -184,7 +183,7 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// ```
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
         let inner = Arc::new(Inner::new());
-        let attempts = Attempts::new(self.backoff, self.stable_after);
+        let attempts = self.options.attempts();
         let future = Box::pin(supervise(inner.clone(), self.target, self.config, attempts));
         let supervisor = Supervisor {
             future,
@@ -235,8 +234,7 @@ impl ReconnectingClient {
         Builder {
             target,
             config: config.into(),
-            backoff: default_backoff(),
-            stable_after: DEFAULT_STABLE_AFTER,
+            options: ClientOptions::default(),
         }
     }
 

@@ -14,6 +14,9 @@
 //!   core's [`Event`]s (RTT, suspect, recovered, the dead-peer verdict,
 //!   closed), `rtt`, graceful `close`, and `split` into halves, the
 //!   receiving one a [`Stream`](futures_core::Stream);
+//! - [`ReconnectingClient`]: reconnects after a dead peer, a dropped
+//!   connection or a failed attempt, as a [`pulse_proto::Backoff`] says,
+//!   reporting each step;
 //! - [`counters`] for metrics, and `tracing` events (targets `pulse::conn`
 //!   and `pulse::accept`, see [`pulse_driver::log`]).
 //!
@@ -77,6 +80,7 @@ mod connection;
 mod driver;
 mod halves;
 mod open;
+mod reconnect;
 mod shared;
 mod stream;
 mod tcp;
@@ -86,8 +90,12 @@ mod udp;
 pub use connection::Connection;
 pub use driver::live_drivers;
 pub use halves::{RecvHalf, SendHalf};
-pub use pulse_driver::{Error, DEFAULT_ACCEPT_RETRY, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
+pub use pulse_driver::{
+    default_backoff, ClientEvent, Error, DEFAULT_ACCEPT_RETRY, DEFAULT_RECV_BUFFER, DEFAULT_STABLE_AFTER,
+    MAX_LOSSY_EVENTS, MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS,
+};
 pub use pulse_proto::Event;
+pub use reconnect::{Builder, ReconnectingClient};
 pub use shared::counters;
 pub use tcp::{connect, Listener};
 pub use transport::ByteStream;
