@@ -54,7 +54,7 @@ pub struct SendHalf {
 pub struct RecvHalf {
     conn: Connection,
     /// The `recv` in progress, kept across polls of the stream.
-    pending: Option<Pin<Box<dyn Future<Output = Event> + Send>>>,
+    pending: Option<Pin<Box<dyn Future<Output = Event> + Send + Sync>>>,
     ended: bool,
 }
 
