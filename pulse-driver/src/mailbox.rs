@@ -7,6 +7,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::task::Waker;
 
 use bytes::Bytes;
 use pulse_proto::{CloseCode, Closed, Event, Initiator, Negotiated, SendError, Session};
@@ -104,6 +105,10 @@ pub struct Mailbox {
     closed: Option<Closed>,
     finished: bool,
     news: bool,
+    /// A sender waits for room in the output queue.
+    sender_waiting: bool,
+    /// The driver task's waker, for adapters that keep it here.
+    driver: Option<Waker>,
 }
 
 impl Mailbox {
@@ -120,6 +125,8 @@ impl Mailbox {
             closed: None,
             finished: false,
             news: false,
+            sender_waiting: false,
+            driver: None,
         }
     }
 
@@ -225,7 +232,10 @@ impl Mailbox {
             Err(SendError::TooLarge { len, max }) => Err(Error::TooLarge { len, max }),
             Err(SendError::Closed) => Err(Error::Closed(self.closed_or_pending())),
             Err(_) if self.finished => Err(Error::Closed(self.closed_or_pending())),
-            Err(_) => Ok(None),
+            Err(_) => {
+                self.sender_waiting = true;
+                Ok(None)
+            }
         }
     }
 
@@ -280,6 +290,20 @@ impl Mailbox {
         std::mem::take(&mut self.news)
     }
 
+    /// Keeps the driver task's waker (a clone only if it changed), for
+    /// [`Mailbox::driver_waker`].
+    pub fn register_driver(&mut self, waker: &Waker) {
+        if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.driver = Some(waker.clone());
+        }
+    }
+
+    /// The driver task's waker, to wake it once the lock is let go; the
+    /// driver registers again when it runs.
+    pub fn driver_waker(&mut self) -> Option<Waker> {
+        self.driver.take()
+    }
+
     /// The drive loop's first step: write what the transport takes, hand
     /// the events to the application, and follow its backlog.
     pub fn send_step(&mut self, peer: PeerName, counters: &Counters, io: &mut impl Transfer) -> Flushed {
@@ -309,8 +333,11 @@ impl Mailbox {
         }
         counters.add_bytes(0, written);
         self.follow_backlog();
-        // Wake the application only for news: events, or room for a sender.
-        if self.drain_events(peer, counters) || self.session.queued_bytes() < queued_before {
+        // Wake the application only for news: events, or room for a
+        // sender that waits for it (a PONG leaving is no news).
+        let room = self.sender_waiting && self.session.queued_bytes() < queued_before;
+        if self.drain_events(peer, counters) || room {
+            self.sender_waiting &= !room;
             self.news = true;
         }
         flushed

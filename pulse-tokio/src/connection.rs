@@ -92,7 +92,7 @@ impl Connection {
         shared
             .wait_for(|mailbox| mailbox.try_send(tag, payload.clone()).transpose())
             .await?;
-        shared.wake_driver.notify_one();
+        shared.wake_driver();
         Ok(())
     }
 
@@ -123,15 +123,17 @@ impl Connection {
     /// ```
     pub async fn recv(&self) -> Event {
         let shared = self.shared();
-        shared
-            .wait_for(|mailbox| {
-                let (event, caught_up) = mailbox.pop_for_app();
-                if caught_up {
-                    shared.wake_driver.notify_one();
-                }
-                event
+        let (event, caught_up) = shared
+            .wait_for(|mailbox| match mailbox.pop_for_app() {
+                (Some(event), caught_up) => Some((event, caught_up)),
+                (None, _) => None,
             })
-            .await
+            .await;
+        if caught_up {
+            // Reading may resume now.
+            shared.wake_driver();
+        }
+        event
     }
 
     /// The next message or event, if one is waiting.

@@ -1,7 +1,7 @@
 //! The driver task: the one task per connection that moves bytes and time
 //! between the transport and the session. Its steps are pulse-driver's;
-//! the waiting is tokio's: the transport's readiness, one `Sleep`, and a
-//! `Notify` from the application's handles.
+//! the waiting is tokio's: the transport's readiness, one `Sleep`, and the
+//! task's waker kept in the mailbox for the application's handles.
 
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use pulse_driver::{clock, Arm, TimerSlot};
-use tokio::sync::futures::Notified;
 use tokio::time::Sleep;
 
 use crate::shared::{count, Shared};
@@ -75,12 +74,11 @@ impl Drop for Owned {
 async fn drive(mut owned: Owned) {
     let shared = owned.shared.clone();
     let mut sleep = pin!(tokio::time::sleep(std::time::Duration::from_secs(3600)));
-    let mut poked = pin!(shared.wake_driver.notified());
     let mut state = Turns {
         timer: TimerSlot::default(),
         more: false,
     };
-    poll_fn(|cx| state.poll(&mut owned, &shared, sleep.as_mut(), poked.as_mut(), cx)).await;
+    poll_fn(|cx| state.poll(&mut owned, &shared, sleep.as_mut(), cx)).await;
     owned.finish(&mut Context::from_waker(Waker::noop()));
 }
 
@@ -91,26 +89,21 @@ struct Turns {
 }
 
 impl Turns {
-    fn poll<'n>(
+    fn poll(
         &mut self,
         owned: &mut Owned,
-        shared: &'n Shared,
+        shared: &Shared,
         mut sleep: Pin<&mut Sleep>,
-        mut poked: Pin<&mut Notified<'n>>,
         cx: &mut Context<'_>,
     ) -> Poll<()> {
-        // Consume a notification first: whatever it announced is looked
-        // at below, and the next one wakes this task again.
-        // Each ready poll takes the one stored permit, so this ends with
-        // a registered `Notified`.
-        while poked.as_mut().poll(cx).is_ready() {
-            poked.set(shared.wake_driver.notified());
-        }
         for _ in 0..TURNS_PER_POLL {
             let Some(io) = owned.io.as_mut() else {
                 return Poll::Ready(());
             };
             let mut mailbox = shared.mailbox();
+            // Registered before looking: the handles wake this task
+            // through it for what they change after.
+            mailbox.register_driver(cx.waker());
             let mut polled = Polled { io, cx };
             // A write that would block registered this task with the
             // transport: nothing more to do for it here.

@@ -31,9 +31,6 @@ pub(crate) fn count() -> &'static Counters {
 #[derive(Debug)]
 pub(crate) struct Shared {
     mailbox: Mutex<Mailbox>,
-    /// To the driver task: output queued, a close asked, the application
-    /// caught up. `notify_one` keeps a permit, so no wake is lost.
-    pub(crate) wake_driver: Notify,
     /// To the application's handles: events, room to send, the end.
     pub(crate) wake_app: Notify,
     pub(crate) peer: PeerName,
@@ -44,7 +41,6 @@ impl Shared {
     pub(crate) fn new(session: Session, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> Shared {
         Shared {
             mailbox: Mutex::new(Mailbox::new(session)),
-            wake_driver: Notify::new(),
             wake_app: Notify::new(),
             peer: PeerName(peer),
             local,
@@ -56,13 +52,24 @@ impl Shared {
         self.mailbox.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` on the mailbox, then wakes the driver if `f` says so.
+    /// Runs `f` on the mailbox, then wakes the driver task if `f` says
+    /// so: output queued, a close asked, the application caught up. The
+    /// task's waker waits in the mailbox (no `Notify` in the task).
     pub(crate) fn poke<T>(&self, f: impl FnOnce(&mut Mailbox) -> (T, bool)) -> T {
-        let (result, wake) = f(&mut self.mailbox());
-        if wake {
-            self.wake_driver.notify_one();
+        let (result, driver) = {
+            let mut mailbox = self.mailbox();
+            let (result, wake) = f(&mut mailbox);
+            (result, wake.then(|| mailbox.driver_waker()).flatten())
+        };
+        if let Some(driver) = driver {
+            driver.wake();
         }
         result
+    }
+
+    /// Wakes the driver task.
+    pub(crate) fn wake_driver(&self) {
+        self.poke(|_| ((), true));
     }
 
     /// Waits until `ready` finds what it looks for in the mailbox; it

@@ -294,9 +294,7 @@ impl Router {
         };
         match known {
             Some(shared) => {
-                if shared.mailbox().deliver_datagram(count(), datagram) {
-                    shared.wake_driver.notify_one();
-                }
+                shared.poke(|mailbox| ((), mailbox.deliver_datagram(count(), datagram)));
             }
             None => drop(self.demux.remove(&from)),
         }
@@ -314,10 +312,8 @@ impl Router {
         ) else {
             return; // the config was checked at bind
         };
-        let shared = conn.shared();
-        if shared.mailbox().deliver_datagram(count(), datagram) {
-            shared.wake_driver.notify_one();
-        }
+        conn.shared()
+            .poke(|mailbox| ((), mailbox.deliver_datagram(count(), datagram)));
         self.demux.insert(from, conn.weak_shared());
         self.link.queue().push_back((conn, from));
         self.link.wake_acceptor.notify_one();
