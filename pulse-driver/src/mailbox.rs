@@ -101,14 +101,19 @@ pub struct Mailbox {
     lossy: usize,
     recv_buffer: usize,
     events_dropped: u64,
-    negotiated: Option<Negotiated>,
-    closed: Option<Closed>,
+    /// Boxed: an open connection carries no room for it.
+    closed: Option<Box<Closed>>,
     finished: bool,
     news: bool,
     /// A sender waits for room in the output queue.
     sender_waiting: bool,
     /// The driver task's waker, for adapters that keep it here.
     driver: Option<Waker>,
+    /// The application's tasks waiting on this connection, for adapters
+    /// that keep them here.
+    app: Vec<Waker>,
+    /// The application's handles, for adapters that count them here.
+    handles: usize,
 }
 
 impl Mailbox {
@@ -121,12 +126,13 @@ impl Mailbox {
             lossy: 0,
             recv_buffer: DEFAULT_RECV_BUFFER,
             events_dropped: 0,
-            negotiated: None,
             closed: None,
             finished: false,
             news: false,
             sender_waiting: false,
             driver: None,
+            app: Vec::new(),
+            handles: 0,
         }
     }
 
@@ -139,14 +145,11 @@ impl Mailbox {
         while let Some(event) = self.session.poll_event() {
             counters.on_event(&event);
             match &event {
-                Event::Connected(negotiated) => {
-                    log::opened(peer, negotiated);
-                    self.negotiated = Some(*negotiated);
-                }
+                Event::Connected(negotiated) => log::opened(peer, negotiated),
                 Event::PeerDead { silent_for } => log::verdict(peer, *silent_for),
                 Event::Closed(closed) => {
                     log::closed(peer, closed);
-                    self.closed = Some(closed.clone());
+                    self.closed = Some(Box::new(closed.clone()));
                 }
                 _ => {}
             }
@@ -242,11 +245,11 @@ impl Mailbox {
     /// The handshake's outcome, once known: the agreed values, or how it
     /// ended.
     pub fn handshake_outcome(&self) -> Option<Result<Negotiated, Closed>> {
-        if let Some(n) = self.negotiated {
+        if let Some(n) = self.session.negotiated() {
             return Some(Ok(n));
         }
         if let Some(closed) = &self.closed {
-            return Some(Err(closed.clone()));
+            return Some(Err(Closed::clone(closed)));
         }
         self.finished.then(|| Err(self.closed_or_pending()))
     }
@@ -258,14 +261,15 @@ impl Mailbox {
 
     /// How the connection ended, for errors: the real outcome once known.
     pub fn closed_or_pending(&self) -> Closed {
-        self.closed
-            .clone()
-            .unwrap_or_else(|| Closed::new(CloseCode::NORMAL, "closing", Initiator::Local))
+        match &self.closed {
+            Some(closed) => Closed::clone(closed),
+            None => Closed::new(CloseCode::NORMAL, "closing", Initiator::Local),
+        }
     }
 
     /// The values agreed in the handshake, once done.
     pub fn negotiated(&self) -> Option<Negotiated> {
-        self.negotiated
+        self.session.negotiated()
     }
 
     /// Whether the connection is over.
@@ -302,6 +306,48 @@ impl Mailbox {
     /// driver registers again when it runs.
     pub fn driver_waker(&mut self) -> Option<Waker> {
         self.driver.take()
+    }
+
+    /// Keeps the waker of an application task that waits for this
+    /// connection (once per task), for [`Mailbox::app_wakers`].
+    pub fn register_app(&mut self, waker: &Waker) {
+        if !self.app.iter().any(|w| w.will_wake(waker)) {
+            // Room for one: a connection is usually waited on by one task.
+            self.app.reserve_exact(1);
+            self.app.push(waker.clone());
+        }
+    }
+
+    /// The application's waiting tasks, to wake once the lock is let go:
+    /// each registers again if it still waits.
+    pub fn app_wakers(&mut self) -> Vec<Waker> {
+        std::mem::take(&mut self.app)
+    }
+
+    /// The waiting application tasks to wake for the driver's news since
+    /// last asked (none if there is none).
+    pub fn wakers_for_news(&mut self) -> Vec<Waker> {
+        if self.take_news() {
+            self.app_wakers()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// One more handle of the application.
+    pub fn add_handle(&mut self) {
+        self.handles += 1;
+    }
+
+    /// One handle fewer: whether it was the last, in which case the
+    /// connection is closed ([`Mailbox::abandon`]); wake the driver.
+    pub fn drop_handle(&mut self) -> bool {
+        self.handles = self.handles.saturating_sub(1);
+        let last = self.handles == 0;
+        if last {
+            self.abandon();
+        }
+        last
     }
 
     /// The drive loop's first step: write what the transport takes, hand

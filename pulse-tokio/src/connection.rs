@@ -1,5 +1,6 @@
 //! The application's side of a connection.
 
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,34 +38,37 @@ use crate::shared::Shared;
 /// }
 /// # Ok(()) }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Connection {
-    handle: Arc<Handle>,
+    shared: Arc<Shared>,
 }
 
-/// Held by every clone; the last one to go closes the connection.
-#[derive(Debug)]
-struct Handle(Arc<Shared>);
+/// The handles are counted in the mailbox; the last one to go closes the
+/// connection.
+impl Clone for Connection {
+    fn clone(&self) -> Connection {
+        Connection::new(self.shared.clone())
+    }
+}
 
-impl Drop for Handle {
+impl Drop for Connection {
     fn drop(&mut self) {
-        self.0.poke(|mailbox| (mailbox.abandon(), true));
+        self.shared.poke(|mailbox| ((), mailbox.drop_handle()));
     }
 }
 
 impl Connection {
     pub(crate) fn new(shared: Arc<Shared>) -> Connection {
-        Connection {
-            handle: Arc::new(Handle(shared)),
-        }
+        shared.mailbox().add_handle();
+        Connection { shared }
     }
 
     pub(crate) fn shared(&self) -> &Shared {
-        &self.handle.0
+        &self.shared
     }
 
     pub(crate) fn weak_shared(&self) -> std::sync::Weak<Shared> {
-        Arc::downgrade(&self.handle.0)
+        Arc::downgrade(&self.shared)
     }
 
     fn look<T>(&self, f: impl FnOnce(&Mailbox) -> T) -> T {
@@ -86,14 +90,18 @@ impl Connection {
     /// conn.send(7, "a message with tag 7").await?;
     /// # Ok(()) }
     /// ```
-    pub async fn send(&self, tag: u16, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let payload = payload.into();
-        let shared = self.shared();
-        shared
-            .wait_for(|mailbox| mailbox.try_send(tag, payload.clone()).transpose())
-            .await?;
-        shared.wake_driver();
-        Ok(())
+    pub fn send(&self, tag: u16, payload: impl Into<Bytes>) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+        // Converted now, so the future holds the payload once: a task
+        // that sends stays small.
+        let (payload, shared) = (payload.into(), self.shared());
+        poll_fn(move |cx| {
+            let queued =
+                std::task::ready!(shared.poll_for(cx, |mailbox| mailbox.try_send(tag, payload.clone()).transpose()));
+            if queued.is_ok() {
+                shared.wake_driver();
+            }
+            std::task::Poll::Ready(queued)
+        })
     }
 
     /// The next message or event, as the core reports it. After
@@ -122,18 +130,21 @@ impl Connection {
     /// # }
     /// ```
     pub async fn recv(&self) -> Event {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// One poll of [`Connection::recv`].
+    pub(crate) fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Event> {
         let shared = self.shared();
-        let (event, caught_up) = shared
-            .wait_for(|mailbox| match mailbox.pop_for_app() {
-                (Some(event), caught_up) => Some((event, caught_up)),
-                (None, _) => None,
-            })
-            .await;
+        let (event, caught_up) = std::task::ready!(shared.poll_for(cx, |mailbox| match mailbox.pop_for_app() {
+            (Some(event), caught_up) => Some((event, caught_up)),
+            (None, _) => None,
+        }));
         if caught_up {
             // Reading may resume now.
             shared.wake_driver();
         }
-        event
+        std::task::Poll::Ready(event)
     }
 
     /// The next message or event, if one is waiting.

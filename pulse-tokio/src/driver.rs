@@ -33,9 +33,22 @@ pub fn live_drivers() -> usize {
 }
 
 /// Spawns the driver task of a new connection on the current runtime.
+///
+/// The task's state is what it owns and its one `Sleep`, pinned in it: no
+/// allocation of their own. It is a block that keeps `owned` where it was
+/// captured, not an `async fn` (which would hold a moved copy too), so
+/// that tokio's task cell stays at three cache lines.
 pub(crate) fn spawn(shared: Arc<Shared>, io: Io) {
     LIVE_DRIVERS.fetch_add(1, Ordering::Relaxed);
-    tokio::spawn(drive(Owned { shared, io: Some(io) }));
+    let mut owned = Owned {
+        shared,
+        io: Some(io),
+        timer: TimerSlot::default(),
+    };
+    tokio::spawn(async move {
+        let mut sleep = pin!(tokio::time::sleep(std::time::Duration::from_secs(3600)));
+        poll_fn(|cx| owned.turns(sleep.as_mut(), cx)).await;
+    });
 }
 
 /// What the task owns; dropping it (the runtime shutting down, the task
@@ -43,61 +56,37 @@ pub(crate) fn spawn(shared: Arc<Shared>, io: Io) {
 struct Owned {
     shared: Arc<Shared>,
     io: Option<Io>,
+    timer: TimerSlot,
 }
 
-impl Owned {
-    /// Ends the connection (if the session has not) and drops the
-    /// transport: "going away" to the peer if it takes it now.
-    fn finish(&mut self, cx: &mut Context<'_>) {
-        let Some(mut io) = self.io.take() else { return };
-        let peer = self.shared.peer;
-        self.shared
-            .mailbox()
-            .finish(peer, count(), &mut Polled { io: &mut io, cx });
-        io.shut(cx);
-        if let Io::UdpPeer(_, _, link) = &io {
-            link.peer_gone();
-        }
-        self.shared.wake_app.notify_waiters();
-        LIVE_DRIVERS.fetch_sub(1, Ordering::Relaxed);
+/// Ends the connection (if the session has not) and drops the transport:
+/// "going away" to the peer if it takes it now.
+fn finish(shared: &Shared, io: &mut Option<Io>, cx: &mut Context<'_>) {
+    let Some(mut io) = io.take() else { return };
+    let waiting = {
+        let mut mailbox = shared.mailbox();
+        mailbox.finish(shared.peer, count(), &mut Polled { io: &mut io, cx });
+        mailbox.app_wakers()
+    };
+    io.shut(cx);
+    if let Io::UdpPeer(_, _, link) = &io {
+        link.peer_gone();
     }
+    waiting.into_iter().for_each(Waker::wake);
+    LIVE_DRIVERS.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        self.finish(&mut Context::from_waker(Waker::noop()));
+        finish(&self.shared, &mut self.io, &mut Context::from_waker(Waker::noop()));
     }
 }
 
-/// The task: the timer and the handles' notification live in its own
-/// state (no allocation of their own), pinned here.
-async fn drive(mut owned: Owned) {
-    let shared = owned.shared.clone();
-    let mut sleep = pin!(tokio::time::sleep(std::time::Duration::from_secs(3600)));
-    let mut state = Turns {
-        timer: TimerSlot::default(),
-        more: false,
-    };
-    poll_fn(|cx| state.poll(&mut owned, &shared, sleep.as_mut(), cx)).await;
-    owned.finish(&mut Context::from_waker(Waker::noop()));
-}
-
-struct Turns {
-    timer: TimerSlot,
-    /// The last read filled the buffer: read again before waiting.
-    more: bool,
-}
-
-impl Turns {
-    fn poll(
-        &mut self,
-        owned: &mut Owned,
-        shared: &Shared,
-        mut sleep: Pin<&mut Sleep>,
-        cx: &mut Context<'_>,
-    ) -> Poll<()> {
+impl Owned {
+    fn turns(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &*self.shared;
         for _ in 0..TURNS_PER_POLL {
-            let Some(io) = owned.io.as_mut() else {
+            let Some(io) = self.io.as_mut() else {
                 return Poll::Ready(());
             };
             let mut mailbox = shared.mailbox();
@@ -111,13 +100,13 @@ impl Turns {
             if mailbox.session.is_closed() {
                 // Whatever the transport did not take now never goes.
                 drop(mailbox);
-                owned.finish(cx);
+                finish(shared, &mut self.io, cx);
                 return Poll::Ready(());
             }
             let mut busy = false;
             if !mailbox.session.is_input_paused() {
+                // Read again at once when the last read filled the buffer.
                 let (read, more) = mailbox.receive_step(shared.peer, count(), &mut polled);
-                self.more = more;
                 busy |= read || more;
             }
             // The timer after the reads: frames that arrived before the
@@ -134,11 +123,9 @@ impl Turns {
                 // Registers the new deadline with this task.
                 busy |= sleep.as_mut().poll(cx).is_ready();
             }
-            let news = mailbox.take_news();
+            let waiting = mailbox.wakers_for_news();
             drop(mailbox);
-            if news {
-                shared.wake_app.notify_waiters();
-            }
+            waiting.into_iter().for_each(Waker::wake);
             if !busy {
                 return Poll::Pending;
             }

@@ -1,7 +1,6 @@
 //! A connection split in two, for a sending task and a receiving task;
 //! the receiving half is a `Stream` of events.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -51,17 +50,15 @@ pub struct SendHalf {
 /// }
 /// # }
 /// ```
+#[derive(Debug)]
 pub struct RecvHalf {
     conn: Connection,
-    /// The `recv` in progress, kept across polls of the stream.
-    pending: Option<Pin<Box<dyn Future<Output = Event> + Send + Sync>>>,
     ended: bool,
 }
 
 pub(crate) fn split(conn: Connection) -> (SendHalf, RecvHalf) {
     let receiving = RecvHalf {
         conn: conn.clone(),
-        pending: None,
         ended: false,
     };
     (SendHalf { conn }, receiving)
@@ -142,15 +139,6 @@ impl RecvHalf {
     }
 }
 
-impl std::fmt::Debug for RecvHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecvHalf")
-            .field("conn", &self.conn)
-            .field("ended", &self.ended)
-            .finish()
-    }
-}
-
 impl Stream for RecvHalf {
     type Item = Event;
 
@@ -158,14 +146,7 @@ impl Stream for RecvHalf {
         if self.ended {
             return Poll::Ready(None);
         }
-        let conn = self.conn.clone();
-        let pending = self
-            .pending
-            .get_or_insert_with(|| Box::pin(async move { conn.recv().await }));
-        let Poll::Ready(event) = pending.as_mut().poll(cx) else {
-            return Poll::Pending;
-        };
-        self.pending = None;
+        let event = std::task::ready!(self.conn.poll_recv(cx));
         self.ended = matches!(event, Event::Closed(_));
         Poll::Ready(Some(event))
     }

@@ -2,8 +2,10 @@
 //! logic (what it reports, what is kept for the application, when to try
 //! again) is pulse-driver's; here are its task and its wakers.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -377,18 +379,20 @@ impl ReconnectingClient {
         loop {
             // Listen to the client and to the connection being read
             // before looking: news in between is not missed.
-            let client_news = shared.news.notified();
-            let reading = shared.queue().reading().cloned();
-            let connection_news = reading.as_ref().map(|conn| conn.shared().wake_app.notified());
-            if let Some(event) = shared.queue().take_next() {
+            let mut client_news = std::pin::pin!(shared.news.notified());
+            let next = std::future::poll_fn(|cx| {
+                let mut queue = shared.queue();
+                if let Some(conn) = queue.reading() {
+                    conn.shared().mailbox().register_app(cx.waker());
+                }
+                if let Some(event) = queue.take_next() {
+                    return Poll::Ready(Some(event));
+                }
+                drop(queue);
+                client_news.as_mut().poll(cx).map(|()| None)
+            });
+            if let Some(event) = next.await {
                 return event;
-            }
-            match connection_news {
-                Some(connection_news) => tokio::select! {
-                    () = client_news => {}
-                    () = connection_news => {}
-                },
-                None => client_news.await,
             }
         }
     }

@@ -1,12 +1,14 @@
 //! What a connection's driver task and its handles share: pulse-driver's
-//! [`Mailbox`] behind a lock, and tokio's `Notify` each way.
+//! [`Mailbox`] behind a lock, with the wakers of the tasks waiting on it
+//! inside (no `Notify`, no `Notified` in any task's state).
 
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use pulse_driver::{Counters, CountersSnapshot, Mailbox, PeerName};
 use pulse_proto::Session;
-use tokio::sync::Notify;
 
 /// Every connection of this process, counted together.
 static COUNTERS: Counters = Counters::new();
@@ -31,8 +33,6 @@ pub(crate) fn count() -> &'static Counters {
 #[derive(Debug)]
 pub(crate) struct Shared {
     mailbox: Mutex<Mailbox>,
-    /// To the application's handles: events, room to send, the end.
-    pub(crate) wake_app: Notify,
     pub(crate) peer: PeerName,
     pub(crate) local: Option<SocketAddr>,
 }
@@ -41,7 +41,6 @@ impl Shared {
     pub(crate) fn new(session: Session, peer: Option<SocketAddr>, local: Option<SocketAddr>) -> Shared {
         Shared {
             mailbox: Mutex::new(Mailbox::new(session)),
-            wake_app: Notify::new(),
             peer: PeerName(peer),
             local,
         }
@@ -72,16 +71,26 @@ impl Shared {
         self.poke(|_| ((), true));
     }
 
-    /// Waits until `ready` finds what it looks for in the mailbox; it
-    /// looks again after each of the driver's notifications.
-    pub(crate) async fn wait_for<T>(&self, mut ready: impl FnMut(&mut Mailbox) -> Option<T>) -> T {
-        loop {
-            // Registered before looking: a notification in between counts.
-            let notified = self.wake_app.notified();
-            if let Some(found) = ready(&mut self.mailbox()) {
-                return found;
+    /// Waits until `ready` finds what it looks for in the mailbox; the
+    /// task's waker waits in the mailbox meanwhile, for the driver's news.
+    pub(crate) fn wait_for<'a, T>(
+        &'a self,
+        mut ready: impl FnMut(&mut Mailbox) -> Option<T> + 'a,
+    ) -> impl Future<Output = T> + 'a {
+        poll_fn(move |cx| self.poll_for(cx, &mut ready))
+    }
+
+    /// [`Shared::wait_for`], one poll of it.
+    pub(crate) fn poll_for<T>(&self, cx: &mut Context<'_>, ready: impl FnOnce(&mut Mailbox) -> Option<T>) -> Poll<T> {
+        let mut mailbox = self.mailbox();
+        match ready(&mut mailbox) {
+            Some(found) => Poll::Ready(found),
+            None => {
+                // Under the lock the driver takes to tell news: none is
+                // missed in between.
+                mailbox.register_app(cx.waker());
+                Poll::Pending
             }
-            notified.await;
         }
     }
 }
