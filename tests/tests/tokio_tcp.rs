@@ -115,9 +115,9 @@ async fn a_server_that_never_reads_keeps_its_connection_alive() {
         let listener = Listener::bind("127.0.0.1:0", config(100, 400)).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(connect(addr, config(100, 400)), listener.accept());
-        let (client, (server, _)) = (client.unwrap(), accepted.unwrap()); // the server never reads
-                                                                          // Ten round trips at a 100 ms interval: 1 s, two and a half dead
-                                                                          // timeouts, with the server's application asleep throughout.
+        let (client, (server, _)) = (client.unwrap(), accepted.unwrap());
+        // The server's application never reads. Ten round trips at a
+        // 100 ms interval: 1 s, two and a half dead timeouts.
         let mut rtts = 0;
         while rtts < 10 {
             match client.recv().await {
