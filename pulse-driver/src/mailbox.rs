@@ -37,6 +37,11 @@ fn is_lossy(event: &Event) -> bool {
 
 /// The peer's address, for logs: the socket's, or `stream` for a byte
 /// stream the application handed over.
+///
+/// ```
+/// let peer = pulse_driver::PeerName(None);
+/// assert_eq!(peer.to_string(), "stream");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerName(pub Option<SocketAddr>);
 
@@ -52,6 +57,25 @@ impl fmt::Display for PeerName {
 /// What a transport can do for [`Mailbox::send_step`],
 /// [`Mailbox::receive_step`] and [`Mailbox::finish`]: its non-blocking
 /// calls, `WouldBlock` for "not now" (having registered for readiness).
+///
+/// ```
+/// use std::io::{self, Read, Write};
+///
+/// /// A blocking std socket, set non-blocking, as a transport.
+/// struct Socket(std::net::TcpStream);
+///
+/// impl pulse_driver::Transfer for Socket {
+///     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+///         self.0.write(bytes)
+///     }
+///     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+///         self.0.read(buf)
+///     }
+///     fn is_datagram(&self) -> bool {
+///         false
+///     }
+/// }
+/// ```
 pub trait Transfer {
     /// Writes what it takes now.
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize>;

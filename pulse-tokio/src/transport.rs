@@ -12,6 +12,22 @@ use tokio::net::{TcpStream, UdpSocket};
 /// A byte stream pulse can run over: TLS (tokio-rustls), a Unix socket, a
 /// socket the application set up. Implemented for every tokio stream that
 /// is `AsyncRead + AsyncWrite + Unpin + Send`.
+///
+/// # Examples
+///
+/// ```no_run
+/// # async fn run() -> Result<(), pulse_tokio::Error> {
+/// use pulse_tokio::{ByteStream, Connection};
+///
+/// // A socket set up by the application: its own options first.
+/// async fn over(stream: impl ByteStream + 'static) -> Result<Connection, pulse_tokio::Error> {
+///     Connection::client(stream, pulse_proto::Config::default()).await
+/// }
+/// let socket = tokio::net::TcpSocket::new_v4()?;
+/// socket.set_keepalive(true)?;
+/// let conn = over(socket.connect("127.0.0.1:7000".parse().unwrap()).await?).await?;
+/// # Ok(()) }
+/// ```
 pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ByteStream for T {}
