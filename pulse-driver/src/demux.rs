@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use pulse_proto::{Admission, CloseCode, Config, ConfigError, Gate, Instant, Transport};
 
-use crate::clock;
+use crate::{clock, Counters};
 
 /// Where a datagram goes.
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +44,7 @@ pub struct Demux<K> {
     peers: HashMap<SocketAddr, K>,
     reply: Vec<u8>,
     refused: u64,
+    counters: Option<&'static Counters>,
 }
 
 impl<K> Demux<K> {
@@ -61,7 +62,15 @@ impl<K> Demux<K> {
             peers: HashMap::new(),
             reply: Vec::new(),
             refused: 0,
+            counters: None,
         })
+    }
+
+    /// Counts the peers it turns away for want of room in `counters`
+    /// ([`Counters::on_refused`]), as they are.
+    pub fn count_into(mut self, counters: &'static Counters) -> Demux<K> {
+        self.counters = Some(counters);
+        self
     }
 
     /// The datagram config the listener's sessions use.
@@ -89,6 +98,9 @@ impl<K> Demux<K> {
         let admission = match self.gate.admit(now, from, datagram, &mut self.reply) {
             Admission::Open if !room => {
                 self.refused += 1;
+                if let Some(counters) = self.counters {
+                    counters.on_refused();
+                }
                 crate::log::refused(from, "at its connection limit");
                 self.gate.refuse(
                     datagram,

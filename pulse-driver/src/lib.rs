@@ -15,6 +15,11 @@
 //!   thread and handing every read to the session at once;
 //! - [`Demux`]: a UDP listener's peers by address, behind the
 //!   [`pulse_proto::Gate`];
+//! - [`Mailbox`]: a connection's session and the events its application
+//!   has yet to read, with the driver's steps over any [`Transfer`], for
+//!   adapters that run a task per connection;
+//! - [`ClientQueue`], [`Attempts`] and [`ClientEvent`]: a reconnecting
+//!   client's logic, whatever runs it; [`Error`], a connection's errors;
 //! - [`Counters`]: aggregate counters a program can read for its metrics;
 //! - [`log`]: the `tracing` events an operator needs, the same from every
 //!   adapter.
@@ -51,13 +56,28 @@
 pub mod clock;
 mod counters;
 mod demux;
+mod error;
 mod io;
 pub mod log;
+mod mailbox;
+mod reconnect;
+mod retry;
+mod setup;
 mod timer;
 
 pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};
+pub use error::Error;
 pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
+pub use mailbox::{Mailbox, PeerName, Transfer, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
+pub use reconnect::{
+    default_backoff, AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, Inbox, MAX_UNREAD_CONNECTIONS,
+    MAX_UNREAD_TRANSITIONS,
+};
+pub use retry::{Retry, DEFAULT_STABLE_AFTER};
+pub use setup::{
+    config_for, no_address, no_socket_address, unspecified_for, AcceptError, AcceptErrors, DEFAULT_ACCEPT_RETRY,
+};
 pub use timer::{Arm, TimerSlot};
 #[cfg(feature = "monitor")]
 pub mod monitor;

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use pulse_driver::clock;
-use pulse_proto::{CloseCode, Closed, Event, Negotiated, SendError, Stats};
+use pulse_driver::{clock, no_socket_address};
+use pulse_proto::{CloseCode, Closed, Event, Negotiated, Stats};
 
-use crate::error::Error;
 use crate::shared::Shared;
+use pulse_driver::Error;
 
 /// One pulse connection: send and receive messages; heartbeats, RTT and
 /// the dead-peer verdict run in its [`Driver`](crate::Driver), whether or not the
@@ -74,19 +74,9 @@ impl Connection {
         let payload = payload.into();
         loop {
             let space = self.shared.to_app.listen();
-            {
-                let mut inner = self.shared.lock();
-                match inner.session.send(tag, payload.clone()) {
-                    Ok(()) => {
-                        drop(inner);
-                        self.shared.driver_waker.wake();
-                        return Ok(());
-                    }
-                    Err(SendError::TooLarge { len, max }) => return Err(Error::TooLarge { len, max }),
-                    Err(SendError::Closed) => return Err(Error::Closed(inner.closed_or_pending())),
-                    Err(_) if inner.finished => return Err(Error::Closed(inner.closed_or_pending())),
-                    Err(_) => {} // queue full or handshaking: wait for the driver
-                }
+            if self.shared.lock().try_send(tag, payload.clone())?.is_some() {
+                self.shared.driver_waker.wake();
+                return Ok(());
             }
             space.await;
         }
@@ -141,11 +131,8 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn try_recv(&self) -> Option<Event> {
-        let mut inner = self.shared.lock();
-        let was_behind = inner.is_behind();
-        let item = inner.pop();
-        if was_behind && !inner.is_behind() {
-            drop(inner);
+        let (item, caught_up) = self.shared.lock().pop_for_app();
+        if caught_up {
             self.shared.driver_waker.wake();
         }
         item
@@ -192,11 +179,8 @@ impl Connection {
     pub async fn closed(&self) -> Closed {
         loop {
             let changed = self.shared.to_app.listen();
-            {
-                let inner = self.shared.lock();
-                if inner.finished {
-                    return inner.closed_or_pending();
-                }
+            if let Some(closed) = self.shared.lock().outcome() {
+                return closed;
             }
             changed.await;
         }
@@ -222,17 +206,8 @@ impl Connection {
     pub async fn connected(&self) -> Result<Negotiated, Closed> {
         loop {
             let changed = self.shared.to_app.listen();
-            {
-                let inner = self.shared.lock();
-                if let Some(n) = inner.negotiated {
-                    return Ok(n);
-                }
-                if let Some(closed) = &inner.closed {
-                    return Err(closed.clone());
-                }
-                if inner.finished {
-                    return Err(inner.closed_or_pending());
-                }
+            if let Some(outcome) = self.shared.lock().handshake_outcome() {
+                return outcome;
             }
             changed.await;
         }
@@ -268,7 +243,7 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn negotiated(&self) -> Option<Negotiated> {
-        self.shared.lock().negotiated
+        self.shared.lock().negotiated()
     }
 
     /// Whether the peer is suspect right now (a PING went unanswered; not
@@ -299,7 +274,7 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.shared.lock().closed.is_some()
+        self.shared.lock().is_closed()
     }
 
     /// The session's counters.
@@ -328,7 +303,7 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn events_dropped(&self) -> u64 {
-        self.shared.lock().events_dropped
+        self.shared.lock().events_dropped()
     }
 
     /// Sets how many bytes of unread messages may wait before the driver
@@ -345,7 +320,7 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn set_recv_buffer(&self, bytes: usize) {
-        self.shared.lock().recv_buffer = bytes.max(1);
+        self.shared.lock().set_recv_buffer(bytes);
         self.shared.driver_waker.wake();
     }
 
@@ -361,7 +336,7 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.peer.0.ok_or_else(not_a_socket)
+        self.shared.peer.0.ok_or_else(no_socket_address)
     }
 
     /// The local address; an error for a stream handed over by the
@@ -376,7 +351,7 @@ impl Connection {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.shared.local.ok_or_else(not_a_socket)
+        self.shared.local.ok_or_else(no_socket_address)
     }
 
     /// Splits into a sending and a receiving half, for different tasks.
@@ -398,13 +373,6 @@ impl Connection {
     pub fn split(self) -> (crate::SendHalf, crate::RecvHalf) {
         crate::halves::split(self)
     }
-}
-
-fn not_a_socket() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "a stream handed over by the application has no socket address",
-    )
 }
 
 impl Clone for Connection {

@@ -8,14 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use pulse_driver::{clock, flush, read_datagram, read_stream, Flushed, Read};
+use pulse_driver::{clock, Flushed};
 
-use crate::shared::{count, Inner, PeerName, Shared};
+use crate::shared::{count, Shared};
 use crate::timers::ConnTimer;
-use crate::transport::Io;
-
-/// Reads per turn before giving the session's events to the application.
-const READS_PER_TURN: usize = 4;
+use crate::transport::{Io, WithContext};
 /// Turns of the loop per poll before yielding to other tasks.
 const TURNS_PER_POLL: usize = 8;
 
@@ -95,22 +92,9 @@ impl Driver {
     fn finish(&mut self, cx: &mut Context<'_>) {
         let Some(mut io) = self.io.take() else { return };
         self.live = None;
-        {
-            let mut inner = self.shared.lock();
-            if !inner.session.is_closed() {
-                // Dropped while the session runs: close at once, and give
-                // the CLOSE to the transport if it takes it now.
-                let _going_away_is_sendable =
-                    inner
-                        .session
-                        .abort(clock::now(), pulse_proto::CloseCode::GOING_AWAY, "driver dropped");
-                let drop_when_full = io.drops_when_full();
-                flush(&mut inner.session, clock::now(), |b| io.write(cx, b), drop_when_full);
-            }
-            inner.drain_events(self.shared.peer);
-            inner.finished = true;
-            count().on_gone(&inner.session);
-        }
+        self.shared
+            .lock()
+            .finish(self.shared.peer, count(), &mut WithContext(&mut io, cx));
         io.shut(cx);
         self.shared.to_app.notify(usize::MAX);
         if let Io::UdpPeer(_, peer, link) = &io {
@@ -139,7 +123,7 @@ impl Future for Driver {
             };
             let mut inner = this.shared.lock();
             let peer = this.shared.peer;
-            let step = send(&mut inner, peer, io, cx);
+            let step = inner.send_step(peer, count(), &mut WithContext(io, cx));
             if inner.session.is_closed() {
                 // Whatever the transport did not take now never goes.
                 drop(inner);
@@ -148,7 +132,7 @@ impl Future for Driver {
             }
             let mut busy = false;
             if !inner.session.is_input_paused() && (this.more || io.poll_readable(cx)) {
-                let (read, more) = receive(&mut inner, peer, io, cx);
+                let (read, more) = inner.receive_step(peer, count(), &mut WithContext(io, cx));
                 this.more = more;
                 busy |= read;
             }
@@ -168,7 +152,7 @@ impl Future for Driver {
                 this.timer
                     .follow(inner.session.poll_timeout(), || Waker::from(shared.clone()));
             }
-            let news = std::mem::take(&mut inner.news);
+            let news = inner.take_news();
             drop(inner);
             if news {
                 this.shared.to_app.notify(usize::MAX);
@@ -190,70 +174,4 @@ impl std::fmt::Debug for Driver {
             .field("finished", &self.io.is_none())
             .finish()
     }
-}
-
-/// The drive loop's first step: write what the transport takes, hand the
-/// events to the application, and follow its backlog.
-fn send(inner: &mut Inner, peer: PeerName, io: &mut Io, cx: &mut Context<'_>) -> Flushed {
-    let queued_before = inner.session.queued_bytes();
-    let now = clock::now();
-    let mut written = 0;
-    let drop_when_full = io.drops_when_full();
-    let mut flushed = flush(
-        &mut inner.session,
-        now,
-        |bytes| {
-            let n = io.write(cx, bytes)?;
-            written += n;
-            Ok(n)
-        },
-        drop_when_full,
-    );
-    if flushed == Flushed::Done {
-        if let Err(e) = io.flush(cx) {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                flushed = Flushed::Blocked;
-            } else {
-                inner.session.handle_eof(now);
-                flushed = Flushed::Failed;
-            }
-        }
-    }
-    count().add_bytes(0, written);
-    inner.follow_backlog();
-    // Wake the application only for news: events, or room for a sender.
-    if inner.drain_events(peer) || inner.session.queued_bytes() < queued_before {
-        inner.news = true;
-    }
-    flushed
-}
-
-/// Reads what the transport has (within a budget), handing it to the
-/// session and its events to the application. Returns whether anything
-/// was read, and whether more may be waiting.
-fn receive(inner: &mut Inner, peer: PeerName, io: &mut Io, cx: &mut Context<'_>) -> (bool, bool) {
-    let datagram = io.is_datagram();
-    let short_read_drains = io.short_read_drains();
-    let mut total = 0;
-    let mut any = false;
-    let mut more = false;
-    for _ in 0..READS_PER_TURN {
-        let (outcome, n) = if datagram {
-            read_datagram(&mut inner.session, 1, |buf| io.read(cx, buf))
-        } else {
-            read_stream(&mut inner.session, 1, short_read_drains, |buf| io.read(cx, buf))
-        };
-        total += n;
-        any |= n > 0 || outcome == Read::Closed;
-        if inner.drain_events(peer) {
-            inner.news = true;
-        }
-        inner.follow_backlog();
-        more = outcome == Read::More;
-        if !more || inner.session.is_input_paused() {
-            break;
-        }
-    }
-    count().add_bytes(total, 0);
-    (any, more)
 }

@@ -11,7 +11,7 @@ use futures_lite::{FutureExt, Stream};
 use pulse_proto::{CloseCode, Closed, Event};
 
 use crate::connection::Connection;
-use crate::error::Error;
+use pulse_driver::Error;
 
 /// The sending half of a [`Connection`] ([`Connection::split`]).
 ///

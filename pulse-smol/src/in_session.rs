@@ -134,7 +134,7 @@ impl<A> crate::reconnect::Builder<A> {
     /// let (client, supervisor) = builder.build();
     /// ```
     pub fn learned(mut self, learned: Learned) -> Self {
-        self.learned = Some(learned);
+        self.options.learned = Some(learned);
         self
     }
 }
@@ -154,7 +154,7 @@ impl crate::ReconnectingClient {
     /// }
     /// ```
     pub fn learned(&self) -> Option<Learned> {
-        self.inner().learned()
+        self.inner().lock().learned()
     }
 
     /// Tells the client's adaptive connections, this one and the next,
@@ -167,6 +167,9 @@ impl crate::ReconnectingClient {
     /// client.set_active(false); // the app went to the background
     /// ```
     pub fn set_active(&self, active: bool) {
-        self.inner().set_active(active);
+        let current = self.inner().lock().set_active(active);
+        if let Some(conn) = current {
+            conn.set_active(active);
+        }
     }
 }

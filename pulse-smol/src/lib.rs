@@ -90,14 +90,12 @@
 mod client_state;
 mod connection;
 mod driver;
-mod error;
 mod halves;
 mod in_session;
 #[cfg(feature = "monitor")]
 pub mod monitor;
 mod open;
 mod reconnect;
-mod retry;
 mod router;
 mod shared;
 mod stream;
@@ -107,17 +105,18 @@ mod timers;
 mod transport;
 mod udp;
 
-pub use client_state::{MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS};
 pub use connection::Connection;
 pub use driver::{live_drivers, Driver};
-pub use error::Error;
 pub use halves::{RecvHalf, SendHalf};
+pub use pulse_driver::{
+    default_backoff, ClientEvent, Error, DEFAULT_ACCEPT_RETRY, DEFAULT_RECV_BUFFER, DEFAULT_STABLE_AFTER,
+    MAX_LOSSY_EVENTS, MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS,
+};
 pub use pulse_proto::Event;
-pub use reconnect::{default_backoff, Builder, ClientEvent, ReconnectingClient, Supervisor};
-pub use retry::DEFAULT_STABLE_AFTER;
+pub use reconnect::{Builder, ReconnectingClient, Supervisor};
 pub use router::UdpListenerDriver;
-pub use shared::{counters, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
-pub use tcp::{connect, Listener, DEFAULT_ACCEPT_RETRY};
+pub use shared::counters;
+pub use tcp::{connect, Listener};
 pub use timers::{
     set_timer_resolution, set_timer_slack, timer_resolution, timer_slack, DEFAULT_TIMER_RESOLUTION, DEFAULT_TIMER_SLACK,
 };

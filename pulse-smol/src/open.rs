@@ -6,23 +6,13 @@ use std::sync::Arc;
 
 use futures_lite::future;
 use pulse_driver::clock;
-use pulse_proto::{Config, Role, Session, Transport};
+use pulse_proto::{Config, Role, Session};
 
 use crate::connection::Connection;
 use crate::driver::Driver;
-use crate::error::Error;
 use crate::shared::Shared;
 use crate::transport::Io;
-
-/// Normalises a config to the transport's kind, and checks it.
-pub(crate) fn config_for(config: impl Into<Arc<Config>>, transport: Transport) -> Result<Arc<Config>, Error> {
-    let mut config = config.into();
-    if config.transport != transport {
-        config = Arc::new((*config).clone().with_transport(transport));
-    }
-    config.validate()?;
-    Ok(config)
-}
+use pulse_driver::Error;
 
 /// A new connection over `io`, and its driver.
 pub(crate) fn pair(

@@ -5,82 +5,12 @@ use std::time::Duration;
 
 use async_net::AsyncToSocketAddrs;
 use bytes::Bytes;
-use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator, Learned};
+use pulse_driver::{ClientEvent, ClientOptions, Error};
+use pulse_proto::{Backoff, CloseCode, Closed, Config, Initiator};
 
-use crate::client_state::{Inner, Next};
+use crate::client_state::Inner;
 use crate::connection::Connection;
-use crate::error::Error;
-use crate::retry::{Retry, DEFAULT_STABLE_AFTER};
 use crate::supervisor::supervise;
-
-/// What a [`ReconnectingClient`] reports, in order: `Connecting`, then
-/// either the connection's events (`Event(Connected)` first,
-/// `Event(Closed)` last) or none, then `Lost`, and again; or one of the
-/// endings, `GaveUp`, `Failed` or `Stopped`, after which nothing follows.
-///
-/// # Examples
-///
-/// ```no_run
-/// # smol::block_on(async {
-/// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-/// use pulse_proto::Event;
-/// use pulse_smol::ClientEvent;
-///
-/// loop {
-///     match client.recv().await {
-///         ClientEvent::Connecting { attempt } => println!("attempt {attempt}"),
-///         ClientEvent::Event(Event::Message { tag, payload }) => println!("{tag}: {payload:?}"),
-///         ClientEvent::Event(_) => {}
-///         ClientEvent::Lost { error, retry_in } => println!("{error}; again in {retry_in:?}"),
-///         ending => break println!("{ending:?}"),
-///     }
-/// }
-/// # });
-/// ```
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum ClientEvent {
-    /// Attempt `attempt` (from 1 since the last connection) is starting.
-    Connecting {
-        /// The attempt number.
-        attempt: u32,
-    },
-    /// An event of the current connection, as the core reported it.
-    Event(Event),
-    /// The connection was lost, or an attempt failed: why, and when the
-    /// next attempt comes.
-    Lost {
-        /// How the connection ended ([`Error::Closed`]), or why the attempt
-        /// failed.
-        error: Arc<Error>,
-        /// How long until the next attempt.
-        retry_in: Duration,
-    },
-    /// The backoff's limit on attempts was reached.
-    GaveUp {
-        /// Attempts made in a row.
-        attempts: u32,
-        /// Why the last one failed.
-        error: Arc<Error>,
-    },
-    /// An error that trying again cannot mend ([`Error::is_permanent`]):
-    /// an invalid configuration or a malformed address.
-    Failed {
-        /// The error.
-        error: Arc<Error>,
-    },
-    /// [`ReconnectingClient::close`] was called.
-    Stopped,
-}
-
-impl ClientEvent {
-    pub(crate) fn is_ending(&self) -> bool {
-        matches!(
-            self,
-            ClientEvent::GaveUp { .. } | ClientEvent::Failed { .. } | ClientEvent::Stopped
-        )
-    }
-}
 
 /// A TCP client that reconnects after a dead peer, a dropped connection or
 /// a failed attempt, waiting as its [`Backoff`] says, and reports each
@@ -91,7 +21,7 @@ impl ClientEvent {
 /// - Each client draws its own jitter (unless the backoff was seeded), so a
 ///   fleet that lost its server does not come back in lockstep.
 /// - The backoff starts over only after a connection stayed up for
-///   [`DEFAULT_STABLE_AFTER`] ([`Builder::stable_after`]): a server that
+///   [`DEFAULT_STABLE_AFTER`](crate::DEFAULT_STABLE_AFTER) ([`Builder::stable_after`]): a server that
 ///   accepts and drops at once is backed off from too.
 /// - It never stops by itself for a transient error; it ends on a
 ///   permanent one ([`ClientEvent::Failed`]), when the backoff gives up,
@@ -169,8 +99,8 @@ impl Drop for Supervisor {
     fn drop(&mut self) {
         // Dropped before its end (its executor shut down, say): the
         // client has stopped, and `close` and `recv` must say so.
-        if !self.inner.has_ended() {
-            self.inner.end(ClientEvent::Stopped);
+        if !self.inner.lock().has_ended() {
+            self.inner.tell(|queue| queue.end(ClientEvent::Stopped));
         }
     }
 }
@@ -206,26 +136,11 @@ impl std::fmt::Debug for Supervisor {
 pub struct Builder<A> {
     target: A,
     config: Arc<Config>,
-    backoff: Backoff,
-    stable_after: Duration,
-    pub(crate) learned: Option<Learned>,
-}
-
-/// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
-/// on attempts.
-///
-/// # Examples
-///
-/// ```
-/// let backoff = pulse_smol::default_backoff().with_max_attempts(10);
-/// # let _ = backoff;
-/// ```
-pub fn default_backoff() -> Backoff {
-    Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
+    pub(crate) options: ClientOptions,
 }
 
 impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
-    /// The delays between attempts (default [`default_backoff`]). An
+    /// The delays between attempts (default [`default_backoff`](crate::default_backoff)). An
     /// unseeded backoff gets a seed of the client's own.
     ///
     /// # Examples
@@ -239,12 +154,12 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     ///     .build();
     /// ```
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.options.backoff = backoff;
         self
     }
 
     /// How long a connection must stay up for the backoff to start over
-    /// at its next loss (default [`DEFAULT_STABLE_AFTER`]).
+    /// at its next loss (default [`DEFAULT_STABLE_AFTER`](crate::DEFAULT_STABLE_AFTER)).
     ///
     /// # Examples
     ///
@@ -254,7 +169,7 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     ///     .build();
     /// ```
     pub fn stable_after(mut self, uptime: Duration) -> Self {
-        self.stable_after = uptime;
+        self.options.stable_after = uptime;
         self
     }
 
@@ -267,9 +182,9 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// smol::spawn(supervisor).detach();
     /// ```
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
-        let inner = Arc::new(Inner::new(self.learned));
-        let retry = Retry::new(self.backoff, self.stable_after);
-        let future = Box::pin(supervise(inner.clone(), self.target, self.config, retry));
+        let inner = Arc::new(Inner::new(self.options.learned));
+        let attempts = self.options.attempts();
+        let future = Box::pin(supervise(inner.clone(), self.target, self.config, attempts));
         let supervisor = Supervisor {
             future,
             inner: inner.clone(),
@@ -319,9 +234,7 @@ impl ReconnectingClient {
         Builder {
             target,
             config: config.into(),
-            backoff: default_backoff(),
-            stable_after: DEFAULT_STABLE_AFTER,
-            learned: None,
+            options: ClientOptions::default(),
         }
     }
 
@@ -384,11 +297,11 @@ impl ReconnectingClient {
         loop {
             let arrived = inner.to_app.listen();
             match inner.take_next() {
-                Next::Event(event) => return event,
-                Next::Wait(Some(from_connection)) => {
+                Ok(event) => return event,
+                Err(Some(from_connection)) => {
                     futures_lite::future::or(arrived, from_connection).await;
                 }
-                Next::Wait(None) => arrived.await,
+                Err(None) => arrived.await,
             }
         }
     }
@@ -446,7 +359,7 @@ impl ReconnectingClient {
     /// println!("{} dropped", client.events_dropped());
     /// ```
     pub fn events_dropped(&self) -> u64 {
-        self.inner().dropped()
+        self.inner().lock().dropped()
     }
 
     /// Stops: closes the current connection gracefully and makes no more
@@ -469,7 +382,7 @@ impl ReconnectingClient {
         inner.stop();
         loop {
             let changed = inner.to_app.listen();
-            if inner.has_ended() {
+            if inner.lock().has_ended() {
                 return;
             }
             changed.await;

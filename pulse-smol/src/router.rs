@@ -91,7 +91,6 @@ pub struct UdpListenerDriver {
     /// The queue's other end, to drop peers nobody will accept (boxed: a
     /// receiver is not `Unpin`, this future is).
     waiting: Box<async_channel::Receiver<Accepted>>,
-    refused: u64,
 }
 
 impl std::fmt::Debug for UdpListenerDriver {
@@ -119,7 +118,6 @@ impl UdpListenerDriver {
             link,
             accepted,
             waiting: Box::new(waiting),
-            refused: 0,
         }
     }
 
@@ -128,7 +126,7 @@ impl UdpListenerDriver {
         let gone = self.link.take_gone();
         if !gone.is_empty() {
             self.demux
-                .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().finished));
+                .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().is_finished()));
         }
         if self.link.listening.load(Ordering::Acquire) {
             return false;
@@ -136,7 +134,7 @@ impl UdpListenerDriver {
         // Nobody will accept the peers still queued: end them.
         while self.waiting.try_recv().is_ok() {}
         self.demux
-            .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().finished));
+            .retain(|_, peer| peer.upgrade().is_some_and(|s| !s.lock().is_finished()));
         self.demux.is_empty()
     }
 
@@ -158,10 +156,6 @@ impl UdpListenerDriver {
             }
             Route::Drop => {}
             Route::Open => self.open(from, datagram),
-        }
-        if self.demux.refused() > self.refused {
-            self.refused = self.demux.refused();
-            count().on_refused();
         }
     }
 
@@ -185,15 +179,9 @@ impl UdpListenerDriver {
 /// Hands a datagram to a peer's session and wakes its driver. While the
 /// application is behind, datagrams are dropped, as UDP may.
 fn deliver(shared: &Shared, datagram: &[u8]) {
-    {
-        let mut inner = shared.lock();
-        if inner.finished || inner.session.is_input_paused() {
-            return;
-        }
-        inner.session.handle_datagram(clock::now(), datagram);
+    if shared.lock().deliver_datagram(count(), datagram) {
+        shared.driver_waker.wake();
     }
-    count().add_bytes(datagram.len(), 0);
-    shared.driver_waker.wake();
 }
 
 impl Future for UdpListenerDriver {

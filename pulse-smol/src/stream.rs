@@ -7,9 +7,10 @@ use pulse_proto::{Config, Role, Transport};
 
 use crate::connection::Connection;
 use crate::driver::Driver;
-use crate::error::Error;
-use crate::open::{config_for, handshake, pair};
+use crate::open::{handshake, pair};
 use crate::transport::{ByteStream, Io};
+use pulse_driver::config_for;
+use pulse_driver::Error;
 
 impl Connection {
     /// A client connection over a byte stream the application opened

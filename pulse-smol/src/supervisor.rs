@@ -9,12 +9,11 @@ use async_net::AsyncToSocketAddrs;
 use futures_lite::future;
 use pulse_proto::{CloseCode, Config};
 
+use pulse_driver::{AfterLoss, Attempts, ClientEvent, Error};
+
 use crate::client_state::Inner;
 use crate::connection::Connection;
 use crate::driver::Driver;
-use crate::error::Error;
-use crate::reconnect::ClientEvent;
-use crate::retry::Retry;
 use crate::tcp::connect_prepared;
 
 /// How one attempt ended.
@@ -29,34 +28,26 @@ pub(crate) async fn supervise<A: AsyncToSocketAddrs + Send + Sync + 'static>(
     inner: Arc<Inner>,
     target: A,
     config: Arc<Config>,
-    mut retry: Retry,
+    mut attempts: Attempts,
 ) {
     let target = Arc::new(target);
-    let mut attempt = 0u32;
     let ending = loop {
         if inner.is_stopping() {
             break ClientEvent::Stopped;
         }
-        attempt += 1;
-        inner.report(ClientEvent::Connecting { attempt });
-        let (error, up) = match run_once(&inner, &target, config.clone(), &mut attempt).await {
+        inner.tell(|queue| queue.report(attempts.next_attempt()));
+        let (error, up) = match run_once(&inner, &target, config.clone(), &mut attempts).await {
             Outcome::Stopped => break ClientEvent::Stopped,
             Outcome::Failed(error, up) => (error, up),
         };
         if inner.is_stopping() {
             break ClientEvent::Stopped;
         }
-        let error = Arc::new(error);
-        if error.is_permanent() {
-            break ClientEvent::Failed { error };
-        }
-        let Some(retry_in) = retry.next_delay(up) else {
-            break ClientEvent::GaveUp {
-                attempts: retry.attempts(),
-                error,
-            };
+        let (lost, retry_in) = match attempts.after_loss(error, up) {
+            AfterLoss::Retry { lost, delay } => (lost, delay),
+            AfterLoss::End(ending) => break ending,
         };
-        inner.report(ClientEvent::Lost { error, retry_in });
+        inner.tell(|queue| queue.report(lost));
         // Sleep, but wake at once if the client is stopped meanwhile.
         future::or(
             async {
@@ -66,7 +57,7 @@ pub(crate) async fn supervise<A: AsyncToSocketAddrs + Send + Sync + 'static>(
         )
         .await;
     };
-    inner.end(ending);
+    inner.tell(|queue| queue.end(ending));
 }
 
 /// One attempt, and the connection it opened until it ends.
@@ -74,14 +65,14 @@ async fn run_once<A: AsyncToSocketAddrs + Send + Sync + 'static>(
     inner: &Inner,
     target: &Arc<A>,
     config: Arc<Config>,
-    attempt: &mut u32,
+    attempts: &mut Attempts,
 ) -> Outcome {
     let connecting = async {
         let addrs = match resolve(target.clone()).await {
             Ok(addrs) => addrs,
             Err(e) => return Some(Err(e.into())),
         };
-        Some(connect_prepared(&addrs[..], config, |conn| inner.prepare(conn)).await)
+        Some(connect_prepared(&addrs[..], config, |conn| inner.lock().prepare(conn)).await)
     };
     let stopped = async {
         inner.stopped().await;
@@ -92,11 +83,11 @@ async fn run_once<A: AsyncToSocketAddrs + Send + Sync + 'static>(
         Some(Err(error)) => return Outcome::Failed(error, None),
         Some(Ok(pair)) => pair,
     };
-    *attempt = 0;
+    attempts.connected();
     let up_since = Instant::now();
-    inner.attach(&conn);
+    inner.tell(|queue| queue.attach(&conn));
     let closed = run(inner, &conn, driver).await;
-    inner.detach(&conn);
+    inner.lock().detach();
     Outcome::Failed(Error::Closed(closed), Some(up_since.elapsed()))
 }
 

@@ -2,21 +2,20 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_io::{Async, Timer};
 use async_net::AsyncToSocketAddrs;
 use futures_lite::{future, Stream};
-use pulse_driver::log;
+use pulse_driver::{config_for, no_address, AcceptErrors};
 use pulse_proto::{Config, Role, Transport};
 
 use crate::connection::Connection;
 use crate::driver::Driver;
-use crate::error::Error;
-use crate::open::{config_for, handshake, pair};
+use crate::open::{handshake, pair};
 use crate::transport::Io;
+use pulse_driver::Error;
 
 /// Connects to a pulse server over TCP and completes the handshake.
 ///
@@ -82,17 +81,13 @@ async fn connect_tcp(addr: impl AsyncToSocketAddrs, deadline: Instant) -> io::Re
             Err(e) => last = Some(e),
         }
     }
-    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address")))
+    Err(last.unwrap_or_else(no_address))
 }
 
 async fn timed_out<T>(deadline: Instant) -> io::Result<T> {
     Timer::at(deadline).await;
     Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))
 }
-
-/// How long accepting pauses, by default, when the process is out of
-/// descriptors or the kernel out of memory, before it tries again.
-pub const DEFAULT_ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Accepts pulse connections over TCP.
 ///
@@ -127,33 +122,7 @@ pub struct Listener {
 struct ListenerInner {
     listener: Async<TcpListener>,
     config: Arc<Config>,
-    retry_nanos: AtomicU64,
-    /// Running out of descriptors is logged once per episode.
-    starved: Mutex<log::Episode>,
-}
-
-/// What an accept error means for the listener.
-enum AcceptError {
-    /// The connection failed before we took it: take the next one.
-    Connection,
-    /// The process or the kernel is out of something (descriptors,
-    /// memory): wait a little, then go on.
-    Resources,
-    /// The socket itself is unusable.
-    Fatal,
-}
-
-fn classify(e: &io::Error) -> AcceptError {
-    match e.kind() {
-        io::ErrorKind::Interrupted
-        | io::ErrorKind::WouldBlock
-        | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::ConnectionReset => AcceptError::Connection,
-        io::ErrorKind::InvalidInput => AcceptError::Fatal,
-        // EMFILE, ENFILE, ENOBUFS, ENOMEM, EPERM (a firewall): none is
-        // the listener's fault, and each passes.
-        _ => AcceptError::Resources,
-    }
+    errors: AcceptErrors,
 }
 
 impl Listener {
@@ -205,8 +174,7 @@ impl Listener {
             inner: Arc::new(ListenerInner {
                 listener,
                 config,
-                retry_nanos: AtomicU64::new(DEFAULT_ACCEPT_RETRY.as_nanos() as u64),
-                starved: Mutex::new(log::Episode::default()),
+                errors: AcceptErrors::default(),
             }),
         }
     }
@@ -227,7 +195,7 @@ impl Listener {
 
     /// Sets how long accepting pauses when the process is out of
     /// descriptors (or the kernel out of memory) before trying again
-    /// (default [`DEFAULT_ACCEPT_RETRY`]).
+    /// (default [`DEFAULT_ACCEPT_RETRY`](crate::DEFAULT_ACCEPT_RETRY)).
     ///
     /// # Examples
     ///
@@ -240,8 +208,7 @@ impl Listener {
     /// # Ok::<(), pulse_smol::Error>(()) });
     /// ```
     pub fn set_accept_retry(&self, delay: Duration) {
-        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
-        self.inner.retry_nanos.store(nanos, Ordering::Relaxed);
+        self.inner.errors.set_retry(delay);
     }
 
     /// The next connection, as soon as TCP accepted it: the handshake runs
@@ -275,7 +242,7 @@ impl Listener {
         loop {
             let error = match inner.listener.accept().await {
                 Ok((stream, peer)) => {
-                    self.starved().end("accepting again");
+                    inner.errors.on_accept();
                     // A socket that refuses the option still works.
                     let _ = stream.get_ref().set_nodelay(true);
                     let local = stream.get_ref().local_addr().ok();
@@ -284,23 +251,10 @@ impl Listener {
                 }
                 Err(e) => e,
             };
-            match classify(&error) {
-                AcceptError::Connection => {}
-                AcceptError::Fatal => {
-                    log::accept_error(&error);
-                    return Err(error.into());
-                }
-                AcceptError::Resources => {
-                    self.starved().begin("accepting paused: out of resources", &error);
-                    let nanos = inner.retry_nanos.load(Ordering::Relaxed);
-                    Timer::after(Duration::from_nanos(nanos)).await;
-                }
+            if let Some(pause) = inner.errors.on_error(error)? {
+                Timer::after(pause).await;
             }
         }
-    }
-
-    fn starved(&self) -> std::sync::MutexGuard<'_, log::Episode> {
-        self.inner.starved.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The connections as they come, as a [`Stream`]: [`Listener::accept`]

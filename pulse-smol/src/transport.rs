@@ -31,6 +31,35 @@ pub(crate) enum Io {
     Stream(Box<dyn ByteStream>),
 }
 
+/// A transport with the task's context: what pulse-driver's steps use.
+pub(crate) struct WithContext<'a, 'b, 'c>(pub(crate) &'a mut Io, pub(crate) &'b mut Context<'c>);
+
+impl pulse_driver::Transfer for WithContext<'_, '_, '_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.write(self.1, bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush(self.1)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(self.1, buf)
+    }
+
+    fn is_datagram(&self) -> bool {
+        self.0.is_datagram()
+    }
+
+    fn drops_when_full(&self) -> bool {
+        self.0.drops_when_full()
+    }
+
+    fn short_read_drains(&self) -> bool {
+        self.0.short_read_drains()
+    }
+}
+
 /// How a write went, in the terms of `pulse_driver::flush`.
 fn pending_is_would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
     match poll {

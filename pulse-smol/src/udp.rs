@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use async_io::Async;
 use async_net::AsyncToSocketAddrs;
-use pulse_driver::Demux;
+use pulse_driver::{config_for, no_address, unspecified_for, Demux};
 use pulse_proto::{Config, Role, Transport};
 
 use crate::connection::Connection;
 use crate::driver::Driver;
-use crate::error::Error;
-use crate::open::{config_for, handshake, pair};
+use crate::open::{handshake, pair};
 use crate::router::{Accepted, PeerLink, UdpListenerDriver};
+use crate::shared::count;
 use crate::transport::Io;
+use pulse_driver::Error;
 
 /// Connects to a pulse server over UDP and completes the handshake (HELLO
 /// is sent again if lost, within the handshake timeout). `addr` is
@@ -43,13 +44,8 @@ pub async fn connect_udp(
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolved to no address"))?;
-    let local: SocketAddr = if addr.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
-    } else {
-        ([0u16; 8], 0).into()
-    };
-    let socket = Async::<UdpSocket>::bind(local)?;
+        .ok_or_else(no_address)?;
+    let socket = Async::<UdpSocket>::bind(unspecified_for(addr))?;
     socket.get_ref().connect(addr)?;
     let local = socket.get_ref().local_addr().ok();
     handshake(pair(config, Role::Client, Io::Udp(socket), Some(addr), local)?).await
@@ -156,7 +152,14 @@ impl UdpListener {
         let local_addr = socket.get_ref().local_addr()?;
         let (tx, rx) = async_channel::unbounded();
         let link = Arc::new(PeerLink::new(DEFAULT_UDP_BACKLOG));
-        let router = UdpListenerDriver::new(socket, local_addr, Demux::new(config)?, link.clone(), tx, rx.clone());
+        let router = UdpListenerDriver::new(
+            socket,
+            local_addr,
+            Demux::new(config)?.count_into(count()),
+            link.clone(),
+            tx,
+            rx.clone(),
+        );
         let inner = ListenerInner {
             accepted: rx,
             local_addr,

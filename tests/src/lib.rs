@@ -39,6 +39,8 @@ pub mod readmes {
     pub struct PulseSmol;
     #[doc = include_str!("../../pulse-mio/README.md")]
     pub struct PulseMio;
+    #[doc = include_str!("../../pulse-tokio/README.md")]
+    pub struct PulseTokio;
     #[doc = include_str!("../../pulse-driver/README.md")]
     pub struct PulseDriver;
     #[doc = include_str!("../../pulse-monitor/README.md")]
@@ -83,4 +85,21 @@ pub fn seeds(count: u64) -> Vec<u64> {
         Some(seed) => vec![seed],
         None => (0..count * soak()).collect(),
     }
+}
+
+/// Sends an HTTP request to `addr` over plain TCP, as a stray client
+/// would, and returns all the server answered before it hung up (or
+/// before 10 s passed).
+pub fn http_get(addr: std::net::SocketAddr) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: pulse\r\n\r\n")
+        .expect("request");
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    answer
 }

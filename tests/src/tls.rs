@@ -25,24 +25,44 @@ impl Identity {
         }
     }
 
-    /// Accepts TLS with this identity.
+    /// Accepts TLS with this identity (futures-rustls, for pulse-smol).
     pub fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.server_config())
+    }
+
+    /// Accepts TLS with this identity (tokio-rustls, for pulse-tokio).
+    pub fn tokio_acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.server_config())
+    }
+
+    /// The rustls server config with this identity.
+    pub fn server_config(&self) -> Arc<ServerConfig> {
         let config = ServerConfig::builder()
             .with_no_client_auth()
             .with_single_cert(vec![self.cert.clone()], PrivateKeyDer::Pkcs8(self.key.clone_key()))
             .expect("server config");
-        TlsAcceptor::from(Arc::new(config))
+        Arc::new(config)
     }
 }
 
-/// Connects with TLS, trusting only `cert`.
+/// Connects with TLS, trusting only `cert` (futures-rustls).
 pub fn connector(cert: &CertificateDer<'static>) -> TlsConnector {
+    TlsConnector::from(client_config(cert))
+}
+
+/// Connects with TLS, trusting only `cert` (tokio-rustls).
+pub fn tokio_connector(cert: &CertificateDer<'static>) -> tokio_rustls::TlsConnector {
+    tokio_rustls::TlsConnector::from(client_config(cert))
+}
+
+/// The rustls client config that trusts only `cert`.
+pub fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
     let mut roots = RootCertStore::empty();
     roots.add(cert.clone()).expect("trust the certificate");
     let config = ClientConfig::builder()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
+    Arc::new(config)
 }
 
 /// The name the certificate is for.

@@ -8,7 +8,7 @@
 //!
 //! | key | default | meaning |
 //! |---|---|---|
-//! | `servers` | `mio,floor-1ms,smol,floor-paced` | any of `mio`, `smol`, `tokio`, `floor-1ms`, `floor-paced` |
+//! | `servers` | `mio,floor-1ms,smol,floor-paced` | any of `mio`, `smol`, `pulse-tokio`, `pulse-tokio-hb`, `tokio`, `floor-1ms`, `floor-paced` |
 //! | `connections` | `9000` | one or more N, comma-separated |
 //! | `interval_ms` | `1000` | the heartbeat interval |
 //! | `dead_ms` | 3 intervals | the timeout, for every server alike |
@@ -44,8 +44,13 @@
 //!
 //! `floor-1ms` sends the pings due each millisecond together, the pattern
 //! pulse-mio's clients (a 1 ms timer wheel) produce; `floor-paced` paces
-//! each alone, like pulse-smol's clients. `tokio` is loaded by the
-//! `floor-1ms` clients, whose pings it answers.
+//! each alone, like pulse-smol's clients. `tokio` (the reference) is
+//! loaded by the `floor-1ms` clients, whose pings it answers;
+//! `pulse-tokio` (pulse-tokio on the same default runtime, with a task of
+//! the application's per connection that reads its events and echoes) and
+//! `pulse-tokio-hb` (the same holding connections for their heartbeats
+//! alone, as the reference does) by pulse-mio's clients, which also send
+//! the pings due in each millisecond together.
 
 use std::time::{Duration, Instant};
 
@@ -83,10 +88,14 @@ fn modes(server: &str) -> (&'static str, &'static str, Option<&'static str>) {
     match server {
         "smol" => ("smol-echo-server", "smol-hold", None),
         "mio" => ("mio-echo-server", "mio-hold", None),
+        "pulse-tokio" => ("tokio-echo-server", "mio-hold", None),
+        "pulse-tokio-hb" => ("tokio-heartbeat-server", "mio-hold", None),
         "tokio" => ("tokio", "floor-hold", Some("1000")),
         "floor-1ms" => ("floor-echo", "floor-hold", Some("1000")),
         "floor-paced" => ("floor-echo", "floor-hold", Some("0")),
-        other => panic!("unknown server {other:?}: mio, smol, tokio, floor-1ms or floor-paced"),
+        other => {
+            panic!("unknown server {other:?}: mio, smol, pulse-tokio, pulse-tokio-hb, tokio, floor-1ms or floor-paced")
+        }
     }
 }
 

@@ -8,6 +8,14 @@
 //! - `smol-tls-echo-server <interval_ms> <dead_ms>`: the same over TLS,
 //!   with a certificate for `localhost` made at start; `cert` answers it
 //!   in hex.
+//! - `tokio-echo-server <interval_ms> <dead_ms>` and
+//!   `tokio-tls-echo-server <interval_ms> <dead_ms>`: the same with
+//!   pulse-tokio, on tokio's default multi-threaded runtime (as the tokio
+//!   reference runs).
+//! - `tokio-heartbeat-server <interval_ms> <dead_ms>`: pulse-tokio holding
+//!   connections for their heartbeats alone, as the tokio reference does:
+//!   no task of the application's per connection; `stats` from
+//!   `pulse_tokio::counters()`.
 //! - `smol-hold <addr> <count> <interval_ms> <dead_ms>`: opens `count`
 //!   connections, prints `ready` once all are up, then holds them idle.
 //! - `smol-udp-crowd <count> <interval_ms> <dead_ms>`: a UDP listener and
@@ -79,13 +87,42 @@ fn arg<T: std::str::FromStr>(args: &[String], i: usize, what: &str) -> T {
         .unwrap_or_else(|| panic!("argument {i}: {what}"))
 }
 
+/// A connection of either async adapter, as `watch` follows it.
+trait Watched: Send + Sync + 'static {
+    fn next_event(&self) -> impl std::future::Future<Output = Event> + Send + '_;
+    fn send_back(&self, tag: u16, payload: bytes::Bytes) -> impl std::future::Future<Output = Sent> + Send + '_;
+}
+
+/// What sending gave, the same type from both adapters.
+type Sent = Result<(), pulse_driver::Error>;
+
+impl Watched for Connection {
+    fn next_event(&self) -> impl std::future::Future<Output = Event> + Send + '_ {
+        self.recv()
+    }
+
+    fn send_back(&self, tag: u16, payload: bytes::Bytes) -> impl std::future::Future<Output = Sent> + Send + '_ {
+        self.send(tag, payload)
+    }
+}
+
+impl Watched for pulse_tokio::Connection {
+    fn next_event(&self) -> impl std::future::Future<Output = Event> + Send + '_ {
+        self.recv()
+    }
+
+    fn send_back(&self, tag: u16, payload: bytes::Bytes) -> impl std::future::Future<Output = Sent> + Send + '_ {
+        // pulse-tokio's own future, no async block around it: the task
+        // stays within tokio's smaller cell.
+        self.send(tag, payload)
+    }
+}
+
 /// Follows one connection's events into the counters.
-async fn watch(conn: Connection, counters: Arc<Counters>, echo: bool) {
+async fn watch(conn: impl Watched, counters: Arc<Counters>, echo: bool) {
     loop {
-        match conn.recv().await {
-            Event::Message { tag, payload } if echo => {
-                let _ = conn.send(tag, payload).await;
-            }
+        match conn.next_event().await {
+            Event::Message { tag, payload } if echo => drop(conn.send_back(tag, payload).await),
             Event::Rtt(_) => {
                 counters.round_trips.fetch_add(1, Ordering::Relaxed);
             }
@@ -168,6 +205,13 @@ fn main() {
         Some("smol-hold") => smol_hold(&args, &counters),
         Some("smol-udp-crowd") => crowd = Some(smol_udp_crowd(&args, &counters)),
         Some("smol-reconnect") => reconnecting = Some(smol_reconnect(&args)),
+        Some("tokio-echo-server") => tokio_echo_server(&args, &counters, None),
+        Some("tokio-heartbeat-server") => tokio_heartbeat_server(&args),
+        Some("tokio-tls-echo-server") => {
+            let identity = pulse_tests::tls::Identity::localhost();
+            tls_cert = Some(pulse_tests::tls::to_hex(&identity.cert));
+            tokio_echo_server(&args, &counters, Some(identity.tokio_acceptor()));
+        }
         Some("floor-echo") => {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             println!("listening {}", listener.local_addr().unwrap());
@@ -253,6 +297,19 @@ fn main() {
         other => panic!("unknown mode {other:?}"),
     }
     pulse_tests::peer::answer_commands(|command| match command {
+        "stats" if args.get(1).is_some_and(|mode| mode == "tokio-heartbeat-server") => {
+            let counters = pulse_tokio::counters();
+            let closed: u64 = counters
+                .closed_local
+                .iter()
+                .chain(&counters.closed_peer)
+                .map(|(_, n)| n)
+                .sum();
+            Some(format!(
+                "connections {} verdicts {} closed {closed} round_trips 0",
+                counters.open, counters.verdicts
+            ))
+        }
         "stats" => Some(format!(
             "connections {} verdicts {} closed {} round_trips {} going_away {} failed {} too_many_pings {}",
             counters.connections.load(Ordering::Relaxed),
@@ -431,4 +488,61 @@ fn smol_reconnect(args: &[String]) -> pulse_smol::ReconnectingClient {
     std::thread::spawn(move || smol::block_on(supervisor));
     println!("ready");
     client
+}
+
+/// A pulse-tokio echo server on tokio's default runtime (one worker per
+/// core, as the tokio reference), over TLS when given an acceptor.
+fn tokio_echo_server(args: &[String], counters: &Arc<Counters>, tls: Option<tokio_rustls::TlsAcceptor>) {
+    let config = config(arg(args, 2, "interval_ms"), arg(args, 3, "dead_ms"));
+    let counters = counters.clone();
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.set_nonblocking(true).expect("non-blocking");
+    println!("listening {}", socket.local_addr().expect("address"));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let Some(acceptor) = tls else {
+                let listener = pulse_tokio::Listener::from_std(socket, config).expect("listen");
+                while let Ok((conn, _)) = listener.accept().await {
+                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    tokio::spawn(watch(conn, counters.clone(), true));
+                }
+                return;
+            };
+            // TLS first, then pulse over it.
+            let listener = tokio::net::TcpListener::from_std(socket).expect("listen");
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, config, counters) = (acceptor.clone(), config.clone(), counters.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let conn = pulse_tokio::Connection::server(tls, config).expect("config");
+                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    watch(conn, counters, true).await;
+                });
+            }
+        })
+    });
+}
+
+/// pulse-tokio holding connections for their heartbeats alone: the
+/// application keeps the handles and lets go of those that closed; the
+/// driver tasks do the rest.
+fn tokio_heartbeat_server(args: &[String]) {
+    let config = config(arg(args, 2, "interval_ms"), arg(args, 3, "dead_ms"));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime
+        .block_on(pulse_tokio::Listener::bind("127.0.0.1:0", config))
+        .expect("bind");
+    println!("listening {}", listener.local_addr().expect("address"));
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let mut held = Vec::new();
+            while let Ok((conn, _)) = listener.accept().await {
+                if held.len() == held.capacity() {
+                    held.retain(|conn: &pulse_tokio::Connection| !conn.is_closed());
+                }
+                held.push(conn);
+            }
+        })
+    });
 }

@@ -1,4 +1,4 @@
-//! Errors of the smol adapter.
+//! The errors of a pulse connection, the same from every adapter.
 
 use std::fmt;
 use std::io;
@@ -9,17 +9,17 @@ use pulse_proto::{CloseError, Closed, ConfigError};
 ///
 /// # Examples
 ///
-/// ```no_run
-/// # smol::block_on(async {
-/// use pulse_smol::Error;
+/// ```
+/// use pulse_driver::Error;
 ///
-/// match pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await {
-///     Ok(_) => println!("connected"),
+/// # fn report(result: Result<(), Error>) {
+/// match result {
+///     Ok(()) => println!("connected"),
 ///     Err(Error::Closed(closed)) => println!("the server refused: {closed}"),
 ///     Err(Error::Io(e)) => println!("TCP failed: {e}"),
 ///     Err(e) => println!("{e}"),
 /// }
-/// # });
+/// # }
 /// ```
 #[derive(Debug)]
 #[non_exhaustive]
@@ -71,9 +71,9 @@ impl Error {
     /// use pulse_proto::Config;
     ///
     /// let bad = Config::default().with_interval(Duration::ZERO).validate().unwrap_err();
-    /// assert!(pulse_smol::Error::Config(bad).is_permanent());
+    /// assert!(pulse_driver::Error::Config(bad).is_permanent());
     /// let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-    /// assert!(!pulse_smol::Error::Io(refused).is_permanent());
+    /// assert!(!pulse_driver::Error::Io(refused).is_permanent());
     /// ```
     pub fn is_permanent(&self) -> bool {
         match self {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use pulse_driver::clock;
+use crate::clock;
 use pulse_proto::Backoff;
 
 /// How long a connection must have stayed up, by default, for the next
@@ -13,8 +13,19 @@ use pulse_proto::Backoff;
 pub const DEFAULT_STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// The backoff of one reconnecting client.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pulse_driver::{Retry, DEFAULT_STABLE_AFTER};
+///
+/// let mut retry = Retry::new(pulse_driver::default_backoff(), DEFAULT_STABLE_AFTER);
+/// let first = retry.next_delay(None).unwrap();
+/// assert!(first <= Duration::from_millis(100));
+/// ```
 #[derive(Clone, Debug)]
-pub(crate) struct Retry {
+pub struct Retry {
     backoff: Backoff,
     stable_after: Duration,
 }
@@ -23,7 +34,7 @@ impl Retry {
     /// A backoff nobody seeded gets a seed of its own: a fleet of clients
     /// that lost the same server comes back spread over each delay's
     /// jitter, not in lockstep.
-    pub(crate) fn new(backoff: Backoff, stable_after: Duration) -> Retry {
+    pub fn new(backoff: Backoff, stable_after: Duration) -> Retry {
         let backoff = if backoff.is_seeded() {
             backoff
         } else {
@@ -34,7 +45,7 @@ impl Retry {
 
     /// The delay before the next attempt after one that failed (`up` is
     /// `None`) or a connection that was up for `up`; `None` to give up.
-    pub(crate) fn next_delay(&mut self, up: Option<Duration>) -> Option<Duration> {
+    pub fn next_delay(&mut self, up: Option<Duration>) -> Option<Duration> {
         if up.is_some_and(|up| up >= self.stable_after) {
             self.backoff.reset();
         }
@@ -42,7 +53,7 @@ impl Retry {
     }
 
     /// Attempts since the backoff last started over.
-    pub(crate) fn attempts(&self) -> u32 {
+    pub fn attempts(&self) -> u32 {
         self.backoff.attempts()
     }
 }

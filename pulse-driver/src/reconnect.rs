@@ -1,0 +1,445 @@
+//! A reconnecting client's logic, whatever runs it: what it reports, what
+//! the application has yet to read, and what follows a lost connection.
+//! An adapter supplies the connecting, the sleeping and the waking.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pulse_proto::{Backoff, Event, Learned};
+
+use crate::{Error, Retry};
+
+/// Transitions (`Connecting`, `Lost`) kept for an application that does
+/// not read them; older ones are dropped beyond this, and counted. The
+/// supervisor never waits for the application.
+pub const MAX_UNREAD_TRANSITIONS: usize = 64;
+/// Ended connections whose unread events are kept; the oldest is dropped
+/// (and counted) beyond this. Each holds at most its receive buffer.
+pub const MAX_UNREAD_CONNECTIONS: usize = 4;
+
+/// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
+/// on attempts.
+///
+/// # Examples
+///
+/// ```
+/// let backoff = pulse_driver::default_backoff().with_max_attempts(10);
+/// # let _ = backoff;
+/// ```
+pub fn default_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(100), Duration::from_secs(30))
+}
+
+/// How a reconnecting client retries: its backoff and how long a
+/// connection must stay up for the backoff to start over. The adapters'
+/// builders set it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut options = pulse_driver::ClientOptions::default();
+/// options.stable_after = Duration::from_secs(30);
+/// let _attempts = options.attempts();
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The delays between attempts (default [`default_backoff`]); an
+    /// unseeded backoff gets a seed of the client's own.
+    pub backoff: Backoff,
+    /// How long a connection must stay up for the backoff to start over
+    /// at its next loss (default [`crate::DEFAULT_STABLE_AFTER`]).
+    pub stable_after: Duration,
+    /// What an earlier client learned of this network (an adaptive
+    /// config's [`Learned`]), for the first connection to start from
+    /// (default none).
+    pub learned: Option<Learned>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            backoff: default_backoff(),
+            stable_after: crate::DEFAULT_STABLE_AFTER,
+            learned: None,
+        }
+    }
+}
+
+impl ClientOptions {
+    /// With this backoff.
+    pub fn with_backoff(self, backoff: Backoff) -> ClientOptions {
+        ClientOptions { backoff, ..self }
+    }
+
+    /// With this uptime for the backoff to start over.
+    pub fn with_stable_after(self, stable_after: Duration) -> ClientOptions {
+        ClientOptions { stable_after, ..self }
+    }
+
+    /// Starting from what an earlier client learned of this network.
+    pub fn with_learned(self, learned: Learned) -> ClientOptions {
+        ClientOptions {
+            learned: Some(learned),
+            ..self
+        }
+    }
+
+    /// The client's attempts, counted by these options.
+    pub fn attempts(self) -> Attempts {
+        Attempts::new(self.backoff, self.stable_after)
+    }
+}
+
+/// What a reconnecting client reports, in order: `Connecting`, then
+/// either the connection's events (`Event(Connected)` first,
+/// `Event(Closed)` last) or none, then `Lost`, and again; or one of the
+/// endings, `GaveUp`, `Failed` or `Stopped`, after which nothing follows.
+///
+/// # Examples
+///
+/// ```
+/// use pulse_driver::ClientEvent;
+///
+/// # fn show(event: ClientEvent) {
+/// match event {
+///     ClientEvent::Connecting { attempt } => println!("attempt {attempt}"),
+///     ClientEvent::Event(event) => println!("{event:?}"),
+///     ClientEvent::Lost { error, retry_in } => println!("{error}; again in {retry_in:?}"),
+///     ending => println!("{ending:?}"),
+/// }
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ClientEvent {
+    /// Attempt `attempt` (from 1 since the last connection) is starting.
+    Connecting {
+        /// The attempt number.
+        attempt: u32,
+    },
+    /// An event of the current connection, as the core reported it.
+    Event(Event),
+    /// The connection was lost, or an attempt failed: why, and when the
+    /// next attempt comes.
+    Lost {
+        /// How the connection ended ([`Error::Closed`]), or why the attempt
+        /// failed.
+        error: Arc<Error>,
+        /// How long until the next attempt.
+        retry_in: Duration,
+    },
+    /// The backoff's limit on attempts was reached.
+    GaveUp {
+        /// Attempts made in a row.
+        attempts: u32,
+        /// Why the last one failed.
+        error: Arc<Error>,
+    },
+    /// An error that trying again cannot mend ([`Error::is_permanent`]):
+    /// an invalid configuration or a malformed address.
+    Failed {
+        /// The error.
+        error: Arc<Error>,
+    },
+    /// The client was closed, or every handle of it dropped.
+    Stopped,
+}
+
+impl ClientEvent {
+    /// Whether nothing follows this event.
+    ///
+    /// ```
+    /// assert!(pulse_driver::ClientEvent::Stopped.is_ending());
+    /// assert!(!pulse_driver::ClientEvent::Connecting { attempt: 1 }.is_ending());
+    /// ```
+    pub fn is_ending(&self) -> bool {
+        matches!(
+            self,
+            ClientEvent::GaveUp { .. } | ClientEvent::Failed { .. } | ClientEvent::Stopped
+        )
+    }
+}
+
+/// A connection whose events a [`ClientQueue`] hands on, and whose
+/// adaptive learning it carries to the next connection.
+pub trait Inbox: Clone {
+    /// Its next event, if one is waiting (`Closed` last, and again).
+    fn try_recv(&self) -> Option<Event>;
+    /// What its session learned of the path, if adaptive.
+    fn learned(&self) -> Option<Learned>;
+    /// Starts its session from an earlier connection's learning.
+    fn set_learned(&self, learned: Learned);
+    /// Tells its session whether the application is active.
+    fn set_active(&self, active: bool);
+}
+
+enum Entry<C> {
+    Transition(ClientEvent),
+    /// The application reads this connection's events, up to its Closed.
+    Connection(C),
+}
+
+/// What a reconnecting client's application has yet to read, and the
+/// connection that is up. Its supervisor only ever adds to it, never
+/// waits on it; the adapter keeps it behind a lock and wakes the
+/// application after every change.
+///
+/// # Examples
+///
+/// ```
+/// use pulse_driver::{ClientEvent, ClientQueue, Inbox};
+///
+/// #[derive(Clone)]
+/// struct NoConnection;
+/// impl Inbox for NoConnection {
+///     fn try_recv(&self) -> Option<pulse_proto::Event> { None }
+///     fn learned(&self) -> Option<pulse_proto::Learned> { None }
+///     fn set_learned(&self, _: pulse_proto::Learned) {}
+///     fn set_active(&self, _: bool) {}
+/// }
+///
+/// let mut queue = ClientQueue::<NoConnection>::default();
+/// queue.report(ClientEvent::Connecting { attempt: 1 });
+/// assert!(matches!(queue.take_next(), Some(ClientEvent::Connecting { attempt: 1 })));
+/// queue.end(ClientEvent::Stopped);
+/// assert!(matches!(queue.take_next(), Some(ClientEvent::Stopped)));
+/// assert!(matches!(queue.take_next(), Some(ClientEvent::Stopped)), "the ending stays");
+/// ```
+pub struct ClientQueue<C> {
+    queue: VecDeque<Entry<C>>,
+    current: Option<C>,
+    dropped: u64,
+    ended: Option<ClientEvent>,
+    /// What the connections learned of the path, for the next one.
+    learned: Option<Learned>,
+    /// Whether the application said it is active.
+    active: bool,
+}
+
+impl<C> Default for ClientQueue<C> {
+    fn default() -> Self {
+        ClientQueue {
+            queue: VecDeque::new(),
+            current: None,
+            dropped: 0,
+            ended: None,
+            learned: None,
+            active: false,
+        }
+    }
+}
+
+impl<C> std::fmt::Debug for ClientQueue<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientQueue")
+            .field("unread", &self.queue.len())
+            .field("dropped", &self.dropped)
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+impl<C: Inbox> ClientQueue<C> {
+    /// Queues a transition, never waiting: beyond the limit the oldest
+    /// unread one goes.
+    pub fn report(&mut self, event: ClientEvent) {
+        let transitions = self.queue.iter().filter(|e| matches!(e, Entry::Transition(_))).count();
+        if transitions >= MAX_UNREAD_TRANSITIONS {
+            let oldest = self
+                .queue
+                .iter()
+                .position(|e| matches!(e, Entry::Transition(t) if !t.is_ending()));
+            if let Some(i) = oldest {
+                self.queue.remove(i);
+                self.dropped += 1;
+            }
+        }
+        self.queue.push_back(Entry::Transition(event));
+    }
+
+    /// A connection is up: the application reads its events next.
+    pub fn attach(&mut self, conn: &C) {
+        let connections = self.queue.iter().filter(|e| matches!(e, Entry::Connection(_))).count();
+        if connections >= MAX_UNREAD_CONNECTIONS {
+            if let Some(i) = self.queue.iter().position(|e| matches!(e, Entry::Connection(_))) {
+                self.queue.remove(i);
+                self.dropped += 1;
+            }
+        }
+        self.queue.push_back(Entry::Connection(conn.clone()));
+        self.current = Some(conn.clone());
+    }
+
+    /// The connection is over: keep what it learned.
+    pub fn detach(&mut self) {
+        if let Some(learned) = self.current.take().and_then(|c| c.learned()) {
+            self.learned = Some(learned);
+        }
+    }
+
+    /// Starts from what an earlier client learned ([`ClientOptions::learned`]).
+    pub fn start_from(&mut self, learned: Option<Learned>) {
+        self.learned = learned;
+    }
+
+    /// Gives a new connection, before its handshake, what the client knows:
+    /// the path's learned value and whether the application is active.
+    pub fn prepare(&self, conn: &C) {
+        if let Some(learned) = self.learned {
+            conn.set_learned(learned);
+        }
+        if self.active {
+            conn.set_active(true);
+        }
+    }
+
+    /// What the client knows of the path: the current connection's
+    /// learning, or the last one's.
+    pub fn learned(&self) -> Option<Learned> {
+        self.current.as_ref().and_then(Inbox::learned).or(self.learned)
+    }
+
+    /// Records whether the application is active; returns the connection
+    /// that is up, to tell it too (outside the lock).
+    pub fn set_active(&mut self, active: bool) -> Option<C> {
+        self.active = active;
+        self.current.clone()
+    }
+
+    /// Ends with `last`: queued, and returned by every `take_next` after.
+    pub fn end(&mut self, last: ClientEvent) {
+        self.queue.push_back(Entry::Transition(last.clone()));
+        self.ended = Some(last);
+        self.current = None;
+    }
+
+    /// The connection whose events the application reads next, to wait on
+    /// when [`ClientQueue::take_next`] has nothing (listen to it first,
+    /// then take, so no news is missed).
+    pub fn reading(&self) -> Option<&C> {
+        match self.queue.front() {
+            Some(Entry::Connection(conn)) => Some(conn),
+            _ => None,
+        }
+    }
+
+    /// The next event for the application: a transition, or the next
+    /// event of the connection it is reading (its `Closed` last); `None`
+    /// to wait.
+    pub fn take_next(&mut self) -> Option<ClientEvent> {
+        match self.queue.front() {
+            Some(Entry::Transition(_)) => match self.queue.pop_front() {
+                Some(Entry::Transition(event)) => Some(event),
+                _ => None,
+            },
+            Some(Entry::Connection(conn)) => match conn.try_recv()? {
+                Event::Closed(closed) => {
+                    self.queue.pop_front();
+                    Some(ClientEvent::Event(Event::Closed(closed)))
+                }
+                event => Some(ClientEvent::Event(event)),
+            },
+            None => self.ended.clone(),
+        }
+    }
+
+    /// The connection that is up, if one is.
+    pub fn current(&self) -> Option<&C> {
+        self.current.as_ref()
+    }
+
+    /// Entries dropped unread.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Whether the ending was reported.
+    pub fn has_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+}
+
+/// What follows a lost connection or a failed attempt.
+#[derive(Debug)]
+pub enum AfterLoss {
+    /// Report `lost` (a [`ClientEvent::Lost`]), sleep `delay` (waking if
+    /// stopped), and try again.
+    Retry {
+        /// The event to report.
+        lost: ClientEvent,
+        /// How long to wait.
+        delay: Duration,
+    },
+    /// End with this event.
+    End(ClientEvent),
+}
+
+/// The reconnecting loop's counting: attempts, and the backoff's verdict
+/// after each loss. The adapter's loop is: [`Attempts::next_attempt`],
+/// connect, [`Attempts::connected`], run until lost,
+/// [`Attempts::after_loss`], sleep, again.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pulse_driver::{AfterLoss, Attempts, ClientEvent, Error, DEFAULT_STABLE_AFTER};
+///
+/// let backoff = pulse_driver::default_backoff().with_max_attempts(1);
+/// let mut attempts = Attempts::new(backoff, DEFAULT_STABLE_AFTER);
+/// assert!(matches!(attempts.next_attempt(), ClientEvent::Connecting { attempt: 1 }));
+/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::Retry { .. }));
+/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::End(ClientEvent::GaveUp { .. })));
+/// ```
+#[derive(Debug)]
+pub struct Attempts {
+    retry: Retry,
+    attempt: u32,
+}
+
+impl Attempts {
+    /// Attempts with `backoff` (seeded of its own if nobody seeded it),
+    /// starting over after a connection stayed up `stable_after`.
+    pub fn new(backoff: Backoff, stable_after: Duration) -> Attempts {
+        Attempts {
+            retry: Retry::new(backoff, stable_after),
+            attempt: 0,
+        }
+    }
+
+    /// The next attempt begins: the event to report.
+    pub fn next_attempt(&mut self) -> ClientEvent {
+        self.attempt += 1;
+        ClientEvent::Connecting { attempt: self.attempt }
+    }
+
+    /// An attempt connected: the next one counts from 1 again.
+    pub fn connected(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The connection was lost after being up `up`, or the attempt failed
+    /// (`up` is `None`), with `error`.
+    pub fn after_loss(&mut self, error: Error, up: Option<Duration>) -> AfterLoss {
+        let error = Arc::new(error);
+        if error.is_permanent() {
+            return AfterLoss::End(ClientEvent::Failed { error });
+        }
+        match self.retry.next_delay(up) {
+            Some(delay) => AfterLoss::Retry {
+                lost: ClientEvent::Lost { error, retry_in: delay },
+                delay,
+            },
+            None => AfterLoss::End(ClientEvent::GaveUp {
+                attempts: self.retry.attempts(),
+                error,
+            }),
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The driver task: the one task per connection that moves bytes and time
+//! between the transport and the session. Its steps are pulse-driver's;
+//! the waiting is tokio's: the transport's readiness, one `Sleep`, and the
+//! task's waker kept in the mailbox for the application's handles.
+
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use pulse_driver::{clock, Arm, TimerSlot};
+use tokio::time::Sleep;
+
+use crate::shared::{count, Shared};
+use crate::transport::{Io, Polled};
+
+/// Turns of the loop per poll before yielding to other tasks.
+const TURNS_PER_POLL: usize = 8;
+
+static LIVE_DRIVERS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many connection driver tasks are alive in this process (each owns
+/// one transport and one timer): for leak checks and monitoring.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(pulse_tokio::live_drivers(), 0);
+/// ```
+pub fn live_drivers() -> usize {
+    LIVE_DRIVERS.load(Ordering::Relaxed)
+}
+
+/// Spawns the driver task of a new connection on the current runtime.
+///
+/// The task's state is what it owns and its one `Sleep`, pinned in it: no
+/// allocation of their own. It is a block that keeps `owned` where it was
+/// captured, not an `async fn` (which would hold a moved copy too), so
+/// that tokio's task cell stays at three cache lines.
+pub(crate) fn spawn(shared: Arc<Shared>, io: Io) {
+    LIVE_DRIVERS.fetch_add(1, Ordering::Relaxed);
+    let mut owned = Owned {
+        shared,
+        io: Some(io),
+        timer: TimerSlot::default(),
+    };
+    tokio::spawn(async move {
+        let mut sleep = pin!(tokio::time::sleep(std::time::Duration::from_secs(3600)));
+        poll_fn(|cx| owned.turns(sleep.as_mut(), cx)).await;
+    });
+}
+
+/// What the task owns; dropping it (the runtime shutting down, the task
+/// aborted) ends the connection as finishing does.
+struct Owned {
+    shared: Arc<Shared>,
+    io: Option<Io>,
+    timer: TimerSlot,
+}
+
+/// Ends the connection (if the session has not) and drops the transport:
+/// "going away" to the peer if it takes it now.
+fn finish(shared: &Shared, io: &mut Option<Io>, cx: &mut Context<'_>) {
+    let Some(mut io) = io.take() else { return };
+    let waiting = {
+        let mut mailbox = shared.mailbox();
+        mailbox.finish(shared.peer, count(), &mut Polled { io: &mut io, cx });
+        mailbox.app_wakers()
+    };
+    io.shut(cx);
+    if let Io::UdpPeer(_, _, link) = &io {
+        link.peer_gone();
+    }
+    waiting.into_iter().for_each(Waker::wake);
+    LIVE_DRIVERS.fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        finish(&self.shared, &mut self.io, &mut Context::from_waker(Waker::noop()));
+    }
+}
+
+impl Owned {
+    fn turns(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
+        let shared = &*self.shared;
+        for _ in 0..TURNS_PER_POLL {
+            let Some(io) = self.io.as_mut() else {
+                return Poll::Ready(());
+            };
+            let mut mailbox = shared.mailbox();
+            // Registered before looking: the handles wake this task
+            // through it for what they change after.
+            mailbox.register_driver(cx.waker());
+            let mut polled = Polled { io, cx };
+            // A write that would block registered this task with the
+            // transport: nothing more to do for it here.
+            let _flushed = mailbox.send_step(shared.peer, count(), &mut polled);
+            if mailbox.session.is_closed() {
+                // Whatever the transport did not take now never goes.
+                drop(mailbox);
+                finish(shared, &mut self.io, cx);
+                return Poll::Ready(());
+            }
+            let mut busy = false;
+            if !mailbox.session.is_input_paused() {
+                // Read again at once when the last read filled the buffer.
+                let (read, more) = mailbox.receive_step(shared.peer, count(), &mut polled);
+                busy |= read || more;
+            }
+            // The timer after the reads: frames that arrived before the
+            // deadline are counted before any verdict.
+            if self.timer.armed().is_some() && sleep.as_mut().poll(cx).is_ready() {
+                self.timer.fired();
+                mailbox.session.handle_timeout(clock::now());
+                busy = true;
+            }
+            // The one `Sleep` moves only when the deadline moved earlier
+            // (or it fired): a received frame costs no timer operation.
+            if let Arm::Set(at) = self.timer.rearm(mailbox.session.poll_timeout()) {
+                sleep.as_mut().reset(clock::to_std(at).into());
+                // Registers the new deadline with this task.
+                busy |= sleep.as_mut().poll(cx).is_ready();
+            }
+            let waiting = mailbox.wakers_for_news();
+            drop(mailbox);
+            waiting.into_iter().for_each(Waker::wake);
+            if !busy {
+                return Poll::Pending;
+            }
+        }
+        // A long burst: let other tasks run, then carry on.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
