@@ -105,3 +105,66 @@ impl Connection {
             .poke(|mailbox| (mailbox.session.set_learned(learned), true));
     }
 }
+
+impl<A> crate::reconnect::Builder<A> {
+    /// Starts from what an earlier client learned of this network (an
+    /// adaptive config's [`Learned`]): the first connection asks for the
+    /// learned interval.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// use pulse_proto::{AdaptiveConfig, Config, Learned};
+    ///
+    /// let config = Config::default().with_adaptive(Some(AdaptiveConfig::default()));
+    /// let stored = std::fs::read("wifi-home.learned").ok().and_then(|b| <[u8; 17]>::try_from(b).ok());
+    /// let mut builder = pulse_tokio::ReconnectingClient::builder("localhost:7000", config);
+    /// if let Some(bytes) = stored {
+    ///     builder = builder.learned(Learned::from_bytes(bytes));
+    /// }
+    /// let client = builder.build();
+    /// # }
+    /// ```
+    pub fn learned(mut self, learned: Learned) -> Self {
+        self.options.learned = Some(learned);
+        self
+    }
+}
+
+impl crate::ReconnectingClient {
+    /// What the client's adaptive connections have learned of the path:
+    /// the current connection's, or the last one's while disconnected.
+    /// Every connection starts from it; keep it per network to start the
+    /// next client there too.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(client: pulse_tokio::ReconnectingClient) {
+    /// if let Some(learned) = client.learned() {
+    ///     std::fs::write("wifi-home.learned", learned.to_bytes()).unwrap();
+    /// }
+    /// # }
+    /// ```
+    pub fn learned(&self) -> Option<Learned> {
+        self.shared().queue().learned()
+    }
+
+    /// Tells the client's adaptive connections, this one and the next,
+    /// whether the application is active ([`Connection::set_active`]).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(client: pulse_tokio::ReconnectingClient) {
+    /// client.set_active(false); // the app went to the background
+    /// # }
+    /// ```
+    pub fn set_active(&self, active: bool) {
+        let current = self.shared().queue().set_active(active);
+        if let Some(conn) = current {
+            conn.set_active(active);
+        }
+    }
+}

@@ -15,7 +15,7 @@ use tokio::net::ToSocketAddrs;
 use tokio::sync::Notify;
 
 use crate::connection::Connection;
-use crate::tcp::connect;
+use crate::tcp::connect_prepared;
 
 impl Inbox for Connection {
     fn try_recv(&self) -> Option<Event> {
@@ -33,7 +33,7 @@ impl Inbox for Connection {
 }
 
 /// What the client's handles and its task share.
-struct Shared {
+pub(crate) struct Shared {
     queue: Mutex<ClientQueue<Connection>>,
     /// To the application: a transition, a connection attached, the end.
     news: Notify,
@@ -43,7 +43,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn queue(&self) -> MutexGuard<'_, ClientQueue<Connection>> {
+    pub(crate) fn queue(&self) -> MutexGuard<'_, ClientQueue<Connection>> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -155,7 +155,7 @@ impl Drop for StopOnDrop {
 pub struct Builder<A> {
     target: A,
     config: Arc<Config>,
-    options: ClientOptions,
+    pub(crate) options: ClientOptions,
 }
 
 impl<A: ToSocketAddrs + Send + Sync + 'static> Builder<A> {
@@ -204,8 +204,10 @@ impl<A: ToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// # }
     /// ```
     pub fn build(self) -> ReconnectingClient {
+        let mut queue = ClientQueue::default();
+        queue.start_from(self.options.learned);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(ClientQueue::default()),
+            queue: Mutex::new(queue),
             news: Notify::new(),
             stop: AtomicBool::new(false),
             stopping: Notify::new(),
@@ -247,7 +249,7 @@ impl Task {
             let (error, up) = tokio::select! {
                 biased;
                 () = shared.stop_asked() => break ClientEvent::Stopped,
-                attempt = connect(&target, config.clone()) => match attempt {
+                attempt = connect_prepared(&target, config.clone(), |conn| shared.queue().prepare(conn)) => match attempt {
                     Ok(conn) => self.serve(conn).await,
                     Err(error) => (error, None),
                 },
@@ -328,7 +330,7 @@ impl ReconnectingClient {
         }
     }
 
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Shared {
         &self.handle.0
     }
 

@@ -40,6 +40,16 @@ use crate::transport::Io;
 /// # Ok(()) }
 /// ```
 pub async fn connect(addr: impl ToSocketAddrs, config: impl Into<Arc<Config>>) -> Result<Connection, Error> {
+    connect_prepared(addr, config, |_| {}).await
+}
+
+/// [`connect`], with `prepare` run on the connection before its HELLO goes
+/// out (the reconnecting client gives it what the last one learned).
+pub(crate) async fn connect_prepared(
+    addr: impl ToSocketAddrs,
+    config: impl Into<Arc<Config>>,
+    prepare: impl FnOnce(&Connection),
+) -> Result<Connection, Error> {
     let config = config_for(config, Transport::Stream)?;
     let deadline = Instant::now() + config.handshake_timeout;
     let stream = timeout_at(deadline, first_answering(addr))
@@ -49,7 +59,9 @@ pub async fn connect(addr: impl ToSocketAddrs, config: impl Into<Arc<Config>>) -
     // the option still works.
     let _ = stream.set_nodelay(true);
     let addrs = (stream.peer_addr().ok(), stream.local_addr().ok());
-    handshake(open(config, Role::Client, Io::Tcp(stream), addrs)?).await
+    let opened = open(config, Role::Client, Io::Tcp(stream), addrs)?;
+    prepare(&opened);
+    handshake(opened).await
 }
 
 /// The first of `addr`'s addresses that accepts a TCP connection.
