@@ -15,7 +15,7 @@
 //!     HAProxy's `rise` and `fall`, and separate intervals for steady,
 //!     transitional and down targets, jittered and started at spread phases;
 //!   - *announced*: the service pushes ANNOUNCE datagrams
-//!     ([`Announcement`], `docs/PROTOCOL.md` §12), optionally authenticated
+//!     ([`Announcement`], [PROTOCOL.md §12](https://docs.rs/pulse-proto/latest/pulse_proto/protocol/index.html)), optionally authenticated
 //!     with HMAC-SHA256 ([`AnnounceKey`]) and protected from replay by
 //!     incarnation and sequence; a service's last announcement
 //!     ([`Report::Stopped`]) takes it down at once with its exit status;
@@ -142,7 +142,7 @@ pub use pool::PoolSummary;
 pub use snapshot::{Snapshot, Stats};
 pub use target::{Source, TargetError, TargetSpec};
 
-/// The ANNOUNCE datagram's constants (`docs/PROTOCOL.md` §12).
+/// The ANNOUNCE datagram's constants ([PROTOCOL.md §12](https://docs.rs/pulse-proto/latest/pulse_proto/protocol/index.html)).
 pub mod wire {
     pub use crate::announce::{HEADER_LEN, MAGIC, MAX_LEN, STATE_STOPPED, STOPPED_LEN, TAG_LEN, VERSION};
 }
