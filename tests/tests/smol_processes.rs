@@ -249,13 +249,23 @@ fn a_service_that_moves_behind_its_name_is_found_again() {
     let hosts = std::env::temp_dir().join(format!("pulse-hosts-{}", std::process::id()));
     std::fs::write(&hosts, "127.0.0.2 pulse-moving-service\n").unwrap();
     within(Duration::from_secs(60), async {
-        let first = pulse_smol::Listener::bind("127.0.0.2:0", config(1000, 3000))
-            .await
-            .unwrap();
-        let port = first.local_addr().unwrap().port();
-        let second = pulse_smol::Listener::bind(SocketAddr::from(([127, 0, 0, 3], port)), config(1000, 3000))
-            .await
-            .expect("the same port on 127.0.0.3");
+        // A port free on both addresses: another test's socket may hold the
+        // one drawn for 127.0.0.2 on 127.0.0.3, so draw again then.
+        let mut pair = None;
+        for _ in 0..50 {
+            let first = pulse_smol::Listener::bind("127.0.0.2:0", config(1000, 3000))
+                .await
+                .unwrap();
+            let port = first.local_addr().unwrap().port();
+            match pulse_smol::Listener::bind(SocketAddr::from(([127, 0, 0, 3], port)), config(1000, 3000)).await {
+                Ok(second) => {
+                    pair = Some((first, second, port));
+                    break;
+                }
+                Err(e) => println!("port {port} is taken on 127.0.0.3 ({e}); another"),
+            }
+        }
+        let (first, second, port) = pair.expect("a port free on 127.0.0.2 and 127.0.0.3");
         let script = format!("mount --bind {} /etc/hosts && exec \"$0\" \"$@\"", hosts.display());
         let target = format!("pulse-moving-service:{port}");
         let mut client = Peer::start(
