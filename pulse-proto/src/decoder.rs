@@ -313,6 +313,28 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_arriving_a_byte_at_a_time_grows_its_buffer_in_few_steps() {
+        // Doubling while small, then GROWTH_SLACK at a time: a 200 KiB body
+        // is copied a few dozen times, not once per few bytes.
+        let body = 200 * 1024;
+        let mut decoder = StreamDecoder::new(1 << 20);
+        let mut input = MAGIC.to_vec();
+        input.push(frame_type::DATA);
+        crate::varint::encode(body as u64, &mut input);
+        decode_all(&mut decoder, Bytes::from(input)).unwrap();
+        let (mut growths, mut capacity) = (0, 0);
+        let byte = Bytes::from_static(&[0]);
+        for _ in 0..body - 1 {
+            decode_all(&mut decoder, byte.clone()).unwrap();
+            if decoder.capacity() != capacity {
+                (growths, capacity) = (growths + 1, decoder.capacity());
+            }
+        }
+        assert!(capacity <= body, "{capacity} for a body of {body}");
+        assert!(growths <= body / GROWTH_SLACK + 16, "{growths} growths");
+    }
+
+    #[test]
     fn a_frame_in_progress_holds_its_bytes_and_never_more_than_its_length() {
         let mut decoder = StreamDecoder::new(1 << 20);
         let mut wire = MAGIC.to_vec();

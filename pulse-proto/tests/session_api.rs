@@ -249,6 +249,7 @@ fn the_bytes_fed_are_counted_across_calls() {
     server.handle_input(Instant::ZERO, first);
     server.handle_input(Instant::ZERO, second);
     assert_eq!(server.stats().bytes_received, hello.len() as u64);
+    assert_eq!(server.stats().frames_received, 1);
     assert_eq!(server.state(), State::Established);
 }
 
@@ -418,6 +419,10 @@ fn a_timer_run_long_after_its_deadline_gives_the_peer_a_probe_round_first() {
         "{events:?}"
     );
     assert!(!pair.client.is_closed());
+    // And it probes at once: the silence may be ours.
+    let probe = frames(&take(&mut pair.client, late));
+    assert!(probe.iter().any(|f| matches!(f, Frame::Ping { .. })), "{probe:?}");
+    assert_eq!(pair.client.stats().own_stalls, 1);
 }
 
 #[test]
@@ -478,4 +483,58 @@ fn a_datagram_server_ignores_a_first_datagram_without_the_magic() {
     server.handle_datagram(Instant::ZERO, &hello[..]);
     assert_eq!(server.state(), State::Handshaking);
     assert_eq!(server.stats().datagrams_dropped, 1);
+}
+
+#[test]
+fn a_peers_close_waits_its_timeout_for_our_queued_data_to_leave() {
+    let mut pair = Pair::connected(config().with_close_timeout(SECOND * 5));
+    // The client's transport takes nothing from the server any more.
+    pair.client.pause_input(pair.now);
+    pair.client_reads = false;
+    pair.server.send(1, vec![0u8; 1000]).unwrap();
+    pair.client.close(pair.now, CloseCode::NORMAL, "bye").unwrap();
+    pair.run_for(SECOND * 2);
+    assert!(
+        !pair.server.is_closed(),
+        "gave up on its queued data before its close timeout"
+    );
+    pair.run_for(SECOND * 4);
+    assert!(pair.server.is_closed());
+}
+
+#[test]
+fn an_adaptive_client_asks_for_longer_gaps_after_clean_idle_rounds() {
+    let mut config = adaptive();
+    if let Some(policy) = config.adaptive.as_mut() {
+        policy.successes_per_step = 1;
+    }
+    let mut pair = Pair::connected(config);
+    let start = pair.client.negotiated().unwrap().interval();
+    pair.run_for(SECOND * 10);
+    let now = pair.client.negotiated().unwrap().interval();
+    assert!(now > start, "still {now:?} after idle rounds at {start:?}");
+}
+
+#[test]
+fn an_adaptive_client_counts_a_death_after_an_idle_gap_against_that_gap() {
+    let mut pair = Pair::connected(adaptive());
+    pair.run_for(SECOND * 3);
+    // The path forgets the connection: nothing gets through either way.
+    pair.client_reads = false;
+    pair.server_reads = false;
+    pair.run_for(SECOND * 10);
+    assert!(closed(&pair.client_events).is_some());
+    let learned = pair.client.learned().unwrap();
+    assert!(learned.failures >= 1 || learned.bad_ms > 0, "{learned:?}");
+}
+
+#[test]
+fn asking_for_the_active_interval_twice_sends_one_request() {
+    let mut pair = Pair::connected(adaptive());
+    pair.client.set_active(pair.now, true);
+    let first = frames(&take(&mut pair.client, pair.now));
+    assert_eq!(first.iter().filter(|f| matches!(f, Frame::Retime { .. })).count(), 1);
+    pair.client.set_active(pair.now, true);
+    let again = frames(&take(&mut pair.client, pair.now));
+    assert!(!again.iter().any(|f| matches!(f, Frame::Retime { .. })), "{again:?}");
 }

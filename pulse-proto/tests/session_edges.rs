@@ -166,6 +166,9 @@ fn a_version_range_the_server_cannot_meet_is_refused() {
     let hello = hello(3, 4, 1024);
     server.handle_input(at(0), &hello[..]);
     assert!(server.is_closed());
+    // The refusal is readable by the client: the magic, then CLOSE.
+    let refusal: Vec<u8> = take(&mut server, at(0)).concat();
+    assert!(refusal.starts_with(&MAGIC), "{refusal:?}");
     assert_eq!(close_code(&mut server), Some(CloseCode::UNSUPPORTED_VERSION));
 }
 

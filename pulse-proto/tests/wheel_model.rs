@@ -101,3 +101,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn each_live_timer_reports_its_own_deadline_and_a_fired_one_none() {
+    let ms = Duration::from_millis(1);
+    let mut wheel = TimerWheel::new(ms);
+    let at = |n: u64| Instant::from_nanos(n * 1_000_000);
+    let first = wheel.insert(at(5), 'a');
+    let second = wheel.insert(at(700), 'b');
+    let third = wheel.insert(at(90_000), 'c');
+    assert_eq!(wheel.deadline(first), Some(at(5)));
+    assert_eq!(wheel.deadline(second), Some(at(700)));
+    assert_eq!(wheel.deadline(third), Some(at(90_000)));
+    assert_eq!(wheel.poll_expired(at(10)).map(|(_, v)| v), Some('a'));
+    assert_eq!(wheel.deadline(first), None);
+    assert_eq!(wheel.deadline(second), Some(at(700)));
+}
