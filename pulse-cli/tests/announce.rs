@@ -104,3 +104,21 @@ fn a_command_killed_by_a_signal_is_told_as_such() {
     assert_eq!(down["why"], "stopped: killed by signal 9 (status 137)", "{down}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn term_to_pulse_ends_the_command_and_announces_that_it_stopped() {
+    let (mut watch, collector, _, dir) = watch_job("term");
+    let mut announce = announce(&collector, &["sleep", "60"]);
+    watch.wait_json(VERDICT, "nightly up", |v| {
+        v["event"] == "transition" && v["target"] == "nightly" && v["to"] == "up"
+    });
+    // What a supervisor sends to stop it.
+    assert!(common::signal(announce.pid(), "TERM"));
+    assert!(announce.wait_exit(VERDICT).code().is_some(), "pulse exits by itself");
+    // Told by the last announcement (a silence would say `suspicion`),
+    // and ended by a signal, not by itself.
+    let down = watch.wait_json(VERDICT, "nightly down", is_down);
+    assert_eq!(down["reason"], "stopped", "{down}");
+    assert!(down["exit_signal"].as_u64().is_some_and(|s| s > 0), "{down}");
+    let _ = std::fs::remove_dir_all(dir);
+}

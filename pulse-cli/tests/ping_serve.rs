@@ -78,3 +78,30 @@ fn every_subcommand_has_help_with_an_example() {
         assert!(out.contains("Examples:\n  pulse "), "{command:?}: {out}");
     }
 }
+
+#[test]
+fn ctrl_c_ends_a_ping_with_its_summary_and_exit_0() {
+    let mut serve = Pulse::start(&["serve", "127.0.0.1:0", "--tcp-only"]);
+    let addr = serve.wait_addr("listening (tcp) on").to_string();
+    let mut ping = Pulse::start(&["ping", "--interval", "100ms", &addr]);
+    ping.wait_for(PROBE, "a second heartbeat", |l| l.contains("seq=2 rtt=").then_some(()));
+    // What Ctrl-C sends.
+    assert!(signal(ping.pid(), "INT"));
+    ping.wait_for(PROBE, "the summary", |l| {
+        l.contains("pulse statistics ---").then_some(())
+    });
+    let counts = ping.wait_for(PROBE, "the counts", |l| {
+        l.contains("heartbeats sent").then(|| l.to_string())
+    });
+    let answered: u64 = counts
+        .split(", ")
+        .nth(1)
+        .and_then(|s| s.strip_suffix(" answered"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no answered count: {counts}"));
+    assert!(answered >= 2, "{counts}");
+    ping.wait_for(PROBE, "the RTT line", |l| {
+        l.starts_with("rtt min/avg/max/mdev = ").then_some(())
+    });
+    assert_eq!(ping.wait_exit(PROBE).code(), Some(0), "{:?}", ping.seen);
+}

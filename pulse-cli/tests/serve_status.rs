@@ -73,3 +73,35 @@ fn a_peer_is_told_the_status_in_band() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn hup_rereads_the_file_and_usr2_serves_again() {
+    let dir = scratch("hup");
+    let status = dir.join("status");
+    // Polled once an hour: only HUP makes the file be read in this test.
+    let mut serve = Pulse::start(&[
+        "serve",
+        "127.0.0.1:0",
+        "--tcp-only",
+        "--status-file",
+        status.to_str().unwrap(),
+        "--status-poll",
+        "1h",
+        "--haproxy-agent",
+        "127.0.0.1:0",
+    ]);
+    let agent = serve.wait_addr("listening (haproxy-agent) on");
+    assert_eq!(agent_line(agent), "up ready 100%\n");
+    write(&status, "maintenance\n");
+    assert!(signal(serve.pid(), "HUP"));
+    serve.wait_for(CHANGE, "the file re-read on HUP", |line| {
+        line.contains("maintenance").then_some(())
+    });
+    assert_eq!(agent_line(agent), "maint\n");
+    assert!(signal(serve.pid(), "USR2"));
+    serve.wait_for(CHANGE, "serving again on USR2", |line| {
+        line.contains("(signal USR2)").then_some(())
+    });
+    assert_eq!(agent_line(agent), "up ready 100%\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
