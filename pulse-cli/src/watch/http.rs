@@ -85,9 +85,9 @@ fn route(request: &Request<Incoming>, board: Arc<Board>) -> Response<Body> {
     match request.uri().path() {
         "/" => {
             // The board goes into the page, so its first view needs no
-            // round trip; `</` escaped so the JSON cannot end the script.
+            // round trip.
             let json = serde_json::to_string(&*board.lock()).unwrap_or_else(|_| "null".into());
-            let page = CONSOLE.replacen("/*BOARD*/null", &json.replace("</", "<\\/"), 1);
+            let page = CONSOLE.replacen("/*BOARD*/null", &script_literal(&json), 1);
             text(StatusCode::OK, "text/html; charset=utf-8", page)
         }
         "/status.json" => {
@@ -110,6 +110,14 @@ fn route(request: &Request<Incoming>, board: Arc<Board>) -> Response<Body> {
         "/events" => events(board),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
     }
+}
+
+/// JSON made safe inside the page's `<script>`: every `<` written as
+/// `\u003c` (in JSON a `<` is only ever inside a string), so neither
+/// `</script>` nor `<!--<script>` in a target's name can end the script or
+/// change how the browser parses it.
+fn script_literal(json: &str) -> String {
+    json.replace('<', "\\u003c")
 }
 
 fn text(status: StatusCode, content_type: &str, body: String) -> Response<Body> {
@@ -172,4 +180,18 @@ fn events(board: Arc<Board>) -> Response<Body> {
         hyper::header::HeaderValue::from_static("no-store"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::script_literal;
+
+    #[test]
+    fn names_cannot_end_or_change_the_page_s_script() {
+        let json = serde_json::json!({"name": "<!--<script></script>"}).to_string();
+        let literal = script_literal(&json);
+        assert!(!literal.contains('<'), "{literal}");
+        let back: serde_json::Value = serde_json::from_str(&literal).unwrap();
+        assert_eq!(back["name"], "<!--<script></script>");
+    }
 }
