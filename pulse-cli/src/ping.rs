@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::cli::PingArgs;
 use crate::duration::millis;
+use crate::out::{self, say};
 use crate::{exit, signals, tls};
 
 /// What ended the run.
@@ -44,6 +45,7 @@ impl Rtts {
 }
 
 pub fn run(args: PingArgs) -> i32 {
+    out::end_when_closed();
     let dead_after = args.dead_after.unwrap_or(args.interval * 3);
     if dead_after <= args.interval {
         eprintln!("pulse ping: --dead-after must be longer than --interval");
@@ -115,7 +117,7 @@ pub fn run(args: PingArgs) -> i32 {
         let driver = smol::spawn(driver);
         let negotiated = conn.negotiated();
         if args.json {
-            println!(
+            say!(
                 "{}",
                 json!({"event": "connected", "peer": args.addr, "transport": transport,
                        "interval_ms": negotiated.map(|n| n.interval().as_millis() as u64),
@@ -123,14 +125,14 @@ pub fn run(args: PingArgs) -> i32 {
                        "certificate_sha256": certificate})
             );
         } else if let Some(n) = negotiated {
-            println!(
+            say!(
                 "PULSE {} ({transport}): interval {:?}, dead after {:?}",
                 args.addr,
                 n.interval(),
                 n.dead_timeout()
             );
             if let Some(fingerprint) = &certificate {
-                println!("certificate SHA-256 {fingerprint}");
+                say!("certificate SHA-256 {fingerprint}");
             }
         }
 
@@ -143,7 +145,7 @@ pub fn run(args: PingArgs) -> i32 {
                         answered += 1;
                         rtts.samples.push(sample.rtt.as_secs_f64() * 1000.0);
                         if args.json {
-                            println!(
+                            say!(
                                 "{}",
                                 json!({"event": "rtt", "seq": answered,
                                        "rtt_ms": sample.rtt.as_secs_f64() * 1000.0,
@@ -151,7 +153,7 @@ pub fn run(args: PingArgs) -> i32 {
                                        "smoothed_ms": sample.smoothed.as_secs_f64() * 1000.0})
                             );
                         } else {
-                            println!(
+                            say!(
                                 "from {}: seq={answered} rtt={} ms hold={} ms",
                                 args.addr,
                                 millis(sample.rtt),
@@ -167,12 +169,12 @@ pub fn run(args: PingArgs) -> i32 {
                     Event::PeerDead { silent_for } => line(&args, "dead", silent_for, "the peer is dead"),
                     Event::PeerStatus(status) => {
                         if args.json {
-                            println!(
+                            say!(
                                 "{}",
                                 json!({"event": "status", "state": status.state().to_string(), "weight": status.weight()})
                             );
                         } else {
-                            println!("from {}: status {status}", args.addr);
+                            say!("from {}: status {status}", args.addr);
                         }
                     }
                     Event::Closed(closed) => return End::Dead(closed.to_string()),
@@ -228,7 +230,7 @@ pub fn run(args: PingArgs) -> i32 {
             End::Dead(_) => exit::DEAD,
         };
         if args.json {
-            println!(
+            say!(
                 "{}",
                 json!({"event": "summary", "peer": args.addr, "sent": sent, "answered": answered,
                        "loss_percent": loss, "alive": code == exit::OK,
@@ -238,15 +240,15 @@ pub fn run(args: PingArgs) -> i32 {
             );
         } else {
             if let End::Dead(why) = &end {
-                println!("{}: {why}", args.addr);
+                say!("{}: {why}", args.addr);
             }
-            println!("--- {} pulse statistics ---", args.addr);
-            println!(
+            say!("--- {} pulse statistics ---", args.addr);
+            say!(
                 "{sent} heartbeats sent, {answered} answered, {loss:.1}% loss, time {} ms",
                 started.elapsed().as_millis()
             );
             if let Some((min, avg, max, mdev)) = summary {
-                println!("rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms");
+                say!("rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms");
             }
         }
         code
@@ -289,22 +291,22 @@ async fn connect_tls(
 
 fn line(args: &PingArgs, event: &str, silent_for: Duration, text: &str) {
     if args.json {
-        println!(
+        say!(
             "{}",
             json!({"event": event, "silent_ms": silent_for.as_millis() as u64})
         );
     } else {
-        println!("from {}: {text} (silent for {} ms)", args.addr, millis(silent_for));
+        say!("from {}: {text} (silent for {} ms)", args.addr, millis(silent_for));
     }
 }
 
 fn report_unreachable(args: &PingArgs, why: &str) {
     if args.json {
-        println!(
+        say!(
             "{}",
             json!({"event": "summary", "peer": args.addr, "alive": false, "ended": why, "sent": 0, "answered": 0})
         );
     } else {
-        println!("{}: unreachable: {why}", args.addr);
+        say!("{}: unreachable: {why}", args.addr);
     }
 }

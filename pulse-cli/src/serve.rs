@@ -16,6 +16,7 @@ use serde_json::json;
 use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 
 use crate::cli::ServeArgs;
+use crate::out::say;
 use crate::status_file::{self, Reported};
 use crate::{exit, signals, tls};
 
@@ -39,12 +40,12 @@ impl Current {
         *now = reported.clone();
         drop(now);
         if self.json {
-            println!(
+            say!(
                 "{}",
                 json!({"event": "status", "status": reported.to_string(), "by": why})
             );
         } else {
-            println!("status: {reported} ({why})");
+            say!("status: {reported} ({why})");
         }
         self.changed.notify(usize::MAX);
     }
@@ -103,12 +104,12 @@ pub fn run(args: ServeArgs) -> i32 {
             let local = listener.local_addr().unwrap_or(args.addr);
             if let Some((names, fingerprint)) = &tls.generated {
                 if args.json {
-                    println!(
+                    say!(
                         "{}",
                         json!({"event": "certificate", "self_signed": true, "names": names, "sha256": fingerprint})
                     );
                 } else {
-                    println!(
+                    say!(
                         "tls: self-signed certificate for {}, SHA-256 fingerprint {fingerprint}",
                         names.join(", ")
                     );
@@ -276,9 +277,9 @@ impl Current {
     /// it was, and says so where the operator looks.
     fn refuse(&self, error: &str) {
         if self.json {
-            println!("{}", json!({"event": "status_refused", "error": error}));
+            say!("{}", json!({"event": "status_refused", "error": error}));
         } else {
-            println!("status: unchanged, the file is not understood: {error}");
+            say!("status: unchanged, the file is not understood: {error}");
         }
     }
 }
@@ -306,12 +307,12 @@ async fn tls_handshake(
         None => format!("no TLS handshake within {TLS_HANDSHAKE:?}"),
     };
     if json {
-        println!(
+        say!(
             "{}",
             json!({"event": "tls_refused", "peer": peer.to_string(), "why": why})
         );
     } else {
-        println!("{peer}: TLS refused: {why}");
+        say!("{peer}: TLS refused: {why}");
     }
     None
 }
@@ -323,12 +324,12 @@ fn bind_failed(what: &str, addr: SocketAddr, e: &dyn std::fmt::Display) -> i32 {
 
 fn announce_bound(args: &ServeArgs, what: &str, addr: SocketAddr) {
     if args.json {
-        println!(
+        say!(
             "{}",
             json!({"event": "listening", "transport": what, "addr": addr.to_string()})
         );
     } else {
-        println!("listening ({what}) on {addr}");
+        say!("listening ({what}) on {addr}");
     }
 }
 
@@ -354,23 +355,23 @@ async fn serve_peer(conn: Connection, peer: SocketAddr, current: Arc<Current>) {
             None => {}
             Some(Event::Connected(n)) => {
                 if json {
-                    println!(
+                    say!(
                         "{}",
                         json!({"event": "connected", "peer": peer.to_string(), "interval_ms": n.interval().as_millis() as u64})
                     );
                 } else {
-                    println!("{peer}: connected, interval {:?}", n.interval());
+                    say!("{peer}: connected, interval {:?}", n.interval());
                 }
             }
             Some(Event::Message { tag, payload }) if conn.send(tag, payload.clone()).await.is_err() => break,
             Some(Event::Closed(closed)) => {
                 if json {
-                    println!(
+                    say!(
                         "{}",
                         json!({"event": "closed", "peer": peer.to_string(), "why": closed.to_string()})
                     );
                 } else {
-                    println!("{peer}: {closed}");
+                    say!("{peer}: {closed}");
                 }
                 break;
             }

@@ -42,6 +42,7 @@ struct Watched {
 }
 
 pub fn run(args: WatchArgs) -> i32 {
+    crate::out::end_when_closed();
     match setup(&args) {
         Ok(setup) => drive(&args, setup),
         Err(e) => {
