@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// How often to look at the status file's modification time.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub status_poll: Duration,
+    /// How long one read of the status file may take before it is given
+    /// up (a FIFO, a hung network file system) and the status is kept.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub status_timeout: Duration,
     /// Answer HAProxy's agent-check on this TCP address.
     #[arg(long)]
     pub haproxy_agent: Option<SocketAddr>,

@@ -17,7 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 
 use crate::cli::ServeArgs;
 use crate::out::say;
-use crate::status_file::{self, Reported};
+use crate::status_file::{self, Look, Reported};
 use crate::{exit, signals, tls};
 
 /// The status now, and a notice to every connection when it changes.
@@ -52,15 +52,24 @@ impl Current {
 }
 
 pub fn run(args: ServeArgs) -> i32 {
-    let initial = match &args.status_file {
-        Some(path) => match status_file::read(path) {
-            Ok(reported) => reported,
-            Err(e) => {
-                eprintln!("pulse serve: {e}");
-                return exit::USAGE;
-            }
-        },
-        None => Reported::default(),
+    let mut reader = args
+        .status_file
+        .clone()
+        .map(|path| status_file::Reader::new(path, args.status_timeout));
+    let initial = match reader.as_mut().map(|r| smol::block_on(r.look(true))) {
+        None | Some(Look::Unchanged) => Reported::default(),
+        Some(Look::Read(Ok(reported))) => reported,
+        Some(Look::Read(Err(e))) => {
+            eprintln!("pulse serve: {e}");
+            return exit::USAGE;
+        }
+        Some(Look::TimedOut | Look::Busy) => {
+            eprintln!(
+                "pulse serve: the status file gave no answer within {:?} (--status-timeout)",
+                args.status_timeout
+            );
+            return exit::USAGE;
+        }
     };
     let current = Arc::new(Current {
         reported: Mutex::new(initial),
@@ -208,11 +217,11 @@ pub fn run(args: ServeArgs) -> i32 {
                 }
             }));
         }
-        if let Some(path) = args.status_file.clone() {
+        if let Some(mut reader) = reader {
             let current = current.clone();
             let every = args.status_poll.max(Duration::from_millis(10));
+            let timeout = args.status_timeout;
             tasks.push(smol::spawn(async move {
-                let mut seen = status_file::version(&path);
                 loop {
                     // A signal HUP re-reads at once; otherwise the file's
                     // mtime and length are looked at every poll.
@@ -240,14 +249,13 @@ pub fn run(args: ServeArgs) -> i32 {
                         },
                     )
                     .await;
-                    let version = status_file::version(&path);
-                    if !reread && version == seen {
-                        continue;
-                    }
-                    seen = version;
-                    match status_file::read(&path) {
-                        Ok(reported) => current.set(reported, "status file"),
-                        Err(e) => current.refuse(&e),
+                    match reader.look(reread).await {
+                        Look::Unchanged | Look::Busy => {}
+                        Look::Read(Ok(reported)) => current.set(reported, "status file"),
+                        Look::Read(Err(e)) => current.refuse(&e),
+                        Look::TimedOut => current.refuse(&format!(
+                            "no answer from the file system within {timeout:?} (--status-timeout)"
+                        )),
                     }
                 }
             }));

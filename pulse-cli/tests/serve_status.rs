@@ -3,9 +3,10 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::Duration;
 
-use common::{agent_line, eventually, scratch, signal, write, Pulse};
+use common::{agent_line, eventually, run, scratch, signal, write, Pulse};
 
 const CHANGE: Duration = Duration::from_secs(5);
 
@@ -103,5 +104,44 @@ fn hup_rereads_the_file_and_usr2_serves_again() {
         line.contains("(signal USR2)").then_some(())
     });
     assert_eq!(agent_line(agent), "up ready 100%\n");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A status file that is a FIFO (or on a hung file system) must not stop
+/// the heartbeats: reading it holds up only the status, which stays as it
+/// was until the file answers.
+#[test]
+fn a_status_file_that_blocks_does_not_stop_the_heartbeats() {
+    let dir = scratch("fifo");
+    let status = dir.join("status");
+    write(&status, "serving\n");
+    let mut serve = Pulse::start(&[
+        "serve",
+        "127.0.0.1:0",
+        "--tcp-only",
+        "--status-file",
+        status.to_str().unwrap(),
+        "--status-poll",
+        "50ms",
+        "--status-timeout",
+        "200ms",
+    ]);
+    let addr = serve.wait_addr("listening (tcp) on").to_string();
+    std::fs::remove_file(&status).unwrap();
+    assert!(Command::new("mkfifo").arg(&status).status().unwrap().success());
+    serve.wait_for(CHANGE, "a read given up", |line| {
+        line.contains("no answer from the file system").then_some(())
+    });
+    let probe = ["ping", "--count", "1", "--interval", "100ms", "--timeout", "3s", &addr];
+    let (code, out) = run(&probe, CHANGE);
+    assert_eq!(code, 0, "{out}");
+    // The read given up ends when the FIFO gets a writer, and what it
+    // read is the status.
+    let fifo = status.clone();
+    let writer = std::thread::spawn(move || std::fs::write(fifo, "draining\n"));
+    serve.wait_for(CHANGE, "the status from the FIFO", |line| {
+        line.starts_with("status: draining").then_some(())
+    });
+    writer.join().unwrap().unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
