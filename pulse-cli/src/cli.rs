@@ -202,6 +202,18 @@ pub struct WatchArgs {
     /// Serve the console, /metrics, /status.json and /healthz here.
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Console connections served at once; more are closed at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(2..))]
+    pub http_max_connections: u32,
+    /// Of those, how many may be open /events streams (a browser tab
+    /// each); more are answered 503, so /metrics and /healthz always have
+    /// room. Must be below --http-max-connections.
+    #[arg(long, default_value_t = 64)]
+    pub http_max_event_streams: u32,
+    /// How long the console waits for a client to take what it is sent;
+    /// one that reads nothing for this long is disconnected.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub http_write_timeout: Duration,
     /// Print transitions as JSON lines instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -206,7 +206,16 @@ fn drive(args: &WatchArgs, setup: Setup) -> i32 {
         out.note(&format!("announcements on udp {addr}"));
     }
     if let Some(addr) = args.http {
-        match http::spawn(addr, board.clone()) {
+        let limits = http::Limits {
+            connections: args.http_max_connections as usize,
+            event_streams: args.http_max_event_streams as usize,
+            write_timeout: args.http_write_timeout,
+        };
+        if limits.event_streams >= limits.connections {
+            eprintln!("pulse watch: --http-max-event-streams must be below --http-max-connections");
+            return exit::USAGE;
+        }
+        match http::spawn(addr, board.clone(), limits) {
             Ok(bound) => out.note(&format!("console on http://{bound}/")),
             Err(e) => {
                 eprintln!("pulse watch: cannot serve http on {addr}: {e}");
