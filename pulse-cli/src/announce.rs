@@ -135,8 +135,23 @@ pub fn run(args: AnnounceArgs) -> i32 {
         if !args.command.is_empty() {
             eprintln!("pulse announce: {} {last}; announced it stopped", args.command[0]);
         }
+        outlive_the_incarnation(sender.incarnation).await;
         code
     })
+}
+
+/// Waits, if need be, until the wall clock has passed the second that is
+/// this run's incarnation (§12.3): the next run (`while true; do pulse
+/// announce … -- job; done`, systemd's `Restart=always`) then starts in a
+/// later second, so its incarnation is greater and the monitor sees the
+/// restart instead of refusing the new run as stale for its whole life.
+/// Costs at most a second, and only to a run shorter than that.
+async fn outlive_the_incarnation(incarnation: u32) {
+    let next = UNIX_EPOCH + Duration::from_secs(u64::from(incarnation) + 1);
+    if let Ok(wait) = next.duration_since(SystemTime::now()) {
+        // A clock stepped back far is not ours to wait out.
+        async_io::Timer::after(wait.min(Duration::from_secs(1))).await;
+    }
 }
 
 /// The announcements of one run: the counters §12.3 asks for.

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{get, scratch, write, Pulse};
+use common::{get, run, scratch, write, Pulse};
 
 const VERDICT: Duration = Duration::from_secs(10);
 /// Announcements this far apart: a down from silence comes at least this
@@ -120,5 +120,47 @@ fn term_to_pulse_ends_the_command_and_announces_that_it_stopped() {
     let down = watch.wait_json(VERDICT, "nightly down", is_down);
     assert_eq!(down["reason"], "stopped", "{down}");
     assert!(down["exit_signal"].as_u64().is_some_and(|s| s > 0), "{down}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `while true; do pulse announce … -- job; done`: a run started the
+/// moment the last one ended (within the second it started in) is a new
+/// incarnation too, seen up, not refused as stale.
+#[test]
+fn a_restart_within_the_same_second_is_seen_up() {
+    let dir = scratch("restart");
+    let targets = dir.join("t.toml");
+    write(
+        &targets,
+        "announce = \"127.0.0.1:0\"\n[[target]]\nname = \"job\"\nannounce = \"job\"\n",
+    );
+    let mut watch = Pulse::start(&["watch", "--json", targets.to_str().unwrap()]);
+    let note = watch.wait_json(VERDICT, "the collector", |v| {
+        v["event"] == "note" && v["text"].as_str().unwrap().starts_with("announcements on udp ")
+    });
+    let collector = note["text"].as_str().unwrap()["announcements on udp ".len()..].to_string();
+    let args = |cmd: &'static str| {
+        vec![
+            "announce",
+            collector.as_str(),
+            "--id",
+            "job",
+            "--interval",
+            "100ms",
+            "--",
+            "sh",
+            "-c",
+            cmd,
+        ]
+    };
+    let (code, _) = run(&args("exit 0"), VERDICT);
+    assert_eq!(code, 0);
+    watch.wait_json(VERDICT, "job stopped", |v| {
+        v["event"] == "transition" && v["reason"] == "stopped"
+    });
+    let _again = Pulse::start(&args("sleep 5"));
+    watch.wait_json(Duration::from_secs(3), "job up again", |v| {
+        v["event"] == "transition" && v["to"] == "up"
+    });
     let _ = std::fs::remove_dir_all(dir);
 }
