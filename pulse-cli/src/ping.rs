@@ -23,6 +23,15 @@ enum End {
     Dead(String),
 }
 
+/// Whether `addr` names a port: `host:7000`, `10.0.0.1:7000`,
+/// `[::1]:7000` (a bare IPv6 address has colons but no port).
+fn has_port(addr: &str) -> bool {
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+    })
+}
+
 /// Round-trip times seen, for the summary.
 #[derive(Default)]
 struct Rtts {
@@ -58,7 +67,17 @@ pub fn run(args: PingArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    if !has_port(&args.addr) {
+        eprintln!("pulse ping: `{}` is not HOST:PORT", args.addr);
+        return exit::USAGE;
+    }
     let config = Config::default().with_timing(args.interval, dead_after);
+    // Checked before connecting: a setting the protocol cannot carry is
+    // the caller's mistake (exit 2), not a dead peer (exit 1).
+    if let Err(e) = config.validate() {
+        eprintln!("pulse ping: {e} (--interval, --dead-after)");
+        return exit::USAGE;
+    }
     let tls = match args.tls.then(|| tls_setup(&args)).transpose() {
         Ok(tls) => tls,
         Err(e) => {
@@ -308,5 +327,20 @@ fn report_unreachable(args: &PingArgs, why: &str) {
         );
     } else {
         say!("{}: unreachable: {why}", args.addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_port;
+
+    #[test]
+    fn an_address_without_a_port_is_told_apart() {
+        for addr in ["host:7000", "10.0.0.1:7000", "[::1]:7000"] {
+            assert!(has_port(addr), "{addr}");
+        }
+        for addr in ["host", "10.0.0.1", "::1", ":7000", "host:port", "host:70000"] {
+            assert!(!has_port(addr), "{addr}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{run, signal, Pulse};
+use common::{run, scratch, signal, write, Pulse};
 
 const PROBE: Duration = Duration::from_secs(10);
 
@@ -169,4 +169,32 @@ fn ping_ends_quietly_when_its_reader_goes_away() {
     let mut stderr = String::new();
     let _ = ping.stderr.take().unwrap().read_to_string(&mut stderr);
     assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// Settings that cannot work are usage errors, exit 2: never a panic
+/// (101) on an overflow, never "dead" (1) after trying to connect.
+#[test]
+fn impossible_durations_and_addresses_are_usage_errors() {
+    for args in [
+        &["ping", "--interval", "10000000000000000000s", "127.0.0.1:1"][..],
+        &["ping", "--timeout", "10000000000000000000s", "127.0.0.1:1"],
+        &["ping", "--interval", "1ms", "127.0.0.1:1"],
+        &["ping", "--count", "1", "127.0.0.1"],
+        &[
+            "announce",
+            "127.0.0.1:1",
+            "--id",
+            "x",
+            "--interval",
+            "10000000000000000000s",
+        ],
+    ] {
+        let (code, out) = run(args, PROBE);
+        assert_eq!(code, 2, "{args:?}: {out}");
+    }
+    let dir = scratch("peer-interval");
+    let targets = dir.join("t.toml");
+    write(&targets, "peer_interval = \"10000000000000000000s\"\n");
+    let (code, out) = run(&["watch", targets.to_str().unwrap()], PROBE);
+    assert_eq!(code, 2, "{out}");
 }

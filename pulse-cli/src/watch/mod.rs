@@ -90,6 +90,9 @@ fn setup(args: &WatchArgs) -> Result<Setup, String> {
     let mut watcher =
         Watcher::new(WatchConfig::default(), monitor, poll.registry(), WATCHER_TOKENS).map_err(|e| e.to_string())?;
     let session = pulse_proto::Config::default().with_timing(peer_interval, peer_interval * 3);
+    session
+        .validate()
+        .map_err(|e| format!("{}: peer_interval: {e}", args.targets.display()))?;
     let endpoint = Endpoint::new(
         LoopConfig::new(session),
         peers::Collect::default(),
