@@ -42,7 +42,8 @@ impl Current {
         if self.json {
             say!(
                 "{}",
-                json!({"event": "status", "status": reported.to_string(), "by": why})
+                json!({"event": "status", "status": reported.to_string(), "state": reported.state_name(),
+                       "weight": reported.status().weight(), "reason": reported.reason(), "by": why})
             );
         } else {
             say!("status: {reported} ({why})");

@@ -72,6 +72,23 @@ impl Reported {
         Ok(Reported::Service(Status::new(state, weight)))
     }
 
+    /// The state as the operator wrote it: `serving`, `draining`,
+    /// `degraded`, `maintenance` or `down` (which peers see as degraded).
+    pub fn state_name(&self) -> String {
+        match self {
+            Reported::Service(status) => status.state().to_string(),
+            Reported::Down(_) => "down".into(),
+        }
+    }
+
+    /// Why the service is down, if it is and the file says why.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Reported::Down(reason) if !reason.is_empty() => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The STATUS a pulse peer is told.
     pub fn status(&self) -> Status {
         match self {

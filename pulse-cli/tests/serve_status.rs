@@ -145,3 +145,38 @@ fn a_status_file_that_blocks_does_not_stop_the_heartbeats() {
     writer.join().unwrap().unwrap();
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `serve --json` gives scripts the state and the weight as fields of
+/// their own, not only as the text an operator reads.
+#[test]
+fn serve_json_status_events_carry_state_and_weight_apart() {
+    let dir = scratch("json-status");
+    let status = dir.join("status");
+    write(&status, "serving 75%\n");
+    let mut serve = Pulse::start(&[
+        "serve",
+        "127.0.0.1:0",
+        "--json",
+        "--tcp-only",
+        "--status-file",
+        status.to_str().unwrap(),
+        "--status-poll",
+        "50ms",
+    ]);
+    serve.wait_json(CHANGE, "listening", |v| v["event"] == "listening");
+    write(&status, "draining 10%\n");
+    let event = serve.wait_json(CHANGE, "the status event", |v| v["event"] == "status");
+    assert_eq!(
+        (&event["state"], &event["weight"]),
+        (&"draining".into(), &10.into()),
+        "{event}"
+    );
+    write(&status, "down disk full\n");
+    let event = serve.wait_json(CHANGE, "the down event", |v| v["event"] == "status");
+    assert_eq!(
+        (&event["state"], &event["weight"], &event["reason"]),
+        (&"down".into(), &0.into(), &"disk full".into()),
+        "{event}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
