@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_lite::future;
 use pulse_monitor::{AnnounceKey, Announcement, ExitStatus, Report};
 
+use serde_json::json;
+
 use crate::cli::AnnounceArgs;
+use crate::out::say;
 use crate::status_file::Reported;
 use crate::{exit, service_id, signals};
 
@@ -100,7 +103,7 @@ pub fn run(args: AnnounceArgs) -> i32 {
         };
         let announcing = async {
             loop {
-                let datagram = sender.next(Report::Running(status));
+                let datagram = sender.next(Report::Running(status), args.json);
                 // A monitor that is not there yet, or a full buffer, is
                 // not ours to fix: the next announcement tries again.
                 let _ = socket.send_to(&datagram, collector).await;
@@ -129,7 +132,9 @@ pub fn run(args: AnnounceArgs) -> i32 {
             (None, None) => (exit::OK, ExitStatus::exited(0)),
         };
         for _ in 0..FINAL_REPEATS {
-            let _ = socket.send_to(&sender.next(Report::Stopped(last)), collector).await;
+            let _ = socket
+                .send_to(&sender.next(Report::Stopped(last), args.json), collector)
+                .await;
             async_io::Timer::after(FINAL_SPACING).await;
         }
         if !args.command.is_empty() {
@@ -165,21 +170,26 @@ struct Sender {
 }
 
 impl Sender {
-    fn next(&mut self, report: Report) -> pulse_monitor::Datagram {
+    /// The next announcement's datagram; with `json`, also a line saying
+    /// what it announces.
+    fn next(&mut self, report: Report, json: bool) -> pulse_monitor::Datagram {
         if self.sequence == u32::MAX {
             // §12.3: a sequence that would wrap starts a new incarnation.
             self.incarnation = self.incarnation.wrapping_add(1);
             self.sequence = 0;
         }
         self.sequence += 1;
-        Announcement {
+        let announcement = Announcement {
             service: self.service,
             incarnation: self.incarnation,
             sequence: self.sequence,
             interval: self.interval,
             report,
+        };
+        if json {
+            say!("{}", as_json(&announcement));
         }
-        .encode(self.key.as_ref())
+        announcement.encode(self.key.as_ref())
     }
 
     /// The interval, ±10 % (§12.3), so a fleet started together does not
@@ -192,6 +202,25 @@ impl Sender {
         let percent = 90 + (self.rng % 21) as u32;
         self.interval * percent / 100
     }
+}
+
+/// One announcement as a JSON line of `announce --json`.
+fn as_json(a: &Announcement) -> serde_json::Value {
+    let mut line = json!({"service": a.service, "incarnation": a.incarnation, "sequence": a.sequence,
+                          "interval_ms": a.interval.as_millis() as u64});
+    match a.report {
+        Report::Running(status) => {
+            line["event"] = "announce".into();
+            line["state"] = status.state().to_string().into();
+            line["weight"] = status.weight().into();
+        }
+        Report::Stopped(exit) => {
+            line["event"] = "stopped".into();
+            line["exit_status"] = exit.status.into();
+            line["exit_signal"] = exit.signal.into();
+        }
+    }
+    line
 }
 
 /// The key file's bytes, surrounding whitespace trimmed (a key written

@@ -171,6 +171,10 @@ pub struct AnnounceArgs {
     /// The weight to announce, in percent.
     #[arg(long, default_value_t = 100)]
     pub weight: u8,
+    /// Print each announcement sent (and the last, `stopped` ones) as a
+    /// JSON line.
+    #[arg(long)]
+    pub json: bool,
     /// The command to run; announcing stops when it exits.
     #[arg(last = true)]
     pub command: Vec<String>,

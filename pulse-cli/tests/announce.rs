@@ -164,3 +164,38 @@ fn a_restart_within_the_same_second_is_seen_up() {
     });
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// `announce --json`: a line per announcement sent, then the `stopped`
+/// ones with the command's exit status, all of one incarnation and in
+/// sequence.
+#[test]
+fn announce_json_prints_each_announcement_and_the_stop() {
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = collector.local_addr().unwrap().to_string();
+    let args = [
+        "announce",
+        &addr,
+        "--id",
+        "job",
+        "--interval",
+        "100ms",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 3",
+    ];
+    let (code, out) = run(&args, VERDICT);
+    assert_eq!(code, 3, "{out}");
+    let lines: Vec<serde_json::Value> = out.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let events: Vec<&str> = lines.iter().map(|v| v["event"].as_str().unwrap()).collect();
+    let announced = events.iter().take_while(|e| **e == "announce").count();
+    assert!(announced >= 1, "{out}");
+    assert_eq!(&events[announced..], ["stopped"; 3], "{out}");
+    assert_eq!(lines[0]["state"], "serving", "{out}");
+    for (n, line) in lines.iter().enumerate() {
+        assert_eq!(line["incarnation"], lines[0]["incarnation"], "{out}");
+        assert_eq!(line["sequence"], n as u64 + 1, "{out}");
+    }
+    assert_eq!(lines.last().unwrap()["exit_status"], 3, "{out}");
+}
