@@ -125,10 +125,7 @@ pub fn run(args: AnnounceArgs) -> i32 {
         // decision to stop (§12.2: status 0).
         let (code, last) = match (command_exit, child.as_mut()) {
             (Some(exit), _) => (exit.status, exit),
-            (None, Some(child)) => {
-                let _ = child.kill();
-                (exit::OK, exit_of(child.status().await))
-            }
+            (None, Some(child)) => (exit::OK, exit_of(end(child, args.kill_after).await)),
             (None, None) => (exit::OK, ExitStatus::exited(0)),
         };
         for _ in 0..FINAL_REPEATS {
@@ -202,6 +199,27 @@ impl Sender {
         let percent = 90 + (self.rng % 21) as u32;
         self.interval * percent / 100
     }
+}
+
+/// Ends the command the way a supervisor would: TERM, so it can finish
+/// what it is doing, then KILL if it has not exited after `grace`.
+async fn end(child: &mut smol::process::Child, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
+    let term = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .map(|pid| rustix::process::kill_process(pid, rustix::process::Signal::TERM));
+    if matches!(term, Some(Ok(()))) {
+        let exited = future::or(async { Some(child.status().await) }, async {
+            async_io::Timer::after(grace).await;
+            None
+        })
+        .await;
+        if let Some(status) = exited {
+            return status;
+        }
+    }
+    let _ = child.kill();
+    child.status().await
 }
 
 /// One announcement as a JSON line of `announce --json`.

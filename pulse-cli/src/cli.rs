@@ -147,7 +147,8 @@ pub struct ServeArgs {
 /// With `-- COMMAND ARGS…`, announces while the command lives; when it
 /// exits, a last announcement says the service stopped, with the command's
 /// exit status (the monitor takes it down at once), and pulse exits with
-/// that status. Ctrl-C or TERM also ends with a `stopped` announcement.
+/// that status. Ctrl-C or TERM is passed on to the command as TERM (KILL
+/// after --kill-after) and also ends with a `stopped` announcement.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   pulse announce 127.0.0.1:7400 --id backup-job -- /usr/local/bin/backup --full
@@ -171,6 +172,10 @@ pub struct AnnounceArgs {
     /// The weight to announce, in percent.
     #[arg(long, default_value_t = 100)]
     pub weight: u8,
+    /// On Ctrl-C or TERM, how long the command has to exit after it is
+    /// sent TERM, before it is killed (KILL).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub kill_after: Duration,
     /// Print each announcement sent (and the last, `stopped` ones) as a
     /// JSON line.
     #[arg(long)]

@@ -199,3 +199,42 @@ fn announce_json_prints_each_announcement_and_the_stop() {
     }
     assert_eq!(lines.last().unwrap()["exit_status"], 3, "{out}");
 }
+
+/// `announce --json -- sh -c SCRIPT` to a collector nobody reads, its
+/// pid, once the script has said `ready` (its traps are set).
+fn announce_ready(collector: &std::net::UdpSocket, extra: &[&str], script: &str) -> Pulse {
+    let addr = collector.local_addr().unwrap().to_string();
+    let mut args = vec!["announce", &addr, "--id", "job", "--interval", "100ms", "--json"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sh", "-c", script]);
+    let mut announce = Pulse::start(&args);
+    announce.wait_for(VERDICT, "the command ready", |l| (l == "ready").then_some(()));
+    announce
+}
+
+/// Ctrl-C or TERM to `announce` is passed on as TERM: the command can
+/// finish its work and exit by itself, and that exit is what is announced.
+#[test]
+fn term_to_announce_lets_the_command_exit_by_itself() {
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let script = "trap 'exit 7' TERM; echo ready; sleep 5 >/dev/null & wait";
+    let mut announce = announce_ready(&collector, &[], script);
+    assert!(common::signal(announce.pid(), "TERM"));
+    let stopped = announce.wait_json(VERDICT, "the stop", |v| v["event"] == "stopped");
+    assert_eq!(
+        (&stopped["exit_status"], &stopped["exit_signal"]),
+        (&7.into(), &0.into()),
+        "{stopped}"
+    );
+}
+
+/// A command that ignores TERM is killed once --kill-after has passed.
+#[test]
+fn a_command_that_ignores_term_is_killed_after_the_grace() {
+    let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let script = "trap '' TERM; echo ready; exec sleep 30";
+    let mut announce = announce_ready(&collector, &["--kill-after", "300ms"], script);
+    assert!(common::signal(announce.pid(), "TERM"));
+    let stopped = announce.wait_json(VERDICT, "the stop", |v| v["event"] == "stopped");
+    assert_eq!(stopped["exit_signal"], 9, "{stopped}");
+}
