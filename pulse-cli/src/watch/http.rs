@@ -117,18 +117,7 @@ fn route(
             text(StatusCode::OK, "application/json", json)
         }
         "/metrics" => text(StatusCode::OK, metrics::CONTENT_TYPE, metrics::render(&board.lock())),
-        "/healthz" => {
-            let age = board::unix_ms().saturating_sub(board.lock().now_ms);
-            if age <= STALE_AFTER_MS {
-                text(StatusCode::OK, "text/plain", "ok\n".into())
-            } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    format!("monitor silent for {age} ms\n"),
-                )
-            }
-        }
+        "/healthz" => healthz(&board),
         "/events" if streams.load(Ordering::Relaxed) >= max_streams => {
             let mut refused = text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -145,6 +134,21 @@ fn route(
         }
         "/events" => events(board, StreamSlot::take(streams)),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// 200 while the monitor's thread keeps the board fresh; 503 once it has
+/// not for [`STALE_AFTER_MS`] (a wedged monitor is not a live console).
+fn healthz(board: &Board) -> Response<Body> {
+    let age = board::unix_ms().saturating_sub(board.lock().now_ms);
+    if age <= STALE_AFTER_MS {
+        text(StatusCode::OK, "text/plain", "ok\n".into())
+    } else {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            format!("monitor silent for {age} ms\n"),
+        )
     }
 }
 
@@ -303,7 +307,8 @@ impl AsyncWrite for WriteTimeout {
 
 #[cfg(test)]
 mod tests {
-    use super::{script_literal, WriteTimeout};
+    use super::{healthz, script_literal, WriteTimeout, STALE_AFTER_MS};
+    use crate::watch::board::{self, Board, State};
     use futures_lite::{future, AsyncWriteExt};
     use std::time::Duration;
 
@@ -336,6 +341,14 @@ mod tests {
             let e = failed.expect("writes to a client that never reads went on");
             assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
         });
+    }
+
+    #[test]
+    fn healthz_is_503_once_the_board_is_stale() {
+        let board = Board::new(State::new(Vec::new()));
+        assert_eq!(healthz(&board).status(), 200);
+        board.lock().now_ms = board::unix_ms() - STALE_AFTER_MS - 1_000;
+        assert_eq!(healthz(&board).status(), 503);
     }
 
     #[test]
