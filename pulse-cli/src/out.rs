@@ -30,7 +30,7 @@ pub fn line(args: fmt::Arguments<'_>) {
     }
 }
 
-/// `println!` that never panics (see [`line`]).
+/// `println!` that never panics (see [`line()`]).
 macro_rules! say {
     ($($arg:tt)*) => {
         $crate::out::line(format_args!($($arg)*))
