@@ -223,6 +223,10 @@ pub struct WatchArgs {
     /// one that reads nothing for this long is disconnected.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub http_write_timeout: Duration,
+    /// How long a console client has to send a request's headers; an idle
+    /// connection is closed after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
     /// Print transitions as JSON lines instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -254,9 +254,7 @@ pub fn run(args: ServeArgs) -> i32 {
                         Look::Unchanged | Look::Busy => {}
                         Look::Read(Ok(reported)) => current.set(reported, "status file"),
                         Look::Read(Err(e)) => current.refuse(&e),
-                        Look::TimedOut => current.refuse(&format!(
-                            "no answer from the file system within {timeout:?} (--status-timeout)"
-                        )),
+                        Look::TimedOut => current.unanswered(timeout),
                     }
                 }
             }));
@@ -289,6 +287,17 @@ impl Current {
             say!("{}", json!({"event": "status_refused", "error": error}));
         } else {
             say!("status: unchanged, the file is not understood: {error}");
+        }
+    }
+
+    /// A status file that gave no answer in time (a FIFO, a hung file
+    /// system) leaves the status as it was too.
+    fn unanswered(&self, timeout: Duration) {
+        let error = format!("no answer from the file system within {timeout:?} (--status-timeout)");
+        if self.json {
+            say!("{}", json!({"event": "status_refused", "error": error}));
+        } else {
+            say!("status: unchanged, {error}");
         }
     }
 }

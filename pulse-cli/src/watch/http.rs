@@ -29,8 +29,6 @@ use super::board::{self, Board};
 use super::metrics;
 
 const CONSOLE: &str = include_str!("console.html");
-/// Time a client has to send its request's headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A comment on an idle event stream, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// The board is stale (`/healthz` says 503) when the monitor's thread
@@ -47,6 +45,10 @@ pub struct Limits {
     pub event_streams: usize,
     /// How long a write may wait for the client to read.
     pub write_timeout: Duration,
+    /// How long a client has to send a request's headers, the first or
+    /// the next on a kept-alive connection: an idle connection holds its
+    /// place no longer.
+    pub header_timeout: Duration,
 }
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -83,7 +85,7 @@ pub fn spawn(addr: SocketAddr, board: Arc<Board>, limits: Limits) -> std::io::Re
                         let stream = WriteTimeout::new(stream, limits.write_timeout);
                         let _ = hyper::server::conn::http1::Builder::new()
                             .timer(SmolTimer::new())
-                            .header_read_timeout(HEADER_TIMEOUT)
+                            .header_read_timeout(limits.header_timeout)
                             .serve_connection(FuturesIo::new(stream), service)
                             .await;
                         open.set(open.get() - 1);

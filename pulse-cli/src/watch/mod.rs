@@ -213,6 +213,7 @@ fn drive(args: &WatchArgs, setup: Setup) -> i32 {
             connections: args.http_max_connections as usize,
             event_streams: args.http_max_event_streams as usize,
             write_timeout: args.http_write_timeout,
+            header_timeout: args.http_header_timeout,
         };
         if limits.event_streams >= limits.connections {
             eprintln!("pulse watch: --http-max-event-streams must be below --http-max-connections");
