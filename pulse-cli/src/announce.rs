@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_lite::future;
 use pulse_monitor::{AnnounceKey, Announcement, ExitStatus, Report};
 
+use serde_json::json;
+
 use crate::cli::AnnounceArgs;
+use crate::out::say;
 use crate::status_file::Reported;
 use crate::{exit, service_id, signals};
 
@@ -100,7 +103,7 @@ pub fn run(args: AnnounceArgs) -> i32 {
         };
         let announcing = async {
             loop {
-                let datagram = sender.next(Report::Running(status));
+                let datagram = sender.next(Report::Running(status), args.json);
                 // A monitor that is not there yet, or a full buffer, is
                 // not ours to fix: the next announcement tries again.
                 let _ = socket.send_to(&datagram, collector).await;
@@ -122,21 +125,35 @@ pub fn run(args: AnnounceArgs) -> i32 {
         // decision to stop (§12.2: status 0).
         let (code, last) = match (command_exit, child.as_mut()) {
             (Some(exit), _) => (exit.status, exit),
-            (None, Some(child)) => {
-                let _ = child.kill();
-                (exit::OK, exit_of(child.status().await))
-            }
+            (None, Some(child)) => (exit::OK, exit_of(end(child, args.kill_after).await)),
             (None, None) => (exit::OK, ExitStatus::exited(0)),
         };
         for _ in 0..FINAL_REPEATS {
-            let _ = socket.send_to(&sender.next(Report::Stopped(last)), collector).await;
+            let _ = socket
+                .send_to(&sender.next(Report::Stopped(last), args.json), collector)
+                .await;
             async_io::Timer::after(FINAL_SPACING).await;
         }
         if !args.command.is_empty() {
             eprintln!("pulse announce: {} {last}; announced it stopped", args.command[0]);
         }
+        outlive_the_incarnation(sender.incarnation).await;
         code
     })
+}
+
+/// Waits, if need be, until the wall clock has passed the second that is
+/// this run's incarnation (§12.3): the next run (`while true; do pulse
+/// announce … -- job; done`, systemd's `Restart=always`) then starts in a
+/// later second, so its incarnation is greater and the monitor sees the
+/// restart instead of refusing the new run as stale for its whole life.
+/// Costs at most a second, and only to a run shorter than that.
+async fn outlive_the_incarnation(incarnation: u32) {
+    let next = UNIX_EPOCH + Duration::from_secs(u64::from(incarnation) + 1);
+    if let Ok(wait) = next.duration_since(SystemTime::now()) {
+        // A clock stepped back far is not ours to wait out.
+        async_io::Timer::after(wait.min(Duration::from_secs(1))).await;
+    }
 }
 
 /// The announcements of one run: the counters §12.3 asks for.
@@ -150,21 +167,26 @@ struct Sender {
 }
 
 impl Sender {
-    fn next(&mut self, report: Report) -> pulse_monitor::Datagram {
+    /// The next announcement's datagram; with `json`, also a line saying
+    /// what it announces.
+    fn next(&mut self, report: Report, json: bool) -> pulse_monitor::Datagram {
         if self.sequence == u32::MAX {
             // §12.3: a sequence that would wrap starts a new incarnation.
             self.incarnation = self.incarnation.wrapping_add(1);
             self.sequence = 0;
         }
         self.sequence += 1;
-        Announcement {
+        let announcement = Announcement {
             service: self.service,
             incarnation: self.incarnation,
             sequence: self.sequence,
             interval: self.interval,
             report,
+        };
+        if json {
+            say!("{}", as_json(&announcement));
         }
-        .encode(self.key.as_ref())
+        announcement.encode(self.key.as_ref())
     }
 
     /// The interval, ±10 % (§12.3), so a fleet started together does not
@@ -177,6 +199,46 @@ impl Sender {
         let percent = 90 + (self.rng % 21) as u32;
         self.interval * percent / 100
     }
+}
+
+/// Ends the command the way a supervisor would: TERM, so it can finish
+/// what it is doing, then KILL if it has not exited after `grace`.
+async fn end(child: &mut smol::process::Child, grace: Duration) -> std::io::Result<std::process::ExitStatus> {
+    let term = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .map(|pid| rustix::process::kill_process(pid, rustix::process::Signal::TERM));
+    if matches!(term, Some(Ok(()))) {
+        let exited = future::or(async { Some(child.status().await) }, async {
+            async_io::Timer::after(grace).await;
+            None
+        })
+        .await;
+        if let Some(status) = exited {
+            return status;
+        }
+    }
+    let _ = child.kill();
+    child.status().await
+}
+
+/// One announcement as a JSON line of `announce --json`.
+fn as_json(a: &Announcement) -> serde_json::Value {
+    let mut line = json!({"service": a.service, "incarnation": a.incarnation, "sequence": a.sequence,
+                          "interval_ms": a.interval.as_millis() as u64});
+    match a.report {
+        Report::Running(status) => {
+            line["event"] = "announce".into();
+            line["state"] = status.state().to_string().into();
+            line["weight"] = status.weight().into();
+        }
+        Report::Stopped(exit) => {
+            line["event"] = "stopped".into();
+            line["exit_status"] = exit.status.into();
+            line["exit_signal"] = exit.signal.into();
+        }
+    }
+    line
 }
 
 /// The key file's bytes, surrounding whitespace trimmed (a key written

@@ -126,6 +126,10 @@ pub struct ServeArgs {
     /// How often to look at the status file's modification time.
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     pub status_poll: Duration,
+    /// How long one read of the status file may take before it is given
+    /// up (a FIFO, a hung network file system) and the status is kept.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub status_timeout: Duration,
     /// Answer HAProxy's agent-check on this TCP address.
     #[arg(long)]
     pub haproxy_agent: Option<SocketAddr>,
@@ -143,7 +147,8 @@ pub struct ServeArgs {
 /// With `-- COMMAND ARGS…`, announces while the command lives; when it
 /// exits, a last announcement says the service stopped, with the command's
 /// exit status (the monitor takes it down at once), and pulse exits with
-/// that status. Ctrl-C or TERM also ends with a `stopped` announcement.
+/// that status. Ctrl-C or TERM is passed on to the command as TERM (KILL
+/// after --kill-after) and also ends with a `stopped` announcement.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   pulse announce 127.0.0.1:7400 --id backup-job -- /usr/local/bin/backup --full
@@ -167,6 +172,14 @@ pub struct AnnounceArgs {
     /// The weight to announce, in percent.
     #[arg(long, default_value_t = 100)]
     pub weight: u8,
+    /// On Ctrl-C or TERM, how long the command has to exit after it is
+    /// sent TERM, before it is killed (KILL).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub kill_after: Duration,
+    /// Print each announcement sent (and the last, `stopped` ones) as a
+    /// JSON line.
+    #[arg(long)]
+    pub json: bool,
     /// The command to run; announcing stops when it exits.
     #[arg(last = true)]
     pub command: Vec<String>,
@@ -198,6 +211,22 @@ pub struct WatchArgs {
     /// Serve the console, /metrics, /status.json and /healthz here.
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Console connections served at once; more are closed at once.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(2..))]
+    pub http_max_connections: u32,
+    /// Of those, how many may be open /events streams (a browser tab
+    /// each); more are answered 503, so /metrics and /healthz always have
+    /// room. Must be below --http-max-connections.
+    #[arg(long, default_value_t = 64)]
+    pub http_max_event_streams: u32,
+    /// How long the console waits for a client to take what it is sent;
+    /// one that reads nothing for this long is disconnected.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub http_write_timeout: Duration,
+    /// How long a console client has to send a request's headers; an idle
+    /// connection is closed after this long.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub http_header_timeout: Duration,
     /// Print transitions as JSON lines instead of the table.
     #[arg(long)]
     pub json: bool,

@@ -19,8 +19,17 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         other => return Err(format!("unknown unit `{other}` in `{text}` (use ms, s, m or h)")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{text}` is out of range"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d <= LONGEST => Ok(d),
+        // Longer fits a Duration but not the sums made with it (three
+        // intervals, now plus a timeout): refused here, not a panic later.
+        _ => Err(format!("`{text}` is out of range (at most a year)")),
+    }
 }
+
+/// The longest duration any option takes: far beyond any heartbeat
+/// setting, far below what overflows.
+const LONGEST: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// A duration in milliseconds with three decimals, as ping(8) prints.
 pub fn millis(d: Duration) -> String {
@@ -39,5 +48,8 @@ mod tests {
         assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
         assert!(parse("fast").is_err());
         assert!(parse("3 fortnights").is_err());
+        assert!(parse("10000000000000000000s").is_err());
+        assert!(parse("8761h").is_err());
+        assert_eq!(parse("8760h"), Ok(LONGEST));
     }
 }

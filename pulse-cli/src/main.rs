@@ -9,6 +9,7 @@ mod announce;
 mod cli;
 mod duration;
 mod exit;
+mod out;
 mod ping;
 mod serve;
 mod service_id;

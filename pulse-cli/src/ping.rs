@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::cli::PingArgs;
 use crate::duration::millis;
+use crate::out::{self, say};
 use crate::{exit, signals, tls};
 
 /// What ended the run.
@@ -20,6 +21,15 @@ enum End {
     Done,
     /// The peer was judged dead, closed, or never answered in time.
     Dead(String),
+}
+
+/// Whether `addr` names a port: `host:7000`, `10.0.0.1:7000`,
+/// `[::1]:7000` (a bare IPv6 address has colons but no port).
+fn has_port(addr: &str) -> bool {
+    addr.rsplit_once(':').is_some_and(|(host, port)| {
+        let bracketed = host.starts_with('[') && host.ends_with(']');
+        !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+    })
 }
 
 /// Round-trip times seen, for the summary.
@@ -44,6 +54,7 @@ impl Rtts {
 }
 
 pub fn run(args: PingArgs) -> i32 {
+    out::end_when_closed();
     let dead_after = args.dead_after.unwrap_or(args.interval * 3);
     if dead_after <= args.interval {
         eprintln!("pulse ping: --dead-after must be longer than --interval");
@@ -56,7 +67,17 @@ pub fn run(args: PingArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    if !has_port(&args.addr) {
+        eprintln!("pulse ping: `{}` is not HOST:PORT", args.addr);
+        return exit::USAGE;
+    }
     let config = Config::default().with_timing(args.interval, dead_after);
+    // Checked before connecting: a setting the protocol cannot carry is
+    // the caller's mistake (exit 2), not a dead peer (exit 1).
+    if let Err(e) = config.validate() {
+        eprintln!("pulse ping: {e} (--interval, --dead-after)");
+        return exit::USAGE;
+    }
     let tls = match args.tls.then(|| tls_setup(&args)).transpose() {
         Ok(tls) => tls,
         Err(e) => {
@@ -115,7 +136,7 @@ pub fn run(args: PingArgs) -> i32 {
         let driver = smol::spawn(driver);
         let negotiated = conn.negotiated();
         if args.json {
-            println!(
+            say!(
                 "{}",
                 json!({"event": "connected", "peer": args.addr, "transport": transport,
                        "interval_ms": negotiated.map(|n| n.interval().as_millis() as u64),
@@ -123,14 +144,14 @@ pub fn run(args: PingArgs) -> i32 {
                        "certificate_sha256": certificate})
             );
         } else if let Some(n) = negotiated {
-            println!(
+            say!(
                 "PULSE {} ({transport}): interval {:?}, dead after {:?}",
                 args.addr,
                 n.interval(),
                 n.dead_timeout()
             );
             if let Some(fingerprint) = &certificate {
-                println!("certificate SHA-256 {fingerprint}");
+                say!("certificate SHA-256 {fingerprint}");
             }
         }
 
@@ -143,7 +164,7 @@ pub fn run(args: PingArgs) -> i32 {
                         answered += 1;
                         rtts.samples.push(sample.rtt.as_secs_f64() * 1000.0);
                         if args.json {
-                            println!(
+                            say!(
                                 "{}",
                                 json!({"event": "rtt", "seq": answered,
                                        "rtt_ms": sample.rtt.as_secs_f64() * 1000.0,
@@ -151,7 +172,7 @@ pub fn run(args: PingArgs) -> i32 {
                                        "smoothed_ms": sample.smoothed.as_secs_f64() * 1000.0})
                             );
                         } else {
-                            println!(
+                            say!(
                                 "from {}: seq={answered} rtt={} ms hold={} ms",
                                 args.addr,
                                 millis(sample.rtt),
@@ -167,12 +188,12 @@ pub fn run(args: PingArgs) -> i32 {
                     Event::PeerDead { silent_for } => line(&args, "dead", silent_for, "the peer is dead"),
                     Event::PeerStatus(status) => {
                         if args.json {
-                            println!(
+                            say!(
                                 "{}",
                                 json!({"event": "status", "state": status.state().to_string(), "weight": status.weight()})
                             );
                         } else {
-                            println!("from {}: status {status}", args.addr);
+                            say!("from {}: status {status}", args.addr);
                         }
                     }
                     Event::Closed(closed) => return End::Dead(closed.to_string()),
@@ -228,7 +249,7 @@ pub fn run(args: PingArgs) -> i32 {
             End::Dead(_) => exit::DEAD,
         };
         if args.json {
-            println!(
+            say!(
                 "{}",
                 json!({"event": "summary", "peer": args.addr, "sent": sent, "answered": answered,
                        "loss_percent": loss, "alive": code == exit::OK,
@@ -238,15 +259,15 @@ pub fn run(args: PingArgs) -> i32 {
             );
         } else {
             if let End::Dead(why) = &end {
-                println!("{}: {why}", args.addr);
+                say!("{}: {why}", args.addr);
             }
-            println!("--- {} pulse statistics ---", args.addr);
-            println!(
+            say!("--- {} pulse statistics ---", args.addr);
+            say!(
                 "{sent} heartbeats sent, {answered} answered, {loss:.1}% loss, time {} ms",
                 started.elapsed().as_millis()
             );
             if let Some((min, avg, max, mdev)) = summary {
-                println!("rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms");
+                say!("rtt min/avg/max/mdev = {min:.3}/{avg:.3}/{max:.3}/{mdev:.3} ms");
             }
         }
         code
@@ -289,22 +310,37 @@ async fn connect_tls(
 
 fn line(args: &PingArgs, event: &str, silent_for: Duration, text: &str) {
     if args.json {
-        println!(
+        say!(
             "{}",
             json!({"event": event, "silent_ms": silent_for.as_millis() as u64})
         );
     } else {
-        println!("from {}: {text} (silent for {} ms)", args.addr, millis(silent_for));
+        say!("from {}: {text} (silent for {} ms)", args.addr, millis(silent_for));
     }
 }
 
 fn report_unreachable(args: &PingArgs, why: &str) {
     if args.json {
-        println!(
+        say!(
             "{}",
             json!({"event": "summary", "peer": args.addr, "alive": false, "ended": why, "sent": 0, "answered": 0})
         );
     } else {
-        println!("{}: unreachable: {why}", args.addr);
+        say!("{}: unreachable: {why}", args.addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_port;
+
+    #[test]
+    fn an_address_without_a_port_is_told_apart() {
+        for addr in ["host:7000", "10.0.0.1:7000", "[::1]:7000"] {
+            assert!(has_port(addr), "{addr}");
+        }
+        for addr in ["host", "10.0.0.1", "::1", ":7000", "host:port", "host:70000"] {
+            assert!(!has_port(addr), "{addr}");
+        }
     }
 }

@@ -16,7 +16,8 @@ use serde_json::json;
 use signal_hook::consts::{SIGHUP, SIGUSR1, SIGUSR2};
 
 use crate::cli::ServeArgs;
-use crate::status_file::{self, Reported};
+use crate::out::say;
+use crate::status_file::{self, Look, Reported};
 use crate::{exit, signals, tls};
 
 /// The status now, and a notice to every connection when it changes.
@@ -39,27 +40,37 @@ impl Current {
         *now = reported.clone();
         drop(now);
         if self.json {
-            println!(
+            say!(
                 "{}",
-                json!({"event": "status", "status": reported.to_string(), "by": why})
+                json!({"event": "status", "status": reported.to_string(), "state": reported.state_name(),
+                       "weight": reported.status().weight(), "reason": reported.reason(), "by": why})
             );
         } else {
-            println!("status: {reported} ({why})");
+            say!("status: {reported} ({why})");
         }
         self.changed.notify(usize::MAX);
     }
 }
 
 pub fn run(args: ServeArgs) -> i32 {
-    let initial = match &args.status_file {
-        Some(path) => match status_file::read(path) {
-            Ok(reported) => reported,
-            Err(e) => {
-                eprintln!("pulse serve: {e}");
-                return exit::USAGE;
-            }
-        },
-        None => Reported::default(),
+    let mut reader = args
+        .status_file
+        .clone()
+        .map(|path| status_file::Reader::new(path, args.status_timeout));
+    let initial = match reader.as_mut().map(|r| smol::block_on(r.look(true))) {
+        None | Some(Look::Unchanged) => Reported::default(),
+        Some(Look::Read(Ok(reported))) => reported,
+        Some(Look::Read(Err(e))) => {
+            eprintln!("pulse serve: {e}");
+            return exit::USAGE;
+        }
+        Some(Look::TimedOut | Look::Busy) => {
+            eprintln!(
+                "pulse serve: the status file gave no answer within {:?} (--status-timeout)",
+                args.status_timeout
+            );
+            return exit::USAGE;
+        }
     };
     let current = Arc::new(Current {
         reported: Mutex::new(initial),
@@ -103,12 +114,12 @@ pub fn run(args: ServeArgs) -> i32 {
             let local = listener.local_addr().unwrap_or(args.addr);
             if let Some((names, fingerprint)) = &tls.generated {
                 if args.json {
-                    println!(
+                    say!(
                         "{}",
                         json!({"event": "certificate", "self_signed": true, "names": names, "sha256": fingerprint})
                     );
                 } else {
-                    println!(
+                    say!(
                         "tls: self-signed certificate for {}, SHA-256 fingerprint {fingerprint}",
                         names.join(", ")
                     );
@@ -207,11 +218,11 @@ pub fn run(args: ServeArgs) -> i32 {
                 }
             }));
         }
-        if let Some(path) = args.status_file.clone() {
+        if let Some(mut reader) = reader {
             let current = current.clone();
             let every = args.status_poll.max(Duration::from_millis(10));
+            let timeout = args.status_timeout;
             tasks.push(smol::spawn(async move {
-                let mut seen = status_file::version(&path);
                 loop {
                     // A signal HUP re-reads at once; otherwise the file's
                     // mtime and length are looked at every poll.
@@ -239,14 +250,11 @@ pub fn run(args: ServeArgs) -> i32 {
                         },
                     )
                     .await;
-                    let version = status_file::version(&path);
-                    if !reread && version == seen {
-                        continue;
-                    }
-                    seen = version;
-                    match status_file::read(&path) {
-                        Ok(reported) => current.set(reported, "status file"),
-                        Err(e) => current.refuse(&e),
+                    match reader.look(reread).await {
+                        Look::Unchanged | Look::Busy => {}
+                        Look::Read(Ok(reported)) => current.set(reported, "status file"),
+                        Look::Read(Err(e)) => current.refuse(&e),
+                        Look::TimedOut => current.unanswered(timeout),
                     }
                 }
             }));
@@ -276,9 +284,20 @@ impl Current {
     /// it was, and says so where the operator looks.
     fn refuse(&self, error: &str) {
         if self.json {
-            println!("{}", json!({"event": "status_refused", "error": error}));
+            say!("{}", json!({"event": "status_refused", "error": error}));
         } else {
-            println!("status: unchanged, the file is not understood: {error}");
+            say!("status: unchanged, the file is not understood: {error}");
+        }
+    }
+
+    /// A status file that gave no answer in time (a FIFO, a hung file
+    /// system) leaves the status as it was too.
+    fn unanswered(&self, timeout: Duration) {
+        let error = format!("no answer from the file system within {timeout:?} (--status-timeout)");
+        if self.json {
+            say!("{}", json!({"event": "status_refused", "error": error}));
+        } else {
+            say!("status: unchanged, {error}");
         }
     }
 }
@@ -306,12 +325,12 @@ async fn tls_handshake(
         None => format!("no TLS handshake within {TLS_HANDSHAKE:?}"),
     };
     if json {
-        println!(
+        say!(
             "{}",
             json!({"event": "tls_refused", "peer": peer.to_string(), "why": why})
         );
     } else {
-        println!("{peer}: TLS refused: {why}");
+        say!("{peer}: TLS refused: {why}");
     }
     None
 }
@@ -323,12 +342,12 @@ fn bind_failed(what: &str, addr: SocketAddr, e: &dyn std::fmt::Display) -> i32 {
 
 fn announce_bound(args: &ServeArgs, what: &str, addr: SocketAddr) {
     if args.json {
-        println!(
+        say!(
             "{}",
             json!({"event": "listening", "transport": what, "addr": addr.to_string()})
         );
     } else {
-        println!("listening ({what}) on {addr}");
+        say!("listening ({what}) on {addr}");
     }
 }
 
@@ -354,23 +373,23 @@ async fn serve_peer(conn: Connection, peer: SocketAddr, current: Arc<Current>) {
             None => {}
             Some(Event::Connected(n)) => {
                 if json {
-                    println!(
+                    say!(
                         "{}",
                         json!({"event": "connected", "peer": peer.to_string(), "interval_ms": n.interval().as_millis() as u64})
                     );
                 } else {
-                    println!("{peer}: connected, interval {:?}", n.interval());
+                    say!("{peer}: connected, interval {:?}", n.interval());
                 }
             }
             Some(Event::Message { tag, payload }) if conn.send(tag, payload.clone()).await.is_err() => break,
             Some(Event::Closed(closed)) => {
                 if json {
-                    println!(
+                    say!(
                         "{}",
                         json!({"event": "closed", "peer": peer.to_string(), "why": closed.to_string()})
                     );
                 } else {
-                    println!("{peer}: {closed}");
+                    say!("{peer}: {closed}");
                 }
                 break;
             }

@@ -3,8 +3,11 @@
 //! HAProxy (agent-check lines).
 
 use std::fmt;
-use std::path::Path;
-use std::time::SystemTime;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use futures_lite::future;
 
 use pulse_proto::{ServiceState, Status};
 
@@ -48,9 +51,12 @@ impl Reported {
                 return Ok(Reported::Down(reason.join(" ")));
             }
             other => {
+                // Echoed where the operator looks: a control character
+                // in the file must not drive their terminal.
                 return Err(format!(
-                    "unknown state `{other}` (serving, draining, degraded, maintenance or down)"
-                ))
+                    "unknown state `{}` (serving, draining, degraded, maintenance or down)",
+                    other.escape_debug()
+                ));
             }
         };
         let weight = match words.next() {
@@ -61,9 +67,26 @@ impl Reported {
                 .parse::<u8>()
                 .ok()
                 .filter(|w| *w <= Status::FULL_WEIGHT)
-                .ok_or_else(|| format!("`{w}` is not a weight from 0 to 100"))?,
+                .ok_or_else(|| format!("`{}` is not a weight from 0 to 100", w.escape_debug()))?,
         };
         Ok(Reported::Service(Status::new(state, weight)))
+    }
+
+    /// The state as the operator wrote it: `serving`, `draining`,
+    /// `degraded`, `maintenance` or `down` (which peers see as degraded).
+    pub fn state_name(&self) -> String {
+        match self {
+            Reported::Service(status) => status.state().to_string(),
+            Reported::Down(_) => "down".into(),
+        }
+    }
+
+    /// Why the service is down, if it is and the file says why.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Reported::Down(reason) if !reason.is_empty() => Some(reason),
+            _ => None,
+        }
     }
 
     /// The STATUS a pulse peer is told.
@@ -110,13 +133,97 @@ pub fn version(path: &Path) -> Option<(SystemTime, u64)> {
     Some((meta.modified().ok()?, meta.len()))
 }
 
-/// The status the file says; a missing file means serving.
-pub fn read(path: &Path) -> Result<Reported, String> {
-    match std::fs::read(path) {
-        // A status file is one short line; more is not ours to read.
-        Ok(bytes) => Reported::parse(&String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])),
+/// The most of the file that is read: a status file is one short line.
+const READ_AT_MOST: u64 = 4096;
+
+/// The status the file says; a missing file means serving. Blocks (a
+/// FIFO, a hung network file system): call it through [`Reader`].
+fn read(path: &Path) -> Result<Reported, String> {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(READ_AT_MOST).read_to_end(&mut bytes));
+    match read {
+        Ok(_) => Reported::parse(&String::from_utf8_lossy(&bytes)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Reported::default()),
         Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// What one look at the file found.
+pub enum Look {
+    /// The file is as it was last time: nothing to do.
+    Unchanged,
+    /// The file changed (or a re-read was asked for): what it says.
+    Read(Result<Reported, String>),
+    /// The file system gave no answer in time; the look goes on in the
+    /// background, and no other starts until it ends.
+    TimedOut,
+    /// The look given up earlier has not ended yet.
+    Busy,
+}
+
+/// What a look off the executor brings back: the file's version, and
+/// what it says when it was read.
+type Found = (Option<(SystemTime, u64)>, Option<Result<Reported, String>>);
+
+/// Looks at the status file off the executor thread: the thread that
+/// drives every heartbeat must never wait for a file system. At most one
+/// look is in flight, however long the file system takes.
+pub struct Reader {
+    path: PathBuf,
+    timeout: Duration,
+    seen: Option<(SystemTime, u64)>,
+    in_flight: Option<smol::Task<Found>>,
+}
+
+impl Reader {
+    /// A reader of `path` that gives each look `timeout`.
+    pub fn new(path: PathBuf, timeout: Duration) -> Reader {
+        Reader {
+            path,
+            timeout,
+            seen: None,
+            in_flight: None,
+        }
+    }
+
+    /// Looks at the file: reads it when its modification time or length
+    /// changed since the last look, or always when `force`.
+    pub async fn look(&mut self, force: bool) -> Look {
+        let task = match self.in_flight.take() {
+            Some(task) if !task.is_finished() => {
+                self.in_flight = Some(task);
+                return Look::Busy;
+            }
+            // A look given up earlier ended: it tells what the file
+            // says now as well as a new one would.
+            Some(task) => task,
+            None => {
+                let (path, seen) = (self.path.clone(), self.seen);
+                smol::unblock(move || {
+                    let now = version(&path);
+                    if !force && now == seen {
+                        return (now, None);
+                    }
+                    (now, Some(read(&path)))
+                })
+            }
+        };
+        let mut task = task;
+        let done = future::or(async { Some((&mut task).await) }, async {
+            async_io::Timer::after(self.timeout).await;
+            None
+        })
+        .await;
+        match done {
+            None => {
+                self.in_flight = Some(task);
+                Look::TimedOut
+            }
+            Some((version, read)) => {
+                self.seen = version;
+                read.map_or(Look::Unchanged, Look::Read)
+            }
+        }
     }
 }
 
@@ -139,6 +246,23 @@ mod tests {
     fn bad_lines_are_errors_not_a_status() {
         assert!(Reported::parse("sleeping").is_err());
         assert!(Reported::parse("serving 250%").is_err());
+    }
+
+    #[test]
+    fn a_bad_line_is_echoed_with_its_control_characters_escaped() {
+        let e = Reported::parse("\u{1b}[2Jasleep").unwrap_err();
+        assert!(!e.contains('\u{1b}') && e.contains("\\u{1b}[2jasleep"), "{e}");
+        let e = Reported::parse("serving \u{7}9").unwrap_err();
+        assert!(!e.contains('\u{7}'), "{e}");
+    }
+
+    #[test]
+    fn no_more_than_4096_bytes_of_the_file_are_read() {
+        let path = std::env::temp_dir().join(format!("pulse-status-{}", std::process::id()));
+        std::fs::write(&path, format!("{}draining\n", " ".repeat(4096))).unwrap();
+        let read = read(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(read, Ok(Reported::default()));
     }
 
     #[test]

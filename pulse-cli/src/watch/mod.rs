@@ -42,6 +42,7 @@ struct Watched {
 }
 
 pub fn run(args: WatchArgs) -> i32 {
+    crate::out::end_when_closed();
     match setup(&args) {
         Ok(setup) => drive(&args, setup),
         Err(e) => {
@@ -89,6 +90,9 @@ fn setup(args: &WatchArgs) -> Result<Setup, String> {
     let mut watcher =
         Watcher::new(WatchConfig::default(), monitor, poll.registry(), WATCHER_TOKENS).map_err(|e| e.to_string())?;
     let session = pulse_proto::Config::default().with_timing(peer_interval, peer_interval * 3);
+    session
+        .validate()
+        .map_err(|e| format!("{}: peer_interval: {e}", args.targets.display()))?;
     let endpoint = Endpoint::new(
         LoopConfig::new(session),
         peers::Collect::default(),
@@ -205,7 +209,17 @@ fn drive(args: &WatchArgs, setup: Setup) -> i32 {
         out.note(&format!("announcements on udp {addr}"));
     }
     if let Some(addr) = args.http {
-        match http::spawn(addr, board.clone()) {
+        let limits = http::Limits {
+            connections: args.http_max_connections as usize,
+            event_streams: args.http_max_event_streams as usize,
+            write_timeout: args.http_write_timeout,
+            header_timeout: args.http_header_timeout,
+        };
+        if limits.event_streams >= limits.connections {
+            eprintln!("pulse watch: --http-max-event-streams must be below --http-max-connections");
+            return exit::USAGE;
+        }
+        match http::spawn(addr, board.clone(), limits) {
             Ok(bound) => out.note(&format!("console on http://{bound}/")),
             Err(e) => {
                 eprintln!("pulse watch: cannot serve http on {addr}: {e}");

@@ -7,6 +7,7 @@ use std::io::Write;
 use serde_json::json;
 
 use super::board::{Board, LogLine};
+use crate::out::say;
 
 /// Transitions shown under the table.
 const LOG_LINES: usize = 12;
@@ -30,11 +31,11 @@ impl Output {
     /// A line about the command itself (addresses it listens on).
     pub fn note(&mut self, text: &str) {
         if self.json {
-            println!("{}", json!({"event": "note", "text": text}));
+            say!("{}", json!({"event": "note", "text": text}));
         } else if self.table {
             self.notes.push(text.to_string());
         } else {
-            println!("{text}");
+            say!("{text}");
         }
     }
 
@@ -47,9 +48,9 @@ impl Output {
                 event["exit_status"] = json!(status);
                 event["exit_signal"] = json!(line.exit_signal);
             }
-            println!("{event}");
+            say!("{event}");
         } else if !self.table {
-            println!(
+            say!(
                 "{} {}: {} -> {} ({})",
                 clock(line.at_ms),
                 line.target,
@@ -62,12 +63,12 @@ impl Output {
 
     pub fn status(&self, target: &str, from: &str, to: &str) {
         if self.json {
-            println!(
+            say!(
                 "{}",
                 json!({"event": "status", "target": target, "from": from, "to": to})
             );
         } else if !self.table {
-            println!("{target}: reports {to} (was {from})");
+            say!("{target}: reports {to} (was {from})");
         }
     }
 
