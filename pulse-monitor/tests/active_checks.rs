@@ -163,3 +163,29 @@ fn ten_thousand_targets_are_never_checked_in_lockstep() {
     assert!((mean - 100.0).abs() < 10.0, "mean {mean}");
     assert!(max < mean * 2.0, "a burst of {max} probes in 10 ms");
 }
+
+/// A spread start: 10,000 targets added in one instant are first checked
+/// at phases spread over the first interval, not all at once (the jitter
+/// alone would only spread them after several rounds).
+#[test]
+fn ten_thousand_targets_added_at_once_are_first_checked_spread_over_an_interval() {
+    let n = 10_000;
+    let mut sim = fleet(6, n, false);
+    sim.keep_events = false;
+    // Count probes started in each 10 ms of the first second.
+    let mut buckets = vec![0u64; 100];
+    let mut last = sim.monitor.stats().probes;
+    for bucket in buckets.iter_mut() {
+        sim.run_for(Duration::from_millis(10));
+        let probes = sim.monitor.stats().probes;
+        *bucket = probes - last;
+        last = probes;
+    }
+    let max = *buckets.iter().max().unwrap();
+    println!("first second: {last} probes, at most {max} in 10 ms");
+    assert!(
+        last >= n as u64 * 9 / 10,
+        "only {last} of {n} targets checked in the first interval"
+    );
+    assert!(max < 200, "a burst of {max} probes in 10 ms where 100 are expected");
+}
