@@ -251,3 +251,41 @@ fn a_service_that_reports_itself_draining_or_degraded_changes_its_pool_at_once()
     say(&mut monitor, 1, 3, ServiceState::Degraded, 40);
     assert!(!std::iter::from_fn(|| monitor.poll_event()).any(|e| matches!(e, Event::StatusChanged { .. })));
 }
+
+/// The accrual detector takes no sample from the first announcement after
+/// an outage: a service paused for 30 s (its sequence goes on by one) must
+/// not teach the monitor that it announces every 4 s (the clamp's top).
+#[test]
+fn the_first_announcement_after_an_outage_is_no_sample_of_the_interval() {
+    let (mut monitor, id, key) = one_service(5);
+    let mut now = Instant::ZERO;
+    let announce_at = |monitor: &mut Monitor, at: Instant, seq: u32| {
+        while let Some(deadline) = monitor.poll_timeout().filter(|&d| d <= at) {
+            monitor.handle_timeout(deadline);
+        }
+        assert!(monitor
+            .handle_announcement(at, &announcement(1, seq).encode(Some(&key)))
+            .is_ok());
+    };
+    for seq in 1..=60 {
+        announce_at(&mut monitor, now, seq);
+        now += INTERVAL;
+    }
+    // Paused for 30 s: down, then back with the next sequence number.
+    now += secs(30.0);
+    while let Some(deadline) = monitor.poll_timeout().filter(|&d| d <= now) {
+        monitor.handle_timeout(deadline);
+    }
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Down);
+    for seq in 61..=70 {
+        announce_at(&mut monitor, now, seq);
+        now += INTERVAL;
+    }
+    let s = monitor.snapshot(id).unwrap();
+    assert_eq!(s.health, Health::Up);
+    let mean = s.mean_interval.unwrap();
+    assert!(
+        mean >= INTERVAL * 95 / 100 && mean <= INTERVAL * 105 / 100,
+        "the outage was taken as a sample: learned mean {mean:?}"
+    );
+}
