@@ -493,12 +493,12 @@ fn a_peers_close_waits_its_timeout_for_our_queued_data_to_leave() {
     pair.client_reads = false;
     pair.server.send(1, vec![0u8; 1000]).unwrap();
     pair.client.close(pair.now, CloseCode::NORMAL, "bye").unwrap();
-    pair.run_for(SECOND * 2);
+    pair.run_for(SECOND * 4);
     assert!(
         !pair.server.is_closed(),
         "gave up on its queued data before its close timeout"
     );
-    pair.run_for(SECOND * 4);
+    pair.run_for(SECOND * 2);
     assert!(pair.server.is_closed());
 }
 
