@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::future;
-use pulse_monitor::{AnnounceKey, Announcement, ExitStatus, Report};
+use pulse_driver::clock;
+use pulse_monitor::{AnnounceKey, Announcement, Announcer, ExitStatus, Report};
 
 use serde_json::json;
 
@@ -15,11 +16,6 @@ use crate::cli::AnnounceArgs;
 use crate::out::say;
 use crate::status_file::Reported;
 use crate::{exit, service_id, signals};
-
-/// Final announcements sent when the service stops, a little apart, so
-/// one lost datagram does not hide the news.
-const FINAL_REPEATS: u32 = 3;
-const FINAL_SPACING: Duration = Duration::from_millis(20);
 
 /// Exit status when the command cannot be started, as env(1) uses.
 const NOT_STARTED: i32 = 127;
@@ -84,17 +80,23 @@ pub fn run(args: AnnounceArgs) -> i32 {
                 }
             }
         }
-        let mut sender = Sender {
-            service: service_id::of(&args.id),
-            // §12.3: a sender that keeps no state uses its start time.
-            incarnation: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_secs() as u32),
-            sequence: 0,
-            interval: args.interval,
+        // §12.3: a sender that keeps no state uses its start time.
+        let incarnation = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() as u32);
+        let now = clock::now();
+        let mut announcer = Announcer::new(
+            now,
+            service_id::of(&args.id),
+            incarnation,
+            args.interval,
             key,
-            rng: pulse_driver::clock::seed() | 1,
-        };
+            clock::seed(),
+        );
+        announcer.set_status(status);
+        // One service, whose command may end within its first interval:
+        // seen at once, not at a random phase.
+        announcer.announce_at_once(now);
         let ended = async {
             let Some(child) = child.as_mut() else {
                 return future::pending().await;
@@ -102,13 +104,9 @@ pub fn run(args: AnnounceArgs) -> i32 {
             Some(exit_of(child.status().await))
         };
         let announcing = async {
-            loop {
-                let datagram = sender.next(Report::Running(status), args.json);
-                // A monitor that is not there yet, or a full buffer, is
-                // not ours to fix: the next announcement tries again.
-                let _ = socket.send_to(&datagram, collector).await;
-                async_io::Timer::after(sender.jittered()).await;
-            }
+            // Returns only once stopped, which is not before the stop below.
+            send_until_stopped(&mut announcer, &socket, collector, args.json).await;
+            future::pending().await
         };
         let command_exit = future::or(
             ended,
@@ -128,16 +126,12 @@ pub fn run(args: AnnounceArgs) -> i32 {
             (None, Some(child)) => (exit::OK, exit_of(end(child, args.kill_after).await)),
             (None, None) => (exit::OK, ExitStatus::exited(0)),
         };
-        for _ in 0..FINAL_REPEATS {
-            let _ = socket
-                .send_to(&sender.next(Report::Stopped(last), args.json), collector)
-                .await;
-            async_io::Timer::after(FINAL_SPACING).await;
-        }
+        announcer.stop(clock::now(), last);
+        send_until_stopped(&mut announcer, &socket, collector, args.json).await;
         if !args.command.is_empty() {
             eprintln!("pulse announce: {} {last}; announced it stopped", args.command[0]);
         }
-        outlive_the_incarnation(sender.incarnation).await;
+        outlive_the_incarnation(announcer.incarnation()).await;
         code
     })
 }
@@ -156,48 +150,25 @@ async fn outlive_the_incarnation(incarnation: u32) {
     }
 }
 
-/// The announcements of one run: the counters §12.3 asks for.
-struct Sender {
-    service: u64,
-    incarnation: u32,
-    sequence: u32,
-    interval: Duration,
-    key: Option<AnnounceKey>,
-    rng: u64,
-}
-
-impl Sender {
-    /// The next announcement's datagram; with `json`, also a line saying
-    /// what it announces.
-    fn next(&mut self, report: Report, json: bool) -> pulse_monitor::Datagram {
-        if self.sequence == u32::MAX {
-            // §12.3: a sequence that would wrap starts a new incarnation.
-            self.incarnation = self.incarnation.wrapping_add(1);
-            self.sequence = 0;
+/// Sends the announcer's announcements when they are due, each as a JSON
+/// line too with `json`, until it has none left (after the last `stopped`
+/// one); while the service runs, that is never.
+async fn send_until_stopped(
+    announcer: &mut Announcer,
+    socket: &async_net::UdpSocket,
+    collector: std::net::SocketAddr,
+    json: bool,
+) {
+    while let Some(deadline) = announcer.poll_timeout() {
+        async_io::Timer::at(clock::to_std(deadline)).await;
+        while let Some(out) = announcer.poll_transmit(clock::now()) {
+            if json {
+                say!("{}", as_json(&out.announcement));
+            }
+            // A monitor that is not there yet, or a full buffer, is not
+            // ours to fix: the next announcement tries again.
+            let _ = socket.send_to(&out.datagram, collector).await;
         }
-        self.sequence += 1;
-        let announcement = Announcement {
-            service: self.service,
-            incarnation: self.incarnation,
-            sequence: self.sequence,
-            interval: self.interval,
-            report,
-        };
-        if json {
-            say!("{}", as_json(&announcement));
-        }
-        announcement.encode(self.key.as_ref())
-    }
-
-    /// The interval, ±10 % (§12.3), so a fleet started together does not
-    /// announce in lockstep.
-    fn jittered(&mut self) -> Duration {
-        // xorshift64: plenty for spreading timers.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let percent = 90 + (self.rng % 21) as u32;
-        self.interval * percent / 100
     }
 }
 

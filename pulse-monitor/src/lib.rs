@@ -24,6 +24,9 @@
 //!     with a check attached, fast probes confirm a suspicion before a down;
 //!   - *pulse peers*: a pulse session's own events ([`pulse_proto::Event`])
 //!     feed the verdict: its probes already confirm before its dead verdict.
+//! - **Announcing** (the other side): [`Announcer`] is what a service runs
+//!   to send its own announcements — incarnation and sequence, jittered
+//!   intervals, its status, and the repeated `stopped` ones at its end.
 //! - **Deciding**: every transition in one place (`decide.rs`); flap damping
 //!   ([`Damping`]); local health — after a stall of its own, no down verdict
 //!   without fresh evidence, and stretched intervals; the panic threshold and
@@ -115,6 +118,7 @@ extern crate std;
 
 mod accrual;
 mod announce;
+mod announcer;
 mod config;
 mod damping;
 mod decide;
@@ -130,6 +134,7 @@ mod snapshot;
 mod target;
 
 pub use announce::{AnnounceError, AnnounceKey, Announcement, Datagram, ExitStatus, Report};
+pub use announcer::{Announcer, Outgoing};
 pub use config::{Config, ConfigError};
 pub use damping::Damping;
 pub use event::{
@@ -145,4 +150,5 @@ pub use target::{Source, TargetError, TargetSpec};
 /// The ANNOUNCE datagram's constants ([PROTOCOL.md §12](https://docs.rs/pulse-proto/latest/pulse_proto/protocol/index.html)).
 pub mod wire {
     pub use crate::announce::{HEADER_LEN, MAGIC, MAX_LEN, STATE_STOPPED, STOPPED_LEN, TAG_LEN, VERSION};
+    pub use crate::announcer::{FINAL_REPEATS, FINAL_SPACING, JITTER_PERCENT};
 }

@@ -266,7 +266,7 @@ fn drive(args: &WatchArgs, setup: Setup) -> i32 {
                 peer.retry_at = None;
                 board.lock().monitor.peer_connects += 1;
                 if endpoint.connect(peer.addr, index).is_err() {
-                    peer.retry_at = Some(now + Duration::from_secs(1));
+                    peers::connect_failed(peer, now);
                 }
             }
         }

@@ -76,10 +76,60 @@ impl Handler for Collect {
 pub fn after_event(peer: &mut Peer, event: &Event, now: Instant) {
     match event {
         Event::Connected(_) => peer.backoff.reset(),
-        Event::Closed(_) => {
-            let delay = peer.backoff.next_delay().unwrap_or(RECONNECT_CAP);
-            peer.retry_at = Some(now + delay);
-        }
+        Event::Closed(_) => retry_later(peer, now),
         _ => {}
+    }
+}
+
+/// A connection that could not even be started (no socket, no route):
+/// tried again as the backoff says, like one that closed, so a peer that
+/// stays unreachable is not retried every second for ever.
+pub fn connect_failed(peer: &mut Peer, now: Instant) {
+    retry_later(peer, now);
+}
+
+fn retry_later(peer: &mut Peer, now: Instant) {
+    let delay = peer.backoff.next_delay().unwrap_or(RECONNECT_CAP);
+    peer.retry_at = Some(now + delay);
+}
+
+#[cfg(test)]
+mod tests {
+    use pulse_monitor::{Config, Monitor, TargetSpec};
+    use pulse_proto::{CloseCode, Initiator};
+
+    use super::*;
+
+    fn peer() -> Peer {
+        let mut monitor = Monitor::new(Config::lan(), pulse_proto::Instant::ZERO, 1).unwrap();
+        let pool = monitor.add_pool();
+        let target = monitor
+            .add_target(pulse_proto::Instant::ZERO, TargetSpec::announced(pool, 1))
+            .unwrap();
+        Peer::new(target, SocketAddr::from(([127, 0, 0, 1], 9)), 7)
+    }
+
+    #[test]
+    fn failed_connects_back_off_from_the_first_delay_to_the_cap_like_closes() {
+        let mut peer = peer();
+        let now = Instant::now();
+        let mut delays = Vec::new();
+        for _ in 0..12 {
+            connect_failed(&mut peer, now);
+            delays.push(peer.retry_at.unwrap() - now);
+        }
+        // Backoff's 50 % jitter: each delay is in [base / 2, base].
+        assert!(
+            delays[0] >= RECONNECT_FIRST / 2 && delays[0] <= RECONNECT_FIRST,
+            "{delays:?}"
+        );
+        assert!(
+            delays[11] >= RECONNECT_CAP / 2 && delays[11] <= RECONNECT_CAP,
+            "{delays:?}"
+        );
+        // A close after failed connects waits as long: one backoff.
+        let closed = Closed::new(CloseCode::NORMAL, "", Initiator::Peer);
+        after_event(&mut peer, &Event::Closed(closed), now);
+        assert!(peer.retry_at.unwrap() - now >= RECONNECT_CAP / 2);
     }
 }
