@@ -462,6 +462,7 @@ fn over_datagrams_an_established_pair_exchanges_heartbeats_and_messages() {
         .iter()
         .any(|e| matches!(e, Event::Message { tag: 4, .. })));
     assert!(pair.client_events.iter().any(|e| matches!(e, Event::Rtt(_))));
+    assert!(pair.server.stats().frames_received >= 2, "{:?}", pair.server.stats());
     assert!(closed(&pair.client_events).is_none() && closed(&pair.server_events).is_none());
 }
 
@@ -537,4 +538,17 @@ fn asking_for_the_active_interval_twice_sends_one_request() {
     pair.client.set_active(pair.now, true);
     let again = frames(&take(&mut pair.client, pair.now));
     assert!(!again.iter().any(|f| matches!(f, Frame::Retime { .. })), "{again:?}");
+}
+
+#[test]
+fn a_graceful_close_waits_its_timeout_for_the_peers_answer() {
+    let mut pair = Pair::connected(config().with_close_timeout(SECOND * 5));
+    // The server no longer reads: the client's CLOSE gets no answer.
+    pair.server.pause_input(pair.now);
+    pair.server_reads = false;
+    pair.client.close(pair.now, CloseCode::NORMAL, "bye").unwrap();
+    pair.run_for(SECOND * 4);
+    assert!(!pair.client.is_closed(), "gave up before its close timeout");
+    pair.run_for(SECOND * 2);
+    assert!(pair.client.is_closed());
 }

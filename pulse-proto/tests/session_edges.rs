@@ -400,3 +400,82 @@ fn a_server_answers_one_retime_per_ping_spacing() {
     server.handle_input(at(700), &request(2)[..]);
     assert_eq!(answers(&mut server, at(700)), 1);
 }
+
+// More edges the mutants found unchecked.
+
+#[test]
+fn a_hello_accepting_frames_of_exactly_256_bytes_is_accepted() {
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 1).unwrap();
+    server.handle_input(at(0), &hello(1, 2, 256)[..]);
+    assert_eq!(server.state(), State::Established);
+}
+
+#[test]
+fn a_client_that_speaks_only_version_2_is_accepted() {
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 1).unwrap();
+    server.handle_input(at(0), &hello(2, 2, 1024)[..]);
+    assert_eq!(server.state(), State::Established);
+    assert_eq!(server.negotiated().unwrap().version(), 2);
+}
+
+#[test]
+fn an_end_of_stream_after_the_close_reports_nothing_more() {
+    let (mut client, _server) = established_pair();
+    client.abort(at(10), CloseCode::GOING_AWAY, "bye").unwrap();
+    assert!(events(&mut client).iter().any(|e| matches!(e, Event::Closed(_))));
+    client.handle_eof(at(11));
+    assert!(events(&mut client).is_empty());
+}
+
+#[test]
+fn a_client_of_a_version_1_server_cannot_retime() {
+    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
+    take(&mut client, at(0));
+    let mut welcome = MAGIC.to_vec();
+    Frame::Welcome(pulse_proto::frame::Welcome {
+        version: 1,
+        interval_ms: 1_000,
+        dead_timeout_ms: 3_000,
+        max_frame_len: 1024,
+        min_ping_spacing_ms: 500,
+        ping_strikes: 2,
+        ext: None,
+    })
+    .encode(&mut welcome);
+    client.handle_input(at(1), &welcome[..]);
+    assert_eq!(client.state(), State::Established);
+    assert_eq!(
+        client.retime(at(2), SECOND * 2, SECOND * 6),
+        Err(pulse_proto::SendError::Unsupported { version: 1 })
+    );
+}
+
+#[test]
+fn an_unanswered_hello_is_sent_again_less_and_less_often() {
+    let mut client = Session::new(
+        datagram().with_handshake_timeout(SECOND * 10),
+        Role::Client,
+        Instant::ZERO,
+        1,
+    )
+    .unwrap();
+    let mut sends = vec![at(0)];
+    take(&mut client, at(0));
+    for _ in 0..100 {
+        let Some(next) = client.poll_timeout() else { break };
+        client.handle_timeout(next);
+        if frames(&take(&mut client, next))
+            .iter()
+            .any(|f| matches!(f, Frame::Hello(_)))
+        {
+            sends.push(next);
+        }
+        if client.is_closed() {
+            break;
+        }
+    }
+    let gaps: Vec<Duration> = sends.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 3, "{gaps:?}");
+    assert!(gaps[1] > gaps[0], "no backoff: {gaps:?}");
+    assert!(gaps.iter().all(|&g| g <= SECOND), "over the 1 s cap: {gaps:?}");
+}
