@@ -847,7 +847,8 @@ impl Session {
                 Due::Ping => {
                     let next = self.draw_spacing();
                     self.pending.ping = true;
-                    if self.role == Role::Client && self.tuning.as_mut().is_some_and(|t| t.resend()) {
+                    // Only a client asks, so only a client has a request to resend.
+                    if self.tuning.as_mut().is_some_and(|t| t.resend()) {
                         self.pending.retime = true;
                     }
                     if let Some(tuning) = self.tuning.as_mut() {

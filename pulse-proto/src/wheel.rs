@@ -255,7 +255,9 @@ impl<T> TimerWheel<T> {
             };
             let slot = (occupied.rotate_right(from).trailing_zeros() + from) % SLOTS as u32;
             let mut tick = (self.elapsed & !(level_ticks - 1)) + u64::from(slot) * slot_ticks;
-            if level > 0 && slot <= current {
+            // A slot at or before the current one is next turn's. (On level
+            // 0 none is: a due timer goes to the expired list instead.)
+            if slot <= current {
                 tick += level_ticks;
             }
             Some((level, slot as usize, tick.max(self.elapsed)))

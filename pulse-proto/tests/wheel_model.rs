@@ -117,3 +117,17 @@ fn each_live_timer_reports_its_own_deadline_and_a_fired_one_none() {
     assert_eq!(wheel.deadline(first), None);
     assert_eq!(wheel.deadline(second), Some(at(700)));
 }
+
+#[test]
+fn a_cancelled_timers_key_reports_no_deadline_once_its_entry_is_reused() {
+    let ms = Duration::from_millis(1);
+    let mut wheel = TimerWheel::new(ms);
+    let at = |n: u64| Instant::from_nanos(n * 1_000_000);
+    let cancelled = wheel.insert(at(40), 'a');
+    assert_eq!(wheel.cancel(cancelled), Some('a'));
+    // The new timer takes the freed entry; the old record still sits in
+    // its slot, and must not answer for the old key.
+    let reused = wheel.insert(at(900), 'b');
+    assert_eq!(wheel.deadline(cancelled), None);
+    assert_eq!(wheel.deadline(reused), Some(at(900)));
+}

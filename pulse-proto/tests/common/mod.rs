@@ -2,6 +2,8 @@
 //! HELLO, and how a session ended.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod pair;
+
 use bytes::Bytes;
 use pulse_proto::frame::{Frame, Hello, MAGIC};
 use pulse_proto::{CloseCode, Event, Instant, Session, StreamDecoder};
