@@ -10,8 +10,14 @@ in the memory panel.
 import math
 import sys
 
-COLORS = {"mio": "#1b7f3b", "smol": "#1f5fbf", "tokio": "#c0392b", "floor-1ms": "#777777"}
-LABELS = {"mio": "pulse-mio", "smol": "pulse-smol", "tokio": "tokio reference", "floor-1ms": "floor (bare syscalls)"}
+COLORS = {"mio": "#1b7f3b", "smol": "#1f5fbf", "pulse-tokio": "#8e44ad", "tokio": "#c0392b", "floor-1ms": "#777777"}
+LABELS = {
+    "mio": "pulse-mio",
+    "smol": "pulse-smol",
+    "pulse-tokio": "pulse-tokio",
+    "tokio": "tokio reference",
+    "floor-1ms": "floor (bare syscalls)",
+}
 
 
 def median(cell):
@@ -80,7 +86,7 @@ def main():
     for name in memory:
         svg.append(f'<rect x="{x}" y="352" width="14" height="4" fill="{COLORS[name]}"/>')
         svg.append(f'<text x="{x + 20}" y="358">{LABELS[name]}</text>')
-        x += 200
+        x += 160
     if plateau:
         svg.append('<line x1="70" y1="374" x2="90" y2="374" stroke="#333" stroke-dasharray="6 4" stroke-width="2"/>')
         svg.append('<text x="96" y="378">dashed: memory at the plateau (equal round trips per connection)</text>')
