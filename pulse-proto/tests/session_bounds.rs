@@ -200,3 +200,14 @@ fn before_the_handshake_a_datagrams_frame_larger_than_a_handshake_needs_is_refus
     assert_eq!(server.stats().frames_received, 0);
     assert_eq!(server.state(), State::Handshaking);
 }
+
+#[test]
+fn a_closing_session_answers_no_ping() {
+    let (mut client, _server) = stream_pair(stream(), 1);
+    client.close(at(10), CloseCode::NORMAL, "bye").unwrap();
+    take(&mut client, at(10));
+    client.handle_input(at(11), &encode(Frame::Ping { id: 1 })[..]);
+    let out = take(&mut client, at(11));
+    assert!(out.is_empty(), "sent while closing: {out:?}");
+    assert_eq!(client.stats().pings_received, 1);
+}
