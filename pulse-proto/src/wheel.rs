@@ -247,12 +247,9 @@ impl<T> TimerWheel<T> {
             let current = ((self.elapsed >> shift) % SLOTS as u64) as u32;
             // Above level 0 the current slot only ever holds timers of the
             // next turn (this turn's are on lower levels), so search from
-            // the slot after it, and reach it last.
-            let from = if level == 0 {
-                current
-            } else {
-                (current + 1) % SLOTS as u32
-            };
+            // the slot after it, and reach it last. (Slot 64 is slot 0:
+            // `rotate_right` and the `%` below wrap it.)
+            let from = if level == 0 { current } else { current + 1 };
             let slot = (occupied.rotate_right(from).trailing_zeros() + from) % SLOTS as u32;
             let mut tick = (self.elapsed & !(level_ticks - 1)) + u64::from(slot) * slot_ticks;
             // A slot at or before the current one is next turn's. (On level

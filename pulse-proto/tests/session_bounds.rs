@@ -1,7 +1,8 @@
 //! The session's bounds and counts, at their edges: what the stats count,
 //! the frame limit before the handshake, the send queue's limit, the stall
-//! threshold, input after the peer's CLOSE, a WELCOME where none belongs,
-//! and a reset that ends an adaptive client's idle gap.
+//! threshold and the grace after a stall, input after the peer's CLOSE, a
+//! WELCOME where none belongs, a reset that ends an adaptive client's idle
+//! gap, and renegotiation's spacing, strays and outcome.
 
 mod common;
 
@@ -210,4 +211,81 @@ fn a_closing_session_answers_no_ping() {
     let out = take(&mut client, at(11));
     assert!(out.is_empty(), "sent while closing: {out:?}");
     assert_eq!(client.stats().pings_received, 1);
+}
+
+#[test]
+fn after_our_own_stall_no_verdict_comes_before_the_probe_had_its_spacing() {
+    let (mut client, _server) = stream_pair(stream(), 1);
+    // The peer is silent from the start; our process stalls ten seconds.
+    let late = client.poll_timeout().unwrap() + SECOND * 10;
+    let spacing = client.negotiated().unwrap().min_ping_spacing();
+    let mut now = late;
+    let mut verdict = None;
+    for _ in 0..100 {
+        client.handle_timeout(now);
+        take(&mut client, now);
+        if events(&mut client).iter().any(|e| matches!(e, Event::PeerDead { .. })) {
+            verdict = Some(now);
+            break;
+        }
+        now = client.poll_timeout().unwrap();
+    }
+    let verdict = verdict.expect("a silent peer is convicted in the end");
+    assert!(
+        verdict >= late + spacing,
+        "convicted {:?} after the stall",
+        verdict - late
+    );
+}
+
+// Renegotiation.
+
+fn retime(id: u16) -> Vec<u8> {
+    encode(Frame::Retime {
+        id,
+        interval_ms: 2_000,
+        dead_timeout_ms: 6_000,
+    })
+}
+
+fn retimes_sent(session: &mut Session, now: Instant) -> usize {
+    common::stream_frames(&take(session, now))
+        .iter()
+        .filter(|f| matches!(f, Frame::Retime { .. }))
+        .count()
+}
+
+#[test]
+fn a_second_retime_one_ping_spacing_after_the_answer_is_answered() {
+    let (_client, mut server) = stream_pair(stream(), 1);
+    let spacing = server.negotiated().unwrap().min_ping_spacing();
+    server.handle_input(at(100), &retime(1)[..]);
+    assert_eq!(retimes_sent(&mut server, at(100)), 1);
+    let exactly = at(100) + spacing;
+    server.handle_input(exactly - MS, &retime(2)[..]);
+    assert_eq!(retimes_sent(&mut server, exactly - MS), 0);
+    server.handle_input(exactly, &retime(2)[..]);
+    assert_eq!(retimes_sent(&mut server, exactly), 1);
+}
+
+#[test]
+fn a_retime_answer_to_no_request_is_skipped_and_counted() {
+    let (mut client, _server) = stream_pair(stream(), 1);
+    client.handle_input(at(100), &retime(7)[..]);
+    assert_eq!(client.stats().frames_ignored, 1);
+    assert_eq!(client.state(), State::Established);
+}
+
+#[test]
+fn once_a_retime_is_agreed_the_client_asks_for_it_from_then_on() {
+    let mut pair = Pair::connected(stream());
+    pair.client.retime(pair.now, SECOND * 2, SECOND * 6).unwrap();
+    pair.run_for(SECOND * 3);
+    let n = pair.client.negotiated().unwrap();
+    assert_eq!((n.interval(), n.dead_timeout()), (SECOND * 2, SECOND * 6));
+    assert_eq!(
+        (n.requested_interval(), n.requested_dead_timeout()),
+        (SECOND * 2, SECOND * 6)
+    );
+    assert_eq!(pair.client.stats().frames_ignored, 0);
 }

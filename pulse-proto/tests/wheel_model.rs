@@ -107,7 +107,9 @@ fn each_live_timer_reports_its_own_deadline_and_a_fired_one_none() {
     let ms = Duration::from_millis(1);
     let mut wheel = TimerWheel::new(ms);
     let at = |n: u64| Instant::from_nanos(n * 1_000_000);
+    assert!(wheel.is_empty());
     let first = wheel.insert(at(5), 'a');
+    assert!(!wheel.is_empty());
     let second = wheel.insert(at(700), 'b');
     let third = wheel.insert(at(90_000), 'c');
     assert_eq!(wheel.deadline(first), Some(at(5)));
