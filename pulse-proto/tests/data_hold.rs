@@ -118,3 +118,31 @@ fn data_held_over_a_path_that_never_answers_is_handed_back_when_the_session_dies
         vec![(7, bytes::Bytes::from("one")), (8, bytes::Bytes::from("two"))]
     );
 }
+
+#[test]
+fn a_server_whose_client_retimed_confirms_a_path_idle_longer_than_it_saw_it_keep() {
+    let (mut client, mut server) = pair(false);
+    client.retime(Instant::ZERO, SECOND * 20, SECOND * 60).unwrap();
+    pass(&mut client, &mut server, Instant::ZERO);
+    let answer = pass(&mut server, &mut client, Instant::ZERO);
+    assert!(matches!(answer.as_slice(), [Frame::Retime { .. }]), "{answer:?}");
+    // 40 s later (the client's timer not run: it sent nothing), the
+    // server's message waits for a PING's answer.
+    let now = Instant::ZERO + SECOND * 40;
+    server.send(9, "news").unwrap();
+    let sent = pass(&mut server, &mut client, now);
+    assert!(matches!(sent.as_slice(), [Frame::Ping { .. }]), "{sent:?}");
+    pass(&mut client, &mut server, now);
+    let sent = pass(&mut server, &mut client, now);
+    assert!(matches!(sent.as_slice(), [Frame::Data { tag: 9, .. }]), "{sent:?}");
+    assert_eq!(messages(&mut client), vec![9]);
+}
+
+#[test]
+fn a_server_whose_client_never_retimed_sends_at_once_whatever_the_silence() {
+    let (mut client, mut server) = pair(false);
+    let now = Instant::ZERO + SECOND * 40;
+    server.send(9, "news").unwrap();
+    let sent = pass(&mut server, &mut client, now);
+    assert!(matches!(sent.as_slice(), [Frame::Data { tag: 9, .. }]), "{sent:?}");
+}
