@@ -153,6 +153,8 @@ pub struct Adaptive {
     /// Trying the failed length again after a long settled stretch.
     reprobing: bool,
     active: bool,
+    /// The longest gap the server's clamp allows (ms; 0: no clamp met).
+    ceiling: u32,
 }
 
 impl Adaptive {
@@ -188,6 +190,7 @@ impl Adaptive {
             settled_since: None,
             reprobing: false,
             active: false,
+            ceiling: 0,
         };
         // Resume at the longest gap known to work, or below a known failure.
         policy.target = match (policy.good, policy.bad) {
@@ -196,6 +199,10 @@ impl Adaptive {
         };
         if learned.settled && policy.is_narrow() {
             policy.settle(now);
+        } else if learned.settled && learned.target_ms > policy.good {
+            // Settled at a server's clamp, which the next server may not
+            // have: try again the length the clamp stopped.
+            policy.target = learned.target_ms.min(ms(config.max));
         } else if learned.failures > 0 && learned.target_ms != 0 {
             // A death at the length being tried: try it again.
             policy.target = learned.target_ms.min(ms(config.max));
@@ -214,9 +221,41 @@ impl Adaptive {
     pub fn target_gap(&self) -> Duration {
         if self.active {
             self.config.active
+        } else if self.ceiling != 0 {
+            dur(self.target.min(self.ceiling))
         } else {
             dur(self.target)
         }
+    }
+
+    /// The server's clamp allows no idle gap longer than `ceiling` (its
+    /// maximum interval, at the widest jitter), or, with `None`, no clamp
+    /// is known. Rounds at the ceiling teach nothing beyond it: once
+    /// [`AdaptiveConfig::successes_per_step`] of them are clean with the
+    /// target at or past it, the policy settles there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use pulse_proto::{Adaptive, AdaptiveConfig, Instant, Learned};
+    ///
+    /// let mut policy = Adaptive::new(AdaptiveConfig::default(), Learned::default(), Instant::ZERO);
+    /// policy.set_ceiling(Some(Duration::from_secs(33)));
+    /// for _ in 0..10 {
+    ///     let gap = policy.target_gap();
+    ///     policy.on_idle_round(gap, Instant::ZERO);
+    /// }
+    /// assert!(policy.is_settled());
+    /// assert_eq!(policy.target_gap(), Duration::from_secs(33));
+    /// ```
+    pub fn set_ceiling(&mut self, ceiling: Option<Duration>) {
+        self.ceiling = ceiling.map_or(0, ms);
+    }
+
+    /// Whether the gap the policy wants is the server's ceiling (or past it).
+    pub fn at_ceiling(&self) -> bool {
+        self.ceiling != 0 && self.target >= self.ceiling && !self.active
     }
 
     /// What was learned so far.
@@ -244,6 +283,11 @@ impl Adaptive {
     /// interval is [`AdaptiveConfig::active`], and nothing is learned.
     pub fn set_active(&mut self, active: bool) {
         self.active = active;
+    }
+
+    /// Whether the application said it is active ([`Adaptive::set_active`]).
+    pub fn is_active(&self) -> bool {
+        self.active
     }
 
     /// The timeout factor to ask for.
@@ -281,12 +325,22 @@ impl Adaptive {
             self.settled_since = None;
         }
         match self.settled_since {
-            Some(since) if now - since >= self.config.reprobe_after && self.bad != 0 => {
+            // A failed length past the server's ceiling cannot be tried.
+            Some(since)
+                if now - since >= self.config.reprobe_after
+                    && self.bad != 0
+                    && (self.ceiling == 0 || self.bad <= self.ceiling) =>
+            {
                 self.reprobing = true;
                 self.target = self.bad;
             }
             Some(_) => {}
             None if self.is_narrow() || (self.bad == 0 && self.target >= ms(self.config.max)) => self.settle(now),
+            // Clean at the server's ceiling: as long as this server allows.
+            None if self.at_ceiling() => {
+                self.settled_since = Some(now);
+                self.reprobing = false;
+            }
             None => self.target = self.next_target(),
         }
     }
@@ -316,11 +370,14 @@ impl Adaptive {
             // path shrank. Forget it and start below what failed.
             self.good = 0;
         }
-        if self.reprobing {
+        if self.reprobing && self.good != 0 {
             self.reprobing = false;
             self.settle(now);
             return;
         }
+        // Nothing known to work any more: search again, from below the
+        // failure (settling on nothing would ping as often as allowed).
+        self.reprobing = false;
         self.settled_since = None;
         self.target = self.next_target();
         if self.is_narrow() {
@@ -441,6 +498,39 @@ mod tests {
             policy.on_idle_round(gap, now);
         }
         assert!(policy.target_gap() > settled * 2, "{:?}", policy.target_gap());
+    }
+
+    #[test]
+    fn a_reprobe_that_dies_below_the_longest_gap_that_worked_searches_again_rather_than_settle_on_nothing() {
+        let mut policy = learn(120 * S, 400);
+        let mut now = Instant::ZERO + Duration::from_secs(1_000 * 3600);
+        while !policy.reprobing {
+            let gap = policy.target_gap();
+            now += gap;
+            policy.on_idle_round(gap, now);
+        }
+        // The path shrank: the re-probe's connection dies after a short gap.
+        policy.on_idle_death(Duration::from_secs(20), now);
+        assert!(!policy.is_settled(), "{policy:?}");
+        assert!(policy.target_gap() >= Duration::from_secs(10), "{policy:?}");
+    }
+
+    #[test]
+    fn at_the_servers_ceiling_it_settles_there_and_a_stored_value_tries_past_it_again() {
+        let mut policy = Adaptive::new(AdaptiveConfig::default(), Learned::default(), Instant::ZERO);
+        let ceiling = Duration::from_secs(66);
+        policy.set_ceiling(Some(ceiling));
+        for _ in 0..40 {
+            let gap = policy.target_gap();
+            assert!(gap <= ceiling);
+            policy.on_idle_round(gap, Instant::ZERO);
+        }
+        assert!(policy.is_settled() && policy.at_ceiling(), "{policy:?}");
+        assert_eq!(policy.target_gap(), ceiling);
+        let stored = Learned::from_bytes(policy.learned().to_bytes());
+        let next = Adaptive::new(AdaptiveConfig::default(), stored, Instant::ZERO);
+        assert!(!next.is_settled());
+        assert!(next.target_gap() > ceiling, "{next:?}");
     }
 
     #[test]

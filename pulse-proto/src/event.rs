@@ -54,7 +54,8 @@ pub enum Event {
     /// The session ended. Always the last event, sent once, and sent exactly
     /// when [`crate::Session::is_closed`] becomes true: then write what
     /// `poll_transmit` still yields that the transport takes at once, and
-    /// drop the transport.
+    /// drop the transport. Messages the session never began to send come
+    /// back from [`crate::Session::poll_unsent`].
     Closed(Closed),
 }
 

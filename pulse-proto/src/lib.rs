@@ -110,6 +110,7 @@ mod event;
 pub mod frame;
 mod gate;
 mod handshake;
+mod hold;
 mod inspect;
 mod jitter;
 mod liveness;

@@ -142,6 +142,19 @@ impl Output {
         self.staged = None;
     }
 
+    /// Takes the queued DATA no byte of which reached the staging buffer:
+    /// the messages the peer cannot have seen, to hand back. A frame
+    /// already begun stays (and is dropped with the rest).
+    pub(crate) fn take_unbegun(&mut self) -> VecDeque<(u16, Bytes)> {
+        self.data
+            .as_mut()
+            .map(|d| {
+                d.queued = d.rest.len();
+                core::mem::take(&mut d.queue)
+            })
+            .unwrap_or_default()
+    }
+
     /// Stages more of the frame in progress, up to `limit` staged bytes,
     /// and stops at its end so that control frames may go next.
     pub(crate) fn continue_frame(&mut self, limit: usize) {

@@ -183,6 +183,7 @@ impl Session {
         if !self.accepts_input() {
             return;
         }
+        self.allow_confirm(false);
         self.stats.bytes_received += input.remaining() as u64;
         let before = self.poll_timeout();
         while self.accepts_input() {
@@ -208,6 +209,7 @@ impl Session {
         if !self.accepts_input() {
             return;
         }
+        self.allow_confirm(false);
         let mut bytes = datagram.copy_to_bytes(datagram.remaining());
         self.stats.bytes_received += bytes.len() as u64;
         let has_magic = bytes.starts_with(&MAGIC);
@@ -250,6 +252,7 @@ impl Session {
         if self.state == State::Established {
             self.on_idle_death(now);
         }
+        self.keep_unsent();
         self.output.discard_all();
         self.pending = Pending::default();
         match self.state {
@@ -274,6 +277,7 @@ impl Session {
     /// running timers for the same wake-up.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.enter(now);
+        self.allow_confirm(true);
         // Checked at every timer, due or not, rather than with a deadline of
         // its own: output created by input (a PONG) must not pull the
         // deadline earlier. The timer fires at least every few intervals.
@@ -333,6 +337,7 @@ impl Session {
             });
         }
         self.output.push(tag, payload);
+        self.allow_confirm(true);
         Ok(())
     }
 
@@ -604,7 +609,7 @@ impl Session {
         self.negotiated.map_or(self.config.dead_timeout, |n| n.dead_timeout())
     }
 
-    fn ping_policy(&self) -> PingPolicy {
+    pub(crate) fn ping_policy(&self) -> PingPolicy {
         match self.negotiated {
             Some(n) => PingPolicy {
                 spacing: n.min_ping_spacing(),
@@ -640,6 +645,7 @@ impl Session {
         if self.state == State::Handshaking {
             return self.on_handshake_frame(now, frame);
         }
+        self.note_heard(now);
         if let Some(silent_for) = self.liveness.on_receive(now) {
             self.events.push_back(Event::Recovered { silent_for });
             self.respread();
@@ -770,6 +776,13 @@ impl Session {
         self.negotiated = Some(negotiated);
         self.decoder.set_max_len(self.config.max_frame_len);
         self.guard = PingGuard::new(now);
+        if self.role == Role::Client {
+            let (requested, agreed) = (
+                (negotiated.requested_interval_ms, negotiated.requested_dead_timeout_ms),
+                (negotiated.interval_ms, negotiated.dead_timeout_ms),
+            );
+            self.note_clamp(requested, agreed);
+        }
         let (interval, dead_timeout) = (negotiated.interval(), negotiated.dead_timeout());
         let first = match self.role {
             // An adaptive client never lets the path idle past its target.
@@ -851,9 +864,7 @@ impl Session {
                     if self.tuning.as_mut().is_some_and(|t| t.resend()) {
                         self.pending.retime = true;
                     }
-                    if let Some(tuning) = self.tuning.as_mut() {
-                        tuning.gap = Some((self.next_ping_id, self.liveness.silent_for(now), now));
-                    }
+                    self.note_idle_round(now);
                     self.liveness.on_scheduled_ping(now, probe, next);
                 }
                 Due::Suspect => {
@@ -881,7 +892,7 @@ impl Session {
 
     /// Decides a probe now; it is serialised, ahead of DATA, when the
     /// driver next asks for bytes.
-    fn queue_probe(&mut self, now: Instant, probe: ProbeTiming) {
+    pub(crate) fn queue_probe(&mut self, now: Instant, probe: ProbeTiming) {
         self.pending.ping = true;
         self.liveness.on_probe(now, probe);
     }
@@ -918,7 +929,11 @@ impl Session {
 
     /// The timings a client asks for: its adaptive target, or its config.
     pub(crate) fn asked_timing(&self) -> Timing {
+        let clamp = self.tuning.as_ref().and_then(|t| t.clamp);
         match self.adaptive() {
+            // At the server's ceiling: exactly what it agreed to, so as
+            // not to ask again and again.
+            Some(adaptive) if adaptive.at_ceiling() && clamp.is_some() => clamp.unwrap_or_default(),
             Some(adaptive) => {
                 let interval = interval_for_gap(adaptive.target_gap(), self.config.jitter_percent);
                 let dead = interval * u32::from(adaptive.timeout_factor());
@@ -953,10 +968,10 @@ impl Session {
     /// kept the connection through the idle gap before it.
     fn on_idle_round(&mut self, now: Instant, id: u32) {
         let Some(tuning) = self.tuning.as_mut() else { return };
-        if let (Some((gap_id, gap, _)), Some(adaptive)) = (tuning.gap, tuning.adaptive.as_mut()) {
-            if gap_id == id {
+        if let (Some(round), Some(adaptive)) = (tuning.gap, tuning.adaptive.as_mut()) {
+            if round.id == id {
                 tuning.gap = None;
-                adaptive.on_idle_round(gap, now);
+                adaptive.on_idle_round(round.quiet, now);
                 tuning.cap = Some(adaptive.target_gap());
                 self.follow_adaptive(now);
             }
@@ -968,9 +983,9 @@ impl Session {
     fn on_idle_death(&mut self, now: Instant) {
         let last_recv = now - self.liveness.silent_for(now);
         let Some(tuning) = self.tuning.as_mut() else { return };
-        if let (Some((_, gap, sent)), Some(adaptive)) = (tuning.gap.take(), tuning.adaptive.as_mut()) {
-            if last_recv <= sent {
-                adaptive.on_idle_death(gap, now);
+        if let (Some(round), Some(adaptive)) = (tuning.gap.take(), tuning.adaptive.as_mut()) {
+            if last_recv <= round.sent {
+                adaptive.on_idle_death(round.exposure, now);
             }
         }
     }
@@ -982,7 +997,7 @@ impl Session {
         };
         match self.role {
             Role::Server => {
-                let tuning = self.tuning.get_or_insert_with(Box::default);
+                let tuning = self.tuning.get_or_insert_with(|| Box::new(Tuning::server(now)));
                 // One answer per minimum ping spacing: requests cannot flood.
                 if tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing()) {
                     bump(&mut self.stats.frames_ignored);
@@ -1000,13 +1015,34 @@ impl Session {
             }
             Role::Client => {
                 handshake::check_timing(timing.0, timing.1, n.min_ping_spacing_ms)?;
+                let asked = self.tuning.as_ref().and_then(|t| t.asked);
                 let answered = self.tuning.as_mut().is_some_and(|t| t.answered(id, timing));
-                if !answered {
-                    bump(&mut self.stats.frames_ignored);
+                match asked {
+                    Some((_, asked)) if answered => self.note_clamp(asked, timing),
+                    _ => bump(&mut self.stats.frames_ignored),
                 }
             }
         }
         Ok(())
+    }
+
+    /// An adaptive client asked for `asked` and the server agreed to
+    /// `agreed`: an interval below what was asked is the server's ceiling
+    /// (its clamp); one above the known ceiling lifts it.
+    fn note_clamp(&mut self, asked: Timing, agreed: Timing) {
+        let jitter = self.config.jitter_percent;
+        let Some(tuning) = self.tuning.as_mut() else { return };
+        let Some(adaptive) = tuning.adaptive.as_mut() else {
+            return;
+        };
+        if agreed.0 < asked.0 {
+            tuning.clamp = Some(agreed);
+            let gap = Duration::from_millis(agreed.0.into()) * (100 + u32::from(jitter)) / 100;
+            adaptive.set_ceiling(Some(gap));
+        } else if tuning.clamp.is_some_and(|clamp| agreed.0 > clamp.0) {
+            tuning.clamp = None;
+            adaptive.set_ceiling(None);
+        }
     }
 
     /// Timings agreed since the last timer take effect now.
@@ -1075,6 +1111,7 @@ impl Session {
     /// Ends now: queued DATA is dropped and CLOSE goes out ahead of
     /// everything not yet staged, if the stream is between frames.
     fn hard_close(&mut self, closed: Closed) {
+        self.keep_unsent();
         let can_frame = self.output.discard_data();
         // A graceful CLOSE already on its way says all there is to say.
         let close_staged = self.ending.as_ref().is_some_and(|e| e.close_staged);

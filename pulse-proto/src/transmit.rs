@@ -62,8 +62,11 @@ impl Session {
         self.stats.bytes_sent += taken as u64;
         if taken > 0 {
             self.output_since = self.now;
-            if let Some(last_sent) = self.tuning.as_mut().and_then(|t| t.last_sent.as_mut()) {
-                *last_sent = self.now;
+            if let Some(tuning) = self.tuning.as_mut() {
+                tuning.sent_at = self.now;
+                if let Some(last_sent) = tuning.last_sent.as_mut() {
+                    *last_sent = self.now;
+                }
             }
         }
         if self.output.unsent().is_none() && self.ending.as_ref().is_some_and(|e| e.close_staged) {
@@ -82,8 +85,10 @@ impl Session {
         if magic {
             self.output.staging().extend_from_slice(&MAGIC);
         }
+        // Before the control frames: a PING confirming the path goes now.
+        let data_may_go = self.may_begin_data(now);
         self.stage_control(now);
-        if matches!(self.state, State::Established | State::Closing) {
+        if data_may_go && matches!(self.state, State::Established | State::Closing) {
             self.stats.data_sent += self.output.stage_stream(STREAM_CHUNK);
         }
         self.stage_graceful_close();
@@ -101,8 +106,9 @@ impl Session {
         if magic {
             self.output.staging().extend_from_slice(&MAGIC);
         }
+        let data_may_go = self.may_begin_data(now);
         self.stage_control(now);
-        if matches!(self.state, State::Established | State::Closing) {
+        if data_may_go && matches!(self.state, State::Established | State::Closing) {
             self.stats.data_sent += self.output.stage_datagram(self.config.max_datagram_size);
         }
         self.stage_graceful_close();

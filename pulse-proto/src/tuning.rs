@@ -1,11 +1,29 @@
 //! Changing the timings in-session (RETIME), and the adaptive interval
 //! that drives it: the bookkeeping, boxed, for sessions that use either.
 
+use alloc::collections::VecDeque;
+use bytes::Bytes;
 use core::time::Duration;
 
 use crate::adapt::{Adaptive, AdaptiveConfig, Learned};
 use crate::config::Transport;
 use crate::time::Instant;
+
+/// A PING the adaptive policy learns from (`docs/PROTOCOL.md` §6.11).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct IdleRound {
+    /// The PING's id.
+    pub(crate) id: u32,
+    /// Nothing sent or heard for this long before it: what its answer
+    /// proves the path keeps.
+    pub(crate) quiet: Duration,
+    /// Since the older of our last send and the last frame heard: what a
+    /// death after it blames (a NAT that only one direction refreshes
+    /// forgets by that direction's silence; the quiet may be far shorter).
+    pub(crate) exposure: Duration,
+    /// When it left.
+    pub(crate) sent: Instant,
+}
 
 /// Timings in wire form: interval and dead-peer timeout, milliseconds.
 pub(crate) type Timing = (u32, u32);
@@ -39,9 +57,25 @@ pub(crate) struct Tuning {
     /// NATs that only its own packets refresh would forget a connection it
     /// only receives on.
     pub(crate) last_sent: Option<Instant>,
-    /// The id of the latest scheduled PING, the idle gap before it, and
-    /// when it left.
-    pub(crate) gap: Option<(u32, Duration, Instant)>,
+    /// The latest PING the adaptive policy learns from: its id, the idle
+    /// gap before it, and when it left.
+    pub(crate) gap: Option<IdleRound>,
+    /// When this side last sent anything: with the last frame heard, how
+    /// long the path has been idle (`docs/PROTOCOL.md` §6.11).
+    pub(crate) sent_at: Instant,
+    /// The longest quiet (nothing sent, nothing heard) that ended with a
+    /// frame heard: the path is known to keep an idle connection that long.
+    pub(crate) proven: Duration,
+    /// Messages no byte of which was sent when the session ended
+    /// abruptly, for [`crate::Session::poll_unsent`].
+    pub(crate) unsent: VecDeque<(u16, Bytes)>,
+    /// A local call or a timer came since the last input: a PING that
+    /// confirms the path may go now (on input it would move the deadline
+    /// earlier, which drivers do not watch for).
+    pub(crate) may_confirm: bool,
+    /// The timings the server agreed to when it clamped an adaptive
+    /// client's interval below what it asked: its ceiling.
+    pub(crate) clamp: Option<Timing>,
 }
 
 impl Tuning {
@@ -49,6 +83,7 @@ impl Tuning {
         Tuning {
             adaptive: Some(Adaptive::new(config, Learned::default(), now)),
             last_sent: (transport == Transport::Datagram).then_some(now),
+            sent_at: now,
             ..Tuning::default()
         }
     }
@@ -56,6 +91,15 @@ impl Tuning {
     pub(crate) fn datagram_client(now: Instant) -> Tuning {
         Tuning {
             last_sent: Some(now),
+            sent_at: now,
+            ..Tuning::default()
+        }
+    }
+
+    /// A server's, from the first RETIME it is sent.
+    pub(crate) fn server(now: Instant) -> Tuning {
+        Tuning {
+            sent_at: now,
             ..Tuning::default()
         }
     }

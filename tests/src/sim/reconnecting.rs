@@ -80,6 +80,11 @@ pub struct Reconnecting {
     /// Messages received on finished connections: (time, receiver, tag).
     received: Vec<(Instant, Side, u16)>,
     sent: Vec<Sent>,
+    /// Messages a finished connection handed back unsent
+    /// ([`Session::poll_unsent`]), to send again once connected.
+    unsent: Vec<(Side, u16, Bytes)>,
+    /// How many messages were handed back unsent, in all.
+    handed_back: usize,
 }
 
 /// The most connections a run may open before the harness calls it a hang.
@@ -106,6 +111,8 @@ impl Reconnecting {
             pings: Vec::new(),
             received: Vec::new(),
             sent: Vec::new(),
+            unsent: Vec::new(),
+            handed_back: 0,
         };
         this.open();
         this
@@ -144,6 +151,9 @@ impl Reconnecting {
     /// Runs to `until`, reconnecting whenever the client's session ends.
     /// `watch` sees the pair after every step of the simulation.
     pub fn run_until(&mut self, until: Instant, mut watch: impl FnMut(&Pair)) {
+        if self.reconnect_at.is_none() {
+            self.send_again(until);
+        }
         loop {
             if let Some(at) = self.reconnect_at {
                 let to = at.min(until);
@@ -153,6 +163,7 @@ impl Reconnecting {
                     return;
                 }
                 self.open();
+                self.send_again(until);
                 continue;
             }
             let ended = self.pair.run_while(until, |p| {
@@ -176,12 +187,20 @@ impl Reconnecting {
             return Err(SendError::NotConnected);
         }
         self.pair.send(from, tag, payload)?;
+        // A local call may move the deadline earlier: a driver re-arms.
+        self.pair.side(from).rearm();
         self.sent.push(Sent {
             at: self.pair.now,
             from,
             tag,
         });
         Ok(())
+    }
+
+    /// How many messages sessions handed back unsent when they ended
+    /// (each was sent again on the next connection).
+    pub fn handed_back(&self) -> usize {
+        self.handed_back
     }
 
     /// Every message sent so far.
@@ -216,6 +235,24 @@ impl Reconnecting {
 
     /// The connection's session ended: keep what it learned and what it saw.
     fn retire(&mut self) {
+        // The server's session may not have given its verdict yet: its
+        // application, seeing the client connect again, drops it and takes
+        // back what it never sent.
+        let now = self.pair.now;
+        let server = &mut self.pair.server;
+        if !server.session.is_closed() {
+            let local = server.process.local(now);
+            let _ = server
+                .session
+                .abort(local, CloseCode::GOING_AWAY, "the client connected again");
+        }
+        for side in [Side::Client, Side::Server] {
+            let session = &mut self.pair.side(side).session;
+            while let Some((tag, payload)) = session.poll_unsent() {
+                self.unsent.push((side, tag, payload));
+                self.handed_back += 1;
+            }
+        }
         let learned = self.pair.client.session.learned();
         self.stored = learned.map(|l| Learned::from_bytes(l.to_bytes()));
         self.pings.extend(current_pings(&self.pair));
@@ -224,6 +261,25 @@ impl Reconnecting {
         current.ended = self.pair.client.ended();
         current.forgotten_at = self.mapping.forgotten_at();
         current.learned = learned;
+    }
+
+    /// Once the new connection is up (by `until`), sends what the last one
+    /// handed back, as the application would.
+    fn send_again(&mut self, until: Instant) {
+        if self.unsent.is_empty() {
+            return;
+        }
+        self.pair
+            .run_while(until, |p| p.client.session.state() == pulse_proto::State::Handshaking);
+        if !self.is_connected() {
+            return;
+        }
+        for (side, tag, payload) in std::mem::take(&mut self.unsent) {
+            if self.pair.send(side, tag, payload.clone()).is_err() {
+                self.unsent.push((side, tag, payload));
+            }
+            self.pair.side(side).rearm();
+        }
     }
 
     /// A new connection now: fresh sessions, a fresh NAT mapping, and what
