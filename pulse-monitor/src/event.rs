@@ -268,7 +268,7 @@ pub struct Transition {
 /// Why a pool panicked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PanicReason {
-    /// Its healthy share fell under `panic_threshold`.
+    /// Its healthy share fell under `panic_threshold`, or none of it is up.
     BelowThreshold,
     /// Over `correlated_share` of it went down within `correlated_window`:
     /// more likely our own network than that many targets at once.

@@ -77,7 +77,7 @@ pub struct Stats {
     pub timeouts: u64,
     /// Results for probes that were aborted or superseded.
     pub stale_results: u64,
-    /// Stalls of our own detected (late timers, bursts, correlated failures).
+    /// Stalls of our own detected (late timers, bursts).
     pub stalls: u64,
     /// Of which bursts of arrivals.
     pub bursts: u64,

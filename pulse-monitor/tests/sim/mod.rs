@@ -206,6 +206,9 @@ pub struct Sim {
     pub heard: Vec<Instant>,
     /// Simulated target by monitor index.
     by_index: Vec<Option<usize>>,
+    /// A pool whose healthy set is counted after every call into the
+    /// monitor, and the smallest count seen since it was set.
+    pub watch: Option<(pulse_monitor::PoolId, usize)>,
 }
 
 impl Sim {
@@ -228,6 +231,7 @@ impl Sim {
             keep_events: true,
             heard: Vec::new(),
             by_index: Vec::new(),
+            watch: None,
         }
     }
 
@@ -423,6 +427,9 @@ impl Sim {
             if self.keep_events {
                 self.events.push((self.now, event));
             }
+        }
+        if let Some((pool, smallest)) = &mut self.watch {
+            *smallest = (*smallest).min(self.monitor.healthy(*pool).count());
         }
     }
 
