@@ -59,7 +59,8 @@ pub struct Config {
     /// fails under load.
     pub rise: u8,
     /// Consecutive failed checks that take a target down (and that confirm
-    /// a suspicion, for targets that announce and can be probed). Default 3.
+    /// a suspicion, for targets that announce and can be probed, or a lost
+    /// session of a pulse peer with a confirming check). Default 3.
     ///
     /// One lost packet should never take a backend out: lower it only on
     /// links that do not lose packets.

@@ -81,6 +81,10 @@ pub struct Stats {
     pub stalls: u64,
     /// Of which bursts of arrivals.
     pub bursts: u64,
+    /// Lost sessions of pulse peers (with a confirming check) that never
+    /// became a down: a probe found the peer alive, or a new session
+    /// connected, first.
+    pub sessions_refuted: u64,
 }
 
 impl Stats {
