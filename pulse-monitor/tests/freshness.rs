@@ -46,6 +46,35 @@ fn run(monitor: &mut Monitor, until: Instant, outcome: Option<ProbeOutcome>) {
     panic!("the monitor's timers did not settle");
 }
 
+/// Runs the monitor's timers: its next two probes are refused (leaving
+/// `target` in `health`), the third gets no answer, and the monitor stalls
+/// for 10 s from its start — no down for that. Returns the stall's end.
+fn stall_across_a_third_probe(monitor: &mut Monitor, target: TargetId, health: Health) -> Instant {
+    let mut refusals = 0;
+    for _ in 0..100 {
+        let deadline = monitor.poll_timeout().expect("a probe to come");
+        monitor.handle_timeout(deadline);
+        for probe in started(monitor) {
+            if refusals == 2 {
+                assert_eq!(monitor.snapshot(target).unwrap().health, health);
+                // The next call comes 10 s late.
+                let end = deadline + Duration::from_secs(10);
+                monitor.handle_timeout(end);
+                assert!(monitor.stats().stalls > 0, "no stall noticed");
+                assert_eq!(
+                    downs(monitor, target),
+                    vec![],
+                    "a probe that spanned our stall convicted"
+                );
+                return end;
+            }
+            monitor.handle_probe_result(deadline, probe, ProbeOutcome::Refused);
+            refusals += 1;
+        }
+    }
+    panic!("no third probe");
+}
+
 fn downs(monitor: &mut Monitor, target: TargetId) -> Vec<(Instant, Reason)> {
     std::iter::from_fn(|| monitor.poll_event())
         .filter_map(|e| match e {
@@ -73,35 +102,7 @@ fn a_checked_targets_probe_that_spans_our_stall_does_not_count_towards_its_fall(
         .unwrap();
     run(&mut monitor, at(5.0), Some(ProbeOutcome::Connected));
     assert_eq!(monitor.snapshot(id).unwrap().health, Health::Up);
-    // Two refusals, then a probe that hangs.
-    let mut refusals = 0;
-    let mut hanging = None;
-    for _ in 0..100 {
-        let deadline = monitor.poll_timeout().unwrap();
-        monitor.handle_timeout(deadline);
-        for probe in started(&mut monitor) {
-            if refusals < 2 {
-                monitor.handle_probe_result(deadline, probe, ProbeOutcome::Refused);
-                refusals += 1;
-            } else {
-                hanging = Some(deadline);
-            }
-        }
-        if hanging.is_some() {
-            break;
-        }
-    }
-    let hung_at = hanging.expect("a third probe");
-    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Suspect);
-    // We stall for 10 s: the next call comes that late.
-    let end = hung_at + Duration::from_secs(10);
-    monitor.handle_timeout(end);
-    assert!(stalled(&mut monitor));
-    assert_eq!(
-        downs(&mut monitor, id),
-        vec![],
-        "a probe that spanned our stall convicted"
-    );
+    let end = stall_across_a_third_probe(&mut monitor, id, Health::Suspect);
     // Fresh probes that fail convict.
     run(&mut monitor, end + Duration::from_secs(5), Some(ProbeOutcome::Refused));
     let found = downs(&mut monitor, id);
@@ -181,31 +182,7 @@ fn a_pulse_peers_confirming_probe_that_spans_our_stall_does_not_count() {
             silent_for: Duration::from_secs(3),
         },
     );
-    let mut failures = 0;
-    let mut hung_at = None;
-    for _ in 0..100 {
-        let deadline = monitor.poll_timeout().unwrap();
-        monitor.handle_timeout(deadline);
-        for probe in started(&mut monitor) {
-            if failures < 2 {
-                monitor.handle_probe_result(deadline, probe, ProbeOutcome::Refused);
-                failures += 1;
-            } else {
-                hung_at = Some(deadline);
-            }
-        }
-        if hung_at.is_some() {
-            break;
-        }
-    }
-    let end = hung_at.expect("a third probe") + Duration::from_secs(10);
-    monitor.handle_timeout(end);
-    assert!(stalled(&mut monitor));
-    assert_eq!(
-        downs(&mut monitor, id),
-        vec![],
-        "a probe that spanned our stall convicted"
-    );
+    let end = stall_across_a_third_probe(&mut monitor, id, Health::Suspect);
     run(
         &mut monitor,
         end + Duration::from_secs(3),

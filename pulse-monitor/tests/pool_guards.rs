@@ -194,19 +194,7 @@ fn a_partition_from_a_whole_pool_never_empties_it_at_any_boundary_configuration(
                 let mut sim = Sim::new(monitor, Link::CLEAN, seed);
                 let tcp = sim.monitor.add_check(Check::Tcp);
                 let pool = sim.monitor.add_pool();
-                for k in 0..size as u64 {
-                    let spec = if k % 2 == 0 {
-                        TargetSpec::checked(pool, tcp)
-                    } else {
-                        TargetSpec::announced(pool, k)
-                    };
-                    let id = sim.monitor.add_target(sim.now, spec).unwrap();
-                    if k % 2 == 0 {
-                        sim.add_probed(id);
-                    } else {
-                        sim.add_announcer(id, k, Duration::from_secs(1));
-                    }
-                }
+                sim.add_mixed_pool(pool, tcp, size as u64);
                 sim.run_until(at(20.0));
                 assert_eq!(sim.monitor.healthy(pool).count(), size, "{name}, seed {seed}");
                 sim.watch = Some((pool, usize::MAX));

@@ -306,6 +306,24 @@ impl Sim {
         k
     }
 
+    /// `n` targets in `pool`: even ones checked with `check`, odd ones
+    /// announcing every second as service `k`.
+    pub fn add_mixed_pool(&mut self, pool: pulse_monitor::PoolId, check: pulse_monitor::CheckId, n: u64) {
+        for k in 0..n {
+            let spec = if k % 2 == 0 {
+                pulse_monitor::TargetSpec::checked(pool, check)
+            } else {
+                pulse_monitor::TargetSpec::announced(pool, k)
+            };
+            let id = self.monitor.add_target(self.now, spec).unwrap();
+            if k % 2 == 0 {
+                self.add_probed(id);
+            } else {
+                self.add_announcer(id, k, Duration::from_secs(1));
+            }
+        }
+    }
+
     pub fn set(&mut self, k: usize, behaviour: Behaviour) {
         self.targets[k].behaviour = behaviour;
     }

@@ -87,28 +87,35 @@ impl Sim {
             behaviour: Behaviour::Alive,
             announces: None,
         });
-        let config = self.peers.config.get_or_insert_with(config).clone();
+        let (client, server) = self.new_sessions();
         let p = self.peers.pairs.len();
-        let seed = self.rng.next_u64();
         self.peers.pairs.push(Pair {
             k,
             generation: 0,
-            client: Session::new(config.clone(), Role::Client, self.now, seed).unwrap(),
-            server: Session::new(config, Role::Server, self.now, seed ^ 1).unwrap(),
+            client,
+            server,
             armed: [None, None],
         });
         self.peer_flush(p);
         k
     }
 
-    pub(super) fn peer_reconnect(&mut self, p: usize) {
-        let config = self.peers.config.clone().unwrap();
+    /// A client session and the server session it will reach.
+    fn new_sessions(&mut self) -> (Session, Session) {
+        let config = self.peers.config.get_or_insert_with(config).clone();
         let seed = self.rng.next_u64();
-        let now = self.now;
+        (
+            Session::new(config.clone(), Role::Client, self.now, seed).unwrap(),
+            Session::new(config, Role::Server, self.now, seed ^ 1).unwrap(),
+        )
+    }
+
+    pub(super) fn peer_reconnect(&mut self, p: usize) {
+        let (client, server) = self.new_sessions();
         let pair = &mut self.peers.pairs[p];
         pair.generation += 1;
-        pair.client = Session::new(config.clone(), Role::Client, now, seed).unwrap();
-        pair.server = Session::new(config, Role::Server, now, seed ^ 1).unwrap();
+        pair.client = client;
+        pair.server = server;
         pair.armed = [None, None];
         self.peer_flush(p);
     }
