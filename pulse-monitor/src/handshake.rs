@@ -16,8 +16,9 @@ use crate::event::CheckResult;
 const MAX_FIRST_FRAME: u32 = 1024;
 
 /// A check that opens a pulse session over TCP and passes when the server
-/// answers its HELLO: with WELCOME, or with CLOSE (it lives, and refuses).
-/// Anything else, or nothing within the timeout, fails.
+/// answers its HELLO with WELCOME. A CLOSE fails it (the process lives,
+/// but takes no session: full, or going away — nothing a load balancer
+/// can use), and so does anything else, or nothing within the timeout.
 ///
 /// The probe's connection is dropped after the answer, so the server sees
 /// a session that ended without CLOSE; it costs the server one short
@@ -81,7 +82,8 @@ impl PulseCheck {
         let mut input = response;
         match decoder.decode(&mut input) {
             Ok(None) => None,
-            Ok(Some(Frame::Welcome(_) | Frame::Close { .. })) => Some(CheckResult::Passed(None)),
+            Ok(Some(Frame::Welcome(_))) => Some(CheckResult::Passed(None)),
+            Ok(Some(Frame::Close { .. })) => Some(CheckResult::Closed),
             Ok(Some(_)) | Err(_) => Some(CheckResult::BadResponse),
         }
     }
@@ -118,7 +120,7 @@ mod tests {
     }
 
     #[test]
-    fn a_servers_close_passes_it_lives_and_anything_else_fails() {
+    fn a_servers_close_fails_as_closed_and_anything_else_as_a_bad_response() {
         let check = PulseCheck::new();
         // A server that is full refuses with CLOSE before any WELCOME.
         let mut refused = pulse_proto::frame::MAGIC.to_vec();
@@ -127,7 +129,7 @@ mod tests {
             reason: "full".into(),
         };
         close.encode(&mut refused);
-        assert_eq!(check.judge(&refused), Some(CheckResult::Passed(None)));
+        assert_eq!(check.judge(&refused), Some(CheckResult::Closed));
         assert_eq!(check.judge(b"HTTP/1.1 200 OK\r\n\r\n"), Some(CheckResult::BadResponse));
         // Our own HELLO echoed back is no server's answer.
         assert_eq!(check.judge(check.request()), Some(CheckResult::BadResponse));
