@@ -13,15 +13,15 @@ use pulse_monitor::{Check, Config, Event, Health, Monitor, PanicReason, PoolId, 
 use pulse_proto::Instant;
 use sim::{at, quantile, secs, seeds, Behaviour, Link, Rng, Sim};
 
-/// Single targets (each in its own pool, so they trip no guard of their
-/// own) and two-replica pools, all checked by TCP with `Config::lan()`.
+/// One large pool and two-replica pools, all checked by TCP with
+/// `Config::lan()`.
 struct Fleet {
     sim: Sim,
-    singles: Vec<usize>,
+    large: (PoolId, Vec<usize>),
     pairs: Vec<(PoolId, [usize; 2])>,
 }
 
-fn fleet(seed: u64, singles: usize, pairs: usize) -> Fleet {
+fn fleet(seed: u64, large: usize, pairs: usize) -> Fleet {
     let monitor = Monitor::new(Config::lan(), Instant::ZERO, seed).unwrap();
     let mut sim = Sim::new(monitor, Link::CLEAN, seed);
     let tcp = sim.monitor.add_check(Check::Tcp);
@@ -29,19 +29,15 @@ fn fleet(seed: u64, singles: usize, pairs: usize) -> Fleet {
         let id = sim.monitor.add_target(sim.now, TargetSpec::checked(pool, tcp)).unwrap();
         sim.add_probed(id)
     };
-    let singles = (0..singles)
-        .map(|_| {
-            let pool = sim.monitor.add_pool();
-            add(&mut sim, pool)
-        })
-        .collect();
+    let pool = sim.monitor.add_pool();
+    let large = (pool, (0..large).map(|_| add(&mut sim, pool)).collect());
     let pairs = (0..pairs)
         .map(|_| {
             let pool = sim.monitor.add_pool();
             (pool, [add(&mut sim, pool), add(&mut sim, pool)])
         })
         .collect();
-    Fleet { sim, singles, pairs }
+    Fleet { sim, large, pairs }
 }
 
 fn panics_of(sim: &Sim, pool: PoolId) -> Vec<PanicReason> {
@@ -54,24 +50,27 @@ fn panics_of(sim: &Sim, pool: PoolId) -> Vec<PanicReason> {
         .collect()
 }
 
-/// 200 single targets killed at random times in [10 s, 20 s), while 40
-/// two-replica pools lose both replicas at random times in the same ten
-/// seconds — each a correlated failure of its pool. The singles are found
-/// down within the bound active checks have alone (2 s at p99), the pairs'
-/// replicas too, and each pair keeps both replicas in its healthy set.
+/// In a pool of 1,000, 200 targets killed independently at random times
+/// in [10 s, 20 s) (a fifth: under the correlated share, over the ten
+/// seconds), while 40 two-replica pools lose both replicas at random
+/// times in the same ten seconds — each a correlated failure of its pool.
+/// The large pool's kills are found down within the bound active checks
+/// have alone (2 s at p99), the pairs' replicas too, and each pair keeps
+/// both replicas in its healthy set.
 #[test]
 fn independent_kills_are_found_within_2_s_at_p99_while_other_pools_panic() {
-    let (mut singles_took, mut pairs_took) = (Vec::new(), Vec::new());
+    let (mut large_took, mut pairs_took) = (Vec::new(), Vec::new());
     for seed in seeds(2) {
         let Fleet {
             mut sim,
-            singles,
+            large: (large, members),
             pairs,
-        } = fleet(seed, 200, 40);
+        } = fleet(seed, 1000, 40);
         sim.run_until(at(10.0));
         let mut rng = Rng::new(seed ^ 0x9001);
-        let groups = singles
+        let groups = members
             .iter()
+            .step_by(5)
             .map(|&k| vec![k])
             .chain(pairs.iter().map(|(_, ks)| ks.to_vec()));
         let mut kills: Vec<(Instant, Vec<usize>)> = groups.map(|ks| (at(10.0 + 10.0 * rng.unit()), ks)).collect();
@@ -91,12 +90,14 @@ fn independent_kills_are_found_within_2_s_at_p99_while_other_pools_panic() {
                     .unwrap_or_else(|| panic!("seed {seed}: target {k} never went down"));
                 let took = down - *t;
                 if ks.len() == 1 {
-                    singles_took.push(took);
+                    large_took.push(took);
                 } else {
                     pairs_took.push(took);
                 }
             }
         }
+        let summary = sim.monitor.pool(large).unwrap();
+        assert_eq!((summary.down, summary.panic), (200, None), "seed {seed}: {summary:?}");
         for (pool, _) in &pairs {
             let panics = panics_of(&sim, *pool);
             assert_eq!(
@@ -113,22 +114,23 @@ fn independent_kills_are_found_within_2_s_at_p99_while_other_pools_panic() {
             );
         }
     }
-    let p99 = quantile(&mut singles_took, 0.99);
+    let p99 = quantile(&mut large_took, 0.99);
     let pairs_p99 = quantile(&mut pairs_took, 0.99);
     println!(
-        "killed singles beside 80 pair pools in correlated panic: p50 {:?}, p99 {p99:?}, max {:?} (n {}); \
+        "kills in a pool of 1000 beside 40 pair pools in correlated panic: p50 {:?}, p99 {p99:?}, max {:?} (n {}); \
          the pairs' replicas: p99 {pairs_p99:?} (n {})",
-        quantile(&mut singles_took, 0.5),
-        singles_took.last().unwrap(),
-        singles_took.len(),
+        quantile(&mut large_took, 0.5),
+        large_took.last().unwrap(),
+        large_took.len(),
         pairs_took.len()
     );
-    assert!(p99 <= secs(2.0), "singles p99 {p99:?}");
+    assert!(p99 <= secs(2.0), "large pool p99 {p99:?}");
     assert!(pairs_p99 <= secs(2.0), "pairs p99 {pairs_p99:?}");
 }
 
 /// A pool of two whose replicas both really die: both transitions come
-/// (the verdicts are not held), the pool says it panics, and keeps both —
+/// (the verdicts are not held, and the monitor takes no stall of its own
+/// from it), the pool says it panics, and keeps both —
 /// there is nobody else to send to. Restarted, they come back and the pool
 /// calms.
 #[test]
@@ -151,6 +153,9 @@ fn a_two_replica_pool_whose_replicas_both_die_is_reported_down_and_kept() {
             Some(&PanicReason::Correlated),
             "seed {seed}"
         );
+        // Not taken for a stall of the monitor's own: nothing else waits.
+        assert_eq!(sim.monitor.stats().stalls, 0, "seed {seed}");
+        assert_eq!(sim.monitor.local_score(), 0, "seed {seed}");
         // One replica down of two is a real removal; both down, both stay.
         assert!(sim.watch.unwrap().1 > 0, "seed {seed}: the pool emptied");
         assert_eq!(sim.monitor.healthy(pool).count(), 2, "seed {seed}");
