@@ -61,7 +61,8 @@ impl Monitor {
             E::Connected(_) => {
                 // A session again: it decides, the probes stop. A lost
                 // session that never became a down ends here too.
-                if lost && health != Health::Down {
+                // (Up: a probe refuted it already, and counted it.)
+                if lost && health == Health::Suspect {
                     self.stats.sessions_refuted += 1;
                 }
                 self.end_episode(index);

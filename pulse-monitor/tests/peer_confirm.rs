@@ -36,6 +36,8 @@ struct Run {
     downs: u64,
     heartbeats: u64,
     dead_verdicts: u64,
+    /// Sessions that ended (lost, on these live peers).
+    lost: u64,
     refuted: u64,
 }
 
@@ -48,7 +50,8 @@ fn live_peers(seed: u64, n: usize, seconds: u64, confirm: bool) -> Run {
         assert!(health.is_alive(), "seed {seed}: peer {k} {health} after the warm-up");
     }
     sim.events.clear();
-    let (dead_before, refuted_before) = (sim.peers.dead_verdicts, sim.monitor.stats().sessions_refuted);
+    let (dead_before, lost_before) = (sim.peers.dead_verdicts, sim.peers.ended);
+    let refuted_before = sim.monitor.stats().sessions_refuted;
     sim.run_until(at(30.0 + seconds as f64));
     let downs = sim
         .events
@@ -65,6 +68,7 @@ fn live_peers(seed: u64, n: usize, seconds: u64, confirm: bool) -> Run {
         // One heartbeat per peer per 1 s interval.
         heartbeats: n as u64 * seconds,
         dead_verdicts: sim.peers.dead_verdicts - dead_before,
+        lost: sim.peers.ended - lost_before,
         refuted: sim.monitor.stats().sessions_refuted - refuted_before,
     }
 }
@@ -82,6 +86,7 @@ fn measure(n: usize, seconds: u64, confirm: bool) -> Run {
         downs: a.downs + r.downs,
         heartbeats: a.heartbeats + r.heartbeats,
         dead_verdicts: a.dead_verdicts + r.dead_verdicts,
+        lost: a.lost + r.lost,
         refuted: a.refuted + r.refuted,
     })
 }
@@ -96,14 +101,19 @@ fn at_5_percent_loss_confirmed_peers_stay_under_one_false_down_per_million_heart
     let rate = run.downs as f64 / run.heartbeats as f64;
     println!(
         "pulse peers confirmed by the handshake, 5% loss + Pareto: {} false downs in {} heartbeats = {rate:.2e} \
-         (bound 1e-6, {:.0} allowed); the sessions' own dead verdicts: {} ({:.2e} per heartbeat), {} refuted",
+         (bound 1e-6, {:.0} allowed); sessions lost: {} ({:.2e} per heartbeat, {} by their own dead verdict), \
+         {} of them refuted",
         run.downs,
         run.heartbeats,
         run.heartbeats as f64 * 1e-6,
+        run.lost,
+        run.lost as f64 / run.heartbeats as f64,
         run.dead_verdicts,
-        run.dead_verdicts as f64 / run.heartbeats as f64,
         run.refuted,
     );
+    // Each lost session is refuted once at most (one still open at the
+    // end may not be yet).
+    assert!(run.refuted <= run.lost && run.refuted + 8 >= run.lost, "{run:?}");
     assert!(
         run.heartbeats as f64 * 1e-6 >= 5.0,
         "too few heartbeats to test the bound"
