@@ -59,7 +59,8 @@ pub struct Config {
     /// fails under load.
     pub rise: u8,
     /// Consecutive failed checks that take a target down (and that confirm
-    /// a suspicion, for targets that announce and can be probed). Default 3.
+    /// a suspicion, for targets that announce and can be probed, or a lost
+    /// session of a pulse peer with a confirming check). Default 3.
     ///
     /// One lost packet should never take a backend out: lower it only on
     /// links that do not lose packets.
@@ -154,13 +155,23 @@ pub struct Config {
     /// falls under this percentage panics: every target that takes work by
     /// its own report stays in its healthy set. Default 50 % (Envoy's).
     ///
-    /// Sending to all is better than piling everything on the few left. Set
-    /// 0 to disable.
+    /// Sending to all is better than piling everything on the few left.
+    /// Whatever the threshold, a pool with verdicts and none of them up
+    /// panics: the monitor cannot tell a pool that all died from its own
+    /// network cut off from the pool, so a pool is never emptied by
+    /// verdicts. 0 therefore means "panic only when none is up" (the
+    /// smallest guard; a 1- or 2-target pool keeps its targets when all are
+    /// down). Transitions are reported either way.
     pub panic_threshold: u8,
     /// If more than this percentage of a pool goes down within
-    /// `correlated_window`, the monitor suspects itself or its network: it
-    /// keeps the pool whole for the window, takes it as a stall of its own
-    /// (no verdict without fresh evidence), and says so. Default 30 %.
+    /// `correlated_window` (at least two targets), the monitor suspects its
+    /// own network to that pool: the pool panics for the window, keeping
+    /// every target in its healthy set, and says so
+    /// ([`crate::Event::Panic`] with [`crate::PanicReason::Correlated`]).
+    /// Only that pool: its verdicts, and every other pool's, go on as
+    /// before. In a pool of two, both going down within the window trips
+    /// it; that pool keeps both (there is no one else to send to). 100
+    /// never trips it. Default 30 %.
     pub correlated_share: u8,
     /// The window of the correlated-failure guard. Default 10 s.
     pub correlated_window: Duration,

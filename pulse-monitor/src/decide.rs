@@ -1,6 +1,6 @@
-//! Every decision about one target, in one place: what its deadline is,
-//! what a result, a heartbeat or a peer's event does to it, and when it
-//! changes health.
+//! Every decision about one target: what its deadline is, what a result
+//! or a heartbeat does to it, and when it changes health (a pulse peer's
+//! session events are in `peer.rs`).
 
 use core::time::Duration;
 
@@ -8,7 +8,7 @@ use pulse_proto::{Instant, Status};
 
 use crate::accrual::Accrual;
 use crate::announce::{Announcement, ExitStatus, Report};
-use crate::event::{CheckResult, Event, Health, PeerSignal, ProbeId, Reason, Transition};
+use crate::event::{CheckResult, Event, Health, ProbeId, Reason, Transition};
 use crate::monitor::{Command, Monitor};
 use crate::target::{Kind, ANNOUNCED_ONCE, EVICTED, IN_FLIGHT, NEVER, NO_SAMPLE, STOPPED, SUPPRESSED};
 
@@ -20,7 +20,8 @@ impl Monitor {
         let mut next = NEVER;
         if r.has(IN_FLIGHT) {
             next = r.timer + self.config.timeout;
-        } else if matches!(r.kind(), Kind::Checked | Kind::Announced) {
+        } else if r.kind() != Kind::Vacant {
+            // A target with nothing to probe keeps NEVER here.
             next = r.timer;
         }
         if r.kind() == Kind::Announced {
@@ -177,7 +178,7 @@ impl Monitor {
         }
     }
 
-    fn probe_soon(&mut self, index: u32, now: Instant) {
+    pub(crate) fn probe_soon(&mut self, index: u32, now: Instant) {
         let r = &mut self.records[index as usize];
         if !r.has(IN_FLIGHT) && r.timer == NEVER {
             r.timer = now;
@@ -200,16 +201,23 @@ impl Monitor {
         let started = r.timer;
         r.set(IN_FLIGHT, false);
         r.set_last_result(result);
+        let fresh = started >= self.local.fresh_after;
         if result.passed() {
-            r.set_rtt(now - started);
+            if r.kind() != Kind::Peer {
+                // A peer's RTT is its session's.
+                r.set_rtt(now - started);
+            }
             r.passes = r.passes.saturating_add(1);
             r.fails = 0;
         } else {
-            r.fails = r.fails.saturating_add(1);
+            // A pulse peer's failures count only from probes started after
+            // our last stall: a lost session is confirmed by fresh ones.
+            if fresh || r.kind() != Kind::Peer {
+                r.fails = r.fails.saturating_add(1);
+            }
             r.passes = 0;
         }
         let (passes, fails, health) = (r.passes, r.fails, r.health());
-        let fresh = started >= self.local.fresh_after;
         let checks = |count| Reason::Checks { count, last: result };
         match r.kind() {
             Kind::Checked => {
@@ -265,7 +273,8 @@ impl Monitor {
                     None => NEVER,
                 };
             }
-            Kind::Peer | Kind::Vacant => {}
+            Kind::Peer => self.peer_result(index, now, result),
+            Kind::Vacant => {}
         }
     }
 
@@ -354,42 +363,6 @@ impl Monitor {
         self.reschedule_if_earlier(index, now);
     }
 
-    /// One of a pulse peer's session events.
-    pub(crate) fn on_peer_event(&mut self, index: u32, now: Instant, event: &pulse_proto::Event) {
-        use pulse_proto::Event as E;
-        let footprint = self.footprint(index);
-        let health = self.records[index as usize].health();
-        let (to, signal) = match event {
-            E::Connected(_) => (Health::Up, PeerSignal::Connected),
-            E::Rtt(sample) => {
-                self.records[index as usize].set_rtt(sample.rtt);
-                let to = if health == Health::Down {
-                    Health::Down
-                } else {
-                    Health::Up
-                };
-                (to, PeerSignal::Alive)
-            }
-            E::Recovered { .. } if health != Health::Down => (Health::Up, PeerSignal::Recovered),
-            E::Suspect { .. } if health == Health::Up => (Health::Suspect, PeerSignal::Suspect),
-            E::PeerDead { .. } => (Health::Down, PeerSignal::Dead),
-            E::Closed(closed) => (Health::Down, PeerSignal::Closed(closed.code)),
-            E::PeerStatus(status) => {
-                self.set_status(index, *status);
-                (health, PeerSignal::Alive)
-            }
-            E::Message { .. } => (health, PeerSignal::Alive),
-            _ => (health, PeerSignal::Alive),
-        };
-        if to.is_alive() {
-            self.records[index as usize].heard = now;
-        }
-        // A Closed after PeerDead finds it down already: no second transition.
-        self.transition(index, now, to, Reason::Peer(signal));
-        self.settle(index, footprint, now);
-        self.reschedule(index, now);
-    }
-
     /// Level-triggered: the full status each time; an event when it
     /// changed.
     pub(crate) fn set_status(&mut self, index: u32, status: Status) {
@@ -406,7 +379,7 @@ impl Monitor {
     }
 
     /// Moves target `index` to health `to`, with flap damping.
-    fn transition(&mut self, index: u32, now: Instant, to: Health, reason: Reason) {
+    pub(crate) fn transition(&mut self, index: u32, now: Instant, to: Health, reason: Reason) {
         let r = &mut self.records[index as usize];
         let from = r.health();
         if from == to {

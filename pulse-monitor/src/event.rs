@@ -93,6 +93,24 @@ pub enum ProbeKind<'a> {
         /// The request bytes.
         request: &'a [u8],
     },
+    /// A pulse handshake over TCP: send `hello` once connected, and hand
+    /// what comes back to [`crate::Monitor::handle_response`], as for HTTP.
+    Pulse {
+        /// The stream's magic and a HELLO.
+        hello: &'a [u8],
+    },
+}
+
+impl<'a> ProbeKind<'a> {
+    /// The bytes to send once connected, if any: a driver that runs HTTP
+    /// probes runs the pulse handshake the same way.
+    pub fn request(self) -> Option<&'a [u8]> {
+        match self {
+            ProbeKind::Tcp => None,
+            ProbeKind::Http { request } => Some(request),
+            ProbeKind::Pulse { hello } => Some(hello),
+        }
+    }
 }
 
 /// What happened to a probe's connection, as the driver saw it.
@@ -244,6 +262,14 @@ pub enum Reason {
     },
     /// A pulse peer's session said so.
     Peer(PeerSignal),
+    /// A pulse peer's session lost it, and `failed` confirming probes in a
+    /// row failed (the peer has a confirming check).
+    LostConfirmed {
+        /// Consecutive failed probes.
+        failed: u8,
+        /// The latest probe's result.
+        last: CheckResult,
+    },
     /// The service's last announcement said it ended, and how.
     Stopped(ExitStatus),
 }
@@ -268,7 +294,7 @@ pub struct Transition {
 /// Why a pool panicked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PanicReason {
-    /// Its healthy share fell under `panic_threshold`.
+    /// Its healthy share fell under `panic_threshold`, or none of it is up.
     BelowThreshold,
     /// Over `correlated_share` of it went down within `correlated_window`:
     /// more likely our own network than that many targets at once.

@@ -10,6 +10,7 @@ use pulse_proto::{Instant, Status};
 use crate::announce::{AnnounceError, AnnounceKey, Announcement, Report};
 use crate::config::{Config, ConfigError, Tuned};
 use crate::event::{CheckId, CheckResult, Event, PoolId, Probe, ProbeId, ProbeKind, ProbeOutcome, Progress, TargetId};
+use crate::handshake::PulseCheck;
 use crate::http::{HttpCheck, Judgement};
 use crate::index::ServiceIndex;
 use crate::local::Local;
@@ -26,6 +27,8 @@ pub enum Check {
     Tcp,
     /// An HTTP request, judged by its response's status.
     Http(HttpCheck),
+    /// A pulse handshake: HELLO, answered by the live server.
+    Pulse(PulseCheck),
 }
 
 /// A probe the driver has been asked to start or abort.
@@ -146,7 +149,8 @@ impl Monitor {
             Source::Checked(check)
             | Source::Announced {
                 confirm: Some(check), ..
-            } => Some(check),
+            }
+            | Source::Peer { confirm: Some(check) } => Some(check),
             _ => None,
         };
         if check.is_some_and(|c| usize::from(c.0) >= self.checks.len()) {
@@ -192,14 +196,14 @@ impl Monitor {
                 r.accrual = crate::accrual::Accrual::new(self.config.interval);
                 r.set(NO_SAMPLE, true);
             }
-            Source::Peer => r.kind = Kind::Peer as u8,
+            Source::Peer { .. } => r.kind = Kind::Peer as u8,
         }
         self.records[i] = r;
         if let Source::Announced { service, .. } = spec.source {
             let records = &self.records;
             self.services.insert(service, index, |t| records[t as usize].service);
         }
-        if !matches!(spec.source, Source::Peer) {
+        if !matches!(spec.source, Source::Peer { .. }) {
             self.local.add_rate(self.config.interval);
         }
         self.pools[spec.pool.index()].members.push(index);
@@ -306,6 +310,7 @@ impl Monitor {
                         Check::Http(http) => ProbeKind::Http {
                             request: http.request(),
                         },
+                        Check::Pulse(pulse) => ProbeKind::Pulse { hello: pulse.request() },
                     };
                     return Some(Probe::Start {
                         id,
@@ -327,17 +332,15 @@ impl Monitor {
     }
 
     /// What became of a probe's connection. For a TCP check `Connected`
-    /// passes; for HTTP it is only a step (the response decides). A result
-    /// for a probe that was aborted or superseded is ignored.
+    /// passes; for HTTP and the pulse handshake it is only a step (the
+    /// response decides). A result for a probe that was aborted or
+    /// superseded is ignored.
     pub fn handle_probe_result(&mut self, now: Instant, probe: ProbeId, outcome: ProbeOutcome) {
         let now = self.advance(now);
         let Some(index) = self.current_probe(probe) else { return };
-        let is_http = matches!(
-            self.checks[usize::from(self.records[index as usize].check)],
-            Check::Http(_)
-        );
+        let answers = !matches!(self.checks[usize::from(self.records[index as usize].check)], Check::Tcp);
         let result = match outcome {
-            ProbeOutcome::Connected if is_http => return,
+            ProbeOutcome::Connected if answers => return,
             ProbeOutcome::Connected => CheckResult::Passed(None),
             ProbeOutcome::Refused => CheckResult::Refused,
             ProbeOutcome::Reset => CheckResult::Reset,
@@ -349,30 +352,43 @@ impl Monitor {
         self.record_result(index, now, result);
     }
 
-    /// The bytes of an HTTP probe's response received so far (all of them,
-    /// from the first). Returns whether the check needs more; once `Done`,
-    /// close the connection. Bytes past `max_response_bytes` without a
-    /// complete status line and headers fail the check.
-    pub fn handle_http_response(&mut self, now: Instant, probe: ProbeId, response: &[u8]) -> Progress {
+    /// The bytes of a probe's response received so far (all of them, from
+    /// the first), for a probe that sent a request (HTTP, the pulse
+    /// handshake). Returns whether the check needs more; once `Done`, close
+    /// the connection. Bytes past `max_response_bytes` without a complete
+    /// answer (an HTTP status line and headers, a pulse frame) fail the
+    /// check.
+    pub fn handle_response(&mut self, now: Instant, probe: ProbeId, response: &[u8]) -> Progress {
         let now = self.advance(now);
         let Some(index) = self.current_probe(probe) else {
             return Progress::Done;
         };
-        let Check::Http(http) = &self.checks[usize::from(self.records[index as usize].check)] else {
-            return Progress::Done;
-        };
         let limit = self.config.max_response_bytes;
-        let judged = http.judge(&response[..response.len().min(limit)]);
-        let result = match judged {
-            Judgement::Incomplete if response.len() < limit => return Progress::NeedMore,
-            Judgement::Incomplete | Judgement::Invalid => CheckResult::BadResponse,
-            Judgement::Passed(code) => CheckResult::Passed(Some(code)),
-            Judgement::UnexpectedStatus(code) => CheckResult::UnexpectedStatus(code),
+        let complete = response.len() >= limit;
+        let response = &response[..response.len().min(limit)];
+        let result = match &self.checks[usize::from(self.records[index as usize].check)] {
+            Check::Tcp => return Progress::Done,
+            Check::Pulse(pulse) => match pulse.judge(response) {
+                None if !complete => return Progress::NeedMore,
+                None => CheckResult::BadResponse,
+                Some(result) => result,
+            },
+            Check::Http(http) => match http.judge(response) {
+                Judgement::Incomplete if !complete => return Progress::NeedMore,
+                Judgement::Incomplete | Judgement::Invalid => CheckResult::BadResponse,
+                Judgement::Passed(code) => CheckResult::Passed(Some(code)),
+                Judgement::UnexpectedStatus(code) => CheckResult::UnexpectedStatus(code),
+            },
         };
         self.local
             .note_arrival(now, &mut self.events, &mut self.stats, &self.config);
         self.record_result(index, now, result);
         Progress::Done
+    }
+
+    /// [`handle_response`](Self::handle_response), by its first name.
+    pub fn handle_http_response(&mut self, now: Instant, probe: ProbeId, response: &[u8]) -> Progress {
+        self.handle_response(now, probe, response)
     }
 
     fn current_probe(&mut self, probe: ProbeId) -> Option<u32> {

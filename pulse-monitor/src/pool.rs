@@ -4,8 +4,6 @@
 //! guard.
 
 use alloc::vec::Vec;
-use core::time::Duration;
-
 use pulse_proto::{Instant, ServiceState};
 
 use crate::event::{Event, PanicReason, PoolId, TargetId};
@@ -152,7 +150,11 @@ impl Monitor {
             }
         }
         let judged = u64::from(pool.up + pool.down);
-        let below = judged > 0 && u64::from(pool.up) * 100 < u64::from(self.config.panic_threshold) * judged;
+        // None up is always a panic, whatever the threshold (0 included):
+        // a pool that is all down by the monitor's word may be all cut off
+        // from the monitor, and an empty pool serves nobody either way.
+        let below =
+            judged > 0 && (pool.up == 0 || u64::from(pool.up) * 100 < u64::from(self.config.panic_threshold) * judged);
         let want = if now < pool.correlated_until {
             Some(PanicReason::Correlated)
         } else if below {
@@ -178,10 +180,11 @@ impl Monitor {
             }
         }
         if correlated {
-            // So many at once is more likely our network or our host than
-            // the targets: no verdict without fresh evidence.
-            self.local
-                .stall(now, Duration::ZERO, &mut self.events, &mut self.stats, &self.config);
+            // So many at once is more likely our network to this pool than
+            // the targets: the pool keeps them all for the window. Only this
+            // pool: verdicts go on here and everywhere else (a monitor-wide
+            // hold would delay every other pool's real failures), so the
+            // transitions stay true and only the healthy set is guarded.
             self.pool_deadline = self.pool_deadline.min(self.pools[p].correlated_until);
         }
     }

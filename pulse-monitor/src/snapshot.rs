@@ -77,10 +77,14 @@ pub struct Stats {
     pub timeouts: u64,
     /// Results for probes that were aborted or superseded.
     pub stale_results: u64,
-    /// Stalls of our own detected (late timers, bursts, correlated failures).
+    /// Stalls of our own detected (late timers, bursts).
     pub stalls: u64,
     /// Of which bursts of arrivals.
     pub bursts: u64,
+    /// Lost sessions of pulse peers (with a confirming check) that never
+    /// became a down: a probe found the peer alive, or a new session
+    /// connected, first.
+    pub sessions_refuted: u64,
 }
 
 impl Stats {

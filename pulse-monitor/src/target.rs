@@ -25,8 +25,14 @@ pub enum Source {
         confirm: Option<CheckId>,
     },
     /// A pulse peer: its session's events are fed in with
-    /// [`crate::Monitor::handle_peer_event`].
-    Peer,
+    /// [`crate::Monitor::handle_peer_event`]. If `confirm` is set, a session
+    /// that lost the peer (its dead verdict, or the transport ending
+    /// without CLOSE) is confirmed by probes before a down verdict.
+    Peer {
+        /// A check to confirm a lost session with (best a
+        /// [`crate::PulseCheck`]: a TCP connect passes for a frozen peer).
+        confirm: Option<CheckId>,
+    },
 }
 
 /// A target to add to the monitor.
@@ -74,15 +80,17 @@ impl TargetSpec {
     pub fn peer(pool: PoolId) -> TargetSpec {
         TargetSpec {
             pool,
-            source: Source::Peer,
+            source: Source::Peer { confirm: None },
             weight: 100,
         }
     }
 
-    /// For an announced service: confirm suspicions with `check` (fast
-    /// probes while suspect; down only when `fall` of them fail).
+    /// For an announced service or a pulse peer: confirm suspicions with
+    /// `check` (fast probes while suspect; down only when `fall` of them
+    /// fail in a row, and a passing one keeps it up). Ignored for a checked
+    /// target, which its checks decide already.
     pub fn confirm_with(mut self, check: CheckId) -> TargetSpec {
-        if let Source::Announced { confirm, .. } = &mut self.source {
+        if let Source::Announced { confirm, .. } | Source::Peer { confirm } = &mut self.source {
             *confirm = Some(check);
         }
         self
@@ -141,6 +149,9 @@ pub(crate) const EVICTED: u8 = 8;
 pub(crate) const ANNOUNCED_ONCE: u8 = 16;
 /// Its latest incarnation said it ended (a `stopped` announcement).
 pub(crate) const STOPPED: u8 = 32;
+/// A pulse peer's session lost it: probes decide until a session connects
+/// again.
+pub(crate) const SESSION_LOST: u8 = 64;
 
 /// Everything the monitor keeps of one target. Field order packs it.
 #[derive(Clone, Debug)]

@@ -87,19 +87,7 @@ fn a_partition_from_a_whole_pool_never_empties_it() {
         let mut sim = Sim::new(monitor, Link::CLEAN, seed);
         let tcp = sim.monitor.add_check(Check::Tcp);
         let pool = sim.monitor.add_pool();
-        for k in 0..40u64 {
-            let spec = if k % 2 == 0 {
-                TargetSpec::checked(pool, tcp)
-            } else {
-                TargetSpec::announced(pool, k)
-            };
-            let id = sim.monitor.add_target(sim.now, spec).unwrap();
-            if k % 2 == 0 {
-                sim.add_probed(id);
-            } else {
-                sim.add_announcer(id, k, Duration::from_secs(1));
-            }
-        }
+        sim.add_mixed_pool(pool, tcp, 40);
         sim.run_until(at(20.0));
         assert_eq!(sim.monitor.healthy(pool).count(), 40, "seed {seed}");
         // The monitor loses its network: nothing reaches it, nothing it

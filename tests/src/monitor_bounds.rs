@@ -15,8 +15,9 @@ use crate::peer::Peer;
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Checks every 500 ms, 125 ms while changing, a 250 ms timeout, rise 2,
-/// fall 3, ±10 % jitter. No flap damping, panic or correlated-failure
-/// guard: each test watches one target's own transitions.
+/// fall 3, ±10 % jitter. No flap damping, and the pool guards at their
+/// weakest (a pool panics only when none of it is up): each test watches
+/// one target's own transitions.
 pub fn config() -> Config {
     let mut config = Config::lan();
     config.interval = Duration::from_millis(500);

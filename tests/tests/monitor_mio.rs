@@ -19,8 +19,8 @@ use pulse_driver::clock;
 use pulse_mio::monitor::{WatchConfig, Watcher};
 use pulse_mio::{ConnId, Ctx, Endpoint, Handler, LoopConfig};
 use pulse_monitor::{
-    AnnounceKey, Announcement, Check, CheckResult, Config, Health, HttpCheck, Monitor, PeerSignal, Reason, TargetId,
-    TargetSpec, Transition,
+    AnnounceKey, Announcement, Check, CheckResult, Config, Health, HttpCheck, Monitor, PeerSignal, PoolId, PulseCheck,
+    Reason, TargetId, TargetSpec, Transition,
 };
 use pulse_proto::{Closed, Event, Status};
 use pulse_tests::monitor_bounds::{
@@ -396,9 +396,11 @@ impl Balancer {
     }
 }
 
-#[test]
-fn a_pulse_connection_of_the_loop_is_a_target_and_its_frozen_peer_goes_down_at_its_dead_peer_timeout() {
-    const DEAD_MS: u64 = 600;
+/// The dead-peer timeout of the pulse connections to `pulse-peer`.
+const DEAD_MS: u64 = 600;
+
+/// A `pulse-peer` echo server (200 ms / [`DEAD_MS`]) and a balancer loop.
+fn balancer() -> (Peer, Balancer) {
     let server = Peer::start(PEER, &["mio-echo-server", "200", &DEAD_MS.to_string()]);
     let poll = Poll::new().unwrap();
     let monitor = Monitor::new(config(), clock::now(), clock::seed()).unwrap();
@@ -412,12 +414,18 @@ fn a_pulse_connection_of_the_loop_is_a_target_and_its_frozen_peer_goes_down_at_i
         0..100_000,
     )
     .unwrap();
-    let mut lb = Balancer {
+    let lb = Balancer {
         poll,
         events: Events::with_capacity(1024),
         endpoint,
         transitions: Vec::new(),
     };
+    (server, lb)
+}
+
+#[test]
+fn a_pulse_connection_of_the_loop_is_a_target_and_its_frozen_peer_goes_down_at_its_dead_peer_timeout() {
+    let (server, mut lb) = balancer();
     let watcher = &mut lb.endpoint.handler().watcher;
     let pool = watcher.monitor_mut().add_pool();
     let target = watcher.add_target(TargetSpec::peer(pool), None).unwrap();
@@ -443,4 +451,67 @@ fn a_pulse_connection_of_the_loop_is_a_target_and_its_frozen_peer_goes_down_at_i
     let bound = Duration::from_millis(3 * DEAD_MS);
     within(&down, frozen, bound, "the freeze");
     server.thaw();
+}
+
+/// The pulse handshake as a probe over real sockets: a pulse peer whose
+/// session is lost goes down only once the handshake probes confirm it,
+/// and a target checked by the handshake alone goes up and down with the
+/// process. A TCP connect to the same frozen process still passes (its
+/// kernel accepts): why a peer is confirmed by the handshake.
+#[test]
+fn a_frozen_pulse_peer_is_confirmed_down_by_handshake_probes_that_a_tcp_connect_would_pass() {
+    let (server, mut lb) = balancer();
+    let addr = server.addr;
+    let watcher = &mut lb.endpoint.handler().watcher;
+    let handshake = watcher.monitor_mut().add_check(Check::Pulse(PulseCheck::new()));
+    let tcp = watcher.monitor_mut().add_check(Check::Tcp);
+    // Each in a pool of its own.
+    let mut add = |spec: &dyn Fn(PoolId) -> TargetSpec| {
+        let pool = watcher.monitor_mut().add_pool();
+        watcher.add_target(spec(pool), addr).unwrap()
+    };
+    let peer = add(&|pool| TargetSpec::peer(pool).confirm_with(handshake));
+    let checked = add(&|pool| TargetSpec::checked(pool, handshake));
+    let connect = add(&|pool| TargetSpec::checked(pool, tcp));
+    lb.endpoint.connect(addr.unwrap(), Some(peer)).unwrap();
+    let born = Instant::now();
+    lb.until(peer, Health::Up, born);
+    let up = lb.until(checked, Health::Up, born);
+    assert_eq!(checks(&up).1, CheckResult::Passed(None));
+    lb.until(connect, Health::Up, born);
+
+    server.freeze();
+    let frozen = Instant::now();
+    let config = config();
+    let down = lb.until(peer, Health::Down, frozen);
+    assert!(
+        matches!(
+            down.reason,
+            Reason::LostConfirmed {
+                failed: 3..,
+                last: CheckResult::TimedOut
+            }
+        ),
+        "{:?}",
+        down.reason
+    );
+    let bound = (Duration::from_millis(DEAD_MS) + down_when_timing_out(&config)) * 3;
+    within(&down, frozen, bound, "the freeze");
+    let down = lb.until(checked, Health::Down, frozen);
+    assert_eq!(checks(&down), (config.fall, CheckResult::TimedOut));
+    within(&down, frozen, down_when_timing_out(&config) * 3, "the freeze");
+    let connect_health = lb
+        .endpoint
+        .handler()
+        .watcher
+        .monitor()
+        .snapshot(connect)
+        .unwrap()
+        .health;
+    assert_eq!(connect_health, Health::Up, "a TCP connect to a frozen process failed");
+
+    server.thaw();
+    let thawed = Instant::now();
+    let up = lb.until(checked, Health::Up, thawed);
+    within(&up, thawed, up_after_rise(&config) * 3, "the thaw");
 }

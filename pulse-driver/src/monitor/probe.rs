@@ -16,7 +16,8 @@ use socket2::SockRef;
 pub struct Order {
     /// The probe.
     pub id: ProbeId,
-    /// The HTTP request, or `None` for a TCP connect check.
+    /// The bytes to send once connected (an HTTP request, a pulse HELLO),
+    /// or `None` for a TCP connect check.
     pub request: Option<Arc<[u8]>>,
 }
 
@@ -73,7 +74,8 @@ impl ProbeConn {
         self.order.request.as_ref().is_some_and(|r| self.written < r.len())
     }
 
-    /// Whether this probe is an HTTP check.
+    /// Whether this probe sends a request and waits for its response (an
+    /// HTTP check or a pulse handshake), rather than passing on connect.
     pub fn is_http(&self) -> bool {
         self.order.request.is_some()
     }

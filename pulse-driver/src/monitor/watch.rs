@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pulse_monitor::{Monitor, Probe, ProbeId, ProbeKind, ProbeOutcome, Progress, TargetError, TargetId, TargetSpec};
+use pulse_monitor::{Monitor, Probe, ProbeId, ProbeOutcome, Progress, TargetError, TargetId, TargetSpec};
 use pulse_proto::{Instant, Status};
 use socket2::SockRef;
 
@@ -222,12 +222,11 @@ impl WatchCore {
         let WatchCore { monitor, requests, .. } = self;
         Some(match monitor.poll_probe()? {
             Probe::Abort(id) => Err(id),
+            // HTTP and the pulse handshake move the same way: send the
+            // request, hand back the response; the monitor judges it.
             Probe::Start { id, kind, .. } => Ok(Order {
                 id,
-                request: match kind {
-                    ProbeKind::Tcp => None,
-                    ProbeKind::Http { request } => Some(intern(requests, request)),
-                },
+                request: kind.request().map(|request| intern(requests, request)),
             }),
         })
     }
@@ -309,7 +308,7 @@ impl WatchCore {
             return Some(Some(outcome));
         }
         let (got, ended) = conn.read_response(stream, self.monitor.config().max_response_bytes);
-        if got && self.monitor.handle_http_response(clock::now(), id, conn.response()) == Progress::Done {
+        if got && self.monitor.handle_response(clock::now(), id, conn.response()) == Progress::Done {
             return Some(None);
         }
         ended.map(Some)

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::time::Duration;
@@ -150,6 +152,27 @@ enum Ev {
     Outcome(ProbeId, ProbeOutcomeOrd),
     /// An HTTP probe's response arrives.
     Response(ProbeId, u16),
+    /// A pulse handshake probe's answer arrives.
+    Welcome(ProbeId),
+    /// A pulse peer's datagram lands (see `peers`).
+    PeerWire(peers::Wire),
+    /// A pulse peer's session timer.
+    PeerTimer(peers::Timer),
+    /// A pulse peer's driver opens a new session.
+    PeerReconnect(usize),
+}
+
+impl Ev {
+    /// Whether it happens outside the monitor's process (so it goes on
+    /// while the monitor is stalled).
+    fn is_world(&self) -> bool {
+        match self {
+            Ev::Announce(_) => true,
+            Ev::PeerWire(w) => w.to_server,
+            Ev::PeerTimer(t) => t.server,
+            _ => false,
+        }
+    }
 }
 
 /// `Announcement` with an order, for the queue (never compared: the
@@ -206,6 +229,11 @@ pub struct Sim {
     pub heard: Vec<Instant>,
     /// Simulated target by monitor index.
     by_index: Vec<Option<usize>>,
+    /// The pulse sessions of the targets that are pulse peers.
+    pub peers: peers::Peers,
+    /// A pool whose healthy set is counted after every call into the
+    /// monitor, and the smallest count seen since it was set.
+    pub watch: Option<(pulse_monitor::PoolId, usize)>,
 }
 
 impl Sim {
@@ -228,6 +256,8 @@ impl Sim {
             keep_events: true,
             heard: Vec::new(),
             by_index: Vec::new(),
+            peers: peers::Peers::default(),
+            watch: None,
         }
     }
 
@@ -276,6 +306,24 @@ impl Sim {
         k
     }
 
+    /// `n` targets in `pool`: even ones checked with `check`, odd ones
+    /// announcing every second as service `k`.
+    pub fn add_mixed_pool(&mut self, pool: pulse_monitor::PoolId, check: pulse_monitor::CheckId, n: u64) {
+        for k in 0..n {
+            let spec = if k % 2 == 0 {
+                pulse_monitor::TargetSpec::checked(pool, check)
+            } else {
+                pulse_monitor::TargetSpec::announced(pool, k)
+            };
+            let id = self.monitor.add_target(self.now, spec).unwrap();
+            if k % 2 == 0 {
+                self.add_probed(id);
+            } else {
+                self.add_announcer(id, k, Duration::from_secs(1));
+            }
+        }
+    }
+
     pub fn set(&mut self, k: usize, behaviour: Behaviour) {
         self.targets[k].behaviour = behaviour;
     }
@@ -309,7 +357,7 @@ impl Sim {
                 let Reverse((_, _, ev)) = self.queue.pop().unwrap();
                 self.now = self.now.max(t);
                 match ev {
-                    Ev::Announce(_) => self.handle(ev),
+                    ev if ev.is_world() => self.handle(ev),
                     Ev::Deliver(_) if self.drop_during_stall => {}
                     ev => self.held.push(ev),
                 }
@@ -392,6 +440,18 @@ impl Sim {
                 self.monitor.handle_probe_result(self.now, id, outcome);
                 self.drain();
             }
+            Ev::Welcome(id) => {
+                if self.aborted.remove(&id) {
+                    return;
+                }
+                let answer = peers::welcome();
+                let progress = self.monitor.handle_response(self.now, id, &answer);
+                assert_eq!(progress, Progress::Done);
+                self.drain();
+            }
+            Ev::PeerWire(wire) => self.peer_wire(wire),
+            Ev::PeerTimer(timer) => self.peer_timer(timer),
+            Ev::PeerReconnect(p) => self.peer_reconnect(p),
             Ev::Response(id, code) => {
                 if self.aborted.remove(&id) {
                     return;
@@ -406,29 +466,32 @@ impl Sim {
 
     /// What a driver does after every call: start and abort probes, take
     /// the events.
-    fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         let mut starts = Vec::new();
         while let Some(probe) = self.monitor.poll_probe() {
             match probe {
-                Probe::Start { id, kind, .. } => starts.push((id, matches!(kind, ProbeKind::Http { .. }))),
+                Probe::Start { id, kind, .. } => starts.push((id, Asks::of(kind))),
                 Probe::Abort(id) => {
                     self.aborted.insert(id);
                 }
             }
         }
-        for (id, http) in starts {
-            self.start_probe(id, http);
+        for (id, asks) in starts {
+            self.start_probe(id, asks);
         }
         while let Some(event) = self.monitor.poll_event() {
             if self.keep_events {
                 self.events.push((self.now, event));
             }
         }
+        if let Some((pool, smallest)) = &mut self.watch {
+            *smallest = (*smallest).min(self.monitor.healthy(*pool).count());
+        }
     }
 
     /// A connection attempt: the SYN and the answer each cross the link (a
     /// lost one would be retransmitted after 1 s, past any timeout here).
-    fn start_probe(&mut self, id: ProbeId, http: bool) {
+    fn start_probe(&mut self, id: ProbeId, asks: Asks) {
         let Some(Some(k)) = self.by_index.get(id.target().index()).copied() else {
             return;
         };
@@ -440,13 +503,22 @@ impl Sim {
         };
         let rtt = there + back;
         match behaviour {
+            // A stopped process's kernel still completes the handshake;
+            // only its HELLO goes unanswered.
+            Behaviour::Frozen if asks == Asks::Pulse => {
+                self.push(self.now + rtt, Ev::Outcome(id, ProbeOutcomeOrd::Connected));
+            }
             Behaviour::Frozen => {}
             Behaviour::Killed => self.push(self.now + rtt, Ev::Outcome(id, ProbeOutcomeOrd::Refused)),
             Behaviour::Alive | Behaviour::Unhealthy => {
                 self.push(self.now + rtt, Ev::Outcome(id, ProbeOutcomeOrd::Connected));
-                if http {
-                    let code = if behaviour == Behaviour::Alive { 200 } else { 503 };
-                    self.push(self.now + rtt * 2, Ev::Response(id, code));
+                match asks {
+                    Asks::Nothing => {}
+                    Asks::Http => {
+                        let code = if behaviour == Behaviour::Alive { 200 } else { 503 };
+                        self.push(self.now + rtt * 2, Ev::Response(id, code));
+                    }
+                    Asks::Pulse => self.push(self.now + rtt * 2, Ev::Welcome(id)),
                 }
             }
         }
@@ -458,6 +530,24 @@ impl Sim {
             Event::Transition(tr) if tr.target == target && tr.to == to && *t >= from => Some(*t),
             _ => None,
         })
+    }
+}
+
+/// What a probe sends once connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Asks {
+    Nothing,
+    Http,
+    Pulse,
+}
+
+impl Asks {
+    fn of(kind: ProbeKind<'_>) -> Asks {
+        match kind {
+            ProbeKind::Http { .. } => Asks::Http,
+            ProbeKind::Pulse { .. } => Asks::Pulse,
+            _ => Asks::Nothing,
+        }
     }
 }
 

@@ -1,0 +1,205 @@
+//! Every decision about a pulse peer: its session's events, and — with a
+//! confirming check — the probes that confirm a lost session before a
+//! down (see the crate documentation, "Pulse peers").
+
+use pulse_proto::{CloseCode, Instant};
+
+use crate::event::{CheckResult, Health, PeerSignal, Reason};
+use crate::monitor::Monitor;
+use crate::target::{IN_FLIGHT, NEVER, NO_CHECK, SESSION_LOST};
+
+impl Monitor {
+    /// One of a pulse peer's session events.
+    pub(crate) fn on_peer_event(&mut self, index: u32, now: Instant, event: &pulse_proto::Event) {
+        use pulse_proto::Event as E;
+        if self.records[index as usize].check != NO_CHECK {
+            return self.on_confirmed_peer_event(index, now, event);
+        }
+        let footprint = self.footprint(index);
+        let health = self.records[index as usize].health();
+        let (to, signal) = match event {
+            E::Connected(_) => (Health::Up, PeerSignal::Connected),
+            E::Rtt(sample) => {
+                self.records[index as usize].set_rtt(sample.rtt);
+                let to = if health == Health::Down {
+                    Health::Down
+                } else {
+                    Health::Up
+                };
+                (to, PeerSignal::Alive)
+            }
+            E::Recovered { .. } if health != Health::Down => (Health::Up, PeerSignal::Recovered),
+            E::Suspect { .. } if health == Health::Up => (Health::Suspect, PeerSignal::Suspect),
+            E::PeerDead { .. } => (Health::Down, PeerSignal::Dead),
+            E::Closed(closed) => (Health::Down, PeerSignal::Closed(closed.code)),
+            E::PeerStatus(status) => {
+                self.set_status(index, *status);
+                (health, PeerSignal::Alive)
+            }
+            E::Message { .. } => (health, PeerSignal::Alive),
+            _ => (health, PeerSignal::Alive),
+        };
+        if to.is_alive() {
+            self.records[index as usize].heard = now;
+        }
+        // A Closed after PeerDead finds it down already: no second transition.
+        self.transition(index, now, to, Reason::Peer(signal));
+        self.settle(index, footprint, now);
+        self.reschedule(index, now);
+    }
+
+    /// One of the session events of a pulse peer with a confirming check:
+    /// a suspicion starts fast probes, and a lost session is down only
+    /// when they fail `fall` times in a row (see `peer_result`).
+    fn on_confirmed_peer_event(&mut self, index: u32, now: Instant, event: &pulse_proto::Event) {
+        use pulse_proto::Event as E;
+        let i = index as usize;
+        let footprint = self.footprint(index);
+        let health = self.records[i].health();
+        let lost = self.records[i].has(SESSION_LOST);
+        let (to, signal) = match event {
+            E::Connected(_) => {
+                // A session again: it decides, the probes stop. A lost
+                // session that never became a down ends here too.
+                // (Up: a probe refuted it already, and counted it.)
+                if lost && health == Health::Suspect {
+                    self.stats.sessions_refuted += 1;
+                }
+                self.end_episode(index);
+                self.records[i].set(SESSION_LOST, false);
+                (Health::Up, PeerSignal::Connected)
+            }
+            E::Rtt(sample) => {
+                self.records[i].set_rtt(sample.rtt);
+                let to = if health == Health::Down || lost {
+                    health
+                } else {
+                    Health::Up
+                };
+                (to, PeerSignal::Alive)
+            }
+            E::Recovered { .. } if health != Health::Down && !lost => {
+                self.end_episode(index);
+                (Health::Up, PeerSignal::Recovered)
+            }
+            E::Suspect { .. } if health == Health::Up && !lost => {
+                self.start_episode(index, now);
+                (Health::Suspect, PeerSignal::Suspect)
+            }
+            E::Closed(c)
+                if c.initiator == pulse_proto::Initiator::Peer
+                    && matches!(c.code, CloseCode::NORMAL | CloseCode::GOING_AWAY) =>
+            {
+                // It said goodbye: down at once, and no probes; a new
+                // session brings it back. (Any other close — its verdict on
+                // us, an error — comes from a live peer, or from the path:
+                // the probes decide.)
+                self.end_episode(index);
+                self.records[i].set(SESSION_LOST, false);
+                (Health::Down, PeerSignal::Closed(c.code))
+            }
+            E::PeerDead { .. } | E::Closed(_) if lost => (health, PeerSignal::Alive),
+            E::PeerDead { .. } | E::Closed(_) => {
+                let signal = match event {
+                    E::Closed(c) => PeerSignal::Closed(c.code),
+                    _ => PeerSignal::Dead,
+                };
+                if health != Health::Suspect {
+                    self.start_episode(index, now);
+                }
+                self.records[i].set(SESSION_LOST, true);
+                let r = &self.records[i];
+                if r.fails >= self.config.fall {
+                    let reason = Reason::LostConfirmed {
+                        failed: r.fails,
+                        last: r.last_result().unwrap_or(CheckResult::TimedOut),
+                    };
+                    self.transition(index, now, Health::Down, reason);
+                }
+                // In its pool while the probes confirm.
+                let to = match self.records[i].health() {
+                    Health::Up => Health::Suspect,
+                    h => h,
+                };
+                (to, signal)
+            }
+            E::PeerStatus(status) => {
+                self.set_status(index, *status);
+                (health, PeerSignal::Alive)
+            }
+            _ => (health, PeerSignal::Alive),
+        };
+        if to.is_alive() && !self.records[i].has(SESSION_LOST) {
+            self.records[i].heard = now;
+        }
+        self.transition(index, now, to, Reason::Peer(signal));
+        self.settle(index, footprint, now);
+        self.reschedule(index, now);
+    }
+
+    /// A suspicion of a peer with a confirming check: probe now, count
+    /// afresh.
+    fn start_episode(&mut self, index: u32, now: Instant) {
+        let r = &mut self.records[index as usize];
+        r.fails = 0;
+        r.passes = 0;
+        self.probe_soon(index, now);
+    }
+
+    /// Its session vouches for it again: no more probes (one under way
+    /// only counts).
+    fn end_episode(&mut self, index: u32) {
+        let r = &mut self.records[index as usize];
+        r.fails = 0;
+        r.passes = 0;
+        if !r.has(IN_FLIGHT) {
+            r.timer = NEVER;
+        }
+    }
+
+    /// A confirming probe's result for a pulse peer. While its session is
+    /// alive the session decides and the probes only count; once it lost
+    /// the peer, the probes decide as a checked target's do: a pass keeps
+    /// (or brings back) the peer, `fall` fresh failures take it down.
+    pub(crate) fn peer_result(&mut self, index: u32, now: Instant, result: CheckResult) {
+        let i = index as usize;
+        let r = &self.records[i];
+        let (passes, fails, health) = (r.passes, r.fails, r.health());
+        let lost = r.has(SESSION_LOST);
+        if lost {
+            let to = match health {
+                _ if result.passed() && health != Health::Down => Health::Up,
+                Health::Down if passes >= self.config.rise => Health::Up,
+                Health::Down => Health::Down,
+                _ if fails >= self.config.fall => Health::Down,
+                Health::Unknown => Health::Unknown,
+                _ => Health::Suspect,
+            };
+            if health == Health::Suspect && to == Health::Up {
+                self.stats.sessions_refuted += 1;
+            }
+            let reason = match to {
+                Health::Down => Reason::LostConfirmed {
+                    failed: fails,
+                    last: result,
+                },
+                _ => Reason::Checks {
+                    count: if result.passed() { passes } else { fails },
+                    last: result,
+                },
+            };
+            self.transition(index, now, to, reason);
+        }
+        let r = &self.records[i];
+        let nominal = match (lost, r.health()) {
+            (true, Health::Up) if r.fails == 0 => Some(self.config.interval),
+            (true, Health::Down) if r.passes == 0 => Some(self.config.down_interval),
+            (true, _) | (false, Health::Suspect) => Some(self.config.fast_interval),
+            (false, _) => None,
+        };
+        self.records[i].timer = match nominal {
+            Some(d) => now + self.rng.jittered(self.stretch(d), self.config.jitter_percent),
+            None => NEVER,
+        };
+    }
+}
