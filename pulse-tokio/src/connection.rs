@@ -311,8 +311,10 @@ impl Connection {
 
     /// Sets how many bytes of unread messages may wait before the driver
     /// stops reading the transport (default
-    /// [`DEFAULT_RECV_BUFFER`](crate::DEFAULT_RECV_BUFFER)). While reading
-    /// is paused the core gives no verdict: the silence is ours.
+    /// [`DEFAULT_RECV_BUFFER`](crate::DEFAULT_RECV_BUFFER)); each message
+    /// counts its payload and its slot in the queue, so many small ones
+    /// are bounded too. While reading is paused the core gives no verdict:
+    /// the silence is ours.
     ///
     /// # Examples
     ///
