@@ -63,17 +63,24 @@ fn server_runtime(multi_thread: bool) -> Server {
 }
 
 async fn shutting_down_tells_the_peer_at_once(multi_thread: bool) {
-    let server = tokio::task::spawn_blocking(move || server_runtime(multi_thread)).await.unwrap();
+    let server = tokio::task::spawn_blocking(move || server_runtime(multi_thread))
+        .await
+        .unwrap();
     let client = connect(server.addr, config(200, 3000)).await.unwrap();
     let accepted = server.accepted;
-    let server_side = tokio::task::spawn_blocking(move || accepted.recv().unwrap()).await.unwrap();
+    let server_side = tokio::task::spawn_blocking(move || accepted.recv().unwrap())
+        .await
+        .unwrap();
     assert!(server_side.connected().await.is_ok());
     // The server's runtime goes while its connection lives (its handle
     // with it, outside any runtime now).
     let shut_at = Instant::now();
     server.stop.send(()).unwrap();
     let thread = server.thread;
-    tokio::task::spawn_blocking(move || thread.join()).await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || thread.join())
+        .await
+        .unwrap()
+        .unwrap();
     let closed = client.closed().await;
     assert_eq!(
         (closed.code, closed.initiator),
