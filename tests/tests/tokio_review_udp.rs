@@ -4,6 +4,7 @@
 
 mod tokio_common;
 
+use std::future::Future;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
@@ -96,6 +97,11 @@ async fn unproven_hellos_from_many_addresses_open_nothing_and_are_never_amplifie
             }
         };
         assert_eq!(peer, honest.local_addr().unwrap(), "an unproven address was accepted");
+        // The socket is read in order: every flood datagram that was not
+        // dropped was routed before the honest cookie, and opened nothing.
+        let mut another = std::pin::pin!(listener.accept());
+        let more = std::future::poll_fn(|cx| std::task::Poll::Ready(another.as_mut().poll(cx).is_ready())).await;
+        assert!(!more, "an unproven address was accepted");
         drop(conn);
         for socket in &flooders {
             answered += drain(socket).iter().map(Vec::len).sum::<usize>();
