@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use pulse_driver::{clock, Arm, TimerSlot};
+use pulse_driver::{clock, Arm};
 use tokio::time::Sleep;
 
-use crate::shared::{count, Shared};
+use crate::shared::{count, Locked, Shared};
 use crate::transport::{Io, Polled};
 
 /// Turns of the loop per poll before yielding to other tasks.
@@ -34,17 +34,15 @@ pub fn live_drivers() -> usize {
 
 /// Spawns the driver task of a new connection on the current runtime.
 ///
-/// The task's state is what it owns and its one `Sleep`, pinned in it: no
-/// allocation of their own. It is a block that keeps `owned` where it was
-/// captured, not an `async fn` (which would hold a moved copy too), so
-/// that tokio's task cell stays at three cache lines.
-pub(crate) fn spawn(shared: Arc<Shared>, io: Io) {
+/// The task's state is the connection's `Arc` and its one `Sleep`, pinned
+/// in it: no allocation of their own. The transport and the timer slot
+/// wait in the shared state, under the lock the driver takes for every
+/// turn anyway, so that tokio's task cell (aligned to 128 bytes) stays at
+/// two cache lines. It is a block that keeps `owned` where it was
+/// captured, not an `async fn` (which would hold a moved copy too).
+pub(crate) fn spawn(shared: Arc<Shared>) {
     LIVE_DRIVERS.fetch_add(1, Ordering::Relaxed);
-    let mut owned = Owned {
-        shared,
-        io: Some(io),
-        timer: TimerSlot::default(),
-    };
+    let mut owned = Owned { shared };
     tokio::spawn(async move {
         let mut sleep = pin!(tokio::time::sleep(std::time::Duration::from_secs(3600)));
         poll_fn(|cx| owned.turns(sleep.as_mut(), cx)).await;
@@ -55,18 +53,17 @@ pub(crate) fn spawn(shared: Arc<Shared>, io: Io) {
 /// aborted) ends the connection as finishing does.
 struct Owned {
     shared: Arc<Shared>,
-    io: Option<Io>,
-    timer: TimerSlot,
 }
 
 /// Ends the connection (if the session has not) and drops the transport:
 /// "going away" to the peer if it takes it now.
-fn finish(shared: &Shared, io: &mut Option<Io>, cx: &mut Context<'_>) {
-    let Some(mut io) = io.take() else { return };
-    let waiting = {
-        let mut mailbox = shared.mailbox();
+fn finish(shared: &Shared, cx: &mut Context<'_>) {
+    let (mut io, waiting) = {
+        let mut locked = shared.lock();
+        let Locked { mailbox, io, .. } = &mut *locked;
+        let Some(mut io) = io.take() else { return };
         mailbox.finish(shared.peer, count(), &mut Polled { io: &mut io, cx });
-        mailbox.app_wakers()
+        (io, mailbox.app_wakers())
     };
     io.shut(cx);
     if let Io::UdpPeer(_, _, link) = &io {
@@ -78,7 +75,7 @@ fn finish(shared: &Shared, io: &mut Option<Io>, cx: &mut Context<'_>) {
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        finish(&self.shared, &mut self.io, &mut Context::from_waker(Waker::noop()));
+        finish(&self.shared, &mut Context::from_waker(Waker::noop()));
     }
 }
 
@@ -86,10 +83,11 @@ impl Owned {
     fn turns(&mut self, mut sleep: Pin<&mut Sleep>, cx: &mut Context<'_>) -> Poll<()> {
         let shared = &*self.shared;
         for _ in 0..TURNS_PER_POLL {
-            let Some(io) = self.io.as_mut() else {
+            let mut locked = shared.lock();
+            let Locked { mailbox, io, timer } = &mut *locked;
+            let Some(io) = io.as_mut() else {
                 return Poll::Ready(());
             };
-            let mut mailbox = shared.mailbox();
             // Registered before looking: the handles wake this task
             // through it for what they change after.
             mailbox.register_driver(cx.waker());
@@ -99,8 +97,8 @@ impl Owned {
             let _flushed = mailbox.send_step(shared.peer, count(), &mut polled);
             if mailbox.session.is_closed() {
                 // Whatever the transport did not take now never goes.
-                drop(mailbox);
-                finish(shared, &mut self.io, cx);
+                drop(locked);
+                finish(shared, cx);
                 return Poll::Ready(());
             }
             let mut busy = false;
@@ -111,20 +109,20 @@ impl Owned {
             }
             // The timer after the reads: frames that arrived before the
             // deadline are counted before any verdict.
-            if self.timer.armed().is_some() && sleep.as_mut().poll(cx).is_ready() {
-                self.timer.fired();
+            if timer.armed().is_some() && sleep.as_mut().poll(cx).is_ready() {
+                timer.fired();
                 mailbox.session.handle_timeout(clock::now());
                 busy = true;
             }
             // The one `Sleep` moves only when the deadline moved earlier
             // (or it fired): a received frame costs no timer operation.
-            if let Arm::Set(at) = self.timer.rearm(mailbox.session.poll_timeout()) {
+            if let Arm::Set(at) = timer.rearm(mailbox.session.poll_timeout()) {
                 sleep.as_mut().reset(clock::to_std(at).into());
                 // Registers the new deadline with this task.
                 busy |= sleep.as_mut().poll(cx).is_ready();
             }
             let waiting = mailbox.wakers_for_news();
-            drop(mailbox);
+            drop(locked);
             waiting.into_iter().for_each(Waker::wake);
             if !busy {
                 return Poll::Pending;
