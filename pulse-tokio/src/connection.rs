@@ -187,7 +187,9 @@ impl Connection {
         Ok(self.closed().await)
     }
 
-    /// Waits until the connection is over and its transport is closed.
+    /// Waits until the connection is over. A transport that keeps bytes
+    /// of its own (TLS) may still be pushing out its last ones, for at most
+    /// the config's close timeout, before it is closed.
     ///
     /// Cancel safety: cancel-safe.
     ///

@@ -55,27 +55,42 @@ struct Owned {
     shared: Arc<Shared>,
 }
 
-/// Ends the connection (if the session has not) and drops the transport:
-/// "going away" to the peer if it takes it now.
-fn finish(shared: &Shared, cx: &mut Context<'_>) {
-    let (mut io, waiting) = {
+/// Ends the connection for the application: the session, if it has not
+/// ended ("going away" to the peer, if the transport takes it now), the
+/// counters, and the tasks waiting on it. The transport stays, for its
+/// last bytes.
+fn end_session(shared: &Shared, cx: &mut Context<'_>) {
+    let waiting = {
         let mut locked = shared.lock();
         let Locked { mailbox, io, .. } = &mut *locked;
-        let Some(mut io) = io.take() else { return };
-        mailbox.finish(shared.peer, count(), &mut Polled { io: &mut io, cx });
-        (io, mailbox.app_wakers())
+        match io.as_mut() {
+            Some(io) if !mailbox.is_finished() => {
+                mailbox.finish(shared.peer, count(), &mut Polled { io, cx });
+                mailbox.app_wakers()
+            }
+            _ => return,
+        }
+    };
+    waiting.into_iter().for_each(Waker::wake);
+}
+
+/// Drops the transport, after its last words as far as they go now.
+fn release(shared: &Shared, cx: &mut Context<'_>) {
+    let Some(mut io) = shared.lock().io.take() else {
+        return;
     };
     io.shut(cx);
     if let Io::UdpPeer(_, _, link) = &io {
         link.peer_gone();
     }
-    waiting.into_iter().for_each(Waker::wake);
     LIVE_DRIVERS.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Drop for Owned {
     fn drop(&mut self) {
-        finish(&self.shared, &mut Context::from_waker(Waker::noop()));
+        let cx = &mut Context::from_waker(Waker::noop());
+        end_session(&self.shared, cx);
+        release(&self.shared, cx);
     }
 }
 
@@ -88,6 +103,18 @@ impl Owned {
             let Some(io) = io.as_mut() else {
                 return Poll::Ready(());
             };
+            if mailbox.is_finished() {
+                // Over, but the transport still holds bytes the session
+                // counted as sent (TLS records: the last messages, the
+                // CLOSE). They go out, for at most the close timeout.
+                let out = io.poll_close_out(cx).is_ready();
+                drop(locked);
+                if out || sleep.as_mut().poll(cx).is_ready() {
+                    release(shared, cx);
+                    return Poll::Ready(());
+                }
+                return Poll::Pending;
+            }
             // Registered before looking: the handles wake this task
             // through it for what they change after.
             mailbox.register_driver(cx.waker());
@@ -96,10 +123,13 @@ impl Owned {
             // transport: nothing more to do for it here.
             let _flushed = mailbox.send_step(shared.peer, count(), &mut polled);
             if mailbox.session.is_closed() {
-                // Whatever the transport did not take now never goes.
+                // Whatever the session did not hand the transport now
+                // never goes; what the transport took must still get out.
+                let linger = mailbox.session.config().close_timeout;
                 drop(locked);
-                finish(shared, cx);
-                return Poll::Ready(());
+                end_session(shared, cx);
+                sleep.as_mut().reset(tokio::time::Instant::now() + linger);
+                continue;
             }
             let mut busy = false;
             if !mailbox.session.is_input_paused() {

@@ -108,6 +108,21 @@ impl pulse_driver::Transfer for Polled<'_, '_, '_> {
 }
 
 impl Io {
+    /// The transport's last bytes once the session is over: what it
+    /// buffers inside (TLS records) and its shutdown (a TLS close_notify,
+    /// TCP's FIN). Ready once they are out, or the transport failed.
+    pub(crate) fn poll_close_out(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx).map(drop),
+            Io::Stream(s) => match Pin::new(&mut *s).poll_flush(cx) {
+                Poll::Ready(Ok(())) => Pin::new(s).poll_shutdown(cx).map(drop),
+                Poll::Ready(Err(_)) => Poll::Ready(()),
+                Poll::Pending => Poll::Pending,
+            },
+            Io::Udp(_) | Io::UdpPeer(..) => Poll::Ready(()),
+        }
+    }
+
     /// Last words before the transport is dropped: a stream gets its
     /// buffered bytes pushed and its shutdown (a TLS close_notify), as far
     /// as it goes without waiting.
