@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use pulse_driver::{clock, Arm};
+use pulse_proto::CloseCode;
 use tokio::time::Sleep;
 
 use crate::shared::{count, Locked, Shared};
@@ -99,15 +100,22 @@ impl Owned {
         let shared = &*self.shared;
         for _ in 0..TURNS_PER_POLL {
             let mut locked = shared.lock();
-            let Locked { mailbox, io, timer } = &mut *locked;
+            let Locked {
+                mailbox,
+                io,
+                timer,
+                drain_peer,
+            } = &mut *locked;
             let Some(io) = io.as_mut() else {
                 return Poll::Ready(());
             };
             if mailbox.is_finished() {
                 // Over, but the transport still holds bytes the session
                 // counted as sent (TLS records: the last messages, the
-                // CLOSE). They go out, for at most the close timeout.
-                let out = io.poll_close_out(cx).is_ready();
+                // CLOSE), and after a graceful close the peer may still
+                // send (a PONG) until it ends its side. For at most the
+                // close timeout.
+                let out = io.poll_close_out(cx, *drain_peer).is_ready();
                 drop(locked);
                 if out || sleep.as_mut().poll(cx).is_ready() {
                     release(shared, cx);
@@ -126,6 +134,8 @@ impl Owned {
                 // Whatever the session did not hand the transport now
                 // never goes; what the transport took must still get out.
                 let linger = mailbox.session.config().close_timeout;
+                let code = mailbox.closed_or_pending().code;
+                *drain_peer = code.is_application() || code == CloseCode::NORMAL || code == CloseCode::GOING_AWAY;
                 drop(locked);
                 end_session(shared, cx);
                 sleep.as_mut().reset(tokio::time::Instant::now() + linger);

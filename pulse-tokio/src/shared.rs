@@ -63,6 +63,9 @@ pub(crate) struct Locked {
     /// Taken when the driver finishes.
     pub(crate) io: Option<Io>,
     pub(crate) timer: TimerSlot,
+    /// The session is over and ended gracefully: before the transport
+    /// goes, what the peer still sends is read until it ends its side.
+    pub(crate) drain_peer: bool,
 }
 
 /// The mailbox, locked.
@@ -88,6 +91,7 @@ impl Shared {
                 mailbox: Mailbox::new(session),
                 io: Some(io),
                 timer: TimerSlot::default(),
+                drain_peer: false,
             }),
             peer: PeerName(peer),
             local,
