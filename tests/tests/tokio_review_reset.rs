@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pulse_proto::frame::Frame;
-use pulse_proto::{CloseCode, Config, Event, Instant as ProtoInstant, Role, Session};
+use pulse_proto::{CloseCode, Config, Event, Role, Session};
 use pulse_tokio::Listener;
 
 const CHUNK: usize = 16 * 1024;
@@ -54,7 +54,7 @@ fn client(server: SocketAddr) -> Seen {
         closed: None,
         read_error: None,
     };
-    let mut write_out = |session: &mut Session, stream: &mut TcpStream| {
+    let write_out = |session: &mut Session, stream: &mut TcpStream| {
         while let Some(bytes) = session.poll_transmit(clock()) {
             let n = bytes.len();
             stream.write_all(bytes).unwrap();
