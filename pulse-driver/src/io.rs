@@ -136,21 +136,34 @@ pub fn read_stream(
 
 /// Reads datagrams from a socket connected to the peer until it has none,
 /// or `budget` were read. Errors (ICMP reports) say little about the peer:
-/// only the protocol convicts, so they end the reading, nothing else.
+/// only the protocol convicts, so they convict nobody. A report is
+/// consumed by the read that returns it, and the socket is read again at
+/// once: runtimes (tokio, async-io) hand back such an error without
+/// registering for readiness, so a driver that stopped there would not
+/// hear the peer's next datagram until its own timer fired. A second
+/// error in a row ends the reading (no spin on a socket that only fails).
 pub fn read_datagram(
     session: &mut Session,
     budget: usize,
     mut recv: impl FnMut(&mut [u8]) -> io::Result<usize>,
 ) -> (Read, usize) {
     let mut total = 0;
-    for _ in 0..budget.max(1) {
+    let mut reads = 0;
+    let mut failed_last = false;
+    while reads < budget.max(1) {
         if session.is_input_paused() {
             return (Read::Paused, total);
         }
         let result = with_read_buffer(|buf| recv(buf).inspect(|&n| session.handle_datagram(clock::now(), &buf[..n])));
         match result {
-            Ok(n) => total += n,
+            Ok(n) => {
+                total += n;
+                reads += 1;
+                failed_last = false;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Read::Drained, total),
+            Err(_) if !failed_last => failed_last = true,
             Err(_) => return (Read::Drained, total),
         }
         if session.is_closed() {
@@ -202,6 +215,26 @@ mod tests {
         let mut session = Session::new(Config::default(), Role::Server, clock::now(), 1).unwrap();
         assert_eq!(read_stream(&mut session, 16, true, |_| Ok(0)), (Read::Closed, 0));
         assert!(session.is_closed());
+    }
+
+    #[test]
+    fn an_error_report_is_read_past_and_a_socket_that_only_fails_is_left() {
+        let mut session = Session::new(Config::new(Transport::Datagram), Role::Server, clock::now(), 1).unwrap();
+        let mut reads = 0;
+        let (read, _) = read_datagram(&mut session, 1, |_| {
+            reads += 1;
+            match reads {
+                1 => Err(io::ErrorKind::ConnectionRefused.into()),
+                _ => Err(io::ErrorKind::WouldBlock.into()),
+            }
+        });
+        assert_eq!((read, reads), (Read::Drained, 2), "the read after the report registers");
+        let mut reads = 0;
+        let (read, _) = read_datagram(&mut session, 4, |_| {
+            reads += 1;
+            Err(io::ErrorKind::ConnectionRefused.into())
+        });
+        assert_eq!((read, reads), (Read::Drained, 2));
     }
 
     #[test]

@@ -16,7 +16,10 @@ use crate::io::{flush, read_datagram, read_stream, Flushed, Read};
 use crate::{clock, log, Counters, Error};
 
 /// Inbound bytes an application may leave unread before the driver stops
-/// reading the transport (TCP then slows the peer down).
+/// reading the transport (TCP then slows the peer down). Each unread
+/// message counts its payload and its slot in the queue
+/// (`size_of::<Event>()`), as does every other event that is kept: a
+/// flood of empty messages is bounded as a few large ones are.
 pub const DEFAULT_RECV_BUFFER: usize = 1024 * 1024;
 /// Informational events (RTT, suspect, recovered, send-ready, peer status)
 /// kept for an application that does not read them; later ones are
@@ -33,6 +36,18 @@ fn is_lossy(event: &Event) -> bool {
         event,
         Event::Rtt(_) | Event::Suspect { .. } | Event::Recovered { .. } | Event::SendReady | Event::PeerStatus(_)
     )
+}
+
+/// What an unread event that is kept costs the receive buffer: its slot in
+/// the queue and a message's payload. Counting the slot is what bounds a
+/// peer that sends empty messages: by payload alone they cost nothing, and
+/// the queue would grow with every one the application leaves unread.
+fn backlog_cost(event: &Event) -> usize {
+    let payload = match event {
+        Event::Message { payload, .. } => payload.len(),
+        _ => 0,
+    };
+    std::mem::size_of::<Event>() + payload
 }
 
 /// The peer's address, for logs: the socket's, or `stream` for a byte
@@ -190,9 +205,8 @@ impl Mailbox {
                 return;
             }
             self.lossy += 1;
-        }
-        if let Event::Message { payload, .. } = &event {
-            self.inbound_bytes += payload.len();
+        } else {
+            self.inbound_bytes += backlog_cost(&event);
         }
         self.inbound.push_back(event);
     }
@@ -212,9 +226,8 @@ impl Mailbox {
         }
         if is_lossy(&event) {
             self.lossy -= 1;
-        }
-        if let Event::Message { payload, .. } = &event {
-            self.inbound_bytes -= payload.len();
+        } else {
+            self.inbound_bytes -= backlog_cost(&event);
         }
         Some(event)
     }
@@ -501,5 +514,26 @@ mod tests {
         for _ in 0..3 {
             assert!(matches!(mailbox.pop(), Some(Event::Closed(_))));
         }
+    }
+
+    #[test]
+    fn empty_messages_fill_the_receive_buffer_by_their_slots() {
+        let session = Session::new(Config::default(), Role::Client, clock::now(), 1).unwrap();
+        let mut mailbox = Mailbox::new(session);
+        let slots = 100;
+        mailbox.set_recv_buffer(slots * std::mem::size_of::<Event>());
+        let empty = || Event::Message {
+            tag: 1,
+            payload: Bytes::new(),
+        };
+        for _ in 0..slots - 1 {
+            mailbox.push(empty());
+        }
+        assert!(!mailbox.is_behind());
+        mailbox.push(empty());
+        assert!(mailbox.is_behind(), "unread empty messages cost nothing");
+        assert_eq!(mailbox.pop_for_app(), (Some(empty()), true), "one read: caught up");
+        while mailbox.pop().is_some() {}
+        assert_eq!(mailbox.inbound_bytes, 0);
     }
 }

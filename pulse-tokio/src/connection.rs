@@ -187,7 +187,9 @@ impl Connection {
         Ok(self.closed().await)
     }
 
-    /// Waits until the connection is over and its transport is closed.
+    /// Waits until the connection is over. A transport that keeps bytes
+    /// of its own (TLS) may still be pushing out its last ones, for at most
+    /// the config's close timeout, before it is closed.
     ///
     /// Cancel safety: cancel-safe.
     ///
@@ -311,8 +313,10 @@ impl Connection {
 
     /// Sets how many bytes of unread messages may wait before the driver
     /// stops reading the transport (default
-    /// [`DEFAULT_RECV_BUFFER`](crate::DEFAULT_RECV_BUFFER)). While reading
-    /// is paused the core gives no verdict: the silence is ours.
+    /// [`DEFAULT_RECV_BUFFER`](crate::DEFAULT_RECV_BUFFER)); each message
+    /// counts its payload and its slot in the queue, so many small ones
+    /// are bounded too. While reading is paused the core gives no verdict:
+    /// the silence is ours.
     ///
     /// # Examples
     ///

@@ -3,6 +3,7 @@
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -93,6 +94,20 @@ impl SendHalf {
         self.connection().send(tag, payload).await
     }
 
+    /// See [`Connection::rtt`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(conn: pulse_tokio::Connection) {
+    /// let (tx, _rx) = conn.split();
+    /// println!("{:?}", tx.rtt());
+    /// # }
+    /// ```
+    pub fn rtt(&self) -> Option<Duration> {
+        self.connection().rtt()
+    }
+
     /// See [`Connection::close`] (the close goes on if cancelled).
     ///
     /// # Examples
@@ -136,6 +151,34 @@ impl RecvHalf {
     /// ```
     pub async fn recv(&self) -> Event {
         self.connection().recv().await
+    }
+
+    /// See [`Connection::try_recv`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn run(conn: pulse_tokio::Connection) {
+    /// let (_tx, rx) = conn.split();
+    /// if let Some(event) = rx.try_recv() {
+    ///     println!("{event:?}");
+    /// }
+    /// # }
+    /// ```
+    pub fn try_recv(&self) -> Option<Event> {
+        self.connection().try_recv()
+    }
+}
+
+/// Another receiving half of the same connection (each event goes to one
+/// of them), as for pulse-smol's; a clone of a stream that has ended has
+/// ended too.
+impl Clone for RecvHalf {
+    fn clone(&self) -> RecvHalf {
+        RecvHalf {
+            conn: self.conn.clone(),
+            ended: self.ended,
+        }
     }
 }
 

@@ -22,10 +22,11 @@ pub(crate) fn open(
     let (peer, local) = addrs;
     let shared = Arc::new(Shared::new(
         Session::new(config, role, clock::now(), clock::seed())?,
+        io,
         peer,
         local,
     ));
-    driver::spawn(shared.clone(), io);
+    driver::spawn(shared.clone());
     Ok(Connection::new(shared))
 }
 

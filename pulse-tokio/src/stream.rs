@@ -43,6 +43,12 @@ impl Connection {
     /// client ends with [`Event::Closed`](crate::Event::Closed) saying
     /// what it sent. Call it within a tokio runtime.
     ///
+    /// pulse's handshake timeout starts here. Whatever the application
+    /// does with the stream before (a TLS handshake) is its own to bound:
+    /// a client that connects and then stalls in the TLS handshake would
+    /// otherwise hold its socket and its task forever, for example
+    /// `tokio::time::timeout(config.handshake_timeout, acceptor.accept(tcp))`.
+    ///
     /// # Examples
     ///
     /// ```no_run

@@ -1,9 +1,14 @@
 //! TCP: connecting out and accepting in.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use futures_core::Stream;
 
 use pulse_driver::{config_for, no_address, AcceptErrors, Error};
 use pulse_proto::{Config, Role, Transport};
@@ -217,5 +222,53 @@ impl Listener {
                 }
             }
         }
+    }
+
+    /// The connections as they come, as a [`Stream`]: [`Listener::accept`]
+    /// in a loop, without the peers' addresses ([`Connection::peer_addr`]
+    /// has them), as `tokio-stream`'s `TcpListenerStream` is to a
+    /// `TcpListener`. Like `accept`, it yields no error that passes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run(listener: pulse_tokio::Listener) -> Result<(), pulse_tokio::Error> {
+    /// use std::pin::pin;
+    ///
+    /// let mut incoming = pin!(listener.incoming());
+    /// // Any Stream combinator works; here, by hand:
+    /// while let Some(conn) = std::future::poll_fn(|cx| futures_core::Stream::poll_next(incoming.as_mut(), cx)).await {
+    ///     let conn = conn?;
+    ///     tokio::spawn(async move { conn.closed().await });
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn incoming(&self) -> impl Stream<Item = Result<Connection, Error>> + Send + Unpin + '_ {
+        Incoming {
+            listener: self,
+            next: None,
+        }
+    }
+}
+
+/// What one [`Listener::accept`] is while it waits.
+type Accepting<'a> = Pin<Box<dyn Future<Output = Result<(Connection, SocketAddr), Error>> + Send + 'a>>;
+
+/// [`Listener::incoming`]: an `accept` in progress, kept between polls
+/// (an accept is cancel-safe, so dropping the stream loses nothing).
+struct Incoming<'a> {
+    listener: &'a Listener,
+    next: Option<Accepting<'a>>,
+}
+
+impl Stream for Incoming<'_> {
+    type Item = Result<Connection, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let listener = self.listener;
+        let accepting = self.next.get_or_insert_with(|| Box::pin(listener.accept()));
+        let accepted = std::task::ready!(accepting.as_mut().poll(cx));
+        self.next = None;
+        Poll::Ready(Some(accepted.map(|(conn, _)| conn)))
     }
 }

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use pulse_driver::with_read_buffer;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -44,6 +45,9 @@ pub(crate) enum Io {
     /// Any byte stream.
     Stream(Box<dyn ByteStream>),
 }
+
+/// Reads of what a peer sends after the end, per turn of the driver.
+const DISCARDING_READS: usize = 16;
 
 /// `Pending` is "would block" to pulse-driver's steps; the waker is
 /// registered by then.
@@ -108,6 +112,50 @@ impl pulse_driver::Transfer for Polled<'_, '_, '_> {
 }
 
 impl Io {
+    /// The transport's last bytes once the session is over: what it
+    /// buffers inside (TLS records) and its shutdown (a TLS close_notify,
+    /// TCP's FIN); then, with `until_peer_ends`, what the peer still sends
+    /// is read and dropped until it ends its side. A socket closed with
+    /// bytes unread answers with a reset, and the kernel throws away what
+    /// it had not yet sent: the last messages and the CLOSE of a graceful
+    /// close. Ready once done, or the transport failed.
+    pub(crate) fn poll_close_out(&mut self, cx: &mut Context<'_>, until_peer_ends: bool) -> Poll<()> {
+        let shut = match self {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Stream(s) => match Pin::new(&mut **s).poll_flush(cx) {
+                Poll::Ready(Ok(())) => Pin::new(s).poll_shutdown(cx),
+                other => other,
+            },
+            Io::Udp(_) | Io::UdpPeer(..) => return Poll::Ready(()),
+        };
+        match shut {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(()),
+            Poll::Ready(Ok(())) if !until_peer_ends => return Poll::Ready(()),
+            Poll::Ready(Ok(())) => {}
+        }
+        for _ in 0..DISCARDING_READS {
+            let read = with_read_buffer(|buf| {
+                let mut buf = ReadBuf::new(buf);
+                let cx = &mut *cx;
+                let polled = match self {
+                    Io::Tcp(s) => Pin::new(s).poll_read(cx, &mut buf),
+                    Io::Stream(s) => Pin::new(s).poll_read(cx, &mut buf),
+                    Io::Udp(_) | Io::UdpPeer(..) => return Poll::Ready(Ok(0)),
+                };
+                polled.map_ok(|()| buf.filled().len())
+            });
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+        // A peer that keeps sending: on after other tasks had a turn.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
     /// Last words before the transport is dropped: a stream gets its
     /// buffered bytes pushed and its shutdown (a TLS close_notify), as far
     /// as it goes without waiting.
