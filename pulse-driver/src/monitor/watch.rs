@@ -232,7 +232,8 @@ impl WatchCore {
         })
     }
 
-    fn address(&self, target: TargetId) -> Option<SocketAddr> {
+    /// Where `target`'s probes connect, if it was added with an address.
+    pub fn address(&self, target: TargetId) -> Option<SocketAddr> {
         self.addrs
             .get(&(target.index() as u32))
             .filter(|(id, _)| *id == target)
