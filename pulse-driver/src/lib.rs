@@ -25,7 +25,9 @@
 //!   adapter.
 //! - with the `monitor` feature, `monitor`: what a pulse-monitor driver
 //!   does on any runtime (probe connections, announcement sockets, the
-//!   bookkeeping around the monitor), used by pulse-mio and pulse-smol.
+//!   bookkeeping around the monitor), used by pulse-mio; and for async
+//!   runtimes the whole driver (the `Watcher` handle and the `WatchTask`,
+//!   generic over a `WatchRuntime`), used by pulse-smol and pulse-tokio.
 //!
 //! ## A driver, in full
 //!

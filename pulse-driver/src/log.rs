@@ -10,6 +10,7 @@
 //! | `pulse::conn` | `debug` / `info` | a connection closed: `debug` for normal and going away, `info` otherwise (code, who began it, reason) |
 //! | `pulse::accept` | `warn` | an accept failed, or a limit was reached (once per episode) |
 //! | `pulse::accept` | `info` | a connection was refused (peer, reason) |
+//! | `pulse::monitor` | `warn` | a monitor's announcement socket could not be registered with the driver's runtime, and is dropped |
 
 use std::fmt::Display;
 use std::time::Duration;

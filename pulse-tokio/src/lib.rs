@@ -80,6 +80,8 @@ mod connection;
 mod driver;
 mod halves;
 mod in_session;
+#[cfg(feature = "monitor")]
+pub mod monitor;
 mod open;
 mod reconnect;
 mod shared;

@@ -16,6 +16,7 @@ pub mod bins;
 pub mod fd_limit;
 pub mod floor;
 pub mod monitor_bounds;
+pub mod monitor_harness;
 pub mod nat_proxy;
 pub mod pair;
 pub mod peer;

@@ -4,8 +4,14 @@
 //! announcement sockets ([`bind_announce_socket`]), and the bookkeeping
 //! around the monitor ([`WatchCore`]: target addresses, probes in flight
 //! and waiting for room, timers held while datagrams wait, counters).
-//! pulse-mio's `Watcher` and pulse-smol's monitor driver are built on it;
-//! they only wait on sockets and time.
+//! pulse-mio's `Watcher` is built on it, and waits on sockets and time
+//! itself.
+//!
+//! For async runtimes, the whole driver is here: the application's handle
+//! ([`Watcher`], no runtime needed) and the driver task ([`WatchTask`]),
+//! generic over a [`WatchRuntime`] — the few calls that register a socket,
+//! wait on its readiness and set a timer. pulse-smol and pulse-tokio
+//! implement that trait, and nothing else.
 //!
 //! With the `monitor` feature.
 
@@ -13,11 +19,20 @@ use std::time::Duration;
 
 mod announce;
 mod probe;
+mod shared;
+mod task;
 mod watch;
+mod watcher;
 
 pub use self::announce::bind_announce_socket;
 pub use self::probe::{connect, connect_failure, is_local_shortage, reset_on_close, Order, ProbeConn, Step};
+pub use self::task::{watch, WatchRuntime, WatchTask};
 pub use self::watch::{Action, WatchCore};
+pub use self::watcher::{PeerEvents, WatchLink, Watcher, MAX_ANNOUNCE_SOCKETS};
+/// A borrowed socket, as [`reset_on_close`] and [`WatchRuntime::sock`]
+/// take it: socket2's, re-exported so that a runtime's adapter needs no
+/// socket2 of its own.
+pub use socket2::SockRef;
 
 /// How a monitor driver moves bytes; what it decides is the monitor's own
 /// [`pulse_monitor::Config`].
@@ -87,4 +102,7 @@ pub struct WatchStats {
     pub no_address: u64,
     /// Turns whose timers waited for an announcement socket to be read.
     pub timers_held: u64,
+    /// Turns the driver took ([`WatchCore::run_timers`] counts them): each
+    /// follows a wake-up, so a driver woken for nothing shows here.
+    pub turns: u64,
 }

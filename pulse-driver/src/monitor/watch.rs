@@ -161,6 +161,7 @@ impl WatchCore {
     /// `max_timer_delay`; and queues waiting probes to be tried again if
     /// their time came or a connection was freed.
     pub fn run_timers(&mut self, unread: bool) {
+        self.stats.turns += 1;
         let now = clock::now();
         let retry = std::mem::take(&mut self.freed) || self.retry_at.is_some_and(|at| now >= at);
         if retry && !self.waiting.is_empty() {
@@ -231,7 +232,8 @@ impl WatchCore {
         })
     }
 
-    fn address(&self, target: TargetId) -> Option<SocketAddr> {
+    /// Where `target`'s probes connect, if it was added with an address.
+    pub fn address(&self, target: TargetId) -> Option<SocketAddr> {
         self.addrs
             .get(&(target.index() as u32))
             .filter(|(id, _)| *id == target)

@@ -1,39 +1,56 @@
-//! The monitor's driver: the one task that moves bytes and time between
-//! the monitor's sockets and the monitor. The bookkeeping is
-//! pulse-driver's; the waiting is async-io's.
+//! The monitor's driver on async-io. pulse-driver's [`WatchTask`] does the
+//! work; this only says how async-io registers a socket, waits on it and
+//! keeps time.
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpStream};
+use std::io;
+use std::net::{TcpStream, UdpSocket};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use async_io::{Async, Timer};
-use pulse_driver::monitor::{self as driver, Action, Order, ProbeConn, WatchCore};
-use pulse_driver::{clock, Arm, TimerSlot};
-use pulse_monitor::ProbeOutcome;
-use slab::Slab;
+use pulse_driver::monitor::{PeerEvents, ProbeConn, SockRef, WatchConfig, WatchCore, WatchRuntime, WatchTask, Watcher};
+use pulse_monitor::{Monitor, ProbeOutcome};
 
-use super::shared::{Shared, State};
-
-/// Turns of the loop per poll before yielding to other tasks.
-const TURNS_PER_POLL: usize = 8;
-/// Readiness checks of one probe per wake-up: each completes a step
-/// (connected, written, read), so a few suffice.
-const STEPS_PER_PROBE: usize = 4;
-
-/// One probe's connection, and the waker its socket wakes.
-struct Probe {
-    conn: ProbeConn,
-    stream: Async<TcpStream>,
-    waker: Waker,
+/// Runs `monitor`: hands back a [`Watcher`], the handle to add targets and
+/// read transitions, snapshots and healthy sets with, and the
+/// [`WatchDriver`] that opens probe connections, reads announcements and
+/// keeps the monitor's time — a future to spawn on any executor
+/// (`smol::spawn(driver).detach()`). The driver decides nothing: every
+/// verdict is the monitor's.
+///
+/// # Examples
+///
+/// ```
+/// # smol::block_on(async {
+/// use pulse_monitor::{Check, Config, Monitor, TargetSpec};
+/// use pulse_smol::monitor::{watch, WatchConfig};
+///
+/// let monitor = Monitor::new(Config::lan(), pulse_driver::clock::now(), pulse_driver::clock::seed()).unwrap();
+/// let (watcher, driver) = watch(WatchConfig::default(), monitor);
+/// smol::spawn(driver).detach();
+/// let pool = watcher.add_pool();
+/// let tcp = watcher.add_check(Check::Tcp);
+/// let backend = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let target = watcher.add_target(TargetSpec::checked(pool, tcp), Some(backend.local_addr()?)).unwrap();
+/// let up = loop {
+///     if let pulse_monitor::Event::Transition(t) = watcher.recv().await {
+///         break t;
+///     }
+/// };
+/// assert_eq!((up.target, up.to), (target, pulse_monitor::Health::Up));
+/// assert_eq!(watcher.healthy(pool).len(), 1);
+/// # Ok::<(), std::io::Error>(()) });
+/// ```
+pub fn watch(config: WatchConfig, monitor: Monitor) -> (Watcher, WatchDriver) {
+    pulse_driver::monitor::watch(config, monitor)
 }
 
-/// Drives a monitor ([`super::watch`]): opens the probe connections it
-/// asks for, moves them on and reports what became of them, reads the
-/// announcement sockets, and runs the monitor's timers. Spawn it on any
-/// executor (`smol::spawn(driver).detach()`); it finishes, closing every
-/// socket, when the last [`super::Watcher`] is dropped.
+/// Drives a monitor ([`watch`]): opens the probe connections it asks for,
+/// moves them on and reports what became of them, reads the announcement
+/// sockets, and runs the monitor's timers. Spawn it on any executor
+/// (`smol::spawn(driver).detach()`); it finishes, closing every socket,
+/// when the last [`Watcher`] is dropped.
 ///
 /// # Examples
 ///
@@ -46,175 +63,73 @@ struct Probe {
 /// drop(watcher);
 /// smol::block_on(task); // the last handle gone, the driver finishes
 /// ```
-#[must_use = "a monitor does nothing unless its driver runs"]
-pub struct WatchDriver {
-    shared: Arc<Shared>,
-    probes: Slab<Probe>,
-    timer: Timer,
-    slot: TimerSlot,
-    /// Slots woken, taken from the ready list.
-    woken: Vec<u32>,
-}
+pub type WatchDriver = WatchTask<AsyncIo>;
 
-impl std::fmt::Debug for WatchDriver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WatchDriver")
-            .field("probes", &self.probes.len())
-            .finish_non_exhaustive()
-    }
-}
+/// async-io, as a monitor's driver task waits.
+#[derive(Debug)]
+pub enum AsyncIo {}
 
-impl WatchDriver {
-    pub(crate) fn new(shared: Arc<Shared>) -> WatchDriver {
-        WatchDriver {
-            shared,
-            probes: Slab::new(),
-            timer: Timer::never(),
-            slot: TimerSlot::default(),
-            woken: Vec::new(),
-        }
+impl WatchRuntime for AsyncIo {
+    type Stream = Async<TcpStream>;
+    type Socket = Async<UdpSocket>;
+    type Timer = Timer;
+
+    fn register_stream(stream: TcpStream) -> io::Result<Async<TcpStream>> {
+        Async::new(stream)
     }
 
-    /// One turn: announcements, probes that woke, the monitor's timers and
-    /// the probes it asks for. Returns whether work was left (a socket's
-    /// budget ran out).
-    fn turn(&mut self, state: &mut State, cx: &mut Context<'_>) -> bool {
-        let State { core, sockets } = state;
-        let mut unread = false;
-        for socket in sockets.iter_mut() {
-            loop {
-                let recv = socket.socket.get_ref();
-                if core.read_announcements(&mut socket.budget, |buf| recv.recv(buf)) {
-                    unread = true;
-                    break;
-                }
-                // Drained: wait for more (or read again if more came).
-                if socket.socket.poll_readable(cx).is_pending() {
-                    break;
-                }
-            }
-        }
-        let mut woken = std::mem::take(&mut self.woken);
-        self.shared.ready.take(&mut woken);
-        for &slot in &woken {
-            self.poll_probe(core, slot);
-        }
-        self.woken = woken;
-        core.run_timers(unread);
-        while let Some(action) = core.poll_action() {
-            match action {
-                Action::Start(order, addr) => self.start(core, order, addr),
-                Action::Abort(slot) => self.end(core, slot as usize, None),
-            }
-        }
-        if unread {
-            // The rest waits for the next turn, with a fresh budget.
-            let budget = core.config().datagrams_per_turn.max(1);
-            sockets.iter_mut().for_each(|s| s.budget = budget);
-        }
-        unread
+    fn sock(stream: &Async<TcpStream>) -> SockRef<'_> {
+        stream.get_ref().into()
     }
 
-    fn start(&mut self, core: &mut WatchCore, order: Order, addr: SocketAddr) {
-        let stream = match driver::connect(addr).and_then(Async::new) {
-            Ok(stream) => stream,
-            Err(e) => return core.start_failed(order, &e),
+    fn poll_ready(stream: &Async<TcpStream>, write: bool, cx: &mut Context<'_>) -> Poll<()> {
+        // An error is found by the next step's I/O.
+        let ready = if write {
+            stream.poll_writable(cx)
+        } else {
+            stream.poll_readable(cx)
         };
-        let entry = self.probes.vacant_entry();
-        let slot = entry.key() as u32;
-        core.started(order.id, slot);
-        entry.insert(Probe {
-            conn: ProbeConn::new(order),
-            stream,
-            waker: self.shared.ready.waker(slot),
-        });
-        // Polled once now, to register its interest.
-        self.poll_probe(core, slot);
+        ready.map(drop)
     }
 
-    /// Moves a probe on as far as its socket allows, then waits on the
-    /// readiness it needs next: writable while connecting or writing the
-    /// request, readable for the response.
-    fn poll_probe(&mut self, core: &mut WatchCore, slot: u32) {
-        let Some(probe) = self.probes.get_mut(slot as usize) else {
-            return;
-        };
-        let mut cx = Context::from_waker(&probe.waker);
-        for _ in 0..STEPS_PER_PROBE {
-            let ready = if !probe.conn.is_connected() || probe.conn.wants_write() {
-                probe.stream.poll_writable(&mut cx)
-            } else {
-                probe.stream.poll_readable(&mut cx)
-            };
-            if ready.is_pending() {
-                return;
-            }
-            if let Some(outcome) = core.advance(&mut probe.conn, probe.stream.get_ref()) {
-                return self.end(core, slot as usize, outcome);
-            }
-        }
-        // Still going: look again after the others had their turn.
-        self.shared.ready.push(slot);
-        self.shared.ready.driver.wake();
+    fn advance(
+        core: &mut WatchCore,
+        conn: &mut ProbeConn,
+        stream: &Async<TcpStream>,
+        _write: bool,
+    ) -> Option<Option<ProbeOutcome>> {
+        // async-io learns of a blocked read or write by the next poll.
+        core.advance(conn, stream.get_ref())
     }
 
-    /// Drops a probe's connection, reporting `outcome` if there is one.
-    fn end(&mut self, core: &mut WatchCore, slot: usize, outcome: Option<ProbeOutcome>) {
-        let Some(probe) = self.probes.try_remove(slot) else {
-            return;
-        };
-        driver::reset_on_close(probe.stream.get_ref().into());
-        core.ended(probe.conn.id(), outcome);
+    fn register_socket(socket: UdpSocket) -> io::Result<Async<UdpSocket>> {
+        Async::new(socket)
+    }
+
+    fn recv(socket: &Async<UdpSocket>, buf: &mut [u8]) -> io::Result<usize> {
+        socket.get_ref().recv(buf)
+    }
+
+    fn poll_readable(socket: &Async<UdpSocket>, cx: &mut Context<'_>) -> Poll<()> {
+        socket.poll_readable(cx).map(drop)
+    }
+
+    fn timer_at(at: std::time::Instant) -> Timer {
+        Timer::at(at)
+    }
+
+    fn reset_timer(timer: &mut Timer, at: std::time::Instant) {
+        timer.set_at(at);
+    }
+
+    fn poll_timer(timer: &mut Timer, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(timer).poll(cx).map(drop)
     }
 }
 
-impl Future for WatchDriver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let shared = this.shared.clone();
-        shared.ready.driver.register(cx.waker());
-        if !shared.has_handles() {
-            let mut state = shared.lock();
-            for slot in 0..this.probes.capacity() {
-                this.end(&mut state.core, slot, None);
-            }
-            state.sockets.clear();
-            return Poll::Ready(());
-        }
-        for _ in 0..TURNS_PER_POLL {
-            let unread = {
-                let mut state = shared.lock();
-                let unread = this.turn(&mut state, cx);
-                if unread {
-                    None
-                } else {
-                    Some(state.core.deadline())
-                }
-            };
-            shared.events.notify(usize::MAX);
-            let Some(deadline) = unread else {
-                // A socket still holds datagrams: read on after others had
-                // a turn.
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            };
-            match this.slot.rearm(deadline) {
-                Arm::Set(at) => this.timer.set_at(clock::to_std(at)),
-                Arm::Cancel => this.timer.set_at(std::time::Instant::now() + FOREVER),
-                Arm::Keep => {}
-            }
-            if Pin::new(&mut this.timer).poll(cx).is_pending() {
-                return Poll::Pending;
-            }
-            this.slot.fired();
-        }
-        cx.waker().wake_by_ref();
-        Poll::Pending
+/// [`Watcher::follow`] reads a pulse-smol connection's events.
+impl PeerEvents for crate::Connection {
+    fn next_event(&self) -> impl Future<Output = pulse_proto::Event> + Send + '_ {
+        self.recv()
     }
 }
-
-/// A timer with no deadline waits this long (async-io's `Timer::never`
-/// cannot be set again in place).
-const FOREVER: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);

@@ -7,9 +7,10 @@
 //! datagrams from UDP sockets, and keeps the monitor's time. pulse
 //! connections are targets fed by their own events
 //! ([`Watcher::follow`], [`Watcher::handle_peer_event`]): no extra
-//! traffic. The driver decides nothing: every verdict is the monitor's;
-//! what it does the same way as pulse-mio's is pulse-driver's
-//! ([`pulse_driver::monitor`]).
+//! traffic. The driver decides nothing: every verdict is the monitor's.
+//! The handle and the driver task are pulse-driver's
+//! ([`pulse_driver::monitor`]), the same for every async runtime; this
+//! module only says how async-io waits.
 //!
 //! With the `monitor` feature.
 //!
@@ -46,10 +47,6 @@
 //! ```
 
 mod driver;
-mod ready;
-mod shared;
-mod watcher;
 
-pub use driver::WatchDriver;
-pub use pulse_driver::monitor::{WatchConfig, WatchStats};
-pub use watcher::{watch, Watcher, MAX_ANNOUNCE_SOCKETS};
+pub use driver::{watch, AsyncIo, WatchDriver};
+pub use pulse_driver::monitor::{WatchConfig, WatchStats, Watcher, MAX_ANNOUNCE_SOCKETS};

@@ -1,75 +1,54 @@
 //! The application's side of a monitor: targets in, transitions,
-//! snapshots and healthy sets out. The state it shares with its driver is
-//! pulse-driver's [`WatchCore`] and the announcement sockets.
+//! snapshots and healthy sets out, from any thread, with no runtime of its
+//! own. What it shares with its driver task is the [`WatchCore`], the
+//! announcement sockets it binds, and wakers.
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use async_io::Async;
-use pulse_driver::monitor::{bind_announce_socket, WatchConfig, WatchCore, WatchStats};
 use pulse_monitor::{
     AnnounceKey, Check, CheckId, Event, Monitor, PoolId, PoolSummary, Snapshot, Stats, TargetError, TargetId,
     TargetSpec,
 };
 use pulse_proto::{Closed, Status};
 
-use super::driver::WatchDriver;
-use super::shared::{AnnounceSocket, Shared, State};
-use crate::Connection;
+use super::shared::Shared;
+#[cfg(doc)]
+use super::WatchTask;
+use super::{bind_announce_socket, WatchConfig, WatchCore, WatchStats};
 
 /// The most announcement sockets one monitor reads.
 pub const MAX_ANNOUNCE_SOCKETS: usize = 64;
 
-/// Runs `monitor`: hands back a [`Watcher`], the handle to add targets and
-/// read transitions, snapshots and healthy sets with, and the
-/// [`WatchDriver`] that opens probe connections, reads announcements and
-/// keeps the monitor's time — a future to spawn on any executor
-/// (`smol::spawn(driver).detach()`). The driver decides nothing: every
-/// verdict is the monitor's.
-///
-/// # Examples
-///
-/// ```
-/// # smol::block_on(async {
-/// use pulse_monitor::{Check, Config, Monitor, TargetSpec};
-/// use pulse_smol::monitor::{watch, WatchConfig};
-///
-/// let monitor = Monitor::new(Config::lan(), pulse_driver::clock::now(), pulse_driver::clock::seed()).unwrap();
-/// let (watcher, driver) = watch(WatchConfig::default(), monitor);
-/// smol::spawn(driver).detach();
-/// let pool = watcher.add_pool();
-/// let tcp = watcher.add_check(Check::Tcp);
-/// let backend = std::net::TcpListener::bind("127.0.0.1:0")?;
-/// let target = watcher.add_target(TargetSpec::checked(pool, tcp), Some(backend.local_addr()?)).unwrap();
-/// let up = loop {
-///     if let pulse_monitor::Event::Transition(t) = watcher.recv().await {
-///         break t;
-///     }
-/// };
-/// assert_eq!((up.target, up.to), (target, pulse_monitor::Health::Up));
-/// assert_eq!(watcher.healthy(pool).len(), 1);
-/// # Ok::<(), std::io::Error>(()) });
-/// ```
-pub fn watch(config: WatchConfig, monitor: Monitor) -> (Watcher, WatchDriver) {
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            core: WatchCore::new(config, monitor),
-            sockets: Vec::new(),
-        }),
-        ready: Arc::default(),
-        events: event_listener::Event::new(),
-        handles: AtomicUsize::new(0),
-    });
-    (Watcher::new(shared.clone()), WatchDriver::new(shared))
+/// A pulse connection, as [`Watcher::follow`] reads it: pulse-smol's and
+/// pulse-tokio's `Connection` are ones (with their `monitor` feature).
+pub trait PeerEvents: Send + Sync + 'static {
+    /// The connection's next event; `Closed` is the last.
+    fn next_event(&self) -> impl Future<Output = pulse_proto::Event> + Send + '_;
 }
 
-/// A handle to a monitor run by a [`WatchDriver`]: targets and their
-/// addresses in; transitions ([`Watcher::recv`]), snapshots and healthy
-/// sets out. Cloning gives another handle to the same monitor; when the
-/// last one is dropped, the driver finishes and closes its sockets.
+/// The driver task's side of a [`Watcher::new`]: hand it to
+/// [`WatchTask::new`]. One per monitor, so that one task drives it.
+pub struct WatchLink {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for WatchLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchLink").finish_non_exhaustive()
+    }
+}
+
+/// A handle to a monitor run by a driver task (a [`WatchTask`]: pulse-smol's
+/// and pulse-tokio's `monitor::watch` hand back one of each): targets and
+/// their addresses in; transitions ([`Watcher::recv`]), snapshots and
+/// healthy sets out. Cloning gives another handle to the same monitor;
+/// when the last one is dropped, the driver finishes and closes its
+/// sockets. It needs no runtime of its own: use it from any thread.
 ///
 /// Every method takes the monitor's lock for a moment: none waits on
 /// the network.
@@ -77,19 +56,19 @@ pub fn watch(config: WatchConfig, monitor: Monitor) -> (Watcher, WatchDriver) {
 /// # Examples
 ///
 /// ```
-/// # smol::block_on(async {
+/// use pulse_driver::monitor::{WatchConfig, Watcher};
 /// use pulse_monitor::{Config, Monitor, TargetSpec};
-/// use pulse_smol::monitor::{watch, WatchConfig};
 ///
 /// let monitor = Monitor::new(Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-/// let (watcher, driver) = watch(WatchConfig::default(), monitor);
-/// smol::spawn(driver).detach();
+/// let (watcher, link) = Watcher::new(WatchConfig::default(), monitor);
+/// // A runtime's driver task takes `link` (pulse-smol and pulse-tokio
+/// // do it in `monitor::watch`).
 /// let workers = watcher.add_pool();
 /// let worker = watcher.add_target(TargetSpec::announced(workers, 42), None).unwrap();
 /// let announce_to = watcher.listen_announcements("127.0.0.1:0".parse().unwrap())?;
 /// println!("service 42 announces to {announce_to}");
 /// println!("{:?}", watcher.snapshot(worker).unwrap().health);
-/// # Ok::<(), std::io::Error>(()) });
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct Watcher {
     shared: Arc<Shared>,
@@ -104,45 +83,67 @@ impl std::fmt::Debug for Watcher {
 }
 
 impl Watcher {
-    fn new(shared: Arc<Shared>) -> Watcher {
+    /// A handle to `monitor`, and the [`WatchLink`] its driver task
+    /// takes ([`WatchTask::new`]); the bytes are moved as `config` says.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pulse_monitor::{Config, Monitor};
+    ///
+    /// let monitor = Monitor::new(Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
+    /// assert_eq!(watcher.probes(), 0);
+    /// ```
+    pub fn new(config: WatchConfig, monitor: Monitor) -> (Watcher, WatchLink) {
+        let shared = Arc::new(Shared::new(WatchCore::new(config, monitor)));
+        let link = WatchLink { shared: shared.clone() };
+        (Watcher::handle(shared), link)
+    }
+
+    fn handle(shared: Arc<Shared>) -> Watcher {
         shared.handles.fetch_add(1, Ordering::AcqRel);
         Watcher { shared }
     }
 
-    /// Runs `f` on the monitor, then lets the driver see what changed.
+    /// Runs `f` on the monitor, then lets the driver and the tasks waiting
+    /// for events see what changed.
     fn change<R>(&self, f: impl FnOnce(&mut WatchCore) -> R) -> R {
-        let result = f(&mut self.shared.lock().core);
-        self.shared.ready.driver.wake();
-        self.shared.events.notify(usize::MAX);
+        let (result, waiting) = {
+            let mut state = self.shared.lock();
+            (f(&mut state.core), state.take_waiting())
+        };
+        self.shared.ready.wake_driver();
+        waiting.into_iter().for_each(Waker::wake);
         result
     }
 
     /// Receives ANNOUNCE datagrams on `addr` (UDP); returns the address
     /// bound. Call it again with the same address for more sockets on one
     /// port (`SO_REUSEPORT` where the system has it), or with other
-    /// addresses; at most [`MAX_ANNOUNCE_SOCKETS`].
+    /// addresses; at most [`MAX_ANNOUNCE_SOCKETS`]. The driver task takes
+    /// the socket at its next turn.
     ///
     /// # Examples
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let to = watcher.listen_announcements("127.0.0.1:0".parse().unwrap())?;
     /// println!("services announce to UDP {to}");
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn listen_announcements(&self, addr: SocketAddr) -> io::Result<SocketAddr> {
         let mut state = self.shared.lock();
-        if state.sockets.len() >= MAX_ANNOUNCE_SOCKETS {
+        if state.sockets >= MAX_ANNOUNCE_SOCKETS {
             return Err(io::Error::other("a monitor reads at most 64 announcement sockets"));
         }
-        let config = state.core.config();
-        let budget = config.datagrams_per_turn.max(1);
-        let socket = Async::new(bind_announce_socket(addr, config.recv_buffer)?)?;
-        let bound = socket.get_ref().local_addr()?;
-        state.sockets.push(AnnounceSocket { socket, budget });
+        let socket = bind_announce_socket(addr, state.core.config().recv_buffer)?;
+        let bound = socket.local_addr()?;
+        state.bound.push(socket);
+        state.sockets += 1;
         drop(state);
-        self.shared.ready.driver.wake();
+        self.shared.ready.wake_driver();
         Ok(bound)
     }
 
@@ -152,7 +153,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let backends = watcher.add_pool();
     /// assert!(watcher.healthy(backends).is_empty());
     /// ```
@@ -166,7 +167,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// use pulse_monitor::{Check, HttpCheck};
     ///
     /// let tcp = watcher.add_check(Check::Tcp);
@@ -183,7 +184,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// watcher.add_announce_key(pulse_monitor::AnnounceKey::new(b"the fleet's secret"));
     /// ```
     pub fn add_announce_key(&self, key: AnnounceKey) {
@@ -199,7 +200,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// use pulse_monitor::{Check, TargetSpec};
     ///
     /// let pool = watcher.add_pool();
@@ -218,7 +219,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let pool = watcher.add_pool();
     /// let worker = watcher.add_target(pulse_monitor::TargetSpec::announced(pool, 42), None).unwrap();
     /// assert!(watcher.remove_target(worker));
@@ -228,7 +229,7 @@ impl Watcher {
         self.change(|core| core.remove_target(target))
     }
 
-    /// One of a pulse connection's events ([`Connection::recv`]), for the
+    /// One of a pulse connection's events (its `recv`), for the
     /// target it is (added with [`TargetSpec::peer`]): its RTT, suspicion,
     /// recovery, dead-peer verdict, status and close feed the target's
     /// health, with no traffic of the monitor's own. An application that
@@ -237,24 +238,18 @@ impl Watcher {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
-    /// # smol::block_on(async {
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
+    /// use pulse_monitor::{Health, TargetSpec};
+    /// use pulse_proto::Event;
+    ///
     /// let pool = watcher.add_pool();
-    /// let backend = watcher.add_target(pulse_monitor::TargetSpec::peer(pool), None).unwrap();
-    /// let (conn, conn_driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
-    /// smol::spawn(conn_driver).detach();
-    /// loop {
-    ///     let event = conn.recv().await;
-    ///     watcher.handle_peer_event(backend, &event);
-    ///     match event {
-    ///         pulse_smol::Event::Message { tag, payload } => println!("{tag}: {payload:?}"),
-    ///         pulse_smol::Event::Closed(_) => break,
-    ///         _ => {}
-    ///     }
-    /// }
-    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// let backend = watcher.add_target(TargetSpec::peer(pool), None).unwrap();
+    /// // What the backend's connection said (`conn.recv().await`):
+    /// let event = Event::PeerDead { silent_for: std::time::Duration::from_secs(3) };
+    /// watcher.handle_peer_event(backend, &event);
+    /// assert_eq!(watcher.snapshot(backend).unwrap().health, Health::Down);
     /// ```
     pub fn handle_peer_event(&self, target: TargetId, event: &pulse_proto::Event) {
         self.change(|core| core.handle_peer_event(target, event));
@@ -268,24 +263,22 @@ impl Watcher {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # smol::block_on(async {
-    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// ```
+    /// # async fn run(watcher: pulse_driver::monitor::Watcher, conn: impl pulse_driver::monitor::PeerEvents) {
     /// use pulse_monitor::TargetSpec;
     ///
     /// let pool = watcher.add_pool();
     /// let backend = watcher.add_target(TargetSpec::peer(pool), None).unwrap();
-    /// let (conn, conn_driver) = pulse_smol::connect("127.0.0.1:7000", pulse_proto::Config::default()).await?;
-    /// smol::spawn(conn_driver).detach();
-    /// smol::spawn(watcher.follow(backend, conn)).detach();
-    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// // Spawned on the runtime that runs the connection:
+    /// let closed = watcher.follow(backend, conn).await;
+    /// println!("{closed}");
+    /// # }
     /// ```
-    pub fn follow(&self, target: TargetId, conn: Connection) -> impl Future<Output = Closed> + Send + 'static {
+    pub fn follow<C: PeerEvents>(&self, target: TargetId, conn: C) -> impl Future<Output = Closed> + Send + 'static {
         let watcher = self.clone();
         async move {
             loop {
-                let event = conn.recv().await;
+                let event = conn.next_event().await;
                 watcher.handle_peer_event(target, &event);
                 if let pulse_proto::Event::Closed(closed) = event {
                     return closed;
@@ -300,7 +293,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// use pulse_proto::Status;
     ///
     /// let pool = watcher.add_pool();
@@ -320,10 +313,8 @@ impl Watcher {
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
-    /// # smol::block_on(async {
+    /// ```
+    /// # async fn run(watcher: pulse_driver::monitor::Watcher) {
     /// use pulse_monitor::Event;
     ///
     /// loop {
@@ -333,15 +324,33 @@ impl Watcher {
     ///         _ => {}
     ///     }
     /// }
-    /// # });
+    /// # }
     /// ```
     pub async fn recv(&self) -> Event {
-        loop {
-            let arrived = self.shared.events.listen();
-            if let Some(event) = self.try_recv() {
-                return event;
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// One poll of [`Watcher::recv`]: the next event, or `cx` woken when
+    /// the monitor may have one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// assert!(watcher.poll_recv(&mut cx).is_pending());
+    /// ```
+    pub fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Event> {
+        let mut state = self.shared.lock();
+        match state.core.monitor_mut().poll_event() {
+            Some(event) => Poll::Ready(event),
+            None => {
+                // Under the lock the driver takes to tell news: none is
+                // missed in between.
+                state.wait(cx.waker());
+                Poll::Pending
             }
-            arrived.await;
         }
     }
 
@@ -351,7 +360,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// while let Some(event) = watcher.try_recv() {
     ///     println!("{event:?}");
     /// }
@@ -367,7 +376,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let pool = watcher.add_pool();
     /// let worker = watcher.add_target(pulse_monitor::TargetSpec::announced(pool, 42), None).unwrap();
     /// let snapshot = watcher.snapshot(worker).unwrap();
@@ -384,7 +393,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let pool = watcher.add_pool();
     /// for (target, weight) in watcher.healthy(pool) {
     ///     println!("{target} takes {weight} shares");
@@ -394,13 +403,69 @@ impl Watcher {
         self.shared.lock().core.monitor().healthy(pool).collect()
     }
 
+    /// The target for a load balancer's `turn`-th client: one of the
+    /// pool's healthy set, each taking turns in proportion to its weight
+    /// (`turn` modulo the weights' sum falls in one target's share). `None`
+    /// when no target of the pool is healthy: a balancer refuses the
+    /// client rather than send it to one that is not.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
+    /// let pool = watcher.add_pool();
+    /// for turn in 0..3 {
+    ///     match watcher.pick(pool, turn).and_then(|target| watcher.address(target)) {
+    ///         Some(backend) => println!("client {turn} goes to {backend}"),
+    ///         None => println!("client {turn} is refused: nothing is healthy"),
+    ///     }
+    /// }
+    /// ```
+    pub fn pick(&self, pool: PoolId, turn: u64) -> Option<TargetId> {
+        let state = self.shared.lock();
+        let monitor = state.core.monitor();
+        let total: u64 = monitor.healthy(pool).map(|(_, weight)| u64::from(weight)).sum();
+        let mut share = turn.checked_rem(total)?;
+        let picked = monitor
+            .healthy(pool)
+            .find_map(|(target, weight)| match share.checked_sub(weight.into()) {
+                Some(rest) => {
+                    share = rest;
+                    None
+                }
+                None => Some(target),
+            });
+        picked
+    }
+
+    /// Where `target`'s probes connect (the address it was added with):
+    /// where a load balancer sends its clients.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
+    /// use pulse_monitor::{Check, TargetSpec};
+    ///
+    /// let pool = watcher.add_pool();
+    /// let tcp = watcher.add_check(Check::Tcp);
+    /// let at = "127.0.0.1:9001".parse().unwrap();
+    /// let backend = watcher.add_target(TargetSpec::checked(pool, tcp), Some(at)).unwrap();
+    /// assert_eq!(watcher.address(backend), Some(at));
+    /// ```
+    pub fn address(&self, target: TargetId) -> Option<SocketAddr> {
+        self.shared.lock().core.address(target)
+    }
+
     /// A pool's summary ([`Monitor::pool`]).
     ///
     /// # Examples
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let pool = watcher.add_pool();
     /// println!("{:?}", watcher.pool(pool).unwrap());
     /// ```
@@ -415,7 +480,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let stats = watcher.monitor_stats();
     /// println!("{} announcements taken, {} forged", stats.announcements, stats.bad_tag);
     /// ```
@@ -429,7 +494,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// println!("{} probe connections opened", watcher.stats().probes);
     /// ```
     pub fn stats(&self) -> WatchStats {
@@ -442,7 +507,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// assert_eq!(watcher.probes(), 0);
     /// ```
     pub fn probes(&self) -> usize {
@@ -457,7 +522,7 @@ impl Watcher {
     ///
     /// ```
     /// # let monitor = pulse_monitor::Monitor::new(pulse_monitor::Config::lan(), pulse_driver::clock::now(), 1).unwrap();
-    /// # let (watcher, driver) = pulse_smol::monitor::watch(Default::default(), monitor);
+    /// # let (watcher, _link) = pulse_driver::monitor::Watcher::new(Default::default(), monitor);
     /// let score = watcher.with_monitor(|monitor| monitor.local_score());
     /// assert_eq!(score, 0);
     /// ```
@@ -468,14 +533,14 @@ impl Watcher {
 
 impl Clone for Watcher {
     fn clone(&self) -> Self {
-        Watcher::new(self.shared.clone())
+        Watcher::handle(self.shared.clone())
     }
 }
 
 impl Drop for Watcher {
     fn drop(&mut self) {
         if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.shared.ready.driver.wake();
+            self.shared.ready.wake_driver();
         }
     }
 }
