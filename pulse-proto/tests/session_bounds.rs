@@ -10,37 +10,9 @@ use core::time::Duration;
 
 use bytes::Bytes;
 use common::pair::Pair;
-use common::{close_code, closed, encode, events, hello, take};
+use common::{at, close_code, closed, encode, established, events, hello, stream, take, MS, SECOND};
 use pulse_proto::frame::{data_overhead, Frame, Welcome, MAGIC};
 use pulse_proto::{AdaptiveConfig, CloseCode, Config, Event, Instant, Role, SendError, Session, State, Transport};
-
-const MS: Duration = Duration::from_millis(1);
-const SECOND: Duration = Duration::from_secs(1);
-
-fn at(ms: u64) -> Instant {
-    Instant::from_nanos(ms * 1_000_000)
-}
-
-fn stream() -> Config {
-    Config::default().with_timing(SECOND, SECOND * 3)
-}
-
-/// A stream client and server established at time zero; the seed draws
-/// the client's jitter.
-fn stream_pair(config: Config, seed: u64) -> (Session, Session) {
-    let mut client = Session::new(config.clone(), Role::Client, Instant::ZERO, seed).unwrap();
-    let mut server = Session::new(config, Role::Server, Instant::ZERO, seed + 1).unwrap();
-    for piece in take(&mut client, at(0)) {
-        server.handle_input(at(0), &piece[..]);
-    }
-    for piece in take(&mut server, at(0)) {
-        client.handle_input(at(0), &piece[..]);
-    }
-    events(&mut client);
-    events(&mut server);
-    assert_eq!(client.state(), State::Established);
-    (client, server)
-}
 
 // Counts.
 
@@ -92,7 +64,7 @@ fn a_message_that_fills_the_queue_exactly_is_queued_and_one_byte_more_is_not() {
         fits -= 1;
     }
     for (payload, accepted) in [(fits, true), (fits + 1, false)] {
-        let (mut client, _server) = stream_pair(config.clone(), 1);
+        let (mut client, _server) = established(config.clone(), 1);
         client.send(1, first.clone()).unwrap();
         let result = client.send(1, Bytes::from(vec![2u8; payload]));
         assert_eq!(result.is_ok(), accepted, "{payload} bytes: {result:?}");
@@ -108,7 +80,7 @@ fn a_message_that_fills_the_queue_exactly_is_queued_and_one_byte_more_is_not() {
 fn a_timer_late_by_exactly_the_stall_threshold_is_not_a_stall_and_later_is() {
     let threshold = stream().stall_threshold_for(SECOND);
     for (late, stalls) in [(Duration::ZERO, 0), (MS, 1)] {
-        let (mut client, _server) = stream_pair(stream(), 1);
+        let (mut client, _server) = established(stream(), 1);
         let deadline = client.poll_timeout().unwrap();
         client.handle_timeout(deadline + threshold + late);
         assert_eq!(client.stats().own_stalls, stalls, "late by the threshold + {late:?}");
@@ -119,7 +91,7 @@ fn a_timer_late_by_exactly_the_stall_threshold_is_not_a_stall_and_later_is() {
 
 #[test]
 fn frames_after_the_peers_close_are_not_read() {
-    let (mut client, mut server) = stream_pair(stream(), 1);
+    let (mut client, mut server) = established(stream(), 1);
     // The server has output waiting, so it stays Closing after the
     // client's CLOSE: our answer goes last.
     server.send(1, Bytes::from_static(b"still queued")).unwrap();
@@ -141,7 +113,7 @@ fn frames_after_the_peers_close_are_not_read() {
 
 #[test]
 fn a_welcome_on_an_established_stream_is_a_protocol_error() {
-    let (mut client, _server) = stream_pair(stream(), 1);
+    let (mut client, _server) = established(stream(), 1);
     let welcome = encode(Frame::Welcome(Welcome {
         version: 2,
         interval_ms: 1_000,
@@ -204,7 +176,7 @@ fn before_the_handshake_a_datagrams_frame_larger_than_a_handshake_needs_is_refus
 
 #[test]
 fn a_closing_session_answers_no_ping() {
-    let (mut client, _server) = stream_pair(stream(), 1);
+    let (mut client, _server) = established(stream(), 1);
     client.close(at(10), CloseCode::NORMAL, "bye").unwrap();
     take(&mut client, at(10));
     client.handle_input(at(11), &encode(Frame::Ping { id: 1 })[..]);
@@ -215,7 +187,7 @@ fn a_closing_session_answers_no_ping() {
 
 #[test]
 fn after_our_own_stall_no_verdict_comes_before_the_probe_had_its_spacing() {
-    let (mut client, _server) = stream_pair(stream(), 1);
+    let (mut client, _server) = established(stream(), 1);
     // The peer is silent from the start; our process stalls ten seconds.
     let late = client.poll_timeout().unwrap() + SECOND * 10;
     let spacing = client.negotiated().unwrap().min_ping_spacing();
@@ -257,7 +229,7 @@ fn retimes_sent(session: &mut Session, now: Instant) -> usize {
 
 #[test]
 fn a_second_retime_one_ping_spacing_after_the_answer_is_answered() {
-    let (_client, mut server) = stream_pair(stream(), 1);
+    let (_client, mut server) = established(stream(), 1);
     let spacing = server.negotiated().unwrap().min_ping_spacing();
     server.handle_input(at(100), &retime(1)[..]);
     assert_eq!(retimes_sent(&mut server, at(100)), 1);
@@ -270,7 +242,7 @@ fn a_second_retime_one_ping_spacing_after_the_answer_is_answered() {
 
 #[test]
 fn a_retime_answer_to_no_request_is_skipped_and_counted() {
-    let (mut client, _server) = stream_pair(stream(), 1);
+    let (mut client, _server) = established(stream(), 1);
     client.handle_input(at(100), &retime(7)[..]);
     assert_eq!(client.stats().frames_ignored, 1);
     assert_eq!(client.state(), State::Established);

@@ -8,26 +8,11 @@ mod common;
 use core::time::Duration;
 
 use bytes::Bytes;
-use common::{close_code, datagram_frames as frames, encode, events, hello, take};
-use pulse_proto::frame::{Frame, MAGIC};
-use pulse_proto::{
-    AdaptiveConfig, CloseCode, Config, Event, Instant, Learned, Role, Session, State, StreamDecoder, Transport,
+use common::{
+    at, close_code, datagram, datagram_frames as frames, encode, established, events, hello, stream, take, MS, SECOND,
 };
-
-const MS: Duration = Duration::from_millis(1);
-const SECOND: Duration = Duration::from_secs(1);
-
-fn at(ms: u64) -> Instant {
-    Instant::from_nanos(ms * 1_000_000)
-}
-
-fn datagram() -> Config {
-    Config::new(Transport::Datagram).with_timing(SECOND, SECOND * 3)
-}
-
-fn stream() -> Config {
-    Config::default().with_timing(SECOND, SECOND * 3)
-}
+use pulse_proto::frame::{Frame, MAGIC};
+use pulse_proto::{AdaptiveConfig, CloseCode, Config, Event, Instant, Learned, Role, Session, State, StreamDecoder};
 
 /// A stream server that accepted a HELLO for 1 s / 3 s at time zero.
 fn server_with_hello(config: Config) -> Session {
@@ -209,7 +194,7 @@ fn a_stale_ping_closes_a_stream_but_is_ignored_on_datagrams() {
 
 #[test]
 fn only_the_pong_of_the_ping_in_flight_gives_an_rtt() {
-    let (mut client, _server) = established_pair();
+    let (mut client, _server) = established(stream(), 1);
     // Run the client to its first PING.
     let first = client.poll_timeout().unwrap();
     client.handle_timeout(first);
@@ -302,25 +287,9 @@ fn a_server_refuses_a_hello_whose_frames_would_be_too_small() {
 
 // Closing.
 
-/// A client and a server established over a stream, their handshake
-/// output exchanged.
-fn established_pair() -> (Session, Session) {
-    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, 1).unwrap();
-    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 2).unwrap();
-    for d in take(&mut client, at(0)) {
-        server.handle_input(at(0), &d[..]);
-    }
-    for d in take(&mut server, at(0)) {
-        client.handle_input(at(0), &d[..]);
-    }
-    events(&mut client);
-    events(&mut server);
-    (client, server)
-}
-
 #[test]
 fn closes_that_cross_complete_once_both_closes_are_out() {
-    let (mut client, mut server) = established_pair();
+    let (mut client, mut server) = established(stream(), 1);
     client.close(at(10), CloseCode::NORMAL, "a").unwrap();
     server.close(at(10), CloseCode::NORMAL, "b").unwrap();
     // The server's CLOSE reaches the client before the client's own has
@@ -336,7 +305,7 @@ fn closes_that_cross_complete_once_both_closes_are_out() {
 
 #[test]
 fn a_hard_close_mid_frame_never_writes_a_close_inside_the_frame() {
-    let (mut client, _server) = established_pair();
+    let (mut client, _server) = established(stream(), 1);
     client.send(3, Bytes::from(vec![9u8; 100_000])).unwrap();
     // The transport takes only part of the frame.
     let mut wire = MAGIC.to_vec();
@@ -362,7 +331,7 @@ fn a_hard_close_mid_frame_never_writes_a_close_inside_the_frame() {
 
 #[test]
 fn a_retime_answer_no_server_may_send_is_a_protocol_error() {
-    let (mut client, _server) = established_pair();
+    let (mut client, _server) = established(stream(), 1);
     client.retime(at(10), SECOND * 2, SECOND * 6).unwrap();
     take(&mut client, at(10));
     // An interval shorter than the ping spacing (500 ms here): no server
@@ -379,7 +348,7 @@ fn a_retime_answer_no_server_may_send_is_a_protocol_error() {
 
 #[test]
 fn a_server_answers_one_retime_per_ping_spacing() {
-    let (_client, mut server) = established_pair();
+    let (_client, mut server) = established(stream(), 1);
     let request = |id| {
         encode(Frame::Retime {
             id,
@@ -420,7 +389,7 @@ fn a_client_that_speaks_only_version_2_is_accepted() {
 
 #[test]
 fn an_end_of_stream_after_the_close_reports_nothing_more() {
-    let (mut client, _server) = established_pair();
+    let (mut client, _server) = established(stream(), 1);
     client.abort(at(10), CloseCode::GOING_AWAY, "bye").unwrap();
     assert!(events(&mut client).iter().any(|e| matches!(e, Event::Closed(_))));
     client.handle_eof(at(11));

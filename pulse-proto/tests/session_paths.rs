@@ -6,51 +6,20 @@
 
 mod common;
 
-use core::time::Duration;
-
 use bytes::Bytes;
 use common::pair::Pair;
-use common::{close_code, closed, datagram_frames, encode, events, stream_frames, take};
+use common::{
+    at, close_code, closed, datagram, datagram_frames, encode, established, events, stream, stream_frames, take, MS,
+    SECOND,
+};
 use pulse_proto::frame::{Frame, Hello, Welcome, MAGIC};
-use pulse_proto::{AdaptiveConfig, CloseCode, Config, Event, Initiator, Instant, Role, Session, State, Transport};
-
-const MS: Duration = Duration::from_millis(1);
-const SECOND: Duration = Duration::from_secs(1);
-
-fn at(ms: u64) -> Instant {
-    Instant::from_nanos(ms * 1_000_000)
-}
-
-fn datagram() -> Config {
-    Config::new(Transport::Datagram).with_timing(SECOND, SECOND * 3)
-}
-
-fn stream() -> Config {
-    Config::default().with_timing(SECOND, SECOND * 3)
-}
+use pulse_proto::{AdaptiveConfig, CloseCode, Config, Event, Initiator, Instant, Role, Session, State};
 
 /// A datagram: the magic, then one frame.
 fn datagram_of(frame: Frame) -> Vec<u8> {
     let mut bytes = MAGIC.to_vec();
     bytes.extend(encode(frame));
     bytes
-}
-
-/// A stream client whose HELLO is out, and a stream server established
-/// by it, both at time zero; the seed draws the client's jitter.
-fn stream_pair(seed: u64) -> (Session, Session) {
-    let mut client = Session::new(stream(), Role::Client, Instant::ZERO, seed).unwrap();
-    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, seed + 1).unwrap();
-    for piece in take(&mut client, at(0)) {
-        server.handle_input(at(0), &piece[..]);
-    }
-    for piece in take(&mut server, at(0)) {
-        client.handle_input(at(0), &piece[..]);
-    }
-    events(&mut client);
-    events(&mut server);
-    assert_eq!(client.state(), State::Established);
-    (client, server)
 }
 
 fn hello_frame() -> Frame {
@@ -140,7 +109,7 @@ fn a_repeated_hello_one_ping_spacing_after_the_welcome_is_answered() {
 
 #[test]
 fn a_hello_on_an_established_stream_is_a_protocol_error() {
-    let (_client, mut server) = stream_pair(1);
+    let (_client, mut server) = established(stream(), 1);
     server.handle_input(at(10), &encode(hello_frame())[..]);
     assert_eq!(close_code(&mut server), Some(CloseCode::PROTOCOL_ERROR));
 }
@@ -183,7 +152,7 @@ fn after_a_suspicion_clients_draw_their_next_spacing_afresh() {
     // instant as their common phase.
     let mut next = Vec::new();
     for seed in 1..=64 {
-        let (mut client, mut server) = stream_pair(seed * 10);
+        let (mut client, mut server) = established(stream(), seed * 10);
         let mut now = at(0);
         for _ in 0..100 {
             now = client.poll_timeout().unwrap();
@@ -206,7 +175,7 @@ fn after_a_suspicion_clients_draw_their_next_spacing_afresh() {
 
 #[test]
 fn resuming_input_soon_after_a_ping_probes_only_once_the_spacing_allows() {
-    let (mut client, _server) = stream_pair(1);
+    let (mut client, _server) = established(stream(), 1);
     let mut now = at(0);
     for _ in 0..10 {
         now = client.poll_timeout().unwrap();

@@ -6,7 +6,7 @@ pub mod pair;
 
 use bytes::Bytes;
 use pulse_proto::frame::{Frame, Hello, MAGIC};
-use pulse_proto::{CloseCode, Event, Instant, Session, StreamDecoder};
+use pulse_proto::{CloseCode, Config, Event, Instant, Role, Session, StreamDecoder, Transport};
 
 /// What a session sends now, one piece per `poll_transmit` (a datagram
 /// each over UDP), all taken by the transport.
@@ -80,4 +80,41 @@ pub fn hello(version_min: u8, version_max: u8, max_frame_len: u32) -> Vec<u8> {
     })
     .encode(&mut bytes);
     bytes
+}
+
+/// One millisecond and one second, the tests' units.
+pub const MS: core::time::Duration = core::time::Duration::from_millis(1);
+pub const SECOND: core::time::Duration = core::time::Duration::from_secs(1);
+
+/// The instant `ms` milliseconds after zero.
+pub fn at(ms: u64) -> Instant {
+    Instant::from_nanos(ms * 1_000_000)
+}
+
+/// A datagram config at 1 s / 3 s.
+pub fn datagram() -> Config {
+    Config::new(Transport::Datagram).with_timing(SECOND, SECOND * 3)
+}
+
+/// A stream config at 1 s / 3 s.
+pub fn stream() -> Config {
+    Config::default().with_timing(SECOND, SECOND * 3)
+}
+
+/// A stream client and server, both on `config`, established at time
+/// zero with their handshake's events taken; the seed draws the client's
+/// jitter (the server's is the next one).
+pub fn established(config: Config, seed: u64) -> (Session, Session) {
+    let mut client = Session::new(config.clone(), Role::Client, Instant::ZERO, seed).unwrap();
+    let mut server = Session::new(config, Role::Server, Instant::ZERO, seed + 1).unwrap();
+    for piece in take(&mut client, at(0)) {
+        server.handle_input(at(0), &piece[..]);
+    }
+    for piece in take(&mut server, at(0)) {
+        client.handle_input(at(0), &piece[..]);
+    }
+    events(&mut client);
+    events(&mut server);
+    assert_eq!(client.state(), pulse_proto::State::Established);
+    (client, server)
 }
