@@ -243,7 +243,9 @@ impl ReconnectingClient {
     }
 
     /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected (messages are not kept across connections).
+    /// disconnected. A message the connection took but never began to
+    /// send before it ended is not lost: the next connection sends it
+    /// first ([`ReconnectingClient::take_unsent`]).
     ///
     /// Cancel safety: cancel-safe, as [`Connection::send`].
     ///
