@@ -30,6 +30,12 @@ impl Inbox for Connection {
     fn set_active(&self, active: bool) {
         Connection::set_active(self, active);
     }
+    fn take_unsent(&self) -> Vec<(u16, Bytes)> {
+        Connection::take_unsent(self)
+    }
+    fn send_now(&self, tag: u16, payload: Bytes) -> bool {
+        Connection::send_now(self, tag, payload)
+    }
 }
 
 /// What the client's handles and its task share.
@@ -339,7 +345,9 @@ impl ReconnectingClient {
     }
 
     /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected (messages are not kept across connections).
+    /// disconnected. A message the connection took but never began to
+    /// send before it ended is not lost: the next connection sends it
+    /// first ([`ReconnectingClient::take_unsent`]).
     ///
     /// Cancel safety: cancel-safe, as [`Connection::send`].
     ///
