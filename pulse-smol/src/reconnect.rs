@@ -30,6 +30,10 @@ use crate::supervisor::supervise;
 ///   informational events are dropped beyond a limit and counted
 ///   ([`ReconnectingClient::events_dropped`]); messages wait in the
 ///   connection, whose reading pauses when the application is behind.
+/// - A message a lost connection took but never began to send (held over
+///   an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
+///   §6.11.1) is not lost: the next connection sends it first, in order,
+///   ahead of anything sent after ([`ReconnectingClient::take_unsent`]).
 ///
 /// # Examples
 ///

@@ -95,6 +95,10 @@ async fn until(notify: &Notify, done: impl Fn() -> bool) {
 ///   on [`ReconnectingClient::close`], or when every handle is dropped.
 /// - It never waits for the application: unread transitions are dropped
 ///   beyond a limit and counted ([`ReconnectingClient::events_dropped`]).
+/// - A message a lost connection took but never began to send (held over
+///   an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
+///   §6.11.1) is not lost: the next connection sends it first, in order,
+///   ahead of anything sent after ([`ReconnectingClient::take_unsent`]).
 ///
 /// Cloning gives another handle to the same client.
 ///
