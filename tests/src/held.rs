@@ -104,6 +104,11 @@ impl HeldServer {
         self.relay.counts().resets.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// What the server has received so far.
+    pub fn messages(&self) -> Vec<Received> {
+        self.log.0 .0.lock().expect("log").clone()
+    }
+
     /// Waits until the server has received `count` messages (at most
     /// [`BOUND`]); returns all it received.
     pub fn wait_for_messages(&self, count: usize) -> Vec<Received> {

@@ -10,7 +10,7 @@
 //! idle stretch the scenario needs (`held::IDLE`).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -27,28 +27,15 @@ struct Seen {
 }
 
 /// Reconnects once, and sends what the lost connection never began first.
-#[derive(Clone)]
 struct Client {
     server: SocketAddr,
-    seen: Arc<(Mutex<Seen>, Condvar)>,
+    seen: Arc<Mutex<Seen>>,
     resend: Arc<Mutex<Vec<(u16, Bytes)>>>,
 }
 
 impl Client {
-    fn wait(&self, what: &str, done: impl Fn(&Seen) -> bool) {
-        let (seen, changed) = &*self.seen;
-        let deadline = Instant::now() + BOUND;
-        let mut seen = seen.lock().expect("seen");
-        while !done(&seen) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "{what}: not within {BOUND:?}");
-            seen = changed.wait_timeout(seen, left).expect("seen").0;
-        }
-    }
-
     fn tell(&self, change: impl FnOnce(&mut Seen)) {
-        change(&mut self.seen.0.lock().expect("seen"));
-        self.seen.1.notify_all();
+        change(&mut self.seen.lock().expect("seen"));
     }
 }
 
@@ -66,7 +53,7 @@ impl Handler for Client {
         let unsent = ctx.take_unsent(conn);
         assert!(ctx.take_unsent(conn).is_empty(), "taken once");
         self.resend.lock().expect("resend").extend(unsent.iter().cloned());
-        let first = self.seen.0.lock().expect("seen").closed.is_empty();
+        let first = self.seen.lock().expect("seen").closed.is_empty();
         if first {
             ctx.connect(self.server, ()).expect("reconnect");
         }
@@ -74,6 +61,15 @@ impl Handler for Client {
             seen.closed.push(closed.clone());
             seen.unsent.push(unsent);
         });
+    }
+}
+
+/// Turns the loop until `done`, at most [`BOUND`].
+fn drive(event_loop: &mut EventLoop<Client>, what: &str, done: impl Fn(&Seen) -> bool) {
+    let deadline = Instant::now() + BOUND;
+    while !done(&event_loop.handler().seen.lock().expect("seen")) {
+        assert!(Instant::now() < deadline, "{what}: not within {BOUND:?}");
+        event_loop.turn(Some(Duration::from_millis(10))).expect("a turn");
     }
 }
 
@@ -85,21 +81,26 @@ fn a_handler_takes_back_in_on_close_what_the_lost_connection_held_and_sends_it_o
         seen: Arc::default(),
         resend: Arc::default(),
     };
-    let mut event_loop = EventLoop::new(LoopConfig::new(adaptive_client_config()), client.clone()).expect("a loop");
+    // Driven on this thread, so both messages are sent in one callback,
+    // before the loop can see the reset.
+    let mut event_loop = EventLoop::new(LoopConfig::new(adaptive_client_config()), client).expect("a loop");
     let first = event_loop.connect(server.addr(), ()).expect("connect");
-    let handle = event_loop.handle();
-    let thread = std::thread::spawn(move || event_loop.run().expect("the client loop"));
-
-    client.wait("the first connection", |seen| seen.opened == 1);
+    drive(&mut event_loop, "the first connection", |seen| seen.opened == 1);
     std::thread::sleep(IDLE);
-    handle.send(first, 7, "held").expect("the loop runs");
-    handle.send(first, 8, "behind it").expect("the loop runs");
-    client.wait("the reset and the next connection", |seen| seen.opened == 2);
-    let received = server.wait_for_messages(2);
+    event_loop.with_ctx(|ctx| {
+        ctx.send(first, 7, "held").expect("taken by the session");
+        ctx.send(first, 8, "behind it").expect("taken by the session");
+    });
+    drive(&mut event_loop, "the reset and the next connection", |seen| {
+        seen.opened == 2
+    });
+    let bound = Instant::now() + BOUND;
+    while server.messages().len() < 2 && Instant::now() < bound {
+        event_loop.turn(Some(Duration::from_millis(10))).expect("a turn");
+    }
+    let received = server.messages();
 
-    let _ = handle.shutdown(Duration::ZERO);
-    thread.join().expect("the client loop");
-    let seen = client.seen.0.lock().expect("seen");
+    let seen = event_loop.handler().seen.lock().expect("seen");
     assert_eq!(seen.closed[0].code, CloseCode::LOST, "{:?}", seen.closed);
     assert_eq!(
         seen.unsent[0],

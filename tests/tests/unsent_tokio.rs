@@ -34,14 +34,14 @@ async fn a_message_held_over_a_forgotten_path_comes_back_from_the_connection() {
     assert!(conn.take_unsent().is_empty(), "nothing before the end");
     tokio::time::sleep(IDLE).await;
     conn.send(7, "held").await.expect("taken by the session");
-    conn.send(8, "behind it").await.expect("taken by the session");
+    let mut sent = vec![(7, Bytes::from("held"))];
+    // The reset may beat this one (then refused, and not handed back).
+    if conn.send(8, "behind it").await.is_ok() {
+        sent.push((8, Bytes::from("behind it")));
+    }
     let closed = bounded("the reset", conn.closed()).await;
     assert_eq!(closed.code, CloseCode::LOST, "{closed}");
-    assert_eq!(
-        conn.take_unsent(),
-        vec![(7, Bytes::from("held")), (8, Bytes::from("behind it"))],
-        "{closed}"
-    );
+    assert_eq!(conn.take_unsent(), sent, "{closed}");
     assert!(conn.take_unsent().is_empty(), "taken once");
     assert_eq!(server.resets(), 1);
     assert!(server.wait_for_messages(0).is_empty(), "the peer saw none of them");
