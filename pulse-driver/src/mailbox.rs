@@ -153,6 +153,9 @@ pub struct Mailbox {
     app: Vec<Waker>,
     /// The application's handles, for adapters that count them here.
     handles: usize,
+    /// Messages the session was given but never began to send, handed
+    /// back when it ended (`docs/PROTOCOL.md` §6.11.1 rule 4).
+    unsent: Vec<(u16, Bytes)>,
 }
 
 impl Mailbox {
@@ -172,6 +175,7 @@ impl Mailbox {
             driver: None,
             app: Vec::new(),
             handles: 0,
+            unsent: Vec::new(),
         }
     }
 
@@ -189,6 +193,9 @@ impl Mailbox {
                 Event::Closed(closed) => {
                     log::closed(peer, closed);
                     self.closed = Some(Box::new(closed.clone()));
+                    // Kept before anyone can see the close, so an
+                    // application told of it finds them.
+                    self.unsent.extend(std::iter::from_fn(|| self.session.poll_unsent()));
                 }
                 _ => {}
             }
@@ -312,6 +319,25 @@ impl Mailbox {
     /// Whether the connection is over.
     pub fn is_closed(&self) -> bool {
         self.closed.is_some()
+    }
+
+    /// Once the connection is closed, the messages it was given but never
+    /// began to send, in the order they were sent: the peer cannot have
+    /// seen any of them (a session that died while it held DATA over an
+    /// idle path, or with DATA queued; `docs/PROTOCOL.md` §6.11.1). Send
+    /// them again on the next connection. Empty before the close, and
+    /// once taken.
+    ///
+    /// ```
+    /// use pulse_driver::{clock, Mailbox};
+    /// use pulse_proto::{Config, Role, Session};
+    ///
+    /// let session = Session::new(Config::default(), Role::Client, clock::now(), clock::seed()).unwrap();
+    /// let mut mailbox = Mailbox::new(session);
+    /// assert!(mailbox.take_unsent().is_empty(), "open: nothing handed back");
+    /// ```
+    pub fn take_unsent(&mut self) -> Vec<(u16, Bytes)> {
+        std::mem::take(&mut self.unsent)
     }
 
     /// Whether the driver has finished: the transport is dropped.

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use pulse_proto::{Backoff, Event, Learned};
 
 use crate::{Error, Retry};
@@ -175,6 +176,13 @@ pub trait Inbox: Clone {
     fn set_learned(&self, learned: Learned);
     /// Tells its session whether the application is active.
     fn set_active(&self, active: bool);
+    /// Once it is closed, the messages it never began to send
+    /// ([`crate::Mailbox::take_unsent`]).
+    fn take_unsent(&self) -> Vec<(u16, Bytes)>;
+    /// Queues a message now, without waiting: whether it was taken (a full
+    /// queue, a message too large for this peer, or a closed connection
+    /// refuse it).
+    fn send_now(&self, tag: u16, payload: Bytes) -> bool;
 }
 
 enum Entry<C> {
@@ -188,6 +196,15 @@ enum Entry<C> {
 /// waits on it; the adapter keeps it behind a lock and wakes the
 /// application after every change.
 ///
+/// No message is lost with a connection: the messages a connection never
+/// began to send when it ended (held over an idle path it could not
+/// confirm, or queued; `docs/PROTOCOL.md` §6.11.1) are kept at
+/// [`ClientQueue::detach`] and queued on the next connection at
+/// [`ClientQueue::attach`], in order, before the application can send
+/// anything newer on it. Those the next connection refuses (a message too
+/// large for the new peer) wait, with the rest behind them, for the one
+/// after, or for the application ([`ClientQueue::take_unsent`]).
+///
 /// # Examples
 ///
 /// ```
@@ -200,6 +217,8 @@ enum Entry<C> {
 ///     fn learned(&self) -> Option<pulse_proto::Learned> { None }
 ///     fn set_learned(&self, _: pulse_proto::Learned) {}
 ///     fn set_active(&self, _: bool) {}
+///     fn take_unsent(&self) -> Vec<(u16, bytes::Bytes)> { Vec::new() }
+///     fn send_now(&self, _: u16, _: bytes::Bytes) -> bool { false }
 /// }
 ///
 /// let mut queue = ClientQueue::<NoConnection>::default();
@@ -218,6 +237,8 @@ pub struct ClientQueue<C> {
     learned: Option<Learned>,
     /// Whether the application said it is active.
     active: bool,
+    /// Messages lost connections never began to send, for the next.
+    unsent: VecDeque<(u16, Bytes)>,
 }
 
 impl<C> Default for ClientQueue<C> {
@@ -229,6 +250,7 @@ impl<C> Default for ClientQueue<C> {
             ended: None,
             learned: None,
             active: false,
+            unsent: VecDeque::new(),
         }
     }
 }
@@ -239,6 +261,7 @@ impl<C> std::fmt::Debug for ClientQueue<C> {
             .field("unread", &self.queue.len())
             .field("dropped", &self.dropped)
             .field("ended", &self.ended)
+            .field("unsent", &self.unsent.len())
             .finish()
     }
 }
@@ -261,8 +284,18 @@ impl<C: Inbox> ClientQueue<C> {
         self.queue.push_back(Entry::Transition(event));
     }
 
-    /// A connection is up: the application reads its events next.
+    /// A connection is up: the application reads its events next, and
+    /// the messages earlier connections never began to send are queued on
+    /// it first, in order (call it with the handshake done, before the
+    /// application can send on `conn`).
     pub fn attach(&mut self, conn: &C) {
+        while let Some((tag, payload)) = self.unsent.pop_front() {
+            if !conn.send_now(tag, payload.clone()) {
+                // Order matters more than this connection: the rest waits.
+                self.unsent.push_front((tag, payload));
+                break;
+            }
+        }
         let connections = self.queue.iter().filter(|e| matches!(e, Entry::Connection(_))).count();
         if connections >= MAX_UNREAD_CONNECTIONS {
             if let Some(i) = self.queue.iter().position(|e| matches!(e, Entry::Connection(_))) {
@@ -274,11 +307,22 @@ impl<C: Inbox> ClientQueue<C> {
         self.current = Some(conn.clone());
     }
 
-    /// The connection is over: keep what it learned.
+    /// The connection is over (closed): keep what it learned, and the
+    /// messages it never began to send, for the next one.
     pub fn detach(&mut self) {
-        if let Some(learned) = self.current.take().and_then(|c| c.learned()) {
-            self.learned = Some(learned);
+        if let Some(conn) = self.current.take() {
+            if let Some(learned) = conn.learned() {
+                self.learned = Some(learned);
+            }
+            self.unsent.extend(conn.take_unsent());
         }
+    }
+
+    /// The messages waiting for the next connection (those lost
+    /// connections never began to send), taken: they will not be sent by
+    /// the client. After the client ended, what it could not deliver.
+    pub fn take_unsent(&mut self) -> Vec<(u16, Bytes)> {
+        std::mem::take(&mut self.unsent).into()
     }
 
     /// Starts from what an earlier client learned ([`ClientOptions::learned`]).

@@ -334,8 +334,9 @@ impl<T> Core<T> {
     }
 
     /// Takes a closed connection out: socket deregistered and closed, timer
-    /// cancelled, counted off. Returns its value.
-    pub(crate) fn remove(&mut self, index: u32) -> Option<T> {
+    /// cancelled, counted off. Returns its value, and the messages its
+    /// session never began to send (`Session::poll_unsent`).
+    pub(crate) fn remove(&mut self, index: u32) -> Option<(T, Vec<(u16, Bytes)>)> {
         let mut conn = self.conns.try_remove(index as usize)?;
         self.counters.on_gone(&conn.session);
         if let Some(key) = conn.timer {
@@ -352,7 +353,8 @@ impl<T> Core<T> {
         }
         self.stats.closed += 1;
         self.freed = true;
-        conn.value.take()
+        let unsent = std::iter::from_fn(|| conn.session.poll_unsent()).collect();
+        conn.value.take().map(|value| (value, unsent))
     }
 
     /// The peer's address, for logs (asked of the socket only when a log

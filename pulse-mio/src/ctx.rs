@@ -17,6 +17,14 @@ use crate::handler::ConnId;
 /// the same turn of the loop.
 pub struct Ctx<'a, T> {
     pub(crate) core: &'a mut Core<T>,
+    /// In `on_close`: the closed connection's messages never begun.
+    pub(crate) unsent: Option<(ConnId, Vec<(u16, Bytes)>)>,
+}
+
+impl<'a, T> Ctx<'a, T> {
+    pub(crate) fn new(core: &'a mut Core<T>) -> Ctx<'a, T> {
+        Ctx { core, unsent: None }
+    }
 }
 
 impl<T> Ctx<'_, T> {
@@ -208,6 +216,52 @@ impl<T> Ctx<'_, T> {
     /// ```
     pub fn set_learned(&mut self, conn: ConnId, learned: Learned) {
         self.core.with_session(conn, |session| session.set_learned(learned));
+    }
+
+    /// In [`crate::Handler::on_close`] for `conn`, the messages it was
+    /// given but never began to send, in the order they were sent (empty
+    /// anywhere else, and once taken). The peer cannot have seen any of
+    /// them: a connection that died while it held DATA over an idle path
+    /// it could not confirm (an adaptive client, or a server whose client
+    /// retimed; `docs/PROTOCOL.md` §6.11.1), or with DATA still queued,
+    /// hands them back here rather than drop them. Send them again on the
+    /// next connection, first.
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use bytes::Bytes;
+    /// # use pulse_mio::{ConnId, Ctx, Handler};
+    /// # use pulse_proto::Closed;
+    /// /// A client that reconnects, and sends what the lost connection
+    /// /// never began to send before anything newer.
+    /// struct Client {
+    ///     server: SocketAddr,
+    ///     resend: Vec<(u16, Bytes)>,
+    /// }
+    ///
+    /// impl Handler for Client {
+    ///     type Conn = ();
+    ///     fn accepted(&mut self, _peer: SocketAddr) {}
+    ///     fn on_open(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId) {
+    ///         for (tag, payload) in self.resend.drain(..) {
+    ///             let _ = ctx.send(conn, tag, payload);
+    ///         }
+    ///     }
+    ///     fn on_close(&mut self, ctx: &mut Ctx<'_, ()>, conn: ConnId, _closed: &Closed, _value: ()) {
+    ///         self.resend.extend(ctx.take_unsent(conn));
+    ///         let _ = ctx.connect(self.server, ());
+    ///     }
+    /// #   fn on_message(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, _: u16, _: Bytes) {}
+    /// }
+    /// ```
+    pub fn take_unsent(&mut self, conn: ConnId) -> Vec<(u16, Bytes)> {
+        match self.unsent.take() {
+            Some((id, unsent)) if id == conn => unsent,
+            other => {
+                self.unsent = other;
+                Vec::new()
+            }
+        }
     }
 
     /// Connections held now (opened or not yet).

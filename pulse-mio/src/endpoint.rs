@@ -258,7 +258,7 @@ impl<H: Handler> Endpoint<H> {
     /// the loop's own thread between turns); the changes go out at the next
     /// [`Endpoint::process`].
     pub fn with_ctx<R>(&mut self, f: impl FnOnce(&mut Ctx<'_, H::Conn>) -> R) -> R {
-        f(&mut Ctx { core: &mut self.core })
+        f(&mut Ctx::new(&mut self.core))
     }
 
     /// Whether a shutdown has completed: every connection is closed.
@@ -504,7 +504,7 @@ impl<H: Handler> Endpoint<H> {
                 Event::Closed(closed) => log::closed(self.core.peer(index), closed),
                 _ => {}
             }
-            let mut ctx = Ctx { core: &mut self.core };
+            let mut ctx = Ctx::new(&mut self.core);
             match event {
                 Event::Connected(_) => self.handler.on_open(&mut ctx, id),
                 Event::Message { tag, payload } => self.handler.on_message(&mut ctx, id, tag, payload),
@@ -513,7 +513,8 @@ impl<H: Handler> Endpoint<H> {
                     // What the transport takes at once (a final CLOSE),
                     // then the socket goes.
                     ctx.core.flush(index);
-                    if let Some(value) = ctx.core.remove(index) {
+                    if let Some((value, unsent)) = ctx.core.remove(index) {
+                        ctx.unsent = Some((id, unsent));
                         self.handler.on_close(&mut ctx, id, &closed, value);
                     }
                     return Ok(());

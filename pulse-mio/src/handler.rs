@@ -219,6 +219,8 @@ pub trait Handler {
     /// The connection is over and its socket closed: how it ended, and its
     /// value, handed back. Comes exactly once for every connection, whether
     /// or not it had opened (see [How the callbacks pair up](Handler)).
+    /// Messages it never began to send are there for
+    /// [`Ctx::take_unsent`], to send again.
     ///
     /// ```
     /// # use std::net::SocketAddr;

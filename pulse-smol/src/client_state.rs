@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use bytes::Bytes;
 use event_listener::EventListener;
 use pulse_driver::{ClientEvent, ClientQueue, Inbox};
 use pulse_proto::{Event, Learned};
@@ -23,6 +24,12 @@ impl Inbox for Connection {
     }
     fn set_active(&self, active: bool) {
         Connection::set_active(self, active);
+    }
+    fn take_unsent(&self) -> Vec<(u16, Bytes)> {
+        Connection::take_unsent(self)
+    }
+    fn send_now(&self, tag: u16, payload: Bytes) -> bool {
+        Connection::send_now(self, tag, payload)
     }
 }
 

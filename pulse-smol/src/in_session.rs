@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use pulse_driver::clock;
 use pulse_proto::{Learned, SendError, Session, Status};
 
@@ -106,6 +107,51 @@ impl Connection {
         self.with_session(|session| session.set_learned(learned));
     }
 
+    /// Once the connection has ended, the messages it was given but never
+    /// began to send, in the order they were sent; empty before, and once
+    /// taken. The peer cannot have seen any of them: a connection that
+    /// died while it held DATA over an idle path it could not confirm
+    /// (an adaptive client, or a server whose client retimed;
+    /// `docs/PROTOCOL.md` §6.11.1), or with DATA still queued, hands them
+    /// back here rather than drop them. Send them again on the next
+    /// connection ([`crate::ReconnectingClient`] does so by itself). A
+    /// split connection's halves reach it through `connection()`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// use pulse_proto::{AdaptiveConfig, Config};
+    ///
+    /// let config = Config::default().with_adaptive(Some(AdaptiveConfig::default()));
+    /// let (conn, driver) = pulse_smol::connect("127.0.0.1:7000", config.clone()).await?;
+    /// smol::spawn(driver).detach();
+    /// conn.send(1, "hello").await?;
+    /// let closed = conn.closed().await;
+    /// let unsent = conn.take_unsent();
+    /// if !unsent.is_empty() {
+    ///     println!("{closed}: {} messages to send again", unsent.len());
+    ///     let (next, driver) = pulse_smol::connect("127.0.0.1:7000", config).await?;
+    ///     smol::spawn(driver).detach();
+    ///     for (tag, payload) in unsent {
+    ///         next.send(tag, payload).await?;
+    ///     }
+    /// }
+    /// # Ok::<(), pulse_smol::Error>(()) });
+    /// ```
+    pub fn take_unsent(&self) -> Vec<(u16, Bytes)> {
+        self.shared.lock().take_unsent()
+    }
+
+    /// Queues a message without waiting: whether it was taken.
+    pub(crate) fn send_now(&self, tag: u16, payload: Bytes) -> bool {
+        let taken = matches!(self.shared.lock().try_send(tag, payload), Ok(Some(())));
+        if taken {
+            self.shared.driver_waker.wake();
+        }
+        taken
+    }
+
     /// Runs a local call on the session, then wakes the driver: the call
     /// may have queued a frame or moved the deadline earlier.
     fn with_session<R>(&self, call: impl FnOnce(&mut Session) -> R) -> R {
@@ -171,5 +217,28 @@ impl crate::ReconnectingClient {
         if let Some(conn) = current {
             conn.set_active(active);
         }
+    }
+
+    /// The messages waiting for the next connection, taken: the client
+    /// will not send them. A connection that ended before it began to
+    /// send some messages ([`Connection::take_unsent`]) leaves them to the
+    /// client, which queues them on its next connection first, in order,
+    /// ahead of anything sent after; so this is empty unless the client
+    /// has ended (then: what it could not deliver) or a next connection
+    /// refused one (too large for its peer).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # smol::block_on(async {
+    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
+    /// client.close().await;
+    /// for (tag, payload) in client.take_unsent() {
+    ///     eprintln!("never delivered: {tag} {payload:?}");
+    /// }
+    /// # });
+    /// ```
+    pub fn take_unsent(&self) -> Vec<(u16, Bytes)> {
+        self.inner().lock().take_unsent()
     }
 }

@@ -30,6 +30,10 @@ use crate::supervisor::supervise;
 ///   informational events are dropped beyond a limit and counted
 ///   ([`ReconnectingClient::events_dropped`]); messages wait in the
 ///   connection, whose reading pauses when the application is behind.
+/// - A message a lost connection took but never began to send (held over
+///   an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
+///   §6.11.1) is not lost: the next connection sends it first, in order,
+///   ahead of anything sent after ([`ReconnectingClient::take_unsent`]).
 ///
 /// # Examples
 ///
@@ -243,7 +247,9 @@ impl ReconnectingClient {
     }
 
     /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected (messages are not kept across connections).
+    /// disconnected. A message the connection took but never began to
+    /// send before it ended is not lost: the next connection sends it
+    /// first ([`ReconnectingClient::take_unsent`]).
     ///
     /// Cancel safety: cancel-safe, as [`Connection::send`].
     ///

@@ -30,6 +30,12 @@ impl Inbox for Connection {
     fn set_active(&self, active: bool) {
         Connection::set_active(self, active);
     }
+    fn take_unsent(&self) -> Vec<(u16, Bytes)> {
+        Connection::take_unsent(self)
+    }
+    fn send_now(&self, tag: u16, payload: Bytes) -> bool {
+        Connection::send_now(self, tag, payload)
+    }
 }
 
 /// What the client's handles and its task share.
@@ -89,6 +95,10 @@ async fn until(notify: &Notify, done: impl Fn() -> bool) {
 ///   on [`ReconnectingClient::close`], or when every handle is dropped.
 /// - It never waits for the application: unread transitions are dropped
 ///   beyond a limit and counted ([`ReconnectingClient::events_dropped`]).
+/// - A message a lost connection took but never began to send (held over
+///   an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
+///   §6.11.1) is not lost: the next connection sends it first, in order,
+///   ahead of anything sent after ([`ReconnectingClient::take_unsent`]).
 ///
 /// Cloning gives another handle to the same client.
 ///
@@ -339,7 +349,9 @@ impl ReconnectingClient {
     }
 
     /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected (messages are not kept across connections).
+    /// disconnected. A message the connection took but never began to
+    /// send before it ended is not lost: the next connection sends it
+    /// first ([`ReconnectingClient::take_unsent`]).
     ///
     /// Cancel safety: cancel-safe, as [`Connection::send`].
     ///

@@ -15,6 +15,7 @@ pub mod adaptive_client;
 pub mod bins;
 pub mod fd_limit;
 pub mod floor;
+pub mod held;
 pub mod monitor_bounds;
 pub mod monitor_harness;
 pub mod nat_proxy;
