@@ -65,7 +65,7 @@ fn a_pulse_peers_heartbeat_allocates_nothing() {
         Duration::from_millis(3),
     ));
     let mut now = Instant::ZERO;
-    let mut second = |monitor: &mut Monitor, now: &mut Instant| {
+    let second = |monitor: &mut Monitor, now: &mut Instant| {
         for &id in &ids {
             *now += Duration::from_millis(1);
             monitor.handle_peer_event(*now, id, &rtt);
