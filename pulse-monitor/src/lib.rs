@@ -23,10 +23,7 @@
 //!     into a suspicion level (φ) with suspect, down and evict thresholds;
 //!     with a check attached, fast probes confirm a suspicion before a down;
 //!   - *pulse peers*: a pulse session's own events ([`pulse_proto::Event`])
-//!     feed the verdict (a CLOSE in which the peer timed *us* out makes
-//!     it suspect, not down: the peer was alive to send it, and it follows
-//!     any stall of ours longer than the peer's dead timeout); with a
-//!     check attached (best the pulse handshake,
+//!     feed the verdict; with a check attached (best the pulse handshake,
 //!     [`PulseCheck`]), fast probes confirm a lost session before a down
 //!     (see [Pulse peers](#pulse-peers-confirming-a-lost-session)).
 //! - **Announcing** (the other side): [`Announcer`] is what a service runs

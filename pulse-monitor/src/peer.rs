@@ -31,20 +31,6 @@ impl Monitor {
             E::Recovered { .. } if health != Health::Down => (Health::Up, PeerSignal::Recovered),
             E::Suspect { .. } if health == Health::Up => (Health::Suspect, PeerSignal::Suspect),
             E::PeerDead { .. } => (Health::Down, PeerSignal::Dead),
-            // The peer timed *us* out: it was alive to send that CLOSE, so
-            // this is no evidence against it — most often we stalled (our
-            // pings stopped), and no stall of ours may give a down. It is
-            // suspect until the next session says: connected (up), or its
-            // own failure (down).
-            E::Closed(closed)
-                if closed.initiator == pulse_proto::Initiator::Peer && closed.code == CloseCode::TIMED_OUT =>
-            {
-                let to = match health {
-                    Health::Up => Health::Suspect,
-                    h => h,
-                };
-                (to, PeerSignal::Closed(closed.code))
-            }
             E::Closed(closed) => (Health::Down, PeerSignal::Closed(closed.code)),
             E::PeerStatus(status) => {
                 self.set_status(index, *status);

@@ -4,7 +4,14 @@
 //! they stall with it; some peers are confirmed with the pulse handshake,
 //! some are not. A stall longer than the servers' dead timeout makes every
 //! server close its session with TIMED_OUT; the CLOSE reaches the monitor
-//! after the stall, and an unconfirmed peer was taken down for it.
+//! after the stall, and every unconfirmed peer is taken down for it.
+//!
+//! FAILS on main (60 downs over the 10 unconfirmed peers, seed 0): an open
+//! defect, not fixed here. Treating a peer-initiated TIMED_OUT as "suspect"
+//! passes this test but is wrong without a stall (one-way loss: the peer
+//! really cannot hear us) and leaves a peer followed without reconnection
+//! suspect for ever; the monitor cannot tell our stall here, as a monitor
+//! of peers alone has no deadline of its own to find it late.
 
 mod sim;
 
