@@ -161,7 +161,9 @@ pub struct Config {
     /// network cut off from the pool, so a pool is never emptied by
     /// verdicts. 0 therefore means "panic only when none is up" (the
     /// smallest guard; a 1- or 2-target pool keeps its targets when all are
-    /// down). Transitions are reported either way.
+    /// down). A target held out by flap damping counts as not up here, as
+    /// Envoy counts an ejected host: a pool whose live targets all flapped
+    /// panics rather than empty. Transitions are reported either way.
     pub panic_threshold: u8,
     /// If more than this percentage of a pool goes down within
     /// `correlated_window` (at least two targets), the monitor suspects its

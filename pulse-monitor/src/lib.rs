@@ -75,7 +75,10 @@
 //! ## Cost
 //!
 //! At most 128 bytes of heap per target (a 104-byte record, its place in
-//! the schedule, its pool and the service table; [`Monitor::heap_bytes`]),
+//! the schedule, its pool and the service table; [`Monitor::heap_bytes`])
+//! in a monitor sized once with [`Monitor::with_capacity`]; one grown by
+//! [`Monitor::add_target`] past its capacity keeps the spare room its
+//! vectors doubled into (measured: up to 228 bytes per target at 65,537),
 //! O(1) work and no allocation per heartbeat: a heartbeat never touches the
 //! schedule, because it only moves a verdict later — the earlier deadline
 //! fires, finds nothing due, and the target is re-filed.

@@ -108,6 +108,15 @@ impl Monitor {
                     self.start_episode(index, now);
                 }
                 self.records[i].set(SESSION_LOST, true);
+                // Failures from before a stall of ours, gathered while the
+                // session only suspected the peer, are no fresh round: the
+                // deciding failure must come from a probe started after it
+                // (as a checked target's must), so one more is needed.
+                if self.local.fresh_after > self.records[i].since {
+                    let fall = self.config.fall;
+                    let r = &mut self.records[i];
+                    r.fails = r.fails.min(fall - 1);
+                }
                 let r = &self.records[i];
                 if r.fails >= self.config.fall {
                     let reason = Reason::LostConfirmed {

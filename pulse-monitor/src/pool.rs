@@ -15,6 +15,9 @@ pub(crate) struct Pool {
     pub(crate) members: Vec<u32>,
     up: u32,
     down: u32,
+    /// Of `up`, those held out by flap damping: up by their verdict, in
+    /// no healthy set.
+    held: u32,
     panic: Option<PanicReason>,
     window_start: Instant,
     window_downs: u32,
@@ -29,6 +32,7 @@ impl Pool {
             members: Vec::new(),
             up: 0,
             down: 0,
+            held: 0,
             panic: None,
             window_start: now,
             window_downs: 0,
@@ -61,6 +65,8 @@ pub(crate) struct Footprint {
     /// Counted as up (`Some(true)`), down (`Some(false)`) or not at all
     /// (no verdict yet, or in maintenance by its own report).
     class: Option<bool>,
+    /// Counted as up, but held out by flap damping.
+    held: bool,
     /// Its weight in the healthy set (0: not in it).
     healthy: u32,
     /// Its weight while the pool panics.
@@ -73,6 +79,7 @@ impl Monitor {
         if r.kind() == Kind::Vacant {
             return Footprint {
                 class: None,
+                held: false,
                 healthy: 0,
                 panic: 0,
             };
@@ -91,6 +98,7 @@ impl Monitor {
         let weight = if takes_work { weight } else { 0 };
         Footprint {
             class,
+            held: class == Some(true) && r.has(SUPPRESSED),
             healthy: if health.is_alive() && !r.has(SUPPRESSED) {
                 weight
             } else {
@@ -120,6 +128,7 @@ impl Monitor {
             Some(false) => pool.down += 1,
             None => {}
         }
+        pool.held = pool.held - u32::from(before.held) + u32::from(after.held);
         let changed = if pool.panic.is_some() {
             before.panic != after.panic
         } else {
@@ -150,11 +159,16 @@ impl Monitor {
             }
         }
         let judged = u64::from(pool.up + pool.down);
+        // A target held out by flap damping is up by its verdict but in no
+        // healthy set: for the threshold it is not up, as Envoy counts an
+        // ejected host, or a pool whose live targets all flapped would be
+        // left empty by the monitor's own verdicts.
+        let serving = pool.up - pool.held;
         // None up is always a panic, whatever the threshold (0 included):
         // a pool that is all down by the monitor's word may be all cut off
         // from the monitor, and an empty pool serves nobody either way.
         let below =
-            judged > 0 && (pool.up == 0 || u64::from(pool.up) * 100 < u64::from(self.config.panic_threshold) * judged);
+            judged > 0 && (serving == 0 || u64::from(serving) * 100 < u64::from(self.config.panic_threshold) * judged);
         let want = if now < pool.correlated_until {
             Some(PanicReason::Correlated)
         } else if below {
