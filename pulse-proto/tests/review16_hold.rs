@@ -1,7 +1,8 @@
 //! Review of issue 16's data hold (`docs/PROTOCOL.md` §6.11.1): what its
 //! own tests do not reach and that holds — a hostile RETIME answer, the
-//! queue limit while held, a plain pair that must never hold — and a
-//! path whose round trip is longer than the minimum ping spacing.
+//! queue limit while held, a plain pair that must never hold, rule 2's
+//! margin and its suspicion clause (no simulated path reaches either) —
+//! and a path whose round trip is longer than the minimum ping spacing.
 
 mod common;
 
@@ -172,4 +173,49 @@ fn over_a_round_trip_longer_than_the_ping_spacing_a_confirmed_path_releases_the_
             "{transport:?}: over a 1.2 s round trip the message took {arrived:?}"
         );
     }
+}
+
+/// Rule 2's margin: the exposure plus two probe timeouts must fit in what
+/// the path was proven to keep (the time packets take to reach the NAT
+/// is not proof). Idle 29.9 s where 30 s is known to work: too close, a
+/// PING goes first. (No simulated path comes that close — the property
+/// tests pass with the margin removed — so this is its only guard.)
+#[test]
+fn an_exposure_within_two_probe_timeouts_of_what_is_proven_is_confirmed_first() {
+    let (mut client, mut server) = pair(true, Transport::Stream);
+    let now = Instant::ZERO + Duration::from_millis(29_900);
+    client.send(7, "close call").unwrap();
+    let sent = pass(&mut client, &mut server, now);
+    assert!(matches!(sent.as_slice(), [Frame::Ping { .. }]), "{sent:?}");
+}
+
+/// Rule 2: a suspect side holds whatever the path kept before. An active
+/// client (10 s) whose PING went unanswered is suspect 10 s into a path
+/// proven to keep 30 s: its message waits. (No simulated path reaches
+/// this either: the property tests pass with the rule removed.)
+#[test]
+fn a_suspect_client_holds_its_message_however_fresh_the_path_looks() {
+    let (mut client, _server) = pair(true, Transport::Stream);
+    client.set_active(Instant::ZERO, true);
+    take(&mut client, Instant::ZERO);
+    let mut now = Instant::ZERO;
+    let mut suspect = false;
+    for _ in 0..100 {
+        let Some(deadline) = client.poll_timeout() else { break };
+        now = now.max(deadline);
+        client.handle_timeout(now);
+        take(&mut client, now);
+        if events(&mut client)
+            .iter()
+            .any(|e| matches!(e, pulse_proto::Event::Suspect { .. }))
+        {
+            suspect = true;
+            break;
+        }
+    }
+    assert!(suspect && now < Instant::ZERO + SECOND * 20, "suspect at {now:?}");
+    client.send(7, "maybe lost").unwrap();
+    let wire = take(&mut client, now);
+    let frames = stream_frames(&wire);
+    assert!(!frames.iter().any(|f| matches!(f, Frame::Data { .. })), "{frames:?}");
 }
