@@ -107,3 +107,31 @@ fn a_server_pushing_to_a_client_that_went_active_does_not_ping_before_every_mess
         );
     }
 }
+
+/// §5: before the handshake completes, "extension frames are skipped";
+/// RETIME is an extension type (0x80, §4.1), yet a stream server that
+/// reads one before HELLO closes with a protocol error. No conforming
+/// client sends one then; an implementation that skips it, as the spec
+/// says, and pulse-proto disagree on what a stray one does.
+#[test]
+fn a_retime_before_hello_is_skipped_as_an_extension_frame() {
+    let mut server = pulse_proto::Session::new(
+        Config::new(Transport::Stream),
+        pulse_proto::Role::Server,
+        Instant::ZERO,
+        2,
+    )
+    .unwrap();
+    let hello = common::hello(1, 2, 65_536);
+    let (magic, hello_frame) = hello.split_at(pulse_proto::frame::MAGIC.len());
+    let mut input = magic.to_vec();
+    Frame::Retime {
+        id: 1,
+        interval_ms: 10_000,
+        dead_timeout_ms: 30_000,
+    }
+    .encode(&mut input);
+    input.extend_from_slice(hello_frame);
+    server.handle_input(Instant::ZERO, &input[..]);
+    assert_eq!(server.state(), State::Established, "{:?}", common::events(&mut server));
+}
