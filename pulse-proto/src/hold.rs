@@ -98,11 +98,14 @@ impl Session {
             return true;
         }
         let idle = self.idle_exposure(now);
-        let margin = self.probe_timing().timeout * 2;
-        // Within the minimum ping spacing, no PING could confirm anything;
-        // but a PING unanswered past the probe timeout says the path may
-        // be gone, whatever it kept before.
-        let fresh = idle <= self.ping_policy().spacing || idle + margin <= self.proven_idle();
+        let probe_timeout = self.probe_timing().timeout;
+        let margin = probe_timeout * 2;
+        // Within the minimum ping spacing, or a probe timeout (the round
+        // trip a confirming PING's answer takes: on a path slower than the
+        // spacing, the answer leaves the exposure at the round trip), no
+        // PING could confirm anything more; but a PING unanswered past the
+        // probe timeout says the path may be gone, whatever it kept before.
+        let fresh = idle <= self.ping_policy().spacing.max(probe_timeout) || idle + margin <= self.proven_idle();
         if fresh && !self.liveness.is_suspect() {
             return true;
         }

@@ -2,6 +2,7 @@
 //! HELLO, and how a session ended.
 #![allow(dead_code)] // each test binary uses its own part
 
+pub mod hold_pair;
 pub mod pair;
 
 use bytes::Bytes;
