@@ -691,7 +691,9 @@ impl Session {
                 self.end(Closed::new(code, reason, Initiator::Peer));
                 Ok(())
             }
-            (_, Frame::Extension { .. }) => Ok(()),
+            // RETIME is an extension type too: skipped before the handshake,
+            // as a peer that does not know it would.
+            (_, Frame::Extension { .. } | Frame::Retime { .. }) => Ok(()),
             // Datagrams overtake each other: a PING may beat the WELCOME.
             _ if datagram => {
                 bump(&mut self.stats.frames_ignored);

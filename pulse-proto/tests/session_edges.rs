@@ -448,3 +448,21 @@ fn an_unanswered_hello_is_sent_again_less_and_less_often() {
     assert!(gaps[1] > gaps[0], "no backoff: {gaps:?}");
     assert!(gaps.iter().all(|&g| g <= SECOND), "over the 1 s cap: {gaps:?}");
 }
+
+#[test]
+fn a_retime_before_the_hello_is_skipped_as_any_extension_frame() {
+    // RETIME's type, 0x80, is in the extension range (§4.1), and extension
+    // frames are skipped before the handshake completes (§5).
+    let mut server = Session::new(stream(), Role::Server, Instant::ZERO, 2).unwrap();
+    let hello = hello(1, 2, 65_536);
+    let (magic, hello_frame) = hello.split_at(MAGIC.len());
+    let mut input = magic.to_vec();
+    input.extend(encode(Frame::Retime {
+        id: 1,
+        interval_ms: 10_000,
+        dead_timeout_ms: 30_000,
+    }));
+    input.extend_from_slice(hello_frame);
+    server.handle_input(Instant::ZERO, &input[..]);
+    assert_eq!(server.state(), State::Established, "{:?}", events(&mut server));
+}
