@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod adaptive_client;
+pub mod after_close;
 pub mod bins;
 pub mod fd_limit;
 pub mod floor;
