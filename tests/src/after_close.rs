@@ -23,11 +23,12 @@ pub fn config() -> Arc<Config> {
     )
 }
 
-/// A listener whose accepted sockets inherit a small send buffer: the
-/// server's backlog waits in its session, not in the kernel.
-pub fn small_send_buffer_listener() -> TcpListener {
+/// A listener whose accepted sockets inherit a send buffer of `bytes`:
+/// small, and a server's backlog waits in its session; large, and it
+/// waits in the kernel, the session done.
+pub fn listener_with_send_buffer(bytes: usize) -> TcpListener {
     let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    listener.set_send_buffer_size(4096).unwrap();
+    listener.set_send_buffer_size(bytes).unwrap();
     listener.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
     listener.listen(16).unwrap();
     listener.into()

@@ -165,7 +165,7 @@ fn the_answering_side_delivers_its_whole_backlog_through_a_stream_that_buffers()
 fn bytes_left_unread_at_the_end_do_not_reset_away_the_answer() {
     const BACKLOG: u32 = 64;
     bounded(async {
-        let listener = Listener::from_std(after_close::small_send_buffer_listener(), after_close::config()).unwrap();
+        let listener = Listener::from_std(after_close::listener_with_send_buffer(4096), after_close::config()).unwrap();
         let addr = listener.local_addr().unwrap();
         let raw = std::thread::spawn(move || after_close::client(addr));
         let (server, driver, _) = listener.accept().await.unwrap();

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use pulse_tests::after_close::{client, config, small_send_buffer_listener};
+use pulse_tests::after_close::{client, config, listener_with_send_buffer};
 use pulse_tokio::Listener;
 
 const CHUNK: usize = 16 * 1024;
@@ -18,7 +18,7 @@ const BACKLOG: u32 = 64;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_left_unread_at_the_end_do_not_reset_away_the_answer() {
-    let listener = Listener::from_std(small_send_buffer_listener(), config()).unwrap();
+    let listener = Listener::from_std(listener_with_send_buffer(4096), config()).unwrap();
     let addr = listener.local_addr().unwrap();
     let raw = tokio::task::spawn_blocking(move || client(addr));
     let (server, _) = listener.accept().await.unwrap();
