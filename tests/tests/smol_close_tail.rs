@@ -163,9 +163,28 @@ fn the_answering_side_delivers_its_whole_backlog_through_a_stream_that_buffers()
 
 #[test]
 fn bytes_left_unread_at_the_end_do_not_reset_away_the_answer() {
+    // The server's backlog waits in its session: the client's frame
+    // after its CLOSE arrives while the server still sends, not read.
+    reset_scenario(4096);
+}
+
+#[test]
+fn bytes_sent_after_the_server_is_done_do_not_reset_away_its_tail() {
+    // The backlog fits the server's send buffer: its session is done at
+    // once, its tail still in the kernel when the client's frame comes.
+    reset_scenario(4 << 20);
+}
+
+/// A raw client that sends a frame after its CLOSE (`after_close`),
+/// against a server whose accepted sockets have a `send_buffer`.
+fn reset_scenario(send_buffer: usize) {
     const BACKLOG: u32 = 64;
     bounded(async {
-        let listener = Listener::from_std(after_close::listener_with_send_buffer(4096), after_close::config()).unwrap();
+        let listener = Listener::from_std(
+            after_close::listener_with_send_buffer(send_buffer),
+            after_close::config(),
+        )
+        .unwrap();
         let addr = listener.local_addr().unwrap();
         let raw = std::thread::spawn(move || after_close::client(addr));
         let (server, driver, _) = listener.accept().await.unwrap();
