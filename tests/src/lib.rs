@@ -14,6 +14,7 @@
 pub mod adaptive_client;
 pub mod after_close;
 pub mod bins;
+pub mod buffering;
 pub mod fd_limit;
 pub mod floor;
 pub mod monitor_bounds;

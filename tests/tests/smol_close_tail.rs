@@ -8,16 +8,14 @@
 //! - A TCP socket closed with bytes unread answers with a reset, which
 //!   throws away what the kernel had not yet sent.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::future;
-use futures_lite::io::{AsyncRead, AsyncWrite};
 use pulse_proto::{CloseCode, Closed, Config, Initiator};
 use pulse_smol::{Connection, Event, Listener};
 use pulse_tests::after_close;
+use pulse_tests::buffering::Buffering;
 
 /// A bug fails the test instead of hanging it.
 fn bounded<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -38,55 +36,6 @@ fn config() -> Config {
         .with_timing(Duration::from_millis(500), Duration::from_secs(5))
         .with_max_queued_bytes(4 * 1024 * 1024)
         .with_close_timeout(Duration::from_secs(20))
-}
-
-/// A futures-io stream that, as TLS does, takes writes into a buffer of
-/// its own (up to `room` bytes) and passes them on as the stream under it
-/// takes them: bytes it "took" are not yet sent.
-struct Buffering<S> {
-    inner: S,
-    held: Vec<u8>,
-    room: usize,
-}
-
-impl<S: AsyncWrite + Unpin> Buffering<S> {
-    /// Moves held bytes on: ready once none are held.
-    fn push(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        while !self.held.is_empty() {
-            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held))?;
-            self.held.drain(..n);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Buffering<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let _ = self.push(cx)?;
-        let take = buf.len().min(self.room - self.held.len());
-        if take == 0 {
-            return Poll::Pending; // `push` registered for the inner stream
-        }
-        self.held.extend_from_slice(&buf[..take]);
-        let _ = self.push(cx)?;
-        Poll::Ready(Ok(take))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        std::task::ready!(self.push(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        std::task::ready!(self.push(cx))?;
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Buffering<S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
 }
 
 /// Numbered messages from `next` on, read slowly, until the close.
@@ -115,11 +64,7 @@ fn the_answering_side_delivers_its_whole_backlog_through_a_stream_that_buffers()
         let (near, far) = std::os::unix::net::UnixStream::pair().unwrap();
         socket2::SockRef::from(&near).set_send_buffer_size(4096).unwrap();
         socket2::SockRef::from(&far).set_recv_buffer_size(4096).unwrap();
-        let near = Buffering {
-            inner: async_io::Async::new(near).unwrap(),
-            held: Vec::new(),
-            room: 64 * 1024,
-        };
+        let near = Buffering::new(async_io::Async::new(near).unwrap(), 64 * 1024);
         let (server, server_driver) = Connection::server(near, config()).unwrap();
         smol::spawn(server_driver).detach();
         let (client, client_driver) = Connection::client(async_io::Async::new(far).unwrap(), config())
