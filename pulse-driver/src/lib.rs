@@ -18,6 +18,8 @@
 //! - [`Mailbox`]: a connection's session and the events its application
 //!   has yet to read, with the driver's steps over any [`Transfer`], for
 //!   adapters that run a task per connection;
+//! - [`Linger`] and [`discard_input`]: how long a transport outlives its
+//!   session, and reading the peer to its end before it goes;
 //! - [`ClientQueue`], [`Attempts`] and [`ClientEvent`]: a reconnecting
 //!   client's logic, whatever runs it; [`Error`], a connection's errors;
 //! - [`Counters`]: aggregate counters a program can read for its metrics;
@@ -60,6 +62,7 @@ mod counters;
 mod demux;
 mod error;
 mod io;
+mod linger;
 pub mod log;
 mod mailbox;
 mod reconnect;
@@ -71,6 +74,7 @@ pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};
 pub use error::Error;
 pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
+pub use linger::{discard_input, Discarded, Linger, DISCARDING_READS};
 pub use mailbox::{Mailbox, PeerName, Transfer, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
 pub use reconnect::{
     default_backoff, AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, Inbox, MAX_UNREAD_CONNECTIONS,

@@ -29,6 +29,14 @@ pub(crate) enum Io {
     },
 }
 
+/// A generation never given before: ids of the slot's earlier holders
+/// no longer find it.
+pub(crate) fn new_generation(next: &mut u32) -> u32 {
+    let generation = *next;
+    *next = next.wrapping_add(1);
+    generation
+}
+
 /// One connection: 450-odd bytes inline, most of them the session's.
 pub(crate) struct Conn<T> {
     pub(crate) session: Session,
@@ -51,6 +59,9 @@ pub(crate) struct Conn<T> {
     /// peer that keeps its socket full must not keep its timer from ever
     /// running (a slow reader's close, a close's timeout).
     pub(crate) timer_waits: u32,
+    /// The session is over; the socket waits for the peer to end its
+    /// side (`linger.rs`).
+    pub(crate) lingering: bool,
     pub(crate) value: Option<T>,
 }
 
@@ -95,7 +106,7 @@ pub(crate) struct Core<T> {
     pub(crate) config: LoopConfig,
     /// The session config of TCP connections.
     pub(crate) stream: Arc<Config>,
-    next_generation: u32,
+    pub(crate) next_generation: u32,
     pub(crate) udp: Vec<UdpListener>,
     pub(crate) udp_peers: Slab<SocketAddr>,
     pub(crate) stats: LoopStats,
@@ -104,6 +115,8 @@ pub(crate) struct Core<T> {
     /// A connection was removed since this was last cleared: a descriptor
     /// may be free for an accept.
     pub(crate) freed: bool,
+    /// Connections over whose sockets linger: held, not counted as open.
+    pub(crate) lingering: usize,
 }
 
 impl<T> Core<T> {
@@ -127,6 +140,7 @@ impl<T> Core<T> {
             counters: Arc::default(),
             shutdown_at: None,
             freed: false,
+            lingering: 0,
         })
     }
 
@@ -173,8 +187,7 @@ impl<T> Core<T> {
             };
             self.registry.register(stream, token, interest)?;
         }
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
+        let generation = new_generation(&mut self.next_generation);
         entry.insert(Conn {
             session,
             io,
@@ -186,6 +199,7 @@ impl<T> Core<T> {
             connecting,
             unread: false,
             timer_waits: 0,
+            lingering: false,
             value: Some(value()),
         });
         self.mark_dirty(index);
@@ -235,6 +249,9 @@ impl<T> Core<T> {
         let Some(conn) = self.conns.get_mut(index as usize) else {
             return false;
         };
+        if conn.lingering {
+            return self.discard(index);
+        }
         let Io::Tcp(stream) = &mut conn.io else { return false };
         // Edge-triggered: read until "would block", never stop at a short
         // read, or an end of stream that came with the last bytes is missed.
@@ -331,30 +348,6 @@ impl<T> Core<T> {
             }
         }
         Ok(())
-    }
-
-    /// Takes a closed connection out: socket deregistered and closed, timer
-    /// cancelled, counted off. Returns its value, and the messages its
-    /// session never began to send (`Session::poll_unsent`).
-    pub(crate) fn remove(&mut self, index: u32) -> Option<(T, Vec<(u16, Bytes)>)> {
-        let mut conn = self.conns.try_remove(index as usize)?;
-        self.counters.on_gone(&conn.session);
-        if let Some(key) = conn.timer {
-            self.wheel.cancel(key);
-        }
-        match &mut conn.io {
-            Io::Tcp(stream) => {
-                let _ = self.registry.deregister(stream);
-            }
-            Io::Udp { socket, peer } => {
-                let addr = self.udp_peers.remove(*peer as usize);
-                self.udp[*socket as usize].demux.remove(&addr);
-            }
-        }
-        self.stats.closed += 1;
-        self.freed = true;
-        let unsent = std::iter::from_fn(|| conn.session.poll_unsent()).collect();
-        conn.value.take().map(|value| (value, unsent))
     }
 
     /// The peer's address, for logs (asked of the socket only when a log

@@ -273,7 +273,7 @@ impl<T> Ctx<'_, T> {
     /// }
     /// ```
     pub fn connections(&self) -> usize {
-        self.core.conns.len()
+        self.core.conns.len() - self.core.lingering
     }
 
     /// Every connection held now (for a broadcast of your own).

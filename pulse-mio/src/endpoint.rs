@@ -251,7 +251,7 @@ impl<H: Handler> Endpoint<H> {
 
     /// Connections held now.
     pub fn connections(&self) -> usize {
-        self.core.conns.len()
+        self.core.conns.len() - self.core.lingering
     }
 
     /// Calls `f` with a [`Ctx`], as from a callback (to send or close from
@@ -425,6 +425,11 @@ impl<H: Handler> Endpoint<H> {
                 continue;
             };
             conn.timer = None;
+            if conn.lingering {
+                // The peer did not end its side within the close timeout.
+                self.core.release(index);
+                continue;
+            }
             conn.slot.fired();
             if conn.unread && conn.timer_waits < timer_waits_allowed(&self.core.config, &conn.session) {
                 // Frames may wait in its socket: read them first. Its read
@@ -483,6 +488,9 @@ impl<H: Handler> Endpoint<H> {
             return Ok(());
         };
         conn.dirty = false;
+        if conn.lingering {
+            return Ok(());
+        }
         let id = ConnId {
             index,
             generation: conn.generation,
@@ -513,7 +521,7 @@ impl<H: Handler> Endpoint<H> {
                     // What the transport takes at once (a final CLOSE),
                     // then the socket goes.
                     ctx.core.flush(index);
-                    if let Some((value, unsent)) = ctx.core.remove(index) {
+                    if let Some((value, unsent)) = ctx.core.end(index, &closed) {
                         ctx.unsent = Some((id, unsent));
                         self.handler.on_close(&mut ctx, id, &closed, value);
                     }

@@ -51,6 +51,7 @@ mod endpoint;
 mod event_loop;
 mod handle;
 mod handler;
+mod linger;
 #[cfg(feature = "monitor")]
 pub mod monitor;
 mod poll;

@@ -96,6 +96,25 @@ impl Closed {
             error: None,
         }
     }
+
+    /// Whether the session ended by agreement (§8.2): normal, going away,
+    /// or an application's code; not an error, a timeout or a lost peer.
+    /// After such an ending the peer is alive and ends its side of the
+    /// transport once it has our CLOSE, so an adapter may wait for that
+    /// (a socket closed with bytes unread answers with a reset, which
+    /// throws away our last bytes); after any other ending nothing is
+    /// worth the wait.
+    ///
+    /// ```
+    /// use pulse_proto::{CloseCode, Closed, Initiator};
+    ///
+    /// assert!(Closed::new(CloseCode::NORMAL, "done", Initiator::Peer).is_graceful());
+    /// assert!(Closed::new(CloseCode::from_wire(0x1001), "app", Initiator::Local).is_graceful());
+    /// assert!(!Closed::new(CloseCode::TIMED_OUT, "silent", Initiator::Local).is_graceful());
+    /// ```
+    pub fn is_graceful(&self) -> bool {
+        self.code.is_application() || self.code == CloseCode::NORMAL || self.code == CloseCode::GOING_AWAY
+    }
 }
 
 impl core::fmt::Display for Closed {

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use pulse_driver::{clock, Flushed};
+use pulse_driver::{clock, Flushed, Linger};
 
 use crate::shared::{count, Shared};
 use crate::timers::ConnTimer;
-use crate::transport::{Io, WithContext};
+use crate::transport::{Io, Lingering, WithContext};
+
 /// Turns of the loop per poll before yielding to other tasks.
 const TURNS_PER_POLL: usize = 8;
 
@@ -74,6 +75,8 @@ pub struct Driver {
     /// The last read filled the buffer: read again before asking for
     /// readiness, which would only report what is already there.
     more: bool,
+    /// The session is over, the transport's last bytes not yet out.
+    lingering: Option<Lingering>,
     live: Option<Live>,
 }
 
@@ -84,19 +87,31 @@ impl Driver {
             io: Some(io),
             timer: ConnTimer::default(),
             more: false,
+            lingering: None,
             live: Some(Live::new()),
         }
     }
 
-    /// Ends the connection (if the session has not) and drops the transport.
-    fn finish(&mut self, cx: &mut Context<'_>) {
+    /// Ends the connection for the application: the session, if it has
+    /// not ended ("going away" to the peer, if the transport takes it
+    /// now), the counters, and the tasks waiting on it. The transport
+    /// stays, for its last bytes.
+    fn end_session(&mut self, cx: &mut Context<'_>) {
+        let Some(io) = self.io.as_mut() else { return };
+        let mut inner = self.shared.lock();
+        if inner.is_finished() {
+            return;
+        }
+        inner.finish(self.shared.peer, count(), &mut WithContext(io, cx));
+        drop(inner);
+        self.shared.to_app.notify(usize::MAX);
+    }
+
+    /// Drops the transport, after its last words as far as they go now.
+    fn release(&mut self, cx: &mut Context<'_>) {
         let Some(mut io) = self.io.take() else { return };
         self.live = None;
-        self.shared
-            .lock()
-            .finish(self.shared.peer, count(), &mut WithContext(&mut io, cx));
         io.shut(cx);
-        self.shared.to_app.notify(usize::MAX);
         if let Io::UdpPeer(_, peer, link) = &io {
             link.gone(*peer);
         }
@@ -105,7 +120,9 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        self.finish(&mut Context::from_waker(Waker::noop()));
+        let cx = &mut Context::from_waker(Waker::noop());
+        self.end_session(cx);
+        self.release(cx);
     }
 }
 
@@ -121,14 +138,33 @@ impl Future for Driver {
             let Some(io) = this.io.as_mut() else {
                 return Poll::Ready(());
             };
+            if let Some(lingering) = &mut this.lingering {
+                // Over, but the transport still holds bytes the session
+                // counted as sent (TLS records: the last messages, the
+                // CLOSE), and after a graceful close the peer may still
+                // send until it ends its side. For at most the close
+                // timeout.
+                if io.poll_close_out(cx, lingering).is_ready() || this.timer.is_due(clock::now()) {
+                    this.release(cx);
+                    return Poll::Ready(());
+                }
+                return Poll::Pending;
+            }
             let mut inner = this.shared.lock();
             let peer = this.shared.peer;
             let step = inner.send_step(peer, count(), &mut WithContext(io, cx));
             if inner.session.is_closed() {
-                // Whatever the transport did not take now never goes.
+                // Whatever the session did not hand the transport now
+                // never goes; what the transport took must still get out.
+                let linger = Linger::after(&inner);
                 drop(inner);
-                this.finish(cx);
-                return Poll::Ready(());
+                this.end_session(cx);
+                this.lingering = Some(Lingering::new(linger));
+                this.timer.fired();
+                let shared = &this.shared;
+                let until = clock::now() + linger.timeout;
+                this.timer.follow(Some(until), || Waker::from(shared.clone()));
+                continue;
             }
             let mut busy = false;
             if !inner.session.is_input_paused() && (this.more || io.poll_readable(cx)) {

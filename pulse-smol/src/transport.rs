@@ -1,13 +1,14 @@
 //! What carries a session: a socket of our own, or any byte stream.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{Shutdown, SocketAddr, TcpStream, UdpSocket};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use async_io::Async;
 use futures_lite::io::{AsyncRead, AsyncWrite};
+use pulse_driver::{discard_input, Discarded, Linger};
 
 use crate::router::PeerLink;
 
@@ -138,6 +139,52 @@ impl Io {
         matches!(self, Io::Tcp(_))
     }
 
+    /// The transport's last bytes once the session is over: what a stream
+    /// buffers inside (TLS records) and its close (a TLS close_notify),
+    /// TCP's FIN; then, after a graceful close, what the peer still sends
+    /// is read and dropped until it ends its side ([`Linger`]). Ready once
+    /// done, or the transport failed.
+    pub(crate) fn poll_close_out(&mut self, cx: &mut Context<'_>, lingering: &mut Lingering) -> Poll<()> {
+        if !lingering.shut {
+            let shut = match self {
+                Io::Tcp(s) => s.get_ref().shutdown(Shutdown::Write),
+                Io::Stream(s) => match Pin::new(&mut **s).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => std::task::ready!(Pin::new(s).poll_close(cx)),
+                    Poll::Ready(Err(e)) => Err(e),
+                    Poll::Pending => return Poll::Pending,
+                },
+                Io::Udp(_) | Io::UdpPeer(..) => return Poll::Ready(()),
+            };
+            lingering.shut = true;
+            if shut.is_err() || !lingering.linger.until_peer_ends {
+                return Poll::Ready(());
+            }
+        }
+        let discarded = discard_input(|buf| match &mut *self {
+            // Asked for readiness first: that registers the task.
+            Io::Tcp(s) => match s.poll_readable(cx) {
+                Poll::Ready(Ok(())) => s.get_ref().read(buf),
+                Poll::Ready(Err(e)) => Err(e),
+                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+            },
+            other => other.read(cx, buf),
+        });
+        match discarded {
+            Discarded::Ended => Poll::Ready(()),
+            // A socket's readiness that was stale: look again, registered.
+            Discarded::WouldBlock if self.poll_readable(cx) && !matches!(self, Io::Stream(_)) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Discarded::WouldBlock => Poll::Pending,
+            // A peer that keeps sending: on after other tasks had a turn.
+            Discarded::Busy => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }
+    }
+
     /// Last words before the transport is dropped: a stream gets its
     /// buffered bytes pushed and its close (a TLS close_notify), as far as
     /// it goes without waiting.
@@ -146,5 +193,18 @@ impl Io {
             let _ = Pin::new(&mut *s).poll_flush(cx);
             let _ = Pin::new(s).poll_close(cx);
         }
+    }
+}
+
+/// A transport outliving its session ([`Io::poll_close_out`]).
+pub(crate) struct Lingering {
+    pub(crate) linger: Linger,
+    /// The flush and shutdown are done: what is left is reading.
+    shut: bool,
+}
+
+impl Lingering {
+    pub(crate) fn new(linger: Linger) -> Lingering {
+        Lingering { linger, shut: false }
     }
 }

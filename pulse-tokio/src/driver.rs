@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use pulse_driver::{clock, Arm};
-use pulse_proto::CloseCode;
+use pulse_driver::{clock, Arm, Linger};
 use tokio::time::Sleep;
 
 use crate::shared::{count, Locked, Shared};
@@ -133,12 +132,11 @@ impl Owned {
             if mailbox.session.is_closed() {
                 // Whatever the session did not hand the transport now
                 // never goes; what the transport took must still get out.
-                let linger = mailbox.session.config().close_timeout;
-                let code = mailbox.closed_or_pending().code;
-                *drain_peer = code.is_application() || code == CloseCode::NORMAL || code == CloseCode::GOING_AWAY;
+                let linger = Linger::after(mailbox);
+                *drain_peer = linger.until_peer_ends;
                 drop(locked);
                 end_session(shared, cx);
-                sleep.as_mut().reset(tokio::time::Instant::now() + linger);
+                sleep.as_mut().reset(tokio::time::Instant::now() + linger.timeout);
                 continue;
             }
             let mut busy = false;

@@ -12,7 +12,9 @@
 #![warn(missing_docs)]
 
 pub mod adaptive_client;
+pub mod after_close;
 pub mod bins;
+pub mod buffering;
 pub mod fd_limit;
 pub mod floor;
 pub mod held;

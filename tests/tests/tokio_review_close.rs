@@ -8,15 +8,13 @@
 
 mod tokio_common;
 
-use std::pin::Pin;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use pulse_proto::{CloseCode, Closed, Config, Initiator};
+use pulse_tests::buffering::Buffering;
 use pulse_tests::tls::{localhost, tokio_connector, Identity};
 use pulse_tokio::{connect, Connection, Event, Listener};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_common::bounded;
 
@@ -173,74 +171,13 @@ async fn answering_side(tls: bool) {
     }
 }
 
-/// A byte stream that, as TLS does, takes writes into a buffer of its own
-/// (up to `room` bytes) and passes them on as the stream under it takes
-/// them: bytes it "took" are not yet sent.
-struct Buffering<S> {
-    inner: S,
-    held: Vec<u8>,
-    room: usize,
-}
-
-impl<S: AsyncWrite + Unpin> Buffering<S> {
-    /// Moves held bytes to the inner stream: ready once none are held.
-    fn push(&mut self, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        while !self.held.is_empty() {
-            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.held))?;
-            self.held.drain(..n);
-        }
-        Poll::Ready(Ok(()))
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Buffering<S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let _ = self.push(cx)?;
-        let take = buf.len().min(self.room - self.held.len());
-        if take == 0 {
-            return Poll::Pending; // `push` registered for the inner stream
-        }
-        self.held.extend_from_slice(&buf[..take]);
-        let _ = self.push(cx)?;
-        Poll::Ready(Ok(take))
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        std::task::ready!(self.push(cx))?;
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
-        std::task::ready!(self.push(cx))?;
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Buffering<S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut TaskContext<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_answering_side_delivers_its_whole_backlog_through_a_stream_that_buffers() {
     bounded(async {
         // A 4 KiB pipe, full whenever the client does not read; the
         // server's stream holds up to 64 KiB more, as TLS does.
         let (near, far) = tokio::io::duplex(4096);
-        let server = Connection::server(
-            Buffering {
-                inner: near,
-                held: Vec::new(),
-                room: 64 * 1024,
-            },
-            config(),
-        )
-        .unwrap();
+        let server = Connection::server(Buffering::new(near, 64 * 1024), config()).unwrap();
         let client = Connection::client(far, config()).await.unwrap();
         server.connected().await.unwrap();
         // The client keeps little unread: the pipe stays full.
