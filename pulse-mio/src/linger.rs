@@ -9,9 +9,9 @@
 use std::io::Read;
 use std::net::Shutdown;
 
+use bytes::Bytes;
 use mio::Interest;
 use pulse_driver::{clock, discard_input, Discarded, Linger};
-use bytes::Bytes;
 use pulse_proto::Closed;
 
 use crate::core::{new_generation, Core, Io};

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use pulse_driver::with_read_buffer;
+use pulse_driver::{discard_input, Discarded};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -45,9 +45,6 @@ pub(crate) enum Io {
     /// Any byte stream.
     Stream(Box<dyn ByteStream>),
 }
-
-/// Reads of what a peer sends after the end, per turn of the driver.
-const DISCARDING_READS: usize = 16;
 
 /// `Pending` is "would block" to pulse-driver's steps; the waker is
 /// registered by then.
@@ -134,26 +131,27 @@ impl Io {
             Poll::Ready(Ok(())) if !until_peer_ends => return Poll::Ready(()),
             Poll::Ready(Ok(())) => {}
         }
-        for _ in 0..DISCARDING_READS {
-            let read = with_read_buffer(|buf| {
-                let mut buf = ReadBuf::new(buf);
-                let cx = &mut *cx;
-                let polled = match self {
-                    Io::Tcp(s) => Pin::new(s).poll_read(cx, &mut buf),
-                    Io::Stream(s) => Pin::new(s).poll_read(cx, &mut buf),
-                    Io::Udp(_) | Io::UdpPeer(..) => return Poll::Ready(Ok(0)),
-                };
-                polled.map_ok(|()| buf.filled().len())
-            });
-            match read {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return Poll::Ready(()),
-                Poll::Ready(Ok(_)) => {}
+        let discarded = discard_input(|buf| {
+            let mut buf = ReadBuf::new(buf);
+            let polled = match self {
+                Io::Tcp(s) => Pin::new(s).poll_read(cx, &mut buf),
+                Io::Stream(s) => Pin::new(s).poll_read(cx, &mut buf),
+                Io::Udp(_) | Io::UdpPeer(..) => return Ok(0),
+            };
+            match polled {
+                Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+                Poll::Ready(read) => read.map(|()| buf.filled().len()),
+            }
+        });
+        match discarded {
+            Discarded::Ended => Poll::Ready(()),
+            Discarded::WouldBlock => Poll::Pending,
+            // A peer that keeps sending: on after other tasks had a turn.
+            Discarded::Busy => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
         }
-        // A peer that keeps sending: on after other tasks had a turn.
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 
     /// Last words before the transport is dropped: a stream gets its
