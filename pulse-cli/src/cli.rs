@@ -211,7 +211,8 @@ pub struct WatchArgs {
     /// Serve the console, /metrics, /status.json and /healthz here.
     #[arg(long)]
     pub http: Option<SocketAddr>,
-    /// Console connections served at once; more are closed at once.
+    /// Console connections served at once; more wait in the listen queue
+    /// until one ends.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(2..))]
     pub http_max_connections: u32,
     /// Of those, how many may be open /events streams (a browser tab

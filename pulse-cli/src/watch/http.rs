@@ -38,7 +38,8 @@ const STALE_AFTER_MS: u64 = 5_000;
 /// What the console serves at most (see `pulse watch --help`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
-    /// Connections served at once; more are accepted and closed at once.
+    /// Connections served at once; more wait in the listen queue until
+    /// one ends (as a stalled server's burst does when it resumes).
     pub connections: usize,
     /// Open `/events` streams, fewer than `connections`: more are
     /// answered 503, so plain requests always find room.
@@ -60,19 +61,20 @@ pub fn spawn(addr: SocketAddr, board: Arc<Board>, limits: Limits) -> std::io::Re
     let listener = async_net::TcpListener::try_from(listener)?;
     std::thread::Builder::new().name("http".into()).spawn(move || {
         let executor = Rc::new(smol::LocalExecutor::new());
-        let open = Rc::new(std::cell::Cell::new(0usize));
+        let open = Rc::new(Open::default());
         let streams = Arc::new(AtomicUsize::new(0));
         future::block_on(executor.run(async {
             loop {
+                // At the limit, accept nothing until a connection ends:
+                // the rest wait in the listen queue rather than being
+                // accepted only to be closed unanswered.
+                open.room_below(limits.connections).await;
                 let Ok((stream, _)) = listener.accept().await else {
                     // Out of descriptors: a moment, then accept again.
                     async_io::Timer::after(Duration::from_millis(100)).await;
                     continue;
                 };
-                if open.get() >= limits.connections {
-                    continue;
-                }
-                open.set(open.get() + 1);
+                open.count.set(open.count.get() + 1);
                 let board = board.clone();
                 let open = open.clone();
                 let streams = streams.clone();
@@ -88,13 +90,34 @@ pub fn spawn(addr: SocketAddr, board: Arc<Board>, limits: Limits) -> std::io::Re
                             .header_read_timeout(limits.header_timeout)
                             .serve_connection(FuturesIo::new(stream), service)
                             .await;
-                        open.set(open.get() - 1);
+                        open.count.set(open.count.get() - 1);
+                        open.ended.notify(1);
                     })
                     .detach();
             }
         }));
     })?;
     Ok(bound)
+}
+
+/// The connections being served, and a signal when one ends.
+#[derive(Default)]
+struct Open {
+    count: std::cell::Cell<usize>,
+    ended: event_listener::Event,
+}
+
+impl Open {
+    /// Returns once fewer than `limit` connections are open.
+    async fn room_below(&self, limit: usize) {
+        while self.count.get() >= limit {
+            let ended = self.ended.listen();
+            // Counted again after listening, so an end in between is seen.
+            if self.count.get() >= limit {
+                ended.await;
+            }
+        }
+    }
 }
 
 fn route(
