@@ -9,7 +9,7 @@
 //! takes on a quiet machine.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -30,31 +30,53 @@ enum Saw {
     Closed(Closed),
 }
 
+/// What a side saw, and a signal on each new entry for those who wait.
 #[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<(Instant, ConnId, Saw)>>>);
+struct Log(Arc<(Mutex<Vec<Entry>>, Condvar)>);
+
+/// When, on which connection, what.
+type Entry = (Instant, ConnId, Saw);
 
 impl Log {
     fn push(&self, conn: ConnId, saw: Saw) {
-        self.0.lock().expect("log").push((Instant::now(), conn, saw));
+        self.0 .0.lock().expect("log").push((Instant::now(), conn, saw));
+        self.0 .1.notify_all();
     }
 
-    fn entries(&self) -> Vec<(Instant, ConnId, Saw)> {
-        self.0.lock().expect("log").clone()
+    fn entries(&self) -> Vec<Entry> {
+        self.0 .0.lock().expect("log").clone()
+    }
+
+    /// Waits, at most `bound`, until `done` holds of what was seen.
+    fn wait_for(&self, bound: Duration, mut done: impl FnMut(&[Entry]) -> bool) {
+        let deadline = Instant::now() + bound;
+        let (entries, pushed) = &*self.0;
+        let mut entries = entries.lock().expect("log");
+        while !done(&entries) {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            entries = pushed.wait_timeout(entries, left).expect("log").0;
+        }
     }
 
     /// The timings the server uses now on the last connection it opened.
     fn current(&self) -> Option<Negotiated> {
-        let entries = self.entries();
-        let last = entries.iter().rev().find_map(|(_, conn, saw)| match saw {
-            Saw::Opened(_) => Some(*conn),
-            _ => None,
-        })?;
-        entries.iter().rev().find_map(|(_, conn, saw)| match saw {
-            Saw::Retimed(n) if *conn == last => Some(*n),
-            Saw::Opened(n) if *conn == last => *n,
-            _ => None,
-        })
+        current(&self.entries())
     }
+}
+
+/// The timings in use on the last connection `entries` saw opened.
+fn current(entries: &[Entry]) -> Option<Negotiated> {
+    let last = entries.iter().rev().find_map(|(_, conn, saw)| match saw {
+        Saw::Opened(_) => Some(*conn),
+        _ => None,
+    })?;
+    entries.iter().rev().find_map(|(_, conn, saw)| match saw {
+        Saw::Retimed(n) if *conn == last => Some(*n),
+        Saw::Opened(n) if *conn == last => *n,
+        _ => None,
+    })
 }
 
 impl Handler for Log {
@@ -184,14 +206,9 @@ fn learn_over_a_relay(timeout: Duration, transport: Transport, seed: u64) -> Res
         return Err(format!("settled at {gap:?}: {}", history()));
     }
     // The server took the new timings at its next timer; give it a turn.
-    let wait_from = Instant::now();
-    let server_timings = loop {
-        let current = server.log.current();
-        if current.is_some_and(|n| n.interval() == client_timings.interval()) || wait_from.elapsed() > timeout {
-            break current;
-        }
-        std::thread::sleep(10 * MS);
-    };
+    let follows = |entries: &[Entry]| current(entries).is_some_and(|n| n.interval() == client_timings.interval());
+    server.log.wait_for(timeout, follows);
+    let server_timings = server.log.current();
     let Some(server_timings) = server_timings else {
         return Err(format!("the server saw no connection: {}", history()));
     };
@@ -269,10 +286,9 @@ fn a_pulse_mio_clients_longer_intervals_are_followed_by_the_pulse_mio_server_unt
     // about 15 s; then the relay resets the connection.
     let bound = Duration::from_secs(60);
     let started = Instant::now();
-    let closed = |log: &Log| log.entries().iter().any(|(_, _, saw)| matches!(saw, Saw::Closed(_)));
-    while !(closed(&client.log) && closed(&server.log)) && started.elapsed() < bound {
-        std::thread::sleep(10 * MS);
-    }
+    let closed = |entries: &[Entry]| entries.iter().any(|(_, _, saw)| matches!(saw, Saw::Closed(_)));
+    client.log.wait_for(bound, closed);
+    server.log.wait_for(bound.saturating_sub(started.elapsed()), closed);
     let (client_saw, server_saw) = (client.log.entries(), server.log.entries());
     let retimed = |entries: &[(Instant, ConnId, Saw)]| -> Vec<Negotiated> {
         entries
