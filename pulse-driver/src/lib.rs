@@ -60,6 +60,7 @@
 pub mod clock;
 mod counters;
 mod demux;
+mod dial;
 mod error;
 mod io;
 mod linger;
@@ -72,6 +73,7 @@ mod timer;
 
 pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};
+pub use dial::{attempt_deadline, MIN_ADDRESS_SHARE};
 pub use error::Error;
 pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read, READ_BUFFER};
 pub use linger::{discard_input, Discarded, Linger, DISCARDING_READS};

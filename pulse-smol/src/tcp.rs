@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use async_io::{Async, Timer};
 use async_net::AsyncToSocketAddrs;
 use futures_lite::{future, Stream};
-use pulse_driver::{config_for, no_address, AcceptErrors};
+use pulse_driver::{attempt_deadline, config_for, no_address, AcceptErrors};
 use pulse_proto::{Config, Role, Transport};
 
 use crate::connection::Connection;
@@ -22,7 +22,10 @@ use pulse_driver::Error;
 /// `addr` is resolved now, and each address it yields is tried in turn.
 /// Establishing TCP is bounded by the config's `handshake_timeout` (a
 /// server whose accept queue is full would otherwise leave it pending for
-/// minutes), and the handshake then by the same timeout again.
+/// minutes), and the handshake then by the same timeout again. Each
+/// address gets an equal share of the time left, at least
+/// [`pulse_driver::MIN_ADDRESS_SHARE`] (2 s), so one that never answers
+/// leaves time for the next.
 ///
 /// Returns the connection and its [`Driver`], which must be spawned (or
 /// otherwise polled) for the connection to run. Fails with
@@ -70,14 +73,15 @@ pub(crate) async fn connect_prepared(
 }
 
 /// Resolves `addr` and connects to the first address that answers, by
-/// `deadline`.
+/// `deadline`; each address gets its share of the time
+/// ([`attempt_deadline`]).
 async fn connect_tcp(addr: impl AsyncToSocketAddrs, deadline: Instant) -> io::Result<Async<TcpStream>> {
     let addrs = future::or(async_net::resolve(addr), timed_out(deadline)).await?;
     let mut last = None;
-    for addr in addrs {
-        match future::or(Async::<TcpStream>::connect(addr), timed_out(deadline)).await {
+    for (tried, addr) in addrs.iter().enumerate() {
+        let give_up = attempt_deadline(Instant::now(), deadline, addrs.len() - tried);
+        match future::or(Async::<TcpStream>::connect(*addr), timed_out(give_up)).await {
             Ok(stream) => return Ok(stream),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(e),
             Err(e) => last = Some(e),
         }
     }

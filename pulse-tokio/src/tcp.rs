@@ -6,14 +6,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 
-use pulse_driver::{config_for, no_address, AcceptErrors, Error};
+use pulse_driver::{attempt_deadline, config_for, no_address, AcceptErrors, Error};
 use pulse_proto::{Config, Role, Transport};
 use tokio::net::{lookup_host, TcpListener, TcpStream, ToSocketAddrs};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::timeout_at;
 
 use crate::connection::Connection;
 use crate::open::{handshake, open};
@@ -25,7 +25,10 @@ use crate::transport::Io;
 /// `addr` is resolved now, and each address it yields is tried in turn.
 /// Establishing TCP is bounded by the config's `handshake_timeout` (a
 /// server whose accept queue is full would otherwise leave it pending for
-/// minutes), and the handshake then by the same timeout again.
+/// minutes), and the handshake then by the same timeout again. Each
+/// address gets an equal share of the time left, at least
+/// [`pulse_driver::MIN_ADDRESS_SHARE`] (2 s), so one that never answers
+/// leaves time for the next.
 ///
 /// Fails with [`Error::Closed`] if the server refuses or the handshake
 /// times out, and with [`Error::Io`] (`TimedOut` for the bound above) if
@@ -57,9 +60,7 @@ pub(crate) async fn connect_prepared(
 ) -> Result<Connection, Error> {
     let config = config_for(config, Transport::Stream)?;
     let deadline = Instant::now() + config.handshake_timeout;
-    let stream = timeout_at(deadline, first_answering(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    let stream = first_answering(addr, deadline).await?;
     // Latency matters more than packet count here; a socket that refuses
     // the option still works.
     let _ = stream.set_nodelay(true);
@@ -69,13 +70,21 @@ pub(crate) async fn connect_prepared(
     handshake(opened).await
 }
 
-/// The first of `addr`'s addresses that accepts a TCP connection.
-async fn first_answering(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+/// The first of `addr`'s addresses that accepts a TCP connection by
+/// `deadline`; each gets its share of the time ([`attempt_deadline`]).
+async fn first_answering(addr: impl ToSocketAddrs, deadline: Instant) -> io::Result<TcpStream> {
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+    let addrs: Vec<_> = timeout_at(deadline.into(), lookup_host(addr))
+        .await
+        .map_err(|_| timed_out())??
+        .collect();
     let mut last = None;
-    for addr in lookup_host(addr).await? {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = Some(e),
+    for (tried, addr) in addrs.iter().enumerate() {
+        let give_up = attempt_deadline(Instant::now(), deadline, addrs.len() - tried);
+        match timeout_at(give_up.into(), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => last = Some(timed_out()),
         }
     }
     Err(last.unwrap_or_else(no_address))
