@@ -464,7 +464,12 @@ impl<H: Handler> Endpoint<H> {
         for command in self.shared.take() {
             match command {
                 Command::Send(conn, tag, payload) => {
-                    let _ = self.core.send(conn, tag, payload);
+                    // A clone of a `Bytes` shares it: the refused message
+                    // is handed back, never dropped unseen (`Handle::send`).
+                    if let Err(why) = self.core.send(conn, tag, payload.clone()) {
+                        let mut ctx = Ctx::new(&mut self.core);
+                        self.handler.on_unsent(&mut ctx, conn, tag, payload, why);
+                    }
                 }
                 Command::Close(conn, code, reason) => {
                     let _ = self.core.close(conn, code, &reason);
@@ -528,6 +533,22 @@ impl<H: Handler> Endpoint<H> {
                     return Ok(());
                 }
                 other => self.handler.on_event(&mut ctx, id, &other),
+            }
+        }
+    }
+}
+
+impl<H: Handler> Drop for Endpoint<H> {
+    /// Later [`Handle::send`]s are refused with the message
+    /// ([`crate::HandleError::Stopped`]); those still waiting for the
+    /// loop go to [`Handler::on_unsent`], their connections being gone
+    /// with it.
+    fn drop(&mut self) {
+        for command in self.shared.stop() {
+            if let Command::Send(conn, tag, payload) = command {
+                let mut ctx = Ctx::new(&mut self.core);
+                let why = pulse_proto::SendError::Closed;
+                self.handler.on_unsent(&mut ctx, conn, tag, payload, why);
             }
         }
     }

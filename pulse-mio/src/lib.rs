@@ -65,6 +65,6 @@ pub use endpoint::Endpoint;
 #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub use event_loop::reuseport_listener;
 pub use event_loop::EventLoop;
-pub use handle::{Handle, HandleError};
+pub use handle::{Handle, HandleError, Unsent};
 pub use handler::{ConnId, Handler};
 pub use poll::poll_all;
