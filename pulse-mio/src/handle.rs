@@ -206,7 +206,9 @@ impl From<Unsent> for io::Error {
 /// thread: send, close, broadcast, shut down. Commands run on the loop's
 /// thread at its next turn; the queue is bounded
 /// ([`crate::LoopConfig::max_commands`]), and however many commands arrive
-/// before the loop takes them cost one wake-up.
+/// before the loop takes them cost one wake-up. A message sent through a
+/// handle goes out or comes back, exactly once, however the send races
+/// with the connection's close (see [`Handle::send`]).
 ///
 /// # Examples
 ///
