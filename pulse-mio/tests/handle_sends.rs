@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,8 @@ struct Recorder {
     /// Sends from inside `on_close`, to the other connection still open.
     handle: Option<Handle>,
     close_on_first: Option<CloseOnFirst>,
+    /// Set once `close_on_first` has closed.
+    closing: Arc<AtomicBool>,
 }
 
 impl Recorder {
@@ -56,6 +59,7 @@ impl Recorder {
             log,
             handle: None,
             close_on_first: None,
+            closing: Arc::default(),
         }
     }
 }
@@ -75,6 +79,7 @@ impl Handler for Recorder {
             Some(CloseOnFirst::Server) => ctx.close(conn, CloseCode::NORMAL, "server done").unwrap(),
             None => {}
         }
+        self.closing.store(true, Ordering::Release);
         self.log.lock().unwrap().received.push((conn, tag, payload));
     }
     fn on_unsent(&mut self, _ctx: &mut Ctx<'_, Side>, conn: ConnId, tag: u16, payload: Bytes, why: SendError) {
@@ -301,14 +306,35 @@ fn a_full_queue_and_a_dropped_loop_give_the_message_back_and_what_waited_goes_to
     handle.shutdown(Duration::ZERO).expect("a gone loop needs no shutdown");
 }
 
+/// How a racing sender's round ended.
+enum Sent {
+    /// This many sent; these returned by `send`.
+    All(u32, Vec<Bytes>),
+    /// Stuck at this message: the window never moved.
+    Stalled(u32),
+}
+
+/// Messages a racing sender may have sent that are not yet received or
+/// handed back.
+const WINDOW: usize = 64;
+
+/// How many messages of the round may have been sent now: those accounted
+/// for since `before`, and WINDOW more.
+fn before_window(before: usize, log: &Mutex<Log>, accounted: impl Fn(&Log) -> usize) -> usize {
+    accounted(&log.lock().unwrap()) - before + WINDOW
+}
+
 /// Rounds of a sender thread sending in a tight loop while the loop closes
-/// the connection (the client's end or the server's, in turn): each
-/// message is received, taken back in `on_close`, handed to `on_unsent`,
-/// or returned by `send`, exactly once.
+/// the connection (the client's end or the server's, in turn), on until
+/// it sees the close begun and a few hundred sends more: each message is
+/// received, taken back in `on_close`, handed to `on_unsent`, or returned
+/// by `send`, exactly once.
 #[test]
 fn sends_racing_a_close_are_each_delivered_or_handed_back_exactly_once() {
     const ROUNDS: u32 = 40;
-    const PER_ROUND: u32 = 300;
+    /// Sends after the sender saw the close begin.
+    const AFTER: u32 = 300;
+    const MOST_PER_ROUND: u32 = 100_000;
     let (mut event_loop, addr, log) = new_loop();
     let mut returned = Vec::new();
     let mut sent = 0usize;
@@ -320,27 +346,57 @@ fn sends_racing_a_close_are_each_delivered_or_handed_back_exactly_once() {
             CloseOnFirst::Server
         });
         let handle = event_loop.handle();
+        let closing = Arc::new(AtomicBool::new(false));
+        event_loop.handler().closing = closing.clone();
+        let shared_log = log.clone();
+        let accounted = move |log: &Log| log.received.len() + log.unsent.len() + log.taken_back.len();
+        let before = accounted(&log.lock().unwrap());
         let sender = std::thread::spawn(move || {
-            let mut returned = Vec::new();
-            for seq in 0..PER_ROUND {
+            let (mut returned, mut after) = (Vec::new(), 0);
+            for seq in 0..MOST_PER_ROUND {
+                // At most WINDOW messages not yet accounted for: the
+                // sender stays close to the loop, so its sends straddle
+                // the close rather than all come before it. A window that
+                // never moves holds messages the loop lost.
+                let deadline = Instant::now() + PATIENCE;
+                while seq as usize - returned.len() >= before_window(before, &shared_log, accounted) {
+                    if Instant::now() > deadline {
+                        return Sent::Stalled(seq);
+                    }
+                    std::thread::yield_now();
+                }
                 let payload = [round.to_be_bytes(), seq.to_be_bytes()].concat();
                 if let Err(unsent) = handle.send(client, 1, payload) {
                     returned.push(unsent.payload);
                 }
+                if after > 0 || closing.load(Ordering::Acquire) {
+                    after += 1;
+                }
+                if after > AFTER {
+                    return Sent::All(seq + 1, returned);
+                }
             }
-            returned
+            Sent::All(MOST_PER_ROUND, returned)
         });
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + 2 * PATIENCE;
         while !(sender.is_finished() && both_closed(&log.lock().unwrap(), client, server)) {
-            assert!(
-                Instant::now() < deadline,
-                "round {round} did not end: {:?}",
-                log.lock().unwrap()
-            );
+            assert!(Instant::now() < deadline, "round {round} did not end");
             event_loop.turn(Some(Duration::from_millis(5))).unwrap();
         }
-        returned.extend(sender.join().unwrap());
-        sent += PER_ROUND as usize;
+        match sender.join().unwrap() {
+            Sent::All(count, back) => {
+                returned.extend(back);
+                sent += count as usize;
+            }
+            Sent::Stalled(seq) => {
+                let log = log.lock().unwrap();
+                let counts = [log.received.len(), log.unsent.len(), log.taken_back.len()];
+                panic!(
+                    "round {round}: of {seq} messages sent, {WINDOW} were neither received nor handed back \
+                     within {PATIENCE:?} (received, on_unsent, take_unsent so far: {counts:?})"
+                );
+            }
+        }
         // What the sender queued after the loop's last look at the queue.
         event_loop.turn(Some(Duration::ZERO)).unwrap();
     }
