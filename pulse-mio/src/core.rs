@@ -380,3 +380,19 @@ impl<T> std::fmt::Display for Peer<'_, T> {
 pub(crate) fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_generation;
+
+    #[test]
+    fn generations_do_not_come_round_again_after_four_billion_connections() {
+        // Where a 32-bit counter wraps to the first connection's
+        // generation, and an id held since then would find the slot's
+        // newest holder.
+        let mut next = u32::MAX.into();
+        let first = 0;
+        assert_eq!(new_generation(&mut next), u32::MAX.into());
+        assert_ne!(new_generation(&mut next), first);
+    }
+}
