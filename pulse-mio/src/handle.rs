@@ -88,15 +88,16 @@ impl Shared {
             return Err((HandleError::Full { capacity }, command));
         }
         queue.commands.push_back(command);
-        // Woken with the queue locked, so that a command whose wake-up
-        // failed is still the last one, and is taken back: refused and
-        // returned, it must not also run.
-        if !self.woken.load(Ordering::Acquire) {
+        // Marked before the wake-up, so the turn it starts runs the
+        // command; woken with the queue locked, so that a command whose
+        // wake-up failed is still the last one, and is taken back: refused
+        // and returned, it must not also run.
+        if !self.woken.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.waker.wake() {
+                self.woken.store(false, Ordering::Release);
                 let command = queue.commands.pop_back().expect("pushed above, under the same lock");
                 return Err((HandleError::Wake(e), command));
             }
-            self.woken.store(true, Ordering::Release);
         }
         Ok(())
     }
