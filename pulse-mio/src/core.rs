@@ -31,7 +31,7 @@ pub(crate) enum Io {
 
 /// A generation never given before: ids of the slot's earlier holders
 /// no longer find it.
-pub(crate) fn new_generation(next: &mut u32) -> u32 {
+pub(crate) fn new_generation(next: &mut u64) -> u64 {
     let generation = *next;
     *next = next.wrapping_add(1);
     generation
@@ -44,7 +44,7 @@ pub(crate) struct Conn<T> {
     /// The wheel entry, and the re-arm rule's record of its deadline.
     pub(crate) timer: Option<TimerKey>,
     pub(crate) slot: TimerSlot,
-    pub(crate) generation: u32,
+    pub(crate) generation: u64,
     /// WRITABLE interest is registered (only while output is pending).
     pub(crate) writable: bool,
     /// Queued for `service` this turn.
@@ -106,7 +106,7 @@ pub(crate) struct Core<T> {
     pub(crate) config: LoopConfig,
     /// The session config of TCP connections.
     pub(crate) stream: Arc<Config>,
-    pub(crate) next_generation: u32,
+    pub(crate) next_generation: u64,
     pub(crate) udp: Vec<UdpListener>,
     pub(crate) udp_peers: Slab<SocketAddr>,
     pub(crate) stats: LoopStats,
@@ -379,4 +379,20 @@ impl<T> std::fmt::Display for Peer<'_, T> {
 
 pub(crate) fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_generation;
+
+    #[test]
+    fn generations_do_not_come_round_again_after_four_billion_connections() {
+        // Where a 32-bit counter wraps to the first connection's
+        // generation, and an id held since then would find the slot's
+        // newest holder.
+        let mut next = u32::MAX.into();
+        let first = 0;
+        assert_eq!(new_generation(&mut next), u32::MAX.into());
+        assert_ne!(new_generation(&mut next), first);
+    }
 }

@@ -225,7 +225,9 @@ impl<T> Ctx<'_, T> {
     /// it could not confirm (an adaptive client, or a server whose client
     /// retimed; `docs/PROTOCOL.md` §6.11.1), or with DATA still queued,
     /// hands them back here rather than drop them. Send them again on the
-    /// next connection, first.
+    /// next connection, first. Messages of [`crate::Handle::send`] that
+    /// the session took are among them; those it refused went to
+    /// [`crate::Handler::on_unsent`] instead, never to both.
     ///
     /// ```
     /// # use std::net::SocketAddr;

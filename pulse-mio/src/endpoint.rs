@@ -8,7 +8,6 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Interest, Registry, Token, Waker};
 use pulse_driver::{clock, log, Counters, CountersSnapshot, Demux};
@@ -18,9 +17,11 @@ use crate::accept::{Accepted, Accepting};
 use crate::config::{with_transport, LoopConfig};
 use crate::core::{invalid, Core, LoopStats, UdpListener};
 use crate::ctx::{self, Ctx};
-use crate::handle::{Command, Handle, Shared};
+use crate::handle::{Handle, Shared};
 use crate::handler::{ConnId, Handler};
 use crate::tokens::{Slot, Tokens};
+
+mod commands;
 
 /// pulse connections inside a `mio::Poll` of your own: your registry, a
 /// range of tokens you choose, your loop. [`crate::EventLoop`] is this plus
@@ -266,31 +267,6 @@ impl<H: Handler> Endpoint<H> {
         self.core.shutdown_at.is_some() && self.core.conns.is_empty()
     }
 
-    /// Stops accepting, closes every connection with "going away" (queued
-    /// data first), and ends those still open after `grace`.
-    pub fn shutdown(&mut self, grace: Duration) {
-        if self.core.shutdown_at.is_some() {
-            return;
-        }
-        for listener in &mut self.listeners {
-            let _ = self.core.registry.deregister(listener);
-        }
-        self.listeners.clear();
-        self.open = false;
-        let now = clock::now();
-        self.going_away(|session| session.close(now, CloseCode::GOING_AWAY, "shutting down"));
-        self.core.shutdown_at = Some(now + grace);
-    }
-
-    /// Sends to every connection.
-    pub fn broadcast(&mut self, tag: u16, payload: Bytes) {
-        let ids: Vec<u32> = self.core.conns.iter().map(|(i, _)| i as u32).collect();
-        for index in ids {
-            let id = self.core.id(index);
-            let _ = self.core.send(id, tag, payload.clone());
-        }
-    }
-
     /// The longest your poll may wait: until the next timer, or zero when
     /// work was left for the next turn. `None`: no deadline at all.
     pub fn poll_timeout(&self) -> Option<Duration> {
@@ -448,30 +424,6 @@ impl<H: Handler> Endpoint<H> {
         }
         if self.core.shutdown_at.is_some_and(|at| now >= at) {
             self.going_away(|session| session.abort(now, CloseCode::GOING_AWAY, "shutdown grace expired"));
-        }
-    }
-
-    /// Ends every connection with `end` ("going away" is always sendable).
-    fn going_away(&mut self, mut end: impl FnMut(&mut pulse_proto::Session) -> Result<(), pulse_proto::CloseError>) {
-        let indices: Vec<usize> = self.core.conns.iter().map(|(i, _)| i).collect();
-        for index in indices {
-            let _going_away_is_sendable = end(&mut self.core.conns[index].session);
-            self.core.mark_dirty(index as u32);
-        }
-    }
-
-    fn run_commands(&mut self) {
-        for command in self.shared.take() {
-            match command {
-                Command::Send(conn, tag, payload) => {
-                    let _ = self.core.send(conn, tag, payload);
-                }
-                Command::Close(conn, code, reason) => {
-                    let _ = self.core.close(conn, code, &reason);
-                }
-                Command::Broadcast(tag, payload) => self.broadcast(tag, payload),
-                Command::Shutdown(grace) => self.shutdown(grace),
-            }
         }
     }
 

@@ -21,22 +21,36 @@ pub(crate) enum Command {
 }
 
 pub(crate) struct Shared {
-    commands: Mutex<VecDeque<Command>>,
+    queue: Mutex<Queue>,
     capacity: usize,
     /// A wake-up is on its way and the loop has not taken the commands
-    /// since: the next command need not wake it again.
+    /// since: the next command need not wake it again. Changed only with
+    /// the queue locked; read without it by the loop each turn.
     woken: AtomicBool,
     waker: Arc<Waker>,
+}
+
+struct Queue {
+    commands: VecDeque<Command>,
+    /// The loop is gone: nothing would ever run a command.
+    stopped: bool,
 }
 
 impl Shared {
     pub(crate) fn new(waker: Arc<Waker>, capacity: usize) -> Shared {
         Shared {
-            commands: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue {
+                commands: VecDeque::new(),
+                stopped: false,
+            }),
             capacity,
             woken: AtomicBool::new(false),
             waker,
         }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether commands wait (the loop checks this every turn, so a waker
@@ -46,24 +60,44 @@ impl Shared {
     }
 
     pub(crate) fn take(&self) -> VecDeque<Command> {
-        // Cleared before taking: a command pushed after this wakes again.
+        let mut queue = self.queue();
+        // Cleared as the commands are taken: a command pushed after this
+        // wakes again.
         self.woken.store(false, Ordering::Release);
-        std::mem::take(&mut *self.commands.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut queue.commands)
     }
 
-    /// Queues `command`; a shutdown is never refused for want of room.
-    fn push(&self, command: Command) -> Result<(), HandleError> {
-        {
-            let mut commands = self.commands.lock().unwrap_or_else(|p| p.into_inner());
-            if commands.len() >= self.capacity && !matches!(command, Command::Shutdown(_)) {
-                return Err(HandleError::Full {
-                    capacity: self.capacity,
-                });
-            }
-            commands.push_back(command);
+    /// The loop is going away: later commands are refused, and what waits
+    /// now is returned for the loop to answer.
+    pub(crate) fn stop(&self) -> VecDeque<Command> {
+        let mut queue = self.queue();
+        queue.stopped = true;
+        self.woken.store(false, Ordering::Release);
+        std::mem::take(&mut queue.commands)
+    }
+
+    /// Queues `command`, or gives it back with why: the loop then never
+    /// sees it. A shutdown is never refused for want of room.
+    fn push(&self, command: Command) -> Result<(), (HandleError, Command)> {
+        let mut queue = self.queue();
+        if queue.stopped {
+            return Err((HandleError::Stopped, command));
         }
+        if queue.commands.len() >= self.capacity && !matches!(command, Command::Shutdown(_)) {
+            let capacity = self.capacity;
+            return Err((HandleError::Full { capacity }, command));
+        }
+        queue.commands.push_back(command);
+        // Marked before the wake-up, so the turn it starts runs the
+        // command; woken with the queue locked, so that a command whose
+        // wake-up failed is still the last one, and is taken back: refused
+        // and returned, it must not also run.
         if !self.woken.swap(true, Ordering::AcqRel) {
-            self.waker.wake().map_err(HandleError::Wake)?;
+            if let Err(e) = self.waker.wake() {
+                self.woken.store(false, Ordering::Release);
+                let command = queue.commands.pop_back().expect("pushed above, under the same lock");
+                return Err((HandleError::Wake(e), command));
+            }
         }
         Ok(())
     }
@@ -82,8 +116,10 @@ pub enum HandleError {
     },
     /// The close code is one only the protocol may send.
     Refused(CloseError),
-    /// Waking the loop failed.
+    /// Waking the loop failed; the command was not queued.
     Wake(io::Error),
+    /// The loop is gone (dropped): nothing runs commands any more.
+    Stopped,
 }
 
 impl std::fmt::Display for HandleError {
@@ -92,6 +128,7 @@ impl std::fmt::Display for HandleError {
             HandleError::Full { capacity } => write!(f, "{capacity} commands already wait for the loop"),
             HandleError::Refused(e) => write!(f, "{e}"),
             HandleError::Wake(e) => write!(f, "cannot wake the loop: {e}"),
+            HandleError::Stopped => f.write_str("the loop is gone"),
         }
     }
 }
@@ -99,7 +136,7 @@ impl std::fmt::Display for HandleError {
 impl std::error::Error for HandleError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HandleError::Full { .. } => None,
+            HandleError::Full { .. } | HandleError::Stopped => None,
             HandleError::Refused(e) => Some(e),
             HandleError::Wake(e) => Some(e),
         }
@@ -112,7 +149,57 @@ impl From<HandleError> for io::Error {
             HandleError::Wake(e) => e,
             HandleError::Full { .. } => io::Error::new(io::ErrorKind::WouldBlock, e),
             HandleError::Refused(_) => io::Error::new(io::ErrorKind::InvalidInput, e),
+            HandleError::Stopped => io::Error::new(io::ErrorKind::NotConnected, e),
         }
+    }
+}
+
+/// A message [`Handle::send`] gives back at once: the loop never took it,
+/// so nothing of it was sent, and nothing of it will be.
+///
+/// ```
+/// # use pulse_mio::{ConnId, Handle, HandleError, Unsent};
+/// fn push(handle: &Handle, conn: ConnId, backlog: &mut Vec<(u16, bytes::Bytes)>) {
+///     if let Err(Unsent { error, tag, payload, .. }) = handle.send(conn, 1, &b"update"[..]) {
+///         eprintln!("{conn}: {error}");
+///         backlog.push((tag, payload)); // try again later, or elsewhere
+///     }
+/// }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Unsent {
+    /// Why the loop did not take it.
+    pub error: HandleError,
+    /// The connection it was for.
+    pub conn: ConnId,
+    /// Its tag, as given.
+    pub tag: u16,
+    /// Its payload, as given.
+    pub payload: Bytes,
+}
+
+impl std::fmt::Display for Unsent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "message for {} not sent: {}", self.conn, self.error)
+    }
+}
+
+impl std::error::Error for Unsent {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<Unsent> for io::Error {
+    fn from(e: Unsent) -> io::Error {
+        let kind = match &e.error {
+            HandleError::Full { .. } => io::ErrorKind::WouldBlock,
+            HandleError::Wake(w) => w.kind(),
+            HandleError::Refused(_) => io::ErrorKind::InvalidInput,
+            HandleError::Stopped => io::ErrorKind::NotConnected,
+        };
+        io::Error::new(kind, e)
     }
 }
 
@@ -120,7 +207,9 @@ impl From<HandleError> for io::Error {
 /// thread: send, close, broadcast, shut down. Commands run on the loop's
 /// thread at its next turn; the queue is bounded
 /// ([`crate::LoopConfig::max_commands`]), and however many commands arrive
-/// before the loop takes them cost one wake-up.
+/// before the loop takes them cost one wake-up. A message sent through a
+/// handle goes out or comes back, exactly once, however the send races
+/// with the connection's close (see [`Handle::send`]).
 ///
 /// # Examples
 ///
@@ -158,22 +247,50 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// Sends a message on `conn` (ignored if it has closed meanwhile, or if
-    /// its output queue is full then: a sender that must know uses
-    /// [`crate::Ctx::send`] on the loop's thread).
+    /// Sends a message on `conn` from any thread. Nothing sent this way is
+    /// dropped unseen: the message goes exactly one of three ways.
+    ///
+    /// - Refused here, at once, with the message in the [`Unsent`]: the
+    ///   queue is full ([`HandleError::Full`]), or the loop is gone
+    ///   ([`HandleError::Stopped`]).
+    /// - Taken by `conn`'s session when the loop runs the command: from
+    ///   there it reaches the peer, or, if the connection ends before it
+    ///   began to go out, it comes back in [`crate::Handler::on_close`]
+    ///   through [`crate::Ctx::take_unsent`], as a message of
+    ///   [`crate::Ctx::send`] does.
+    /// - Refused by the loop when it runs the command (the connection had
+    ///   closed, or was closing, when the loop came to it, had not
+    ///   completed its handshake, its output queue was full, or the
+    ///   message is too large for the peer): handed to
+    ///   [`crate::Handler::on_unsent`] on the loop's thread, with why.
+    ///
+    /// A close racing with the send therefore never loses the message:
+    /// before the close it goes out with the rest; after it, it comes back
+    /// to `on_unsent`. An id of a connection that has ended never reaches
+    /// another connection, even one that took over its slot.
     ///
     /// ```
-    /// # use pulse_mio::{ConnId, Handle, HandleError};
+    /// # use pulse_mio::{ConnId, Handle, HandleError, Unsent};
     /// fn push(handle: &Handle, conn: ConnId) {
     ///     match handle.send(conn, 1, &b"update"[..]) {
-    ///         Ok(()) => {}
-    ///         Err(HandleError::Full { .. }) => { /* the loop is behind: drop or retry */ }
+    ///         Ok(()) => {} // sent, or back in on_close or on_unsent
+    ///         Err(Unsent { error: HandleError::Full { .. }, .. }) => { /* the loop is behind: shed or retry */ }
     ///         Err(e) => eprintln!("{e}"),
     ///     }
     /// }
     /// ```
-    pub fn send(&self, conn: ConnId, tag: u16, payload: impl Into<Bytes>) -> Result<(), HandleError> {
-        self.shared.push(Command::Send(conn, tag, payload.into()))
+    pub fn send(&self, conn: ConnId, tag: u16, payload: impl Into<Bytes>) -> Result<(), Unsent> {
+        self.shared
+            .push(Command::Send(conn, tag, payload.into()))
+            .map_err(|(error, command)| match command {
+                Command::Send(conn, tag, payload) => Unsent {
+                    error,
+                    conn,
+                    tag,
+                    payload,
+                },
+                _ => unreachable!("push gives back the command it was given"),
+            })
     }
 
     /// Closes `conn` gracefully. Refuses a code only the protocol may send.
@@ -190,10 +307,15 @@ impl Handle {
         if !code.is_sendable() {
             return Err(HandleError::Refused(CloseError { code }));
         }
-        self.shared.push(Command::Close(conn, code, reason.to_string()))
+        self.shared
+            .push(Command::Close(conn, code, reason.to_string()))
+            .map_err(|(e, _)| e)
     }
 
-    /// Sends a message to every connection.
+    /// Sends a message to every connection the loop holds when it runs
+    /// the command. Best effort: a connection that refuses it then (not
+    /// open yet, closing, its queue full) is skipped, and no callback
+    /// says so; to know, [`Handle::send`] to each connection.
     ///
     /// ```
     /// # use pulse_mio::Handle;
@@ -202,12 +324,15 @@ impl Handle {
     /// }
     /// ```
     pub fn broadcast(&self, tag: u16, payload: impl Into<Bytes>) -> Result<(), HandleError> {
-        self.shared.push(Command::Broadcast(tag, payload.into()))
+        self.shared
+            .push(Command::Broadcast(tag, payload.into()))
+            .map_err(|(e, _)| e)
     }
 
     /// Shuts the loop down: stop accepting, CLOSE "going away" to every
     /// peer, flush until `grace` has passed; [`crate::EventLoop::run`] then
-    /// returns. Never refused for want of room.
+    /// returns. Never refused for want of room; a loop already gone
+    /// needs no shutdown: `Ok`.
     ///
     /// ```
     /// # use pulse_mio::Handle;
@@ -216,6 +341,9 @@ impl Handle {
     /// }
     /// ```
     pub fn shutdown(&self, grace: Duration) -> Result<(), HandleError> {
-        self.shared.push(Command::Shutdown(grace))
+        match self.shared.push(Command::Shutdown(grace)) {
+            Err((HandleError::Stopped, _)) => Ok(()),
+            other => other.map_err(|(e, _)| e),
+        }
     }
 }

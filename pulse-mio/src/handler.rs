@@ -3,16 +3,18 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use pulse_proto::{Closed, Event};
+use pulse_proto::{Closed, Event, SendError};
 
 use crate::ctx::Ctx;
 
 /// A connection of the loop. Ids are not reused while the loop runs: an id
-/// of a closed connection never reaches a newer one.
+/// of a closed connection never reaches a newer one, even one that took
+/// over its slot (each holder of a slot gets a generation of 64 bits,
+/// never given before).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(crate) index: u32,
-    pub(crate) generation: u32,
+    pub(crate) generation: u64,
 }
 
 impl std::fmt::Display for ConnId {
@@ -198,7 +200,7 @@ pub trait Handler {
     /// # use std::net::SocketAddr;
     /// # use bytes::Bytes;
     /// # use pulse_mio::{ConnId, Ctx, Handler};
-    /// # use pulse_proto::{Closed, Event};
+    /// # use pulse_proto::{Closed, Event, SendError};
     /// struct Watch;
     /// impl Handler for Watch {
     ///     type Conn = ();
@@ -214,6 +216,57 @@ pub trait Handler {
     /// ```
     fn on_event(&mut self, ctx: &mut Ctx<'_, Self::Conn>, conn: ConnId, event: &Event) {
         let _ = (ctx, conn, event);
+    }
+
+    /// A message given to [`crate::Handle::send`] that `conn`'s session
+    /// refused when the loop came to it, handed back with why: the
+    /// connection had closed or was closing (`SendError::Closed`, also for
+    /// an id whose connection is gone, and for what still waited when the
+    /// loop was dropped), had not completed its handshake
+    /// (`NotConnected`), its output queue was full (`QueueFull`; an
+    /// [`Handler::on_writable`] follows), or the message is larger than
+    /// the peer accepts (`TooLarge`). Comes once for each such message,
+    /// never for one the session took: the peer has seen nothing of it.
+    /// Send it again (on this connection once it can take it, or on the
+    /// next), or drop it knowingly.
+    ///
+    /// The default drops it with a warning (target `pulse::conn`): an
+    /// application that sends from other threads and must not lose a
+    /// message implements this.
+    ///
+    /// ```
+    /// # use std::net::SocketAddr;
+    /// # use bytes::Bytes;
+    /// # use pulse_mio::{ConnId, Ctx, Handler};
+    /// # use pulse_proto::{Closed, SendError};
+    /// /// Keeps what a connection did not take, to send once it can.
+    /// struct Pusher {
+    ///     later: Vec<(ConnId, u16, Bytes)>,
+    ///     undeliverable: Vec<(u16, Bytes)>,
+    /// }
+    /// impl Handler for Pusher {
+    ///     type Conn = ();
+    ///     fn accepted(&mut self, _peer: SocketAddr) {}
+    ///     fn on_unsent(&mut self, _ctx: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes, why: SendError) {
+    ///         match why {
+    ///             SendError::NotConnected | SendError::QueueFull { .. } => self.later.push((conn, tag, payload)),
+    ///             _ => self.undeliverable.push((tag, payload)), // for the next connection
+    ///         }
+    ///     }
+    /// #   fn on_message(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, _: u16, _: Bytes) {}
+    /// #   fn on_close(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, _: &Closed, _: ()) {}
+    /// }
+    /// ```
+    fn on_unsent(&mut self, ctx: &mut Ctx<'_, Self::Conn>, conn: ConnId, tag: u16, payload: Bytes, why: SendError) {
+        let _ = ctx;
+        tracing::warn!(
+            target: "pulse::conn",
+            %conn,
+            tag,
+            len = payload.len(),
+            %why,
+            "a message from a Handle was refused and dropped (Handler::on_unsent keeps it)"
+        );
     }
 
     /// The connection is over and its socket closed: how it ended, and its

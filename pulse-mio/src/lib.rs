@@ -21,7 +21,10 @@
 //!   tokens you choose;
 //! - [`Handler`]: your callbacks, with a [`Ctx`] to send, close, connect and
 //!   reach each connection's own value;
-//! - [`Handle`]: `Send + Clone`, to reach the loop from other threads;
+//! - [`Handle`]: `Send + Clone`, to reach the loop from other threads; a
+//!   message it sends is never dropped unseen: it reaches the peer, or
+//!   comes back ([`Ctx::take_unsent`] in `on_close`,
+//!   [`Handler::on_unsent`], or at once in an [`Unsent`]);
 //! - [`LoopConfig`]: limits, with documented defaults;
 //! - with the `monitor` feature, [`monitor::Watcher`]: fleet health
 //!   checking ([`pulse_monitor`]) on the loop's thread — probes,
@@ -65,6 +68,6 @@ pub use endpoint::Endpoint;
 #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
 pub use event_loop::reuseport_listener;
 pub use event_loop::EventLoop;
-pub use handle::{Handle, HandleError};
+pub use handle::{Handle, HandleError, Unsent};
 pub use handler::{ConnId, Handler};
 pub use poll::poll_all;
