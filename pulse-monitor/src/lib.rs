@@ -110,7 +110,9 @@
 //!   probes started after the stall count.
 //!
 //! A stall shorter than `stall_threshold` goes unseen; one over twice it
-//! is always found. Keep pulse sessions' dead timeouts well over that.
+//! is always found (while the local score is up, the threshold stretches
+//! with it). Keep pulse sessions' dead timeouts well over that: a shorter
+//! stall that still lets a peer time our session out is taken at its word.
 //!
 //! ## Cost
 //!
