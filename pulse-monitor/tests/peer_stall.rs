@@ -206,3 +206,50 @@ fn a_monitor_of_pulse_peers_alone_finds_its_own_stall_by_its_housekeeping_deadli
     let noticed = std::iter::from_fn(|| monitor.poll_event()).any(|e| matches!(e, Event::LocalHealth { score: 1, .. }));
     assert!(noticed);
 }
+
+/// The peer's CLOSE can be lost (a datagram session, a full socket): then
+/// our session, stalled with us, learns of the end only by its own dead
+/// timeout, seconds after the stall's wake. The session still crossed our
+/// stall without a round trip since: no verdict; a new session decides.
+#[test]
+fn a_session_that_crossed_our_stall_cannot_convict_even_seconds_after_it() {
+    use pulse_proto::Event as E;
+    let config = Config::lan();
+    let mut monitor = Monitor::new(config.clone(), Instant::ZERO, 8).unwrap();
+    let pool = monitor.add_pool();
+    let id = monitor.add_target(Instant::ZERO, TargetSpec::peer(pool)).unwrap();
+    let rtt = pulse_proto::RttSample::new(Duration::from_millis(3), Duration::ZERO, Duration::from_millis(3));
+    let mut now = Instant::ZERO;
+    for _ in 0..10 {
+        now = monitor.poll_timeout().unwrap();
+        monitor.handle_timeout(now);
+        monitor.handle_peer_event(now, id, &E::Rtt(rtt));
+    }
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Up);
+    // Stalled for 10 s; then its housekeeping runs on time again, and the
+    // session, hearing nothing, gives its dead verdict 3 s later.
+    let resumed = now + Duration::from_secs(10);
+    monitor.handle_timeout(resumed);
+    assert_eq!(monitor.stats().stalls, 1);
+    now = resumed;
+    while now < resumed + Duration::from_secs(3) {
+        now = monitor.poll_timeout().unwrap();
+        monitor.handle_timeout(now);
+    }
+    monitor.handle_peer_event(
+        now,
+        id,
+        &E::PeerDead {
+            silent_for: Duration::from_secs(13),
+        },
+    );
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Suspect);
+    assert_eq!(monitor.stats().losses_excused, 1);
+    // A new session connects: up.
+    monitor.handle_peer_event(now, id, &sim::peers::connected(now));
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Up);
+    let downs = std::iter::from_fn(|| monitor.poll_event())
+        .filter(|e| matches!(e, Event::Transition(t) if t.to == Health::Down))
+        .count();
+    assert_eq!(downs, 0);
+}
