@@ -57,8 +57,9 @@ impl Monitor {
             let epoch = self.local.epoch;
             self.records[index as usize].set_vouched_epoch(epoch);
         }
-        if to == Health::Up {
-            // A session vouches for it: the wait for one is over.
+        if matches!(to, Health::Up | Health::Down) {
+            // A session vouches for it, or the peer said goodbye: the wait
+            // for a new session is over.
             let r = &mut self.records[index as usize];
             r.set(AWAIT_SESSION, false);
             r.timer = NEVER;
