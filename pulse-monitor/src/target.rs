@@ -27,7 +27,10 @@ pub enum Source {
     /// A pulse peer: its session's events are fed in with
     /// [`crate::Monitor::handle_peer_event`]. If `confirm` is set, a session
     /// that lost the peer (its dead verdict, or the transport ending
-    /// without CLOSE) is confirmed by probes before a down verdict.
+    /// without CLOSE) is confirmed by probes before a down verdict;
+    /// without, the loss is a down verdict at once — unless the session
+    /// crossed a stall of the monitor's own, when a new session decides
+    /// (see the crate documentation, "Our own stalls").
     Peer {
         /// A check to confirm a lost session with (best a
         /// [`crate::PulseCheck`]: a TCP connect passes for a frozen peer).
