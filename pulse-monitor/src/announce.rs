@@ -70,7 +70,9 @@ pub struct Announcement {
     pub incarnation: u32,
     /// Grows by one per announcement within an incarnation.
     pub sequence: u32,
-    /// How often the service announces (whole milliseconds on the wire).
+    /// How often the service announces: whole milliseconds on the wire,
+    /// at least one (a shorter interval is sent as 1 ms; `interval_ms` 0 is
+    /// malformed, PROTOCOL.md §12.2).
     pub interval: Duration,
     /// The service's own report of itself: running with a status, or
     /// ended.
@@ -218,7 +220,7 @@ pub enum AnnounceError {
     /// A version this monitor does not speak.
     UnsupportedVersion(u8),
     /// Too short for its header, its tag and (when stopped) its exit
-    /// status, or longer than [`MAX_LEN`].
+    /// status, longer than [`MAX_LEN`], or with an interval of 0.
     Malformed,
     /// The monitor requires authentication and the datagram has no tag.
     Unauthenticated,
@@ -272,7 +274,8 @@ impl Announcement {
         bytes[8..16].copy_from_slice(&self.service.to_be_bytes());
         bytes[16..20].copy_from_slice(&self.incarnation.to_be_bytes());
         bytes[20..24].copy_from_slice(&self.sequence.to_be_bytes());
-        let ms = u32::try_from(self.interval.as_millis()).unwrap_or(u32::MAX);
+        // §12.2: at least 1 ms; 0 is malformed.
+        let ms = u32::try_from(self.interval.as_millis()).unwrap_or(u32::MAX).max(1);
         bytes[24..28].copy_from_slice(&ms.to_be_bytes());
         let len = match key {
             Some(key) => {
@@ -328,13 +331,19 @@ impl Announcement {
         } else {
             Report::Running(Status::new(ServiceState::from_wire(datagram[6]), datagram[7]))
         };
+        // §12.2: a sender that promises its next announcement in no time
+        // promises nothing a receiver could judge a silence by.
+        let interval_ms = u32_at(24);
+        if interval_ms == 0 {
+            return Err(AnnounceError::Malformed);
+        }
         let mut service = [0u8; 8];
         service.copy_from_slice(&datagram[8..16]);
         Ok(Announcement {
             service: u64::from_be_bytes(service),
             incarnation: u32_at(16),
             sequence: u32_at(20),
-            interval: Duration::from_millis(u64::from(u32_at(24))),
+            interval: Duration::from_millis(u64::from(interval_ms)),
             report,
         })
     }
@@ -473,6 +482,23 @@ mod tests {
         let tag = key.tag(&bytes);
         bytes.extend_from_slice(&tag);
         assert_eq!(Announcement::decode(&bytes, &[key]), Ok(sample()));
+    }
+
+    #[test]
+    fn an_interval_of_zero_is_malformed_and_one_under_a_millisecond_is_sent_as_one() {
+        for report in [sample().report, stopped(ExitStatus::exited(0)).report] {
+            let mut bytes = Announcement { report, ..sample() }.encode(None).to_vec();
+            bytes[24..28].copy_from_slice(&[0; 4]);
+            assert_eq!(Announcement::decode(&bytes, &[]), Err(AnnounceError::Malformed));
+        }
+        let fast = Announcement {
+            interval: Duration::from_micros(300),
+            ..sample()
+        };
+        let datagram = fast.encode(None);
+        assert_eq!(&datagram[24..28], &[0, 0, 0, 1]);
+        let decoded = Announcement::decode(&datagram, &[]).unwrap();
+        assert_eq!(decoded.interval, Duration::from_millis(1));
     }
 
     #[test]

@@ -95,8 +95,9 @@ pub struct Announcer {
 impl Announcer {
     /// An announcer for `service` in `incarnation` (it MUST grow across
     /// restarts; without stored state, the start time in whole seconds
-    /// since the Unix epoch), announcing every `interval` (at least 1 ms is
-    /// sensible; the wire carries whole milliseconds), signing with `key` if
+    /// since the Unix epoch), announcing every `interval` (at least 1 ms:
+    /// shorter is taken as 1 ms, as the wire carries whole milliseconds
+    /// and 0 is malformed there), signing with `key` if
     /// given. Its first announcement is due at a random phase of the first
     /// interval after `now`, drawn from `seed` (give each service its own).
     /// It announces [`Status::default`] until [`set_status`](Self::set_status).
@@ -108,6 +109,9 @@ impl Announcer {
         key: Option<AnnounceKey>,
         seed: u64,
     ) -> Announcer {
+        // A zero interval would make every deadline `now`: a driver's loop
+        // would spin, sending without end.
+        let interval = interval.max(Duration::from_millis(1));
         let mut rng = Rng::new(seed);
         let first = now + rng.phase(interval);
         Announcer {

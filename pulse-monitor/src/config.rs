@@ -130,11 +130,14 @@ pub struct Config {
     // --- Local health: our own stalls ---
     /// A timer that fires later than this after its deadline (or input that
     /// arrives that late) means the monitor itself was stalled. Default
-    /// 500 ms.
+    /// 500 ms. It is also the housekeeping period: the monitor asks to be
+    /// called at least this often ([`crate::Monitor::poll_timeout`]), so a
+    /// stall of more than twice this is always found.
     ///
     /// After a stall no target goes down until fresh evidence has come in
-    /// (a check started after the stall, or a full detection time of
-    /// silence after it), and intervals — and this threshold — stretch, so
+    /// (a check started after the stall, a full detection time of silence
+    /// after it, or for a pulse peer a session that vouched for it after
+    /// it), and intervals — and this threshold — stretch, so
     /// a loop that is late at every turn still reaches verdicts. Raise it
     /// if the monitor shares a busy thread and its timers are routinely
     /// late.
@@ -145,6 +148,15 @@ pub struct Config {
     pub max_local_score: u8,
     /// Time without a stall after which the score drops by one. Default 5 s.
     pub local_recovery: Duration,
+    /// After a stall of ours, how long a pulse peer without a confirming
+    /// check, whose session was lost before it vouched for the peer again
+    /// (the peer timed our stopped session out, say), has to connect a new
+    /// session before it is down ([`crate::Reason::NotReconnected`]).
+    /// Until then it is suspect and stays in its pool. Default 5 s.
+    ///
+    /// It should cover the driver's reconnection delay and a handshake;
+    /// it delays only verdicts on sessions that crossed our own stall.
+    pub reconnect_grace: Duration,
     /// More results or announcements than four times the expected rate in
     /// one such window (and at least 64) also count as a stall: they were
     /// held up somewhere on our side and arrived in a burst. Default 100 ms.
@@ -208,6 +220,7 @@ impl Default for Config {
             stall_threshold: Duration::from_millis(500),
             max_local_score: 4,
             local_recovery: Duration::from_secs(5),
+            reconnect_grace: Duration::from_secs(5),
             burst_window: Duration::from_millis(100),
             panic_threshold: 50,
             correlated_share: 30,
@@ -262,6 +275,7 @@ impl Config {
             ("timeout", self.timeout),
             ("stall_threshold", self.stall_threshold),
             ("local_recovery", self.local_recovery),
+            ("reconnect_grace", self.reconnect_grace),
             ("burst_window", self.burst_window),
             ("correlated_window", self.correlated_window),
         ] {

@@ -10,7 +10,7 @@ use crate::accrual::Accrual;
 use crate::announce::{Announcement, ExitStatus, Report};
 use crate::event::{CheckResult, Event, Health, ProbeId, Reason, Transition};
 use crate::monitor::{Command, Monitor};
-use crate::target::{Kind, ANNOUNCED_ONCE, EVICTED, IN_FLIGHT, NEVER, NO_SAMPLE, STOPPED, SUPPRESSED};
+use crate::target::{Kind, ANNOUNCED_ONCE, AWAIT_SESSION, EVICTED, IN_FLIGHT, NEVER, NO_SAMPLE, STOPPED, SUPPRESSED};
 
 impl Monitor {
     /// The earliest moment anything about target `index` can change by
@@ -106,7 +106,11 @@ impl Monitor {
             self.judge_silence(index, now);
         }
         let r = &self.records[i];
-        if !r.has(IN_FLIGHT) && r.timer <= now {
+        if r.has(AWAIT_SESSION) && r.timer <= now {
+            self.await_session_ended(index, now);
+        }
+        let r = &self.records[i];
+        if !r.has(IN_FLIGHT) && r.timer <= now && r.check != crate::target::NO_CHECK {
             self.start_probe(index, now);
         }
         self.reuse_if_due(index, now);

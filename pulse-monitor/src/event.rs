@@ -272,6 +272,10 @@ pub enum Reason {
     },
     /// The service's last announcement said it ended, and how.
     Stopped(ExitStatus),
+    /// A pulse peer (without a confirming check) whose session was lost
+    /// after crossing a stall of ours: no new session connected within
+    /// `reconnect_grace` of the stall's end.
+    NotReconnected,
 }
 
 /// A change of a target's health.

@@ -9,7 +9,11 @@ use core::ops::RangeInclusive;
 /// An HTTP/1.1 health check: one request, and the status codes that pass.
 ///
 /// The request asks the server to close the connection after answering,
-/// so each check is one short connection, as HAProxy's are.
+/// so each check is one short connection, as HAProxy's are. Interim
+/// answers before the final one (`100 Continue`, `103 Early Hints`) are
+/// skipped and the final status judged — within the monitor's
+/// `max_response_bytes` and its probe timeout, so a server that only ever
+/// sends interim answers fails the check.
 ///
 /// # Examples
 ///
@@ -61,6 +65,25 @@ pub(crate) enum Judgement {
     UnexpectedStatus(u16),
     /// Not an HTTP/1.x response.
     Invalid,
+}
+
+/// An interim answer (RFC 9110 §15.2), to skip: `100 Continue`, `102
+/// Processing`, `103 Early Hints`… — not `101 Switching Protocols`, which
+/// ends HTTP on the connection (and answers an upgrade this check never
+/// asks for).
+fn is_interim(code: u16) -> bool {
+    (100..200).contains(&code) && code != 101
+}
+
+/// The length of a head whose headers httparse could not all hold: up to
+/// its empty line (CRLF or a bare LF, as httparse accepts).
+fn head_end(response: &[u8]) -> Option<usize> {
+    let at = response.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = response.windows(3).position(|w| w == b"\n\r\n").map(|i| i + 3);
+    match (at, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn is_token(bytes: &[u8]) -> bool {
@@ -129,15 +152,34 @@ impl HttpCheck {
         self.request = r;
     }
 
-    /// Judges the response bytes received so far.
+    /// Judges the response bytes received so far: interim (1xx) answers
+    /// are skipped, the final one decides.
     pub(crate) fn judge(&self, response: &[u8]) -> Judgement {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut parsed = httparse::Response::new(&mut headers);
-        match parsed.parse(response) {
-            Ok(httparse::Status::Partial) => Judgement::Incomplete,
-            Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => self.status(parsed.code),
-            Err(_) => Judgement::Invalid,
+        let mut rest = response;
+        // Each interim answer skipped is at least one byte, so this ends;
+        // `max_response_bytes` bounds the whole, so a server that answers
+        // only ever 1xx fails the check (and the probe's timeout bounds its
+        // time).
+        for _ in 0..=response.len() {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut parsed = httparse::Response::new(&mut headers);
+            let head_len = match parsed.parse(rest) {
+                Ok(httparse::Status::Partial) => return Judgement::Incomplete,
+                Ok(httparse::Status::Complete(len)) => Some(len),
+                // The status is known; the end of the head is found below
+                // if it is needed.
+                Err(httparse::Error::TooManyHeaders) => None,
+                Err(_) => return Judgement::Invalid,
+            };
+            match parsed.code {
+                Some(code) if is_interim(code) => match head_len.or_else(|| head_end(rest)) {
+                    Some(len) => rest = &rest[len..],
+                    None => return Judgement::Incomplete,
+                },
+                code => return self.status(code),
+            }
         }
+        Judgement::Invalid
     }
 
     fn status(&self, code: Option<u16>) -> Judgement {
@@ -152,6 +194,7 @@ impl HttpCheck {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::format;
 
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
@@ -192,6 +235,50 @@ mod tests {
         }
         response.extend_from_slice(b"\r\n");
         assert_eq!(HttpCheck::get("/").unwrap().judge(&response), Judgement::Passed(204));
+    }
+
+    #[test]
+    fn interim_responses_are_skipped_and_the_final_one_judged_in_any_chunks() {
+        let check = HttpCheck::get("/health").unwrap();
+        let response: &[u8] =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+        let final_end = response.len();
+        for cut in 0..=final_end {
+            let expected = if cut < final_end {
+                Judgement::Incomplete
+            } else {
+                Judgement::Passed(204)
+            };
+            assert_eq!(check.judge(&response[..cut]), expected, "cut at {cut}");
+        }
+        let hints_then_503 = b"HTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 503 Busy\r\n\r\n";
+        assert_eq!(check.judge(hints_then_503), Judgement::UnexpectedStatus(503));
+        // Bare line feeds end a head too.
+        assert_eq!(
+            check.judge(b"HTTP/1.1 100 Continue\n\nHTTP/1.1 200 OK\n\n"),
+            Judgement::Passed(200)
+        );
+        // A 101 is no interim answer here (the check asks for no upgrade).
+        let upgrade = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
+        assert_eq!(check.judge(upgrade), Judgement::UnexpectedStatus(101));
+        // Garbage after an interim answer is still garbage.
+        assert_eq!(
+            check.judge(b"HTTP/1.1 100 Continue\r\n\r\nSSH-2.0-x\r\n"),
+            Judgement::Invalid
+        );
+    }
+
+    #[test]
+    fn an_interim_response_with_many_headers_is_skipped_too() {
+        let mut response = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for k in 0..100 {
+            response.extend_from_slice(format!("Link: </{k}.js>; rel=preload\r\n").as_bytes());
+        }
+        response.extend_from_slice(b"\r\n");
+        let check = HttpCheck::get("/").unwrap();
+        assert_eq!(check.judge(&response), Judgement::Incomplete);
+        response.extend_from_slice(b"HTTP/1.1 200 OK\r\n\r\n");
+        assert_eq!(check.judge(&response), Judgement::Passed(200));
     }
 
     #[test]

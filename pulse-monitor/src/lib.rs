@@ -31,7 +31,8 @@
 //!   intervals, its status, and the repeated `stopped` ones at its end.
 //! - **Deciding**: every transition in one place (`decide.rs`); flap damping
 //!   ([`Damping`]); local health — after a stall of its own, no down verdict
-//!   without fresh evidence, and stretched intervals; the panic threshold and
+//!   without fresh evidence, and stretched intervals (see
+//!   [Our own stalls](#our-own-stalls)); the panic threshold and
 //!   the correlated-failure guard, so a pool is never emptied by the
 //!   monitor's own network trouble.
 //! - **Out**: [`Event`]s (transitions with their [`Reason`] and penalty,
@@ -62,15 +63,56 @@
 //!    connects ends this: the session decides again and the probes stop.
 //!
 //! A failure counts only if its probe started after the monitor's last
-//! stall of its own (local health). The probe should be the pulse
-//! handshake: a TCP connect passes for a frozen process, whose kernel
-//! still accepts connections.
+//! stall of its own (see [Our own stalls](#our-own-stalls)). The probe
+//! should be the pulse handshake: a TCP connect passes for a frozen
+//! process, whose kernel still accepts connections.
 //!
 //! So a false down needs the session's false verdict *and* `fall` failed
 //! probes in a row: measured, none in 6 × 10^6 heartbeats at 5 % loss,
 //! where the sessions lost a live peer 303 times (5 × 10^-5 per
 //! heartbeat), while a killed peer is down in 3.0 s and a frozen one in
 //! 3.3 s at p99 (`tests/peer_confirm.rs`).
+//!
+//! ## Our own stalls
+//!
+//! Never a verdict because our own process stalled (paused, swapped,
+//! starved of CPU, its sockets unread): after a stall, a target gets a
+//! fresh chance before any down verdict.
+//!
+//! - **Finding it.** The monitor reads no clock; it finds a stall in the
+//!   timestamps it is handed. While it has targets it always keeps a
+//!   deadline — its targets', or a housekeeping one `stall_threshold`
+//!   after the latest call — so a call that comes more than
+//!   `stall_threshold` (stretched by the local score) after a deadline
+//!   that was due means our process stopped: [`Event::LocalHealth`],
+//!   [`Stats::stalls`]. So does a burst of arrivals far above the expected
+//!   rate. A monitor of pulse peers alone, with no probe of its own to be
+//!   late for, finds its stalls by the housekeeping deadline.
+//! - **Checked targets and confirming probes**: a failure counts only if
+//!   its probe started after the stall.
+//! - **Announcing targets**: their silence is measured from the stall's
+//!   end, and the gap across it is no sample.
+//! - **Pulse peers without a confirming check**: their sessions live in our
+//!   process and stall with it; a peer may time our stopped session out
+//!   and close it (`TIMED_OUT`), or its close may be lost and our session
+//!   find it silent after. So a session that crossed our stall cannot
+//!   convict: its loss (a dead verdict, or any close but the peer's own
+//!   goodbye) makes the peer [`Health::Suspect`], still in its pool, and a
+//!   new session has [`Config::reconnect_grace`] from the stall's end to
+//!   connect — then it is up; if none does, it is down with
+//!   [`Reason::NotReconnected`] (a driver that never reconnects gets its
+//!   verdict then). Counted in [`Stats::losses_excused`]. A session is
+//!   fresh again once it vouched for its peer (a round trip, a message, a
+//!   recovery) after the stall's wake — a probe timeout after its end,
+//!   within which what reaches us may predate the stall's effects; from
+//!   then on its loss is a verdict at once, as before the stall.
+//! - **Pulse peers with a confirming check**: the probes decide, and only
+//!   probes started after the stall count.
+//!
+//! A stall shorter than `stall_threshold` goes unseen; one over twice it
+//! is always found (while the local score is up, the threshold stretches
+//! with it). Keep pulse sessions' dead timeouts well over that: a shorter
+//! stall that still lets a peer time our session out is taken at its word.
 //!
 //! ## Cost
 //!
@@ -93,7 +135,9 @@
 //!    [`Monitor::handle_probe_result`] and [`Monitor::handle_http_response`].
 //! 2. `while let Some(event) = monitor.poll_event()`: act on it (on
 //!    [`Event::PoolChanged`], read [`Monitor::healthy`] again).
-//! 3. `monitor.poll_timeout()`: arm one timer.
+//! 3. `monitor.poll_timeout()`: arm one timer. While there are targets
+//!    there is always one (at most `stall_threshold` away): keep it, or
+//!    the monitor takes your driver's idleness for a stall of its own.
 //!
 //! Datagrams from the announce socket go to
 //! [`Monitor::handle_announcement`]; a pulse peer's session events to

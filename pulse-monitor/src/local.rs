@@ -4,6 +4,13 @@
 //! it measured during the stall says nothing about the targets. So it
 //! gives no down verdict until fresh evidence comes in, and stretches its
 //! intervals while the stalls go on.
+//!
+//! To find a stall it must be called often enough: it always keeps a
+//! housekeeping deadline `stall_threshold` after the last time it was
+//! handed, so a driver idle or busy elsewhere calls it at least that
+//! often, and a gap of more than twice the threshold (stretched) between
+//! two timestamps is a stall of ours — even in a monitor of pulse peers
+//! alone, which has no probe of its own to be late for.
 
 use alloc::collections::VecDeque;
 use core::time::Duration;
@@ -25,6 +32,9 @@ pub(crate) struct Local {
     last_change: Instant,
     /// Deadlines before this were already found late.
     stall_mark: Instant,
+    /// Grows by one at each stall: a pulse peer's session that last
+    /// vouched for it in an older epoch crossed a stall of ours since.
+    pub(crate) epoch: u32,
     burst_start: Instant,
     burst_count: u32,
     /// Expected results and announcements per second, from all targets.
@@ -38,6 +48,7 @@ impl Local {
             fresh_after: Instant::ZERO,
             last_change: now,
             stall_mark: Instant::ZERO,
+            epoch: 0,
             burst_start: now,
             burst_count: 0,
             rate: 0.0,
@@ -63,6 +74,7 @@ impl Local {
     ) {
         self.fresh_after = now;
         self.stall_mark = now;
+        self.epoch = self.epoch.wrapping_add(1);
         self.last_change = now;
         self.score = self.score.saturating_add(1).min(config.max_local_score);
         stats.stalls += 1;
@@ -96,6 +108,21 @@ impl Local {
 }
 
 impl Monitor {
+    /// The housekeeping deadline: `stall_threshold` after the last call,
+    /// while there is any target. A driver that keeps it hands the monitor
+    /// a timestamp at least that often, so a longer gap is our own stall.
+    pub(crate) fn housekeeping(&self) -> Option<Instant> {
+        (!self.is_empty()).then(|| self.now + self.config.stall_threshold)
+    }
+
+    /// Whether `now` is in the wake of our latest stall: what arrives
+    /// within a (stretched) probe timeout of its end may have been sent,
+    /// or caused, during it — a peer that timed our session out while we
+    /// were stopped, the frames that waited in our sockets.
+    pub(crate) fn in_stall_wake(&self, now: Instant) -> bool {
+        self.stats.stalls > 0 && now <= self.local.fresh_after + self.stretch(self.config.timeout)
+    }
+
     /// Every entry point starts here: time never goes backwards, and a
     /// `now` far past a deadline that was due means we were stalled.
     pub(crate) fn advance(&mut self, now: Instant) -> Instant {

@@ -196,7 +196,10 @@ impl Monitor {
                 r.accrual = crate::accrual::Accrual::new(self.config.interval);
                 r.set(NO_SAMPLE, true);
             }
-            Source::Peer { .. } => r.kind = Kind::Peer as u8,
+            Source::Peer { .. } => {
+                r.kind = Kind::Peer as u8;
+                r.set_vouched_epoch(self.local.epoch);
+            }
         }
         self.records[i] = r;
         if let Source::Announced { service, .. } = spec.source {
@@ -288,9 +291,16 @@ impl Monitor {
     /// then. Read it after every call; a heartbeat never moves it earlier
     /// (a deadline that comes early because heartbeats arrived since is a
     /// no-op).
+    ///
+    /// While the monitor has targets there is always a deadline: besides
+    /// its targets' own, a housekeeping one `stall_threshold` after the
+    /// latest call, by which the monitor finds its own stalls (a call that
+    /// comes far later than it asked to be called means our process was
+    /// stopped). Calling [`handle_timeout`](Self::handle_timeout) then
+    /// costs nothing.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let top = self.schedule.peek(&self.records).map_or(NEVER, |(_, d)| d);
-        let next = top.min(self.pool_deadline);
+        let next = top.min(self.pool_deadline).min(self.housekeeping().unwrap_or(NEVER));
         (next != NEVER).then_some(next)
     }
 

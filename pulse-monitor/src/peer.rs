@@ -6,7 +6,7 @@ use pulse_proto::{CloseCode, Instant};
 
 use crate::event::{CheckResult, Health, PeerSignal, Reason};
 use crate::monitor::Monitor;
-use crate::target::{IN_FLIGHT, NEVER, NO_CHECK, SESSION_LOST};
+use crate::target::{AWAIT_SESSION, IN_FLIGHT, NEVER, NO_CHECK, SESSION_LOST};
 
 impl Monitor {
     /// One of a pulse peer's session events.
@@ -17,6 +17,11 @@ impl Monitor {
         }
         let footprint = self.footprint(index);
         let health = self.records[index as usize].health();
+        if self.excuse_lost_session(index, now, event) {
+            self.settle(index, footprint, now);
+            self.reschedule(index, now);
+            return;
+        }
         let (to, signal) = match event {
             E::Connected(_) => (Health::Up, PeerSignal::Connected),
             E::Rtt(sample) => {
@@ -42,10 +47,79 @@ impl Monitor {
         if to.is_alive() {
             self.records[index as usize].heard = now;
         }
+        // Proof that the session lives after our latest stall: what reached
+        // us in the stall's wake may be older than the stall's effects.
+        let proof = matches!(
+            event,
+            E::Connected(_) | E::Rtt(_) | E::Recovered { .. } | E::Message { .. } | E::PeerStatus(_)
+        );
+        if proof && !self.in_stall_wake(now) {
+            let epoch = self.local.epoch;
+            self.records[index as usize].set_vouched_epoch(epoch);
+        }
+        if matches!(to, Health::Up | Health::Down) {
+            // A session vouches for it, or the peer said goodbye: the wait
+            // for a new session is over.
+            let r = &mut self.records[index as usize];
+            r.set(AWAIT_SESSION, false);
+            r.timer = NEVER;
+        }
         // A Closed after PeerDead finds it down already: no second transition.
         self.transition(index, now, to, Reason::Peer(signal));
         self.settle(index, footprint, now);
         self.reschedule(index, now);
+    }
+
+    /// Whether `event` loses a peer (without a confirming check) whose
+    /// session crossed a stall of ours — then it is no verdict: the peer
+    /// is suspect, stays in its pool, and a new session has
+    /// `reconnect_grace` to connect (see the crate documentation, "Our own
+    /// stalls"). A session that crossed our stall cannot convict: the
+    /// peer may have timed it out because we were stopped, and its close,
+    /// or its silence after, is about us. Only a session that vouched for
+    /// the peer after the stall's wake (a round trip, a recovery) is fresh
+    /// again. While the peer waits for a new session, losses (of the old
+    /// session, of failed attempts) are ignored.
+    fn excuse_lost_session(&mut self, index: u32, now: Instant, event: &pulse_proto::Event) -> bool {
+        use pulse_proto::Event as E;
+        let signal = match event {
+            E::PeerDead { .. } => PeerSignal::Dead,
+            // Its goodbye is its own decision, never about our stall.
+            E::Closed(c) if !is_goodbye(c) => PeerSignal::Closed(c.code),
+            _ => return false,
+        };
+        let i = index as usize;
+        let r = &self.records[i];
+        if r.has(AWAIT_SESSION) {
+            return true;
+        }
+        if r.health() == Health::Down || r.vouched_epoch() == self.local.epoch {
+            return false;
+        }
+        self.stats.losses_excused += 1;
+        let grace = self.config.reconnect_grace;
+        let r = &mut self.records[i];
+        r.set(AWAIT_SESSION, true);
+        r.timer = now + grace;
+        if r.health() == Health::Up {
+            self.transition(index, now, Health::Suspect, Reason::Peer(signal));
+        }
+        true
+    }
+
+    /// The wait of a peer whose lost session crossed our stall ended with
+    /// no new session: down — unless another stall of ours came since, which
+    /// gives it the whole grace again.
+    pub(crate) fn await_session_ended(&mut self, index: u32, now: Instant) {
+        let due = self.local.fresh_after + self.config.reconnect_grace;
+        let r = &mut self.records[index as usize];
+        if due > now {
+            r.timer = due;
+            return;
+        }
+        r.set(AWAIT_SESSION, false);
+        r.timer = NEVER;
+        self.transition(index, now, Health::Down, Reason::NotReconnected);
     }
 
     /// One of the session events of a pulse peer with a confirming check:
@@ -86,10 +160,7 @@ impl Monitor {
                 self.start_episode(index, now);
                 (Health::Suspect, PeerSignal::Suspect)
             }
-            E::Closed(c)
-                if c.initiator == pulse_proto::Initiator::Peer
-                    && matches!(c.code, CloseCode::NORMAL | CloseCode::GOING_AWAY) =>
-            {
+            E::Closed(c) if is_goodbye(c) => {
                 // It said goodbye: down at once, and no probes; a new
                 // session brings it back. (Any other close — its verdict on
                 // us, an error — comes from a live peer, or from the path:
@@ -211,4 +282,9 @@ impl Monitor {
             None => NEVER,
         };
     }
+}
+
+/// The peer's own goodbye: a CLOSE it sent with `NORMAL` or `GOING_AWAY`.
+fn is_goodbye(closed: &pulse_proto::Closed) -> bool {
+    closed.initiator == pulse_proto::Initiator::Peer && matches!(closed.code, CloseCode::NORMAL | CloseCode::GOING_AWAY)
 }

@@ -85,6 +85,10 @@ pub struct Stats {
     /// became a down: a probe found the peer alive, or a new session
     /// connected, first.
     pub sessions_refuted: u64,
+    /// Lost sessions of pulse peers (without a confirming check) taken as
+    /// no verdict because they crossed a stall of ours: the peer was given
+    /// a new session to prove itself (`reconnect_grace`).
+    pub losses_excused: u64,
 }
 
 impl Stats {

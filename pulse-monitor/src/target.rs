@@ -27,7 +27,10 @@ pub enum Source {
     /// A pulse peer: its session's events are fed in with
     /// [`crate::Monitor::handle_peer_event`]. If `confirm` is set, a session
     /// that lost the peer (its dead verdict, or the transport ending
-    /// without CLOSE) is confirmed by probes before a down verdict.
+    /// without CLOSE) is confirmed by probes before a down verdict;
+    /// without, the loss is a down verdict at once — unless the session
+    /// crossed a stall of the monitor's own, when a new session decides
+    /// (see the crate documentation, "Our own stalls").
     Peer {
         /// A check to confirm a lost session with (best a
         /// [`crate::PulseCheck`]: a TCP connect passes for a frozen peer).
@@ -152,6 +155,10 @@ pub(crate) const STOPPED: u8 = 32;
 /// A pulse peer's session lost it: probes decide until a session connects
 /// again.
 pub(crate) const SESSION_LOST: u8 = 64;
+/// A pulse peer (without a confirming check) whose lost session crossed a
+/// stall of ours: only a new session, or the end of `reconnect_grace`,
+/// decides.
+pub(crate) const AWAIT_SESSION: u8 = 128;
 
 /// Everything the monitor keeps of one target. Field order packs it.
 #[derive(Clone, Debug)]
@@ -170,6 +177,9 @@ pub(crate) struct Record {
     pub(crate) accrual: Accrual,
     pub(crate) penalty: f32,
     pub(crate) rtt_us: u32,
+    /// For an announced target, its incarnation; for a pulse peer, the
+    /// stall epoch in which its session last vouched for it
+    /// ([`Record::vouched_epoch`]).
     pub(crate) incarnation: u32,
     pub(crate) sequence: u32,
     /// The announced interval, in ms.
@@ -260,6 +270,17 @@ impl Record {
         } else {
             self.flags &= !flag;
         }
+    }
+
+    /// A pulse peer's: the stall epoch (`Local::epoch`) in which its
+    /// session last vouched for it outside a stall's wake; older than the
+    /// monitor's, the session crossed a stall of ours since.
+    pub(crate) fn vouched_epoch(&self) -> u32 {
+        self.incarnation
+    }
+
+    pub(crate) fn set_vouched_epoch(&mut self, epoch: u32) {
+        self.incarnation = epoch;
     }
 
     pub(crate) fn interval(&self) -> Duration {

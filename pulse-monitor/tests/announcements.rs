@@ -289,3 +289,40 @@ fn the_first_announcement_after_an_outage_is_no_sample_of_the_interval() {
         "the outage was taken as a sample: learned mean {mean:?}"
     );
 }
+
+/// PROTOCOL §12.2: `interval_ms` 0 is malformed — counted, and nothing
+/// else disturbed (the service's replay state included).
+#[test]
+fn an_announcement_with_a_zero_interval_is_rejected_as_malformed_and_disturbs_nothing() {
+    let mut monitor = Monitor::new(Config::lan(), Instant::ZERO, 12).unwrap();
+    let pool = monitor.add_pool();
+    let id = monitor
+        .add_target(Instant::ZERO, TargetSpec::announced(pool, 9))
+        .unwrap();
+    let announcement = |sequence| Announcement {
+        service: 9,
+        incarnation: 1,
+        sequence,
+        interval: INTERVAL,
+        report: pulse_monitor::Report::Running(Status::default()),
+    };
+    monitor
+        .handle_announcement(at(0.5), &announcement(1).encode(None))
+        .unwrap();
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Up);
+    let mut zero = announcement(2).encode(None).to_vec();
+    zero[24..28].copy_from_slice(&[0; 4]);
+    assert_eq!(
+        monitor.handle_announcement(at(1.0), &zero),
+        Err(AnnounceError::Malformed)
+    );
+    assert_eq!(monitor.stats().malformed, 1);
+    let snapshot = monitor.snapshot(id).unwrap();
+    assert_eq!((snapshot.health, snapshot.sequence), (Health::Up, Some((1, 1))));
+    assert_eq!(snapshot.mean_interval, Some(INTERVAL));
+    // Its sequence was not taken: the real second announcement is.
+    assert_eq!(
+        monitor.handle_announcement(at(1.5), &announcement(2).encode(None)),
+        Ok(id)
+    );
+}

@@ -157,6 +157,58 @@ fn an_http_response_is_judged_as_it_arrives_and_an_endless_one_fails() {
 }
 
 #[test]
+fn interim_http_answers_are_skipped_and_a_server_sending_only_them_fails_within_the_byte_limit() {
+    let mut config = Config::lan();
+    config.max_response_bytes = 256;
+    config.fall = 1;
+    let mut monitor = Monitor::new(config, Instant::ZERO, 4).unwrap();
+    let pool = monitor.add_pool();
+    let http = monitor.add_check(Check::Http(HttpCheck::get("/health").unwrap()));
+    let id = monitor
+        .add_target(Instant::ZERO, TargetSpec::checked(pool, http))
+        .unwrap();
+    run(&mut monitor, at(1_100));
+    let probe = started(&mut monitor)[0];
+    monitor.handle_probe_result(at(1_101), probe, ProbeOutcome::Connected);
+    // `100 Continue` alone is no verdict; the 503 after it is.
+    let interim = b"HTTP/1.1 100 Continue\r\n\r\n".as_slice();
+    assert_eq!(
+        monitor.handle_http_response(at(1_102), probe, interim),
+        Progress::NeedMore
+    );
+    let then_503 = [interim, b"HTTP/1.1 503 Busy\r\n\r\n"].concat();
+    assert_eq!(
+        monitor.handle_http_response(at(1_103), probe, &then_503),
+        Progress::Done
+    );
+    let s = monitor.snapshot(id).unwrap();
+    assert_eq!(
+        (s.health, s.last_result),
+        (Health::Down, Some(CheckResult::UnexpectedStatus(503)))
+    );
+    // Interim answers without end: more of them each time, until the
+    // byte limit fails the check.
+    run(&mut monitor, at(3_500));
+    let probe = started(&mut monitor)[0];
+    monitor.handle_probe_result(at(3_501), probe, ProbeOutcome::Connected);
+    let mut response = Vec::new();
+    let mut progress = Progress::NeedMore;
+    for _ in 0..100 {
+        response.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\n\r\n");
+        progress = monitor.handle_http_response(at(3_502), probe, &response);
+        if progress == Progress::Done {
+            break;
+        }
+    }
+    assert_eq!(progress, Progress::Done);
+    assert!(response.len() >= 256 && response.len() < 256 + 32, "{}", response.len());
+    assert_eq!(
+        monitor.snapshot(id).unwrap().last_result,
+        Some(CheckResult::BadResponse)
+    );
+}
+
+#[test]
 fn a_probe_that_times_out_is_aborted_and_counted_as_failed() {
     let mut monitor = Monitor::new(Config::lan(), Instant::ZERO, 5).unwrap();
     let pool = monitor.add_pool();

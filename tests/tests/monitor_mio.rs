@@ -401,9 +401,14 @@ const DEAD_MS: u64 = 600;
 
 /// A `pulse-peer` echo server (200 ms / [`DEAD_MS`]) and a balancer loop.
 fn balancer() -> (Peer, Balancer) {
+    balancer_with(config())
+}
+
+/// [`balancer`], its monitor configured with `config`.
+fn balancer_with(config: Config) -> (Peer, Balancer) {
     let server = Peer::start(PEER, &["mio-echo-server", "200", &DEAD_MS.to_string()]);
     let poll = Poll::new().unwrap();
-    let monitor = Monitor::new(config(), clock::now(), clock::seed()).unwrap();
+    let monitor = Monitor::new(config, clock::now(), clock::seed()).unwrap();
     let watcher = Watcher::new(WatchConfig::default(), monitor, poll.registry(), 100_000..110_000).unwrap();
     let session =
         pulse_proto::Config::default().with_timing(Duration::from_millis(200), Duration::from_millis(DEAD_MS));
@@ -451,6 +456,80 @@ fn a_pulse_connection_of_the_loop_is_a_target_and_its_frozen_peer_goes_down_at_i
     let bound = Duration::from_millis(3 * DEAD_MS);
     within(&down, frozen, bound, "the freeze");
     server.thaw();
+}
+
+/// The monitor's own stall, for real: the balancer's loop — its pulse
+/// connections and its monitor alike — stops for four of the server's
+/// dead-peer timeouts, and the server times both sessions out and closes
+/// them. Those closes are no verdict: each peer is suspect, in its pool;
+/// the one whose connection is renewed is up again, the other is down only
+/// after `reconnect_grace` ([`Reason::NotReconnected`]).
+#[test]
+fn a_stall_of_the_monitors_own_loop_takes_no_pulse_peer_down_before_a_fresh_chance() {
+    let mut config = config();
+    config.reconnect_grace = Duration::from_secs(1);
+    let grace = config.reconnect_grace;
+    let (server, mut lb) = balancer_with(config);
+    let addr = server.addr.unwrap();
+    let watcher = &mut lb.endpoint.handler().watcher;
+    let pool = watcher.monitor_mut().add_pool();
+    let renewed = watcher.add_target(TargetSpec::peer(pool), None).unwrap();
+    let left = watcher.add_target(TargetSpec::peer(pool), None).unwrap();
+    lb.endpoint.connect(addr, Some(renewed)).unwrap();
+    lb.endpoint.connect(addr, Some(left)).unwrap();
+    let born = Instant::now();
+    lb.until(renewed, Health::Up, born);
+    lb.until(left, Health::Up, born);
+    let steady = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < steady {
+        lb.turn();
+    }
+
+    // The stall itself: nothing in the loop runs (as under SIGSTOP).
+    let stalled = Instant::now();
+    std::thread::sleep(Duration::from_millis(4 * DEAD_MS));
+    let resumed = Instant::now();
+    for target in [renewed, left] {
+        // Its first move after the stall: suspect, not down.
+        let started = Instant::now();
+        let lost = loop {
+            let first = lb
+                .transitions
+                .iter()
+                .find(|t| t.target == target && clock::to_std(t.at) >= stalled);
+            if let Some(t) = first {
+                break *t;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{target} never lost: {:?}",
+                lb.transitions
+            );
+            lb.turn();
+        };
+        assert_eq!(lost.to, Health::Suspect, "{lost:?}");
+        assert!(
+            matches!(lost.reason, Reason::Peer(PeerSignal::Closed(_) | PeerSignal::Dead)),
+            "{:?}",
+            lost.reason
+        );
+    }
+    let stats = *lb.endpoint.handler().watcher.monitor().stats();
+    assert!(stats.stalls >= 1, "the monitor did not notice its stall: {stats:?}");
+    assert_eq!(stats.losses_excused, 2, "{stats:?}");
+
+    lb.endpoint.connect(addr, Some(renewed)).unwrap();
+    let up = lb.until(renewed, Health::Up, resumed);
+    assert_eq!(up.reason, Reason::Peer(PeerSignal::Connected));
+    let down = lb.until(left, Health::Down, resumed);
+    assert_eq!(down.reason, Reason::NotReconnected);
+    assert!(clock::to_std(down.at) >= resumed + grace, "down before its grace");
+    within(&down, resumed, grace * 3, "the stall's end");
+    let renewed_down = lb
+        .transitions
+        .iter()
+        .any(|t| t.target == renewed && t.to == Health::Down);
+    assert!(!renewed_down, "{:?}", lb.transitions);
 }
 
 /// The pulse handshake as a probe over real sockets: a pulse peer whose

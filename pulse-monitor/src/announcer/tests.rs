@@ -148,3 +148,27 @@ fn keyed_announcements_verify_with_the_key_and_fail_without_it() {
         Report::Stopped(ExitStatus::exited(3))
     );
 }
+
+#[test]
+fn a_zero_interval_is_taken_as_one_millisecond_so_a_driver_never_spins() {
+    let mut a = Announcer::new(Instant::ZERO, 7, 100, Duration::ZERO, None, 3);
+    let end = Instant::ZERO + Duration::from_millis(100);
+    let mut sent = Vec::new();
+    // Bounded: a zero interval would make every deadline `now` again.
+    for _ in 0..1_000 {
+        let Some(deadline) = a.poll_timeout().filter(|&d| d <= end) else {
+            break;
+        };
+        for _ in 0..2 {
+            if let Some(out) = a.poll_transmit(deadline) {
+                sent.push(out.announcement);
+            }
+        }
+    }
+    // About one a millisecond, each on the wire as a valid announcement.
+    assert!((80..=120).contains(&sent.len()), "{}", sent.len());
+    for ann in &sent {
+        assert_eq!(ann.interval, Duration::from_millis(1));
+        assert!(Announcement::decode(&ann.encode(None), &[]).is_ok());
+    }
+}

@@ -76,6 +76,28 @@ pub fn welcome() -> Vec<u8> {
     answer
 }
 
+/// A `Connected` event, from a real handshake at `now` (any will do for
+/// a test that feeds the monitor by hand).
+pub fn connected(now: Instant) -> Event {
+    let mut client = Session::new(config(), Role::Client, now, 1).unwrap();
+    let mut server = Session::new(config(), Role::Server, now, 2).unwrap();
+    for _ in 0..4 {
+        while let Some(b) = client.poll_transmit(now) {
+            let b = b.to_vec();
+            client.advance_transmit(b.len());
+            server.handle_datagram(now, &b[..]);
+        }
+        while let Some(b) = server.poll_transmit(now) {
+            let b = b.to_vec();
+            server.advance_transmit(b.len());
+            client.handle_datagram(now, &b[..]);
+        }
+    }
+    std::iter::from_fn(|| client.poll_event())
+        .find(|e| matches!(e, Event::Connected(_)))
+        .expect("a handshake connects")
+}
+
 impl Sim {
     /// Adds a pulse peer (its spec built by the caller): a session to it
     /// opens now.
