@@ -207,6 +207,7 @@ pub fn reason_kind(reason: &Reason) -> &'static str {
         Reason::Confirmed { .. } => "confirmed",
         Reason::Peer(_) => "peer",
         Reason::Stopped(_) => "stopped",
+        Reason::NotReconnected => "not_reconnected",
         _ => "other",
     }
 }
@@ -232,6 +233,7 @@ pub fn reason_text(reason: &Reason) -> String {
             PeerSignal::Closed(code) => format!("pulse session closed: {code}"),
         },
         Reason::Stopped(exit) => format!("stopped: {exit}"),
+        Reason::NotReconnected => "pulse session lost across our own stall, and none came back within the grace".into(),
         other => format!("{other:?}"),
     }
 }
