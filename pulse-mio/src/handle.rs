@@ -59,12 +59,13 @@ impl Shared {
         self.woken.load(Ordering::Acquire)
     }
 
-    pub(crate) fn take(&self) -> VecDeque<Command> {
+    /// Moves the waiting commands to the back of `into`, in order.
+    pub(crate) fn take_into(&self, into: &mut VecDeque<Command>) {
         let mut queue = self.queue();
         // Cleared as the commands are taken: a command pushed after this
         // wakes again.
         self.woken.store(false, Ordering::Release);
-        std::mem::take(&mut queue.commands)
+        into.append(&mut queue.commands);
     }
 
     /// The loop is going away: later commands are refused, and what waits

@@ -52,7 +52,12 @@ impl<H: Handler> Endpoint<H> {
     }
 
     pub(super) fn run_commands(&mut self) {
-        for command in self.shared.take() {
+        // Run one by one from the endpoint's own queue, never from a batch
+        // local to this call: a handler that panics in `on_unsent` (and an
+        // application that catches it) leaves the commands behind it for
+        // the next turn, or for the drop, not lost with the unwinding.
+        self.shared.take_into(&mut self.commands);
+        while let Some(command) = self.commands.pop_front() {
             match command {
                 Command::Send(conn, tag, payload) => {
                     // A clone of a `Bytes` shares it: the refused message
@@ -80,10 +85,11 @@ impl<H: Handler> Drop for Endpoint<H> {
     /// code runs then, where a second panic would abort).
     fn drop(&mut self) {
         let waiting = self.shared.stop();
+        self.commands.extend(waiting);
         if std::thread::panicking() {
             return;
         }
-        for command in waiting {
+        while let Some(command) = self.commands.pop_front() {
             if let Command::Send(conn, tag, payload) = command {
                 let mut ctx = Ctx::new(&mut self.core);
                 let why = pulse_proto::SendError::Closed;
