@@ -155,3 +155,68 @@ fn a_loop_dropped_after_a_panic_in_on_unsent_hands_back_what_the_panic_left() {
         "the loop is gone with the connection"
     );
 }
+
+/// One turn of an application's own loop holding an endpoint: its poll,
+/// its waker's token handled by itself, then `process`.
+fn turn_own_loop(poll: &mut mio::Poll, events: &mut mio::Events, endpoint: &mut pulse_mio::Endpoint<Recorder>) -> bool {
+    let timeout = endpoint
+        .poll_timeout()
+        .map_or(Duration::from_millis(5), |t| t.min(Duration::from_millis(5)));
+    poll.poll(events, Some(timeout)).unwrap();
+    let mut woken = false;
+    for event in events.iter() {
+        if !endpoint.handle_event(event) {
+            woken |= event.token() == OWN_WAKER;
+        }
+    }
+    endpoint.process().unwrap();
+    woken
+}
+
+const OWN_WAKER: mio::Token = mio::Token(7);
+
+#[test]
+fn an_endpoint_in_the_applications_own_poll_runs_handle_sends_and_hands_back_the_refused() {
+    let session = Config::default().with_handshake_timeout(Duration::from_secs(5));
+    let session = Arc::new(session.with_timing(Duration::from_millis(500), Duration::from_secs(5)));
+    let log = Arc::new(Mutex::new(Log::default()));
+    let handler = Recorder {
+        log: log.clone(),
+        panic_on: None,
+    };
+    let mut poll = mio::Poll::new().unwrap();
+    let mut events = mio::Events::with_capacity(256);
+    // The application's one waker, outside the endpoint's tokens: the
+    // handle wakes the application's poll, and `process` runs the sends.
+    let waker = Arc::new(mio::Waker::new(poll.registry(), OWN_WAKER).unwrap());
+    let config = LoopConfig::new(session);
+    let mut endpoint = pulse_mio::Endpoint::with_waker(config, handler, poll.registry(), 1_000..2_000, waker).unwrap();
+    let addr = endpoint.listen("127.0.0.1:0".parse().unwrap()).unwrap();
+    let client = endpoint.connect(addr, ()).unwrap();
+    let handle = endpoint.handle();
+    let too_early = handle.clone();
+    std::thread::spawn(move || too_early.send(client, 1, &b"too early"[..]).unwrap())
+        .join()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let mut woken = false;
+    while log.lock().unwrap().opened.len() < 2 {
+        assert!(Instant::now() < deadline, "{:?}", log.lock().unwrap());
+        woken |= turn_own_loop(&mut poll, &mut events, &mut endpoint);
+    }
+    assert!(woken, "the handle woke the application's own poll");
+    std::thread::spawn(move || handle.send(client, 1, &b"on time"[..]).unwrap())
+        .join()
+        .unwrap();
+    while log.lock().unwrap().received.is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", log.lock().unwrap());
+        turn_own_loop(&mut poll, &mut events, &mut endpoint);
+    }
+    let log = log.lock().unwrap();
+    assert_eq!(
+        log.unsent,
+        vec![(client, Bytes::from_static(b"too early"), SendError::NotConnected)]
+    );
+    assert_eq!(log.received.len(), 1);
+    assert_eq!(log.received[0].1, Bytes::from_static(b"on time"));
+}
