@@ -222,7 +222,8 @@ pub trait Handler {
     /// refused when the loop came to it, handed back with why: the
     /// connection had closed or was closing (`SendError::Closed`, also for
     /// an id whose connection is gone, and for what still waited when the
-    /// loop was dropped), had not completed its handshake
+    /// loop was dropped, unless while unwinding from a panic), had not
+    /// completed its handshake
     /// (`NotConnected`), its output queue was full (`QueueFull`; an
     /// [`Handler::on_writable`] follows), or the message is larger than
     /// the peer accepts (`TooLarge`). Comes once for each such message,
