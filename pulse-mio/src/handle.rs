@@ -65,7 +65,13 @@ impl Shared {
         // Cleared as the commands are taken: a command pushed after this
         // wakes again.
         self.woken.store(false, Ordering::Release);
-        into.append(&mut queue.commands);
+        if into.is_empty() {
+            // The whole allocation moves: the queue keeps no room a burst
+            // of commands once needed.
+            *into = std::mem::take(&mut queue.commands);
+        } else {
+            into.append(&mut queue.commands);
+        }
     }
 
     /// The loop is going away: later commands are refused, and what waits

@@ -2,6 +2,7 @@
 //! they and the loop's owner ask for: shutdown, broadcast, and the queue
 //! left when the loop is dropped.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -74,6 +75,8 @@ impl<H: Handler> Endpoint<H> {
                 Command::Shutdown(grace) => self.shutdown(grace),
             }
         }
+        // Nor does the endpoint keep the room of a burst.
+        self.commands = VecDeque::new();
     }
 }
 
