@@ -7,10 +7,11 @@ use pulse_proto::{Closed, Event, SendError};
 
 use crate::ctx::Ctx;
 
-/// A connection of the loop. Ids are not reused while the loop runs: an id
-/// of a closed connection never reaches a newer one, even one that took
-/// over its slot (each holder of a slot gets a generation of 64 bits,
-/// never given before).
+/// A connection of the loop. Ids are not reused while the process runs:
+/// an id of a closed connection never reaches a newer one, even one that
+/// took over its slot, and an id of another loop's connection never
+/// reaches one of this loop (each connection gets a generation of 64
+/// bits never given before in the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(crate) index: u32,
