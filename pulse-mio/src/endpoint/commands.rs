@@ -31,7 +31,10 @@ impl<H: Handler> Endpoint<H> {
         self.core.shutdown_at = Some(now + grace);
     }
 
-    /// Sends to every connection.
+    /// Sends to every connection that takes it now. Best effort: one
+    /// that refuses it (not open yet, closing, its queue full) is skipped,
+    /// and no callback says so; to know, send to each with
+    /// [`Ctx::send`](crate::Ctx::send).
     pub fn broadcast(&mut self, tag: u16, payload: Bytes) {
         let ids: Vec<u32> = self.core.conns.iter().map(|(i, _)| i as u32).collect();
         for index in ids {
