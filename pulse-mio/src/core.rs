@@ -5,6 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -29,12 +30,18 @@ pub(crate) enum Io {
     },
 }
 
-/// A generation never given before: ids of the slot's earlier holders
-/// no longer find it.
-pub(crate) fn new_generation(next: &mut u64) -> u64 {
-    let generation = *next;
-    *next = next.wrapping_add(1);
-    generation
+/// A generation never given before in this process: ids of the slot's
+/// earlier holders no longer find it, nor do ids of other loops'
+/// connections (several loops run in one process, one per core). 64 bits
+/// never come round.
+pub(crate) fn new_generation() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    next_generation(&NEXT)
+}
+
+fn next_generation(next: &AtomicU64) -> u64 {
+    // Only uniqueness matters, not order with other memory.
+    next.fetch_add(1, Ordering::Relaxed)
 }
 
 /// One connection: 450-odd bytes inline, most of them the session's.
@@ -106,7 +113,6 @@ pub(crate) struct Core<T> {
     pub(crate) config: LoopConfig,
     /// The session config of TCP connections.
     pub(crate) stream: Arc<Config>,
-    pub(crate) next_generation: u64,
     pub(crate) udp: Vec<UdpListener>,
     pub(crate) udp_peers: Slab<SocketAddr>,
     pub(crate) stats: LoopStats,
@@ -133,7 +139,6 @@ impl<T> Core<T> {
             dirty: Vec::new(),
             config,
             stream,
-            next_generation: 0,
             udp: Vec::new(),
             udp_peers: Slab::new(),
             stats: LoopStats::default(),
@@ -187,7 +192,7 @@ impl<T> Core<T> {
             };
             self.registry.register(stream, token, interest)?;
         }
-        let generation = new_generation(&mut self.next_generation);
+        let generation = new_generation();
         entry.insert(Conn {
             session,
             io,
@@ -383,16 +388,18 @@ pub(crate) fn invalid(e: impl std::error::Error + Send + Sync + 'static) -> io::
 
 #[cfg(test)]
 mod tests {
-    use super::new_generation;
+    use std::sync::atomic::AtomicU64;
+
+    use super::next_generation;
 
     #[test]
     fn generations_do_not_come_round_again_after_four_billion_connections() {
         // Where a 32-bit counter wraps to the first connection's
         // generation, and an id held since then would find the slot's
         // newest holder.
-        let mut next = u32::MAX.into();
+        let next = AtomicU64::new(u32::MAX.into());
         let first = 0;
-        assert_eq!(new_generation(&mut next), u32::MAX.into());
-        assert_ne!(new_generation(&mut next), first);
+        assert_eq!(next_generation(&next), u32::MAX.into());
+        assert_ne!(next_generation(&next), first);
     }
 }

@@ -2,6 +2,7 @@
 //! the handler, driven by whoever polls — pulse-mio's own `EventLoop`, or
 //! an application's loop with its own sockets.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -17,7 +18,7 @@ use crate::accept::{Accepted, Accepting};
 use crate::config::{with_transport, LoopConfig};
 use crate::core::{invalid, Core, LoopStats, UdpListener};
 use crate::ctx::{self, Ctx};
-use crate::handle::{Handle, Shared};
+use crate::handle::{Command, Handle, Shared};
 use crate::handler::{ConnId, Handler};
 use crate::tokens::{Slot, Tokens};
 
@@ -91,6 +92,9 @@ pub struct Endpoint<H: Handler> {
     handler: H,
     listeners: Vec<TcpListener>,
     shared: Arc<Shared>,
+    /// Commands taken from the handles and not yet run: those a panic in
+    /// a handler left run at the next turn, or go back at the drop.
+    commands: VecDeque<Command>,
     /// Connections whose read budget ran out: read again by `process`.
     read_again: Vec<u32>,
     carried: Vec<u32>,
@@ -142,6 +146,7 @@ impl<H: Handler> Endpoint<H> {
             handler,
             listeners: Vec::new(),
             shared,
+            commands: VecDeque::new(),
             read_again: Vec::new(),
             carried: Vec::new(),
             udp_again: Vec::new(),
@@ -276,6 +281,7 @@ impl<H: Handler> Endpoint<H> {
             || !self.udp_again.is_empty()
             || !self.udp_carried.is_empty()
             || !self.accepting.again.is_empty()
+            || !self.commands.is_empty()
             || self.shared.is_woken();
         if busy {
             return Some(Duration::ZERO);
@@ -352,7 +358,7 @@ impl<H: Handler> Endpoint<H> {
                 self.accept(n);
             }
         }
-        if self.shared.is_woken() {
+        if self.shared.is_woken() || !self.commands.is_empty() {
             self.run_commands();
         }
         self.run_timers();

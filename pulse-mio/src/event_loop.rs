@@ -161,7 +161,10 @@ impl<H: Handler> EventLoop<H> {
         self.endpoint.shutdown(grace);
     }
 
-    /// Sends to every connection.
+    /// Sends to every connection that takes it now. Best effort: one
+    /// that refuses it (not open yet, closing, its queue full) is skipped,
+    /// and no callback says so; to know, send to each with
+    /// [`Ctx::send`](crate::Ctx::send).
     pub fn broadcast(&mut self, tag: u16, payload: Bytes) {
         self.endpoint.broadcast(tag, payload);
     }

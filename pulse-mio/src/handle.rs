@@ -59,12 +59,19 @@ impl Shared {
         self.woken.load(Ordering::Acquire)
     }
 
-    pub(crate) fn take(&self) -> VecDeque<Command> {
+    /// Moves the waiting commands to the back of `into`, in order.
+    pub(crate) fn take_into(&self, into: &mut VecDeque<Command>) {
         let mut queue = self.queue();
         // Cleared as the commands are taken: a command pushed after this
         // wakes again.
         self.woken.store(false, Ordering::Release);
-        std::mem::take(&mut queue.commands)
+        if into.is_empty() {
+            // The whole allocation moves: the queue keeps no room a burst
+            // of commands once needed.
+            *into = std::mem::take(&mut queue.commands);
+        } else {
+            into.append(&mut queue.commands);
+        }
     }
 
     /// The loop is going away: later commands are refused, and what waits
@@ -248,16 +255,21 @@ impl std::fmt::Debug for Handle {
 
 impl Handle {
     /// Sends a message on `conn` from any thread. Nothing sent this way is
-    /// dropped unseen: the message goes exactly one of three ways.
+    /// dropped unseen while the loop lives: the message goes exactly one
+    /// of three ways.
     ///
     /// - Refused here, at once, with the message in the [`Unsent`]: the
-    ///   queue is full ([`HandleError::Full`]), or the loop is gone
-    ///   ([`HandleError::Stopped`]).
+    ///   queue is full ([`HandleError::Full`]), the loop is gone
+    ///   ([`HandleError::Stopped`]), or waking it failed
+    ///   ([`HandleError::Wake`]).
     /// - Taken by `conn`'s session when the loop runs the command: from
-    ///   there it reaches the peer, or, if the connection ends before it
-    ///   began to go out, it comes back in [`crate::Handler::on_close`]
-    ///   through [`crate::Ctx::take_unsent`], as a message of
-    ///   [`crate::Ctx::send`] does.
+    ///   there it goes out on the connection, or, if the connection ends
+    ///   before any byte of it went out, it comes back in
+    ///   [`crate::Handler::on_close`] through [`crate::Ctx::take_unsent`],
+    ///   as a message of [`crate::Ctx::send`] does. What went out is the
+    ///   transport's, as with `Ctx::send`: bytes a peer dies before
+    ///   reading, or a datagram lost over UDP (where DATA is unreliable),
+    ///   come back nowhere.
     /// - Refused by the loop when it runs the command (the connection had
     ///   closed, or was closing, when the loop came to it, had not
     ///   completed its handshake, its output queue was full, or the
@@ -268,6 +280,13 @@ impl Handle {
     /// before the close it goes out with the rest; after it, it comes back
     /// to `on_unsent`. An id of a connection that has ended never reaches
     /// another connection, even one that took over its slot.
+    ///
+    /// Drop the loop only once a shutdown has finished
+    /// ([`crate::EventLoop::run`] returned): a loop dropped with
+    /// connections still open takes what their sessions hold with them,
+    /// and no `on_close` comes (see [`crate::Handler`]); one dropped while
+    /// its thread unwinds from a panic also drops the sends still waiting
+    /// for it, with no `on_unsent` (no handler code runs then).
     ///
     /// ```
     /// # use pulse_mio::{ConnId, Handle, HandleError, Unsent};

@@ -7,10 +7,11 @@ use pulse_proto::{Closed, Event, SendError};
 
 use crate::ctx::Ctx;
 
-/// A connection of the loop. Ids are not reused while the loop runs: an id
-/// of a closed connection never reaches a newer one, even one that took
-/// over its slot (each holder of a slot gets a generation of 64 bits,
-/// never given before).
+/// A connection of the loop. Ids are not reused while the process runs:
+/// an id of a closed connection never reaches a newer one, even one that
+/// took over its slot, and an id of another loop's connection never
+/// reaches one of this loop (each connection gets a generation of 64
+/// bits never given before in the process).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     pub(crate) index: u32,
@@ -222,7 +223,8 @@ pub trait Handler {
     /// refused when the loop came to it, handed back with why: the
     /// connection had closed or was closing (`SendError::Closed`, also for
     /// an id whose connection is gone, and for what still waited when the
-    /// loop was dropped), had not completed its handshake
+    /// loop was dropped, unless while unwinding from a panic), had not
+    /// completed its handshake
     /// (`NotConnected`), its output queue was full (`QueueFull`; an
     /// [`Handler::on_writable`] follows), or the message is larger than
     /// the peer accepts (`TooLarge`). Comes once for each such message,

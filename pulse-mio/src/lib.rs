@@ -22,8 +22,8 @@
 //! - [`Handler`]: your callbacks, with a [`Ctx`] to send, close, connect and
 //!   reach each connection's own value;
 //! - [`Handle`]: `Send + Clone`, to reach the loop from other threads; a
-//!   message it sends is never dropped unseen: it reaches the peer, or
-//!   comes back ([`Ctx::take_unsent`] in `on_close`,
+//!   message it sends is never dropped unseen: it goes out on its
+//!   connection, or comes back ([`Ctx::take_unsent`] in `on_close`,
 //!   [`Handler::on_unsent`], or at once in an [`Unsent`]);
 //! - [`LoopConfig`]: limits, with documented defaults;
 //! - with the `monitor` feature, [`monitor::Watcher`]: fleet health

@@ -44,7 +44,7 @@ impl<T> Core<T> {
         conn.writable = false;
         conn.lingering = true;
         // Ids the handler still holds no longer find it.
-        conn.generation = new_generation(&mut self.next_generation);
+        conn.generation = new_generation();
         if let Some(key) = conn.timer.take() {
             self.wheel.cancel(key);
         }

@@ -249,6 +249,26 @@ fn a_send_to_an_ended_connection_never_reaches_the_one_that_took_over_its_slot()
     );
 }
 
+#[test]
+fn an_id_of_another_loops_connection_never_reaches_a_connection_of_this_loop() {
+    // Two loops of one process (one per core, say), each with a pair in
+    // its first slots: an id of one given to the other's handle by
+    // mistake must not find the other's connection in the same slot.
+    let (mut loop_a, addr_a, log_a) = new_loop();
+    let (mut loop_b, addr_b, log_b) = new_loop();
+    let (a_client, _) = open_pair(&mut loop_a, addr_a, &log_a);
+    let (b_client, _) = open_pair(&mut loop_b, addr_b, &log_b);
+    assert_eq!(slot(a_client), slot(b_client), "the same slot in both loops");
+    loop_b.handle().send(a_client, 7, &b"for loop a"[..]).unwrap();
+    turn_until(&mut loop_b, &log_b, |l| l.unsent.len() + l.received.len() == 1);
+    let log = log_b.lock().unwrap();
+    assert!(log.received.is_empty(), "loop b delivered loop a's message: {log:?}");
+    assert_eq!(
+        log.unsent,
+        vec![(a_client, 7, Bytes::from_static(b"for loop a"), SendError::Closed)]
+    );
+}
+
 /// A handler that only records what `on_unsent` hands back; it outlives
 /// the loop through the shared vector.
 struct Unsents(Arc<Mutex<Vec<(ConnId, Bytes, SendError)>>>);

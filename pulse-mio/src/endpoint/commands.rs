@@ -2,6 +2,7 @@
 //! they and the loop's owner ask for: shutdown, broadcast, and the queue
 //! left when the loop is dropped.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,7 +31,10 @@ impl<H: Handler> Endpoint<H> {
         self.core.shutdown_at = Some(now + grace);
     }
 
-    /// Sends to every connection.
+    /// Sends to every connection that takes it now. Best effort: one
+    /// that refuses it (not open yet, closing, its queue full) is skipped,
+    /// and no callback says so; to know, send to each with
+    /// [`Ctx::send`](crate::Ctx::send).
     pub fn broadcast(&mut self, tag: u16, payload: Bytes) {
         let ids: Vec<u32> = self.core.conns.iter().map(|(i, _)| i as u32).collect();
         for index in ids {
@@ -52,7 +56,12 @@ impl<H: Handler> Endpoint<H> {
     }
 
     pub(super) fn run_commands(&mut self) {
-        for command in self.shared.take() {
+        // Run one by one from the endpoint's own queue, never from a batch
+        // local to this call: a handler that panics in `on_unsent` (and an
+        // application that catches it) leaves the commands behind it for
+        // the next turn, or for the drop, not lost with the unwinding.
+        self.shared.take_into(&mut self.commands);
+        while let Some(command) = self.commands.pop_front() {
             match command {
                 Command::Send(conn, tag, payload) => {
                     // A clone of a `Bytes` shares it: the refused message
@@ -69,6 +78,8 @@ impl<H: Handler> Endpoint<H> {
                 Command::Shutdown(grace) => self.shutdown(grace),
             }
         }
+        // Nor does the endpoint keep the room of a burst.
+        self.commands = VecDeque::new();
     }
 }
 
@@ -80,10 +91,11 @@ impl<H: Handler> Drop for Endpoint<H> {
     /// code runs then, where a second panic would abort).
     fn drop(&mut self) {
         let waiting = self.shared.stop();
+        self.commands.extend(waiting);
         if std::thread::panicking() {
             return;
         }
-        for command in waiting {
+        while let Some(command) = self.commands.pop_front() {
             if let Command::Send(conn, tag, payload) = command {
                 let mut ctx = Ctx::new(&mut self.core);
                 let why = pulse_proto::SendError::Closed;
