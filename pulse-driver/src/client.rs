@@ -101,9 +101,10 @@ macro_rules! delegate_inbox {
 /// # Sending while disconnected
 ///
 /// [`ClientState::send`] never fails for a lost connection: a message
-/// sent while no connection is up (or behind messages still waiting) is
+/// sent while no connection is up (or while older messages still wait) is
 /// queued in the client and sent on the next connection, in order, after
-/// what earlier connections handed back. At most
+/// what earlier connections handed back; the connection takes what waits
+/// as it makes room, before anything newer. At most
 /// [`ClientOptions::max_queued`](crate::ClientOptions::max_queued)
 /// messages wait (default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED),
 /// those handed back included); beyond that `send` fails with
@@ -146,6 +147,37 @@ impl<C: Inbox> ClientState<C> {
     /// across an await.
     pub fn queue(state: &ClientState<C>) -> MutexGuard<'_, ClientQueue<C>> {
         state.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// For the adapter's supervisor, beside a connection that is up
+    /// (attached): sends it what still waits (what it had no room for at
+    /// [`ClientQueue::attach`]), in order, each as room frees, while the
+    /// application's new messages wait behind. Returns when nothing waits,
+    /// or the connection refuses one (it ended, or the message is too
+    /// large for its peer: it waits for the next). An associated function,
+    /// so it is no method of the adapter's client. Cancel-safe: a message
+    /// not yet taken stays first.
+    pub async fn deliver(state: &ClientState<C>, conn: &C) {
+        /// Puts the message back first if the delivery stops before the
+        /// connection took it.
+        struct InFlight<'a, C: Inbox>(&'a ClientState<C>);
+        impl<C: Inbox> Drop for InFlight<'_, C> {
+            fn drop(&mut self) {
+                ClientState::queue(self.0).waiting_mut().undelivered();
+            }
+        }
+        loop {
+            let next = Self::queue(state).waiting_mut().start_delivery();
+            let Some((tag, payload)) = next else {
+                return;
+            };
+            let in_flight = InFlight(state);
+            if conn.send(tag, payload).await.is_err() {
+                return; // `in_flight` puts it back
+            }
+            Self::queue(state).waiting_mut().delivered();
+            drop(in_flight);
+        }
     }
 
     /// Sends on the current connection, waiting for room there as its

@@ -81,10 +81,10 @@ pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read,
 pub use linger::{discard_input, Discarded, Linger, DISCARDING_READS};
 pub use mailbox::{Mailbox, PeerName, Transfer, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
 pub use reconnect::{
-    default_backoff, AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, DEFAULT_MAX_QUEUED,
-    MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS,
+    default_backoff, ClientEvent, ClientOptions, ClientQueue, DEFAULT_MAX_QUEUED, MAX_UNREAD_CONNECTIONS,
+    MAX_UNREAD_TRANSITIONS,
 };
-pub use retry::{Retry, DEFAULT_STABLE_AFTER};
+pub use retry::{AfterLoss, Attempts, Retry, DEFAULT_STABLE_AFTER};
 pub use setup::{
     config_for, no_address, no_socket_address, unspecified_for, AcceptError, AcceptErrors, DEFAULT_ACCEPT_RETRY,
 };

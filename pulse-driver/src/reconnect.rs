@@ -10,7 +10,7 @@ use bytes::Bytes;
 use pulse_proto::{Backoff, Event, Learned};
 
 use crate::waiting::{client_ended, Waiting};
-use crate::{Error, Inbox, Retry};
+use crate::{Attempts, Error, Inbox};
 
 /// Transitions (`Connecting`, `Lost`) kept for an application that does
 /// not read them; older ones are dropped beyond this, and counted. The
@@ -201,11 +201,12 @@ enum Entry<C> {
 /// §6.11.1) are kept at [`ClientQueue::detach`], those the application
 /// sends while no connection is up wait behind them
 /// ([`ClientQueue::route`], at most [`ClientOptions::max_queued`] in
-/// all), and the next connection takes them all at
-/// [`ClientQueue::attach`], in order, before the application can send
-/// anything newer on it. Those the next connection refuses (a message too
-/// large for the new peer) wait, with the rest behind them, for the one
-/// after, or for the application ([`ClientQueue::take_unsent`]).
+/// all), and the next connection takes them at [`ClientQueue::attach`]
+/// as far as it has room, the rest as it makes room
+/// ([`crate::ClientState::deliver`]), in order, before anything newer the
+/// application sends. One the next connection refuses (too large for the
+/// new peer) waits, with the rest behind it, for the one after, or for
+/// the application ([`ClientQueue::take_unsent`]).
 ///
 /// # Examples
 ///
@@ -307,9 +308,11 @@ impl<C: Inbox> ClientQueue<C> {
     }
 
     /// A connection is up: the application reads its events next, and
-    /// the messages earlier connections never began to send are queued on
-    /// it first, in order (call it with the handshake done, before the
-    /// application can send on `conn`).
+    /// what waits (what earlier connections never began to send, then
+    /// what was sent meanwhile) is queued on it first, in order, as far as
+    /// it has room (call it with the handshake done, before the
+    /// application can send on `conn`; then run
+    /// [`crate::ClientState::deliver`] beside the connection for the rest).
     pub fn attach(&mut self, conn: &C) {
         self.waiting.offer(conn);
         let connections = self.queue.iter().filter(|e| matches!(e, Entry::Connection(_))).count();
@@ -363,6 +366,11 @@ impl<C: Inbox> ClientQueue<C> {
             self.waiting.offer(conn);
         }
         Ok(())
+    }
+
+    /// The messages waiting, for [`crate::ClientState::deliver`].
+    pub(crate) fn waiting_mut(&mut self) -> &mut Waiting {
+        &mut self.waiting
     }
 
     /// How many messages wait for the next connection.
@@ -452,86 +460,5 @@ impl<C: Inbox> ClientQueue<C> {
     /// Whether the ending was reported.
     pub fn has_ended(&self) -> bool {
         self.ended.is_some()
-    }
-}
-
-/// What follows a lost connection or a failed attempt.
-#[derive(Debug)]
-pub enum AfterLoss {
-    /// Report `lost` (a [`ClientEvent::Lost`]), sleep `delay` (waking if
-    /// stopped), and try again.
-    Retry {
-        /// The event to report.
-        lost: ClientEvent,
-        /// How long to wait.
-        delay: Duration,
-    },
-    /// End with this event.
-    End(ClientEvent),
-}
-
-/// The reconnecting loop's counting: attempts, and the backoff's verdict
-/// after each loss. The adapter's loop is: [`Attempts::next_attempt`],
-/// connect, [`Attempts::connected`], run until lost,
-/// [`Attempts::after_loss`], sleep, again.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use pulse_driver::{AfterLoss, Attempts, ClientEvent, Error, DEFAULT_STABLE_AFTER};
-///
-/// let backoff = pulse_driver::default_backoff().with_max_attempts(1);
-/// let mut attempts = Attempts::new(backoff, DEFAULT_STABLE_AFTER);
-/// assert!(matches!(attempts.next_attempt(), ClientEvent::Connecting { attempt: 1 }));
-/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::Retry { .. }));
-/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::End(ClientEvent::GaveUp { .. })));
-/// ```
-#[derive(Debug)]
-pub struct Attempts {
-    retry: Retry,
-    attempt: u32,
-}
-
-impl Attempts {
-    /// Attempts with `backoff` (seeded of its own if nobody seeded it),
-    /// starting over after a connection stayed up `stable_after`.
-    pub fn new(backoff: Backoff, stable_after: Duration) -> Attempts {
-        Attempts {
-            retry: Retry::new(backoff, stable_after),
-            attempt: 0,
-        }
-    }
-
-    /// The next attempt begins: the event to report.
-    pub fn next_attempt(&mut self) -> ClientEvent {
-        self.attempt += 1;
-        ClientEvent::Connecting { attempt: self.attempt }
-    }
-
-    /// An attempt connected: the next one counts from 1 again.
-    pub fn connected(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// The connection was lost after being up `up`, or the attempt failed
-    /// (`up` is `None`), with `error`.
-    pub fn after_loss(&mut self, error: Error, up: Option<Duration>) -> AfterLoss {
-        let error = Arc::new(error);
-        if error.is_permanent() {
-            return AfterLoss::End(ClientEvent::Failed { error });
-        }
-        match self.retry.next_delay(up) {
-            Some(delay) => AfterLoss::Retry {
-                lost: ClientEvent::Lost { error, retry_in: delay },
-                delay,
-            },
-            None => AfterLoss::End(ClientEvent::GaveUp {
-                attempts: self.retry.attempts(),
-                error,
-            }),
-        }
     }
 }

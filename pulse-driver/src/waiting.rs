@@ -3,8 +3,9 @@
 //!
 //! One rule keeps that order: everything a connection took is older than
 //! everything waiting. A connection takes only from the front (a new one
-//! first takes all that waits), or directly from the application while
-//! nothing waits; so what it hands back when it ends goes in front.
+//! first takes all it has room for, the client's delivery the rest as room
+//! frees), or directly from the application while nothing waits; so what
+//! it hands back when it ends goes in front.
 
 use std::collections::VecDeque;
 
@@ -15,6 +16,9 @@ use crate::{Error, Inbox};
 
 #[derive(Debug)]
 pub(crate) struct Waiting {
+    /// The front message while [`crate::ClientState::deliver`] waits for
+    /// the connection to take it: still first, and nothing may overtake it.
+    in_flight: Option<(u16, Bytes)>,
     messages: VecDeque<(u16, Bytes)>,
     /// How many the application may make wait ([`crate::ClientOptions::max_queued`]).
     limit: usize,
@@ -23,19 +27,20 @@ pub(crate) struct Waiting {
 impl Waiting {
     pub(crate) fn new(limit: usize) -> Waiting {
         Waiting {
+            in_flight: None,
             messages: VecDeque::new(),
             limit,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.messages.len()
+        self.messages.len() + usize::from(self.in_flight.is_some())
     }
 
     /// A message of the application's: behind the others, if there is
     /// room.
     pub(crate) fn push(&mut self, tag: u16, payload: Bytes) -> Result<(), Error> {
-        if self.messages.len() >= self.limit {
+        if self.len() >= self.limit {
             return Err(Error::QueueFull { limit: self.limit });
         }
         self.messages.push_back((tag, payload));
@@ -46,6 +51,7 @@ impl Waiting {
     /// waits, so in front. Kept even beyond the limit: the connection had
     /// accepted them, and they are bounded by its own queue.
     pub(crate) fn hand_back(&mut self, unsent: Vec<(u16, Bytes)>) {
+        self.undelivered();
         for message in unsent.into_iter().rev() {
             self.messages.push_front(message);
         }
@@ -55,6 +61,9 @@ impl Waiting {
     /// queue, or a message too large for its peer: the rest waits behind,
     /// as order matters more than this connection). Whether all went.
     pub(crate) fn offer(&mut self, conn: &impl Inbox) -> bool {
+        if self.in_flight.is_some() {
+            return false; // the delivery sends them, in order
+        }
         while let Some((tag, payload)) = self.messages.pop_front() {
             if !conn.send_now(tag, payload.clone()) {
                 self.messages.push_front((tag, payload));
@@ -64,7 +73,29 @@ impl Waiting {
         true
     }
 
+    /// The front message, for the delivery to send: it stays first
+    /// until [`Waiting::delivered`] or [`Waiting::undelivered`].
+    pub(crate) fn start_delivery(&mut self) -> Option<(u16, Bytes)> {
+        if self.in_flight.is_none() {
+            self.in_flight = self.messages.pop_front();
+        }
+        self.in_flight.clone()
+    }
+
+    /// The connection took the message being delivered.
+    pub(crate) fn delivered(&mut self) {
+        self.in_flight = None;
+    }
+
+    /// The message being delivered was not taken: first again.
+    pub(crate) fn undelivered(&mut self) {
+        if let Some(message) = self.in_flight.take() {
+            self.messages.push_front(message);
+        }
+    }
+
     pub(crate) fn take(&mut self) -> Vec<(u16, Bytes)> {
+        self.undelivered();
         std::mem::take(&mut self.messages).into()
     }
 }
@@ -208,5 +239,29 @@ mod tests {
         let next = Fake::with_room(10);
         crate::ClientState::queue(&state).attach(&next);
         assert_eq!(next.took(), [1]);
+    }
+
+    #[test]
+    fn the_delivery_sends_what_waits_in_order_and_keeps_what_was_refused_first() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        for tag in [1, 2, 3] {
+            assert!(route(&mut crate::ClientState::queue(&state), tag).is_none());
+        }
+        let conn = Fake::with_room(1);
+        crate::ClientState::queue(&state).attach(&conn);
+        assert_eq!(conn.took(), [1], "no room for more yet");
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+        assert!(deliver.as_mut().poll(cx).is_ready(), "refused: it stops");
+        assert_eq!(state.queued(), 2, "2 and 3 still wait");
+        assert!(
+            route(&mut crate::ClientState::queue(&state), 4).is_none(),
+            "behind them"
+        );
+        conn.0.lock().unwrap().1 = 10; // room again
+        let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+        assert!(deliver.as_mut().poll(cx).is_ready());
+        assert_eq!(conn.took(), [1, 2, 3, 4]);
+        assert_eq!(state.queued(), 0);
     }
 }

@@ -320,14 +320,20 @@ impl Task {
         shared.change(|queue| queue.end(ending));
     }
 
-    /// Runs a connection that is up until it ends, closing it gracefully
-    /// if the client is stopped meanwhile.
+    /// Runs a connection that is up until it ends, delivering what still
+    /// waits for it as it makes room, and closing it gracefully if the
+    /// client is stopped meanwhile.
     async fn serve(&mut self, conn: Connection) -> (Error, Option<Duration>) {
         self.attempts.connected();
         let since = Instant::now();
         self.shared.change(|queue| queue.attach(&conn));
+        let deliver = async {
+            ClientState::deliver(&self.shared.state, &conn).await;
+            std::future::pending::<std::convert::Infallible>().await
+        };
         let closed = tokio::select! {
             closed = conn.closed() => closed,
+            never = deliver => match never {},
             () = self.shared.stop_asked() => {
                 let _normal_is_sendable = conn.close(CloseCode::NORMAL, "client closed").await;
                 conn.closed().await

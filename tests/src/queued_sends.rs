@@ -84,6 +84,23 @@ pub fn sent_while_down_arrive_once_the_server_starts<C: Reconnecting>() {
     assert!(client.take_unsent().is_empty(), "all delivered");
 }
 
+/// More than a new connection has room for at once (40 messages of 64 KiB
+/// over its 1 MiB send queue) all arrive, in order, with nothing more
+/// sent: the client hands the rest over as the connection makes room.
+pub fn more_than_a_connection_takes_at_once_all_arrive<C: Reconnecting>() {
+    let addr = reserve_address();
+    let client = C::start(addr, 64);
+    let large = Bytes::from(vec![7u8; 64 * 1024]);
+    for tag in 1..=40 {
+        block_on(client.send(tag, large.clone())).expect("queued while the server is down");
+    }
+    let server = RecordingServer::start(addr);
+    let expected: Vec<u16> = (1..=40).collect();
+    assert_eq!(tags_received(&server, 40), expected);
+    assert_eq!(client.queued(), 0);
+    client.close();
+}
+
 /// Beyond its limit a disconnected client refuses a message with a typed
 /// error, and keeps (then delivers) those it had taken.
 pub fn beyond_the_limit_sending_fails_with_queue_full<C: Reconnecting>() {
@@ -128,6 +145,11 @@ macro_rules! queued_sends_tests {
         #[test]
         fn messages_sent_while_the_server_is_down_arrive_in_order_once_it_starts() {
             $crate::queued_sends::sent_while_down_arrive_once_the_server_starts::<$client>();
+        }
+
+        #[test]
+        fn more_than_a_new_connection_takes_at_once_all_arrive_in_order_with_nothing_more_sent() {
+            $crate::queued_sends::more_than_a_connection_takes_at_once_all_arrive::<$client>();
         }
 
         #[test]
