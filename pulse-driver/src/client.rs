@@ -46,6 +46,14 @@ pub trait Inbox: Clone {
     fn rtt(&self) -> Option<Duration>;
 }
 
+/// What [`delegate_inbox!`](crate::delegate_inbox) names, whatever the
+/// adapter's own dependencies are called.
+#[doc(hidden)]
+pub mod __macro_support {
+    pub use bytes::Bytes;
+    pub use pulse_proto::{Event, Learned};
+}
+
 /// Implements [`Inbox`] for an adapter's connection type by calling its
 /// own methods of the same names (`send_now` may be crate-private): every
 /// adapter's connection has them, so the mapping is written once, here.
@@ -54,28 +62,28 @@ pub trait Inbox: Clone {
 macro_rules! delegate_inbox {
     ($conn:ty) => {
         impl $crate::Inbox for $conn {
-            fn try_recv(&self) -> Option<pulse_proto::Event> {
+            fn try_recv(&self) -> Option<$crate::__macro_support::Event> {
                 <$conn>::try_recv(self)
             }
-            fn learned(&self) -> Option<pulse_proto::Learned> {
+            fn learned(&self) -> Option<$crate::__macro_support::Learned> {
                 <$conn>::learned(self)
             }
-            fn set_learned(&self, learned: pulse_proto::Learned) {
+            fn set_learned(&self, learned: $crate::__macro_support::Learned) {
                 <$conn>::set_learned(self, learned)
             }
             fn set_active(&self, active: bool) {
                 <$conn>::set_active(self, active)
             }
-            fn take_unsent(&self) -> Vec<(u16, bytes::Bytes)> {
+            fn take_unsent(&self) -> Vec<(u16, $crate::__macro_support::Bytes)> {
                 <$conn>::take_unsent(self)
             }
-            fn send_now(&self, tag: u16, payload: bytes::Bytes) -> bool {
+            fn send_now(&self, tag: u16, payload: $crate::__macro_support::Bytes) -> bool {
                 <$conn>::send_now(self, tag, payload)
             }
             fn send(
                 &self,
                 tag: u16,
-                payload: bytes::Bytes,
+                payload: $crate::__macro_support::Bytes,
             ) -> impl std::future::Future<Output = Result<(), $crate::Error>> + Send {
                 <$conn>::send(self, tag, payload)
             }

@@ -73,6 +73,8 @@ mod setup;
 mod timer;
 mod waiting;
 
+#[doc(hidden)]
+pub use client::__macro_support;
 pub use client::{ClientState, Inbox};
 pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};

@@ -90,6 +90,7 @@ async fn until(notify: &Notify, done: impl Fn() -> bool) {
 /// Sending, the adaptive learning and the state of the connection are
 /// [`ClientState`]'s methods (the same for every pulse adapter), which
 /// the client dereferences to: `client.send(..)`, `client.learned()`.
+///
 /// Cloning gives another handle to the same client.
 ///
 /// # Examples
