@@ -47,6 +47,38 @@ fn slot(code: CloseCode) -> usize {
         })
 }
 
+/// Defines an adapter's counters for its whole process: a private static
+/// [`Counters`], the public `counters()` that reads it, and the
+/// crate-private `count()` its drivers add to. Every adapter with one set
+/// of counters per process needs the same three items; `$krate` names the
+/// crate in the documentation's example.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! process_counters {
+    ($krate:ident) => {
+        /// Every connection of this process, counted together.
+        static COUNTERS: $crate::Counters = $crate::Counters::new();
+
+        #[doc = concat!("`", stringify!($krate), "`'s aggregate counters for this process:")]
+        /// connections open, verdicts, refusals and closes by code and
+        /// initiator, bytes in and out.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        #[doc = concat!("let counters = ", stringify!($krate), "::counters();")]
+        /// println!("{} open, {} verdicts", counters.open, counters.verdicts);
+        /// ```
+        pub fn counters() -> $crate::CountersSnapshot {
+            COUNTERS.snapshot()
+        }
+
+        pub(crate) fn count() -> &'static $crate::Counters {
+            &COUNTERS
+        }
+    };
+}
+
 /// Counters of one driver (a listener, a loop, or a whole adapter), safe
 /// to read from any thread while it runs. Closes are counted by code and by
 /// who began them, so a dashboard can tell "we convicted" (`timed_out`,

@@ -39,6 +39,13 @@ pub enum Error {
         /// The largest payload the peer accepts.
         max: usize,
     },
+    /// A reconnecting client between connections already keeps as many
+    /// messages for the next as it may ([`crate::ClientOptions::max_queued`]):
+    /// this one was not queued.
+    QueueFull {
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -55,6 +62,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::TooLarge { len, max } => write!(f, "message of {len} bytes exceeds the peer's maximum of {max}"),
+            Error::QueueFull { limit } => write!(f, "{limit} messages already wait for the next connection"),
         }
     }
 }

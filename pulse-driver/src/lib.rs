@@ -21,7 +21,8 @@
 //! - [`Linger`] and [`discard_input`]: how long a transport outlives its
 //!   session, and reading the peer to its end before it goes;
 //! - [`ClientQueue`], [`Attempts`] and [`ClientEvent`]: a reconnecting
-//!   client's logic, whatever runs it; [`Error`], a connection's errors;
+//!   client's logic, whatever runs it; [`ClientState`], what its
+//!   application calls (the adapters' clients dereference to it); [`Error`], a connection's errors;
 //! - [`Counters`]: aggregate counters a program can read for its metrics;
 //! - [`log`]: the `tracing` events an operator needs, the same from every
 //!   adapter.
@@ -57,6 +58,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client;
 pub mod clock;
 mod counters;
 mod demux;
@@ -70,7 +72,11 @@ mod reconnect;
 mod retry;
 mod setup;
 mod timer;
+mod waiting;
 
+#[doc(hidden)]
+pub use client::__macro_support;
+pub use client::{ClientState, Inbox};
 pub use counters::{Counters, CountersSnapshot};
 pub use demux::{Demux, Route};
 pub use dial::{attempt_deadline, MIN_ADDRESS_SHARE};
@@ -79,10 +85,10 @@ pub use io::{flush, read_datagram, read_stream, with_read_buffer, Flushed, Read,
 pub use linger::{discard_input, Discarded, Linger, DISCARDING_READS};
 pub use mailbox::{Mailbox, PeerName, Transfer, DEFAULT_RECV_BUFFER, MAX_LOSSY_EVENTS};
 pub use reconnect::{
-    default_backoff, AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, Inbox, MAX_UNREAD_CONNECTIONS,
+    default_backoff, ClientEvent, ClientOptions, ClientQueue, DEFAULT_MAX_QUEUED, MAX_UNREAD_CONNECTIONS,
     MAX_UNREAD_TRANSITIONS,
 };
-pub use retry::{Retry, DEFAULT_STABLE_AFTER};
+pub use retry::{AfterLoss, Attempts, Retry, DEFAULT_STABLE_AFTER};
 pub use setup::{
     config_for, no_address, no_socket_address, unspecified_for, AcceptError, AcceptErrors, DEFAULT_ACCEPT_RETRY,
 };

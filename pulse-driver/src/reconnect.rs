@@ -9,7 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use pulse_proto::{Backoff, Event, Learned};
 
-use crate::{Error, Retry};
+use crate::waiting::{client_ended, Waiting};
+use crate::{Attempts, Error, Inbox};
 
 /// Transitions (`Connecting`, `Lost`) kept for an application that does
 /// not read them; older ones are dropped beyond this, and counted. The
@@ -18,6 +19,12 @@ pub const MAX_UNREAD_TRANSITIONS: usize = 64;
 /// Ended connections whose unread events are kept; the oldest is dropped
 /// (and counted) beyond this. Each holds at most its receive buffer.
 pub const MAX_UNREAD_CONNECTIONS: usize = 4;
+/// Messages a reconnecting client keeps for its next connection, by
+/// default ([`ClientOptions::max_queued`]): those sent while it was
+/// between connections and those lost connections handed back. Enough
+/// for a burst through a reconnect's backoff; each is at most a frame
+/// (`Config::max_frame_len`), so memory stays bounded.
+pub const DEFAULT_MAX_QUEUED: usize = 256;
 
 /// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
 /// on attempts.
@@ -58,6 +65,12 @@ pub struct ClientOptions {
     /// config's [`Learned`]), for the first connection to start from
     /// (default none).
     pub learned: Option<Learned>,
+    /// How many messages may wait for the next connection, those sent
+    /// while disconnected and those lost connections handed back together
+    /// (default [`DEFAULT_MAX_QUEUED`]); beyond it, sending fails with
+    /// [`Error::QueueFull`]. 0 queues nothing: sending while disconnected
+    /// fails at once.
+    pub max_queued: usize,
 }
 
 impl Default for ClientOptions {
@@ -66,6 +79,7 @@ impl Default for ClientOptions {
             backoff: default_backoff(),
             stable_after: crate::DEFAULT_STABLE_AFTER,
             learned: None,
+            max_queued: DEFAULT_MAX_QUEUED,
         }
     }
 }
@@ -87,6 +101,11 @@ impl ClientOptions {
             learned: Some(learned),
             ..self
         }
+    }
+
+    /// With this many messages kept for the next connection at most.
+    pub fn with_max_queued(self, max_queued: usize) -> ClientOptions {
+        ClientOptions { max_queued, ..self }
     }
 
     /// The client's attempts, counted by these options.
@@ -165,26 +184,6 @@ impl ClientEvent {
     }
 }
 
-/// A connection whose events a [`ClientQueue`] hands on, and whose
-/// adaptive learning it carries to the next connection.
-pub trait Inbox: Clone {
-    /// Its next event, if one is waiting (`Closed` last, and again).
-    fn try_recv(&self) -> Option<Event>;
-    /// What its session learned of the path, if adaptive.
-    fn learned(&self) -> Option<Learned>;
-    /// Starts its session from an earlier connection's learning.
-    fn set_learned(&self, learned: Learned);
-    /// Tells its session whether the application is active.
-    fn set_active(&self, active: bool);
-    /// Once it is closed, the messages it never began to send
-    /// ([`crate::Mailbox::take_unsent`]).
-    fn take_unsent(&self) -> Vec<(u16, Bytes)>;
-    /// Queues a message now, without waiting: whether it was taken (a full
-    /// queue, a message too large for this peer, or a closed connection
-    /// refuse it).
-    fn send_now(&self, tag: u16, payload: Bytes) -> bool;
-}
-
 enum Entry<C> {
     Transition(ClientEvent),
     /// The application reads this connection's events, up to its Closed.
@@ -196,19 +195,24 @@ enum Entry<C> {
 /// waits on it; the adapter keeps it behind a lock and wakes the
 /// application after every change.
 ///
-/// No message is lost with a connection: the messages a connection never
-/// began to send when it ended (held over an idle path it could not
-/// confirm, or queued; `docs/PROTOCOL.md` §6.11.1) are kept at
-/// [`ClientQueue::detach`] and queued on the next connection at
-/// [`ClientQueue::attach`], in order, before the application can send
-/// anything newer on it. Those the next connection refuses (a message too
-/// large for the new peer) wait, with the rest behind them, for the one
-/// after, or for the application ([`ClientQueue::take_unsent`]).
+/// No message is lost with a connection, nor sent into the gap between
+/// two: the messages a connection never began to send when it ended (held
+/// over an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
+/// §6.11.1) are kept at [`ClientQueue::detach`], those the application
+/// sends while no connection is up wait behind them
+/// ([`ClientQueue::route`], at most [`ClientOptions::max_queued`] in
+/// all), and the next connection takes them at [`ClientQueue::attach`]
+/// as far as it has room, the rest as it makes room
+/// ([`crate::ClientState::deliver`]), in order, before anything newer the
+/// application sends. One the next connection refuses (too large for the
+/// new peer) waits, with the rest behind it, for the one after, or for
+/// the application ([`ClientQueue::take_unsent`]).
 ///
 /// # Examples
 ///
 /// ```
-/// use pulse_driver::{ClientEvent, ClientQueue, Inbox};
+/// use std::future::Future;
+/// use pulse_driver::{ClientEvent, ClientOptions, ClientQueue, Error, Inbox};
 ///
 /// #[derive(Clone)]
 /// struct NoConnection;
@@ -219,9 +223,17 @@ enum Entry<C> {
 ///     fn set_active(&self, _: bool) {}
 ///     fn take_unsent(&self) -> Vec<(u16, bytes::Bytes)> { Vec::new() }
 ///     fn send_now(&self, _: u16, _: bytes::Bytes) -> bool { false }
+///     fn send(&self, _: u16, _: bytes::Bytes) -> impl Future<Output = Result<(), Error>> + Send {
+///         std::future::ready(Ok(()))
+///     }
+///     fn is_closed(&self) -> bool { true }
+///     fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> { Err(std::io::ErrorKind::NotConnected.into()) }
+///     fn rtt(&self) -> Option<std::time::Duration> { None }
 /// }
 ///
-/// let mut queue = ClientQueue::<NoConnection>::default();
+/// let mut queue = ClientQueue::<NoConnection>::new(&ClientOptions::default().with_max_queued(1));
+/// assert!(matches!(queue.route(1, "while down".into()), Ok(None)), "queued");
+/// assert!(matches!(queue.route(2, "one too many".into()), Err(Error::QueueFull { limit: 1 })));
 /// queue.report(ClientEvent::Connecting { attempt: 1 });
 /// assert!(matches!(queue.take_next(), Some(ClientEvent::Connecting { attempt: 1 })));
 /// queue.end(ClientEvent::Stopped);
@@ -237,8 +249,9 @@ pub struct ClientQueue<C> {
     learned: Option<Learned>,
     /// Whether the application said it is active.
     active: bool,
-    /// Messages lost connections never began to send, for the next.
-    unsent: VecDeque<(u16, Bytes)>,
+    /// Messages for the next connection: those lost connections never
+    /// began to send, then those sent while none could take them.
+    waiting: Waiting,
 }
 
 impl<C> Default for ClientQueue<C> {
@@ -250,7 +263,7 @@ impl<C> Default for ClientQueue<C> {
             ended: None,
             learned: None,
             active: false,
-            unsent: VecDeque::new(),
+            waiting: Waiting::new(DEFAULT_MAX_QUEUED),
         }
     }
 }
@@ -261,12 +274,22 @@ impl<C> std::fmt::Debug for ClientQueue<C> {
             .field("unread", &self.queue.len())
             .field("dropped", &self.dropped)
             .field("ended", &self.ended)
-            .field("unsent", &self.unsent.len())
+            .field("waiting", &self.waiting.len())
             .finish()
     }
 }
 
 impl<C: Inbox> ClientQueue<C> {
+    /// A client's queue, with its options' limit on waiting messages and
+    /// their starting point ([`ClientOptions::learned`]).
+    pub fn new(options: &ClientOptions) -> ClientQueue<C> {
+        ClientQueue {
+            learned: options.learned,
+            waiting: Waiting::new(options.max_queued),
+            ..ClientQueue::default()
+        }
+    }
+
     /// Queues a transition, never waiting: beyond the limit the oldest
     /// unread one goes.
     pub fn report(&mut self, event: ClientEvent) {
@@ -285,17 +308,13 @@ impl<C: Inbox> ClientQueue<C> {
     }
 
     /// A connection is up: the application reads its events next, and
-    /// the messages earlier connections never began to send are queued on
-    /// it first, in order (call it with the handshake done, before the
-    /// application can send on `conn`).
+    /// what waits (what earlier connections never began to send, then
+    /// what was sent meanwhile) is queued on it first, in order, as far as
+    /// it has room (call it with the handshake done, before the
+    /// application can send on `conn`; then run
+    /// [`crate::ClientState::deliver`] beside the connection for the rest).
     pub fn attach(&mut self, conn: &C) {
-        while let Some((tag, payload)) = self.unsent.pop_front() {
-            if !conn.send_now(tag, payload.clone()) {
-                // Order matters more than this connection: the rest waits.
-                self.unsent.push_front((tag, payload));
-                break;
-            }
-        }
+        self.waiting.offer(conn);
         let connections = self.queue.iter().filter(|e| matches!(e, Entry::Connection(_))).count();
         if connections >= MAX_UNREAD_CONNECTIONS {
             if let Some(i) = self.queue.iter().position(|e| matches!(e, Entry::Connection(_))) {
@@ -314,20 +333,57 @@ impl<C: Inbox> ClientQueue<C> {
             if let Some(learned) = conn.learned() {
                 self.learned = Some(learned);
             }
-            self.unsent.extend(conn.take_unsent());
+            self.waiting.hand_back(conn.take_unsent());
         }
     }
 
-    /// The messages waiting for the next connection (those lost
-    /// connections never began to send), taken: they will not be sent by
-    /// the client. After the client ended, what it could not deliver.
-    pub fn take_unsent(&mut self) -> Vec<(u16, Bytes)> {
-        std::mem::take(&mut self.unsent).into()
+    /// Where the application's message goes: `Some(conn)`, send it there
+    /// (outside the lock; it may wait for room); `None`, it waits here for
+    /// the next connection, as no connection is up or older messages
+    /// still wait (given to the connection first, as far as it takes
+    /// them). [`Error::QueueFull`] beyond [`ClientOptions::max_queued`];
+    /// [`Error::Closed`] once the client has ended.
+    pub fn route(&mut self, tag: u16, payload: Bytes) -> Result<Option<C>, Error> {
+        if self.ended.is_some() {
+            return Err(client_ended());
+        }
+        let open = self.current.as_ref().filter(|conn| !conn.is_closed());
+        match open {
+            Some(conn) if self.waiting.offer(conn) => Ok(Some(conn.clone())),
+            _ => self.waiting.push(tag, payload).map(|()| None),
+        }
     }
 
-    /// Starts from what an earlier client learned ([`ClientOptions::learned`]).
-    pub fn start_from(&mut self, learned: Option<Learned>) {
-        self.learned = learned;
+    /// A message [`ClientQueue::route`] sent to a connection that ended
+    /// before it took it: it waits for the next (behind what that one
+    /// hands back), or goes to one that came up meanwhile.
+    pub fn requeue(&mut self, tag: u16, payload: Bytes) -> Result<(), Error> {
+        if self.ended.is_some() {
+            return Err(client_ended());
+        }
+        self.waiting.push(tag, payload)?;
+        if let Some(conn) = self.current.as_ref().filter(|conn| !conn.is_closed()) {
+            self.waiting.offer(conn);
+        }
+        Ok(())
+    }
+
+    /// The messages waiting, for [`crate::ClientState::deliver`].
+    pub(crate) fn waiting_mut(&mut self) -> &mut Waiting {
+        &mut self.waiting
+    }
+
+    /// How many messages wait for the next connection.
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// The messages waiting for the next connection (those lost
+    /// connections never began to send, then those sent while none was
+    /// up), taken: they will not be sent by the client. After the client
+    /// ended, what it could not deliver.
+    pub fn take_unsent(&mut self) -> Vec<(u16, Bytes)> {
+        self.waiting.take()
     }
 
     /// Gives a new connection, before its handshake, what the client knows:
@@ -404,86 +460,5 @@ impl<C: Inbox> ClientQueue<C> {
     /// Whether the ending was reported.
     pub fn has_ended(&self) -> bool {
         self.ended.is_some()
-    }
-}
-
-/// What follows a lost connection or a failed attempt.
-#[derive(Debug)]
-pub enum AfterLoss {
-    /// Report `lost` (a [`ClientEvent::Lost`]), sleep `delay` (waking if
-    /// stopped), and try again.
-    Retry {
-        /// The event to report.
-        lost: ClientEvent,
-        /// How long to wait.
-        delay: Duration,
-    },
-    /// End with this event.
-    End(ClientEvent),
-}
-
-/// The reconnecting loop's counting: attempts, and the backoff's verdict
-/// after each loss. The adapter's loop is: [`Attempts::next_attempt`],
-/// connect, [`Attempts::connected`], run until lost,
-/// [`Attempts::after_loss`], sleep, again.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use pulse_driver::{AfterLoss, Attempts, ClientEvent, Error, DEFAULT_STABLE_AFTER};
-///
-/// let backoff = pulse_driver::default_backoff().with_max_attempts(1);
-/// let mut attempts = Attempts::new(backoff, DEFAULT_STABLE_AFTER);
-/// assert!(matches!(attempts.next_attempt(), ClientEvent::Connecting { attempt: 1 }));
-/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::Retry { .. }));
-/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
-/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::End(ClientEvent::GaveUp { .. })));
-/// ```
-#[derive(Debug)]
-pub struct Attempts {
-    retry: Retry,
-    attempt: u32,
-}
-
-impl Attempts {
-    /// Attempts with `backoff` (seeded of its own if nobody seeded it),
-    /// starting over after a connection stayed up `stable_after`.
-    pub fn new(backoff: Backoff, stable_after: Duration) -> Attempts {
-        Attempts {
-            retry: Retry::new(backoff, stable_after),
-            attempt: 0,
-        }
-    }
-
-    /// The next attempt begins: the event to report.
-    pub fn next_attempt(&mut self) -> ClientEvent {
-        self.attempt += 1;
-        ClientEvent::Connecting { attempt: self.attempt }
-    }
-
-    /// An attempt connected: the next one counts from 1 again.
-    pub fn connected(&mut self) {
-        self.attempt = 0;
-    }
-
-    /// The connection was lost after being up `up`, or the attempt failed
-    /// (`up` is `None`), with `error`.
-    pub fn after_loss(&mut self, error: Error, up: Option<Duration>) -> AfterLoss {
-        let error = Arc::new(error);
-        if error.is_permanent() {
-            return AfterLoss::End(ClientEvent::Failed { error });
-        }
-        match self.retry.next_delay(up) {
-            Some(delay) => AfterLoss::Retry {
-                lost: ClientEvent::Lost { error, retry_in: delay },
-                delay,
-            },
-            None => AfterLoss::End(ClientEvent::GaveUp {
-                attempts: self.retry.attempts(),
-                error,
-            }),
-        }
     }
 }

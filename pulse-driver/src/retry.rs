@@ -1,10 +1,12 @@
 //! When the reconnecting client tries again: pulse-proto's backoff, with a
-//! seed of the client's own and a reset only after a stable connection.
+//! seed of the client's own and a reset only after a stable connection,
+//! and the reconnecting loop's counting of attempts around it.
 //! Pure, so a fleet of clients can be tested without a socket.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock;
+use crate::{clock, ClientEvent, Error};
 use pulse_proto::Backoff;
 
 /// How long a connection must have stayed up, by default, for the next
@@ -55,6 +57,87 @@ impl Retry {
     /// Attempts since the backoff last started over.
     pub fn attempts(&self) -> u32 {
         self.backoff.attempts()
+    }
+}
+
+/// What follows a lost connection or a failed attempt.
+#[derive(Debug)]
+pub enum AfterLoss {
+    /// Report `lost` (a [`ClientEvent::Lost`]), sleep `delay` (waking if
+    /// stopped), and try again.
+    Retry {
+        /// The event to report.
+        lost: ClientEvent,
+        /// How long to wait.
+        delay: Duration,
+    },
+    /// End with this event.
+    End(ClientEvent),
+}
+
+/// The reconnecting loop's counting: attempts, and the backoff's verdict
+/// after each loss. The adapter's loop is: [`Attempts::next_attempt`],
+/// connect, [`Attempts::connected`], run until lost,
+/// [`Attempts::after_loss`], sleep, again.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pulse_driver::{AfterLoss, Attempts, ClientEvent, Error, DEFAULT_STABLE_AFTER};
+///
+/// let backoff = pulse_driver::default_backoff().with_max_attempts(1);
+/// let mut attempts = Attempts::new(backoff, DEFAULT_STABLE_AFTER);
+/// assert!(matches!(attempts.next_attempt(), ClientEvent::Connecting { attempt: 1 }));
+/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::Retry { .. }));
+/// let refused = Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+/// assert!(matches!(attempts.after_loss(refused, None), AfterLoss::End(ClientEvent::GaveUp { .. })));
+/// ```
+#[derive(Debug)]
+pub struct Attempts {
+    retry: Retry,
+    attempt: u32,
+}
+
+impl Attempts {
+    /// Attempts with `backoff` (seeded of its own if nobody seeded it),
+    /// starting over after a connection stayed up `stable_after`.
+    pub fn new(backoff: Backoff, stable_after: Duration) -> Attempts {
+        Attempts {
+            retry: Retry::new(backoff, stable_after),
+            attempt: 0,
+        }
+    }
+
+    /// The next attempt begins: the event to report.
+    pub fn next_attempt(&mut self) -> ClientEvent {
+        self.attempt += 1;
+        ClientEvent::Connecting { attempt: self.attempt }
+    }
+
+    /// An attempt connected: the next one counts from 1 again.
+    pub fn connected(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The connection was lost after being up `up`, or the attempt failed
+    /// (`up` is `None`), with `error`.
+    pub fn after_loss(&mut self, error: Error, up: Option<Duration>) -> AfterLoss {
+        let error = Arc::new(error);
+        if error.is_permanent() {
+            return AfterLoss::End(ClientEvent::Failed { error });
+        }
+        match self.retry.next_delay(up) {
+            Some(delay) => AfterLoss::Retry {
+                lost: ClientEvent::Lost { error, retry_in: delay },
+                delay,
+            },
+            None => AfterLoss::End(ClientEvent::GaveUp {
+                attempts: self.retry.attempts(),
+                error,
+            }),
+        }
     }
 }
 

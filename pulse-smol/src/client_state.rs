@@ -3,38 +3,20 @@
 //! read, and the wakers around it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
-use bytes::Bytes;
 use event_listener::EventListener;
-use pulse_driver::{ClientEvent, ClientQueue, Inbox};
-use pulse_proto::{Event, Learned};
+use pulse_driver::{ClientEvent, ClientOptions, ClientQueue, ClientState};
 
 use crate::connection::Connection;
 
-impl Inbox for Connection {
-    fn try_recv(&self) -> Option<Event> {
-        Connection::try_recv(self)
-    }
-    fn learned(&self) -> Option<Learned> {
-        Connection::learned(self)
-    }
-    fn set_learned(&self, learned: Learned) {
-        Connection::set_learned(self, learned);
-    }
-    fn set_active(&self, active: bool) {
-        Connection::set_active(self, active);
-    }
-    fn take_unsent(&self) -> Vec<(u16, Bytes)> {
-        Connection::take_unsent(self)
-    }
-    fn send_now(&self, tag: u16, payload: Bytes) -> bool {
-        Connection::send_now(self, tag, payload)
-    }
-}
+// The reconnecting client's view of a connection: its own methods.
+pulse_driver::delegate_inbox!(Connection);
 
 pub(crate) struct Inner {
-    state: Mutex<ClientQueue<Connection>>,
+    /// What the application's calls reach ([`ReconnectingClient`](crate::ReconnectingClient)
+    /// dereferences to it).
+    pub(crate) state: ClientState<Connection>,
     pub(crate) to_app: event_listener::Event,
     to_supervisor: event_listener::Event,
     /// `close` was called, or every handle dropped.
@@ -42,11 +24,9 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    pub(crate) fn new(learned: Option<Learned>) -> Inner {
-        let mut queue = ClientQueue::default();
-        queue.start_from(learned);
+    pub(crate) fn new(options: &ClientOptions) -> Inner {
         Inner {
-            state: Mutex::new(queue),
+            state: ClientState::new(ClientQueue::new(options)),
             to_app: event_listener::Event::new(),
             to_supervisor: event_listener::Event::new(),
             stop: AtomicBool::new(false),
@@ -54,7 +34,7 @@ impl Inner {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ClientQueue<Connection>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        ClientState::queue(&self.state)
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -90,10 +70,5 @@ impl Inner {
         // Listen before looking, so news in between is not lost.
         let from_connection = state.reading().map(|conn| conn.shared().to_app.listen());
         state.take_next().ok_or(from_connection)
-    }
-
-    /// The connection that is up, if one is.
-    pub(crate) fn current(&self) -> Option<Connection> {
-        self.lock().current().cloned()
     }
 }

@@ -53,11 +53,23 @@ pub struct SendHalf(Connection);
 ///     .await;
 /// # Ok::<(), pulse_smol::Error>(()) });
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RecvHalf {
     conn: Connection,
-    listener: Option<Pin<Box<EventListener>>>,
+    listener: Listening,
     ended: bool,
+}
+
+/// The half's wait for the connection's news, kept between polls. A
+/// clone of the half waits afresh: a listener wakes only the task that
+/// polled it.
+#[derive(Debug, Default)]
+struct Listening(Option<Pin<Box<EventListener>>>);
+
+impl Clone for Listening {
+    fn clone(&self) -> Listening {
+        Listening(None)
+    }
 }
 
 pub(crate) fn split(conn: Connection) -> (SendHalf, RecvHalf) {
@@ -65,7 +77,7 @@ pub(crate) fn split(conn: Connection) -> (SendHalf, RecvHalf) {
         SendHalf(conn.clone()),
         RecvHalf {
             conn,
-            listener: None,
+            listener: Listening::default(),
             ended: false,
         },
     )
@@ -183,16 +195,6 @@ impl RecvHalf {
     }
 }
 
-impl Clone for RecvHalf {
-    fn clone(&self) -> Self {
-        RecvHalf {
-            conn: self.conn.clone(),
-            listener: None,
-            ended: self.ended,
-        }
-    }
-}
-
 impl Stream for RecvHalf {
     type Item = Event;
 
@@ -202,19 +204,19 @@ impl Stream for RecvHalf {
         }
         loop {
             if let Some(event) = self.conn.try_recv() {
-                self.listener = None;
+                self.listener.0 = None;
                 self.ended = matches!(event, Event::Closed(_));
                 return Poll::Ready(Some(event));
             }
-            match self.listener.as_mut() {
+            match self.listener.0.as_mut() {
                 // Listen, then look again: a notification in between is
                 // not lost.
-                None => self.listener = Some(Box::pin(self.conn.shared().to_app.listen())),
+                None => self.listener.0 = Some(Box::pin(self.conn.shared().to_app.listen())),
                 Some(listener) => {
                     if listener.poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    self.listener = None;
+                    self.listener.0 = None;
                 }
             }
         }

@@ -109,8 +109,8 @@ pub use connection::Connection;
 pub use driver::{live_drivers, Driver};
 pub use halves::{RecvHalf, SendHalf};
 pub use pulse_driver::{
-    default_backoff, ClientEvent, Error, DEFAULT_ACCEPT_RETRY, DEFAULT_RECV_BUFFER, DEFAULT_STABLE_AFTER,
-    MAX_LOSSY_EVENTS, MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS,
+    default_backoff, ClientEvent, ClientState, Error, DEFAULT_ACCEPT_RETRY, DEFAULT_MAX_QUEUED, DEFAULT_RECV_BUFFER,
+    DEFAULT_STABLE_AFTER, MAX_LOSSY_EVENTS, MAX_UNREAD_CONNECTIONS, MAX_UNREAD_TRANSITIONS,
 };
 pub use pulse_proto::Event;
 pub use reconnect::{Builder, ReconnectingClient, Supervisor};

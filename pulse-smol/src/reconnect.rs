@@ -4,13 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_net::AsyncToSocketAddrs;
-use bytes::Bytes;
-use pulse_driver::{ClientEvent, ClientOptions, Error};
-use pulse_proto::{Backoff, CloseCode, Closed, Config, Initiator};
+use pulse_driver::{ClientEvent, ClientOptions, ClientState};
+use pulse_proto::{Backoff, Config, Learned};
 
 use crate::client_state::Inner;
 use crate::connection::Connection;
 use crate::supervisor::supervise;
+#[cfg(doc)]
+use crate::Error;
 
 /// A TCP client that reconnects after a dead peer, a dropped connection or
 /// a failed attempt, waiting as its [`Backoff`] says, and reports each
@@ -28,12 +29,20 @@ use crate::supervisor::supervise;
 ///   on [`ReconnectingClient::close`], or when every handle is dropped.
 /// - It never waits for the application: unread transitions and
 ///   informational events are dropped beyond a limit and counted
-///   ([`ReconnectingClient::events_dropped`]); messages wait in the
+///   ([`ClientState::events_dropped`]); messages wait in the
 ///   connection, whose reading pauses when the application is behind.
-/// - A message a lost connection took but never began to send (held over
-///   an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
-///   §6.11.1) is not lost: the next connection sends it first, in order,
-///   ahead of anything sent after ([`ReconnectingClient::take_unsent`]).
+/// - A message sent while it is between connections is queued for the
+///   next, and a message a lost connection took but never began to send
+///   (held over an idle path it could not confirm, or queued;
+///   `docs/PROTOCOL.md` §6.11.1) is not lost: the next connection sends
+///   them first, in order, ahead of anything sent after. At most
+///   [`Builder::max_queued`] wait (default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED)); beyond
+///   it `send` fails with [`Error::QueueFull`]. After [`ReconnectingClient::close`],
+///   what was never sent is the application's: [`ClientState::take_unsent`].
+///
+/// Sending, the adaptive learning and the state of the connection are
+/// [`ClientState`]'s methods (the same for every pulse adapter), which
+/// the client dereferences to: `client.send(..)`, `client.learned()`.
 ///
 /// # Examples
 ///
@@ -68,6 +77,15 @@ struct Handle(Arc<Inner>);
 impl Drop for Handle {
     fn drop(&mut self) {
         self.0.stop();
+    }
+}
+
+/// Sending, the adaptive learning, the state of the connection: what
+/// every pulse adapter's client does the same way.
+impl std::ops::Deref for ReconnectingClient {
+    type Target = ClientState<Connection>;
+    fn deref(&self) -> &ClientState<Connection> {
+        &self.inner().state
     }
 }
 
@@ -177,6 +195,44 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
         self
     }
 
+    /// Starts from what an earlier client learned of this network (an
+    /// adaptive config's [`Learned`]): the first connection's HELLO asks
+    /// for the learned interval.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use pulse_proto::{AdaptiveConfig, Config, Learned};
+    ///
+    /// let config = Config::default().with_adaptive(Some(AdaptiveConfig::default()));
+    /// let stored = std::fs::read("wifi-home.learned").ok().and_then(|b| <[u8; 17]>::try_from(b).ok());
+    /// let mut builder = pulse_smol::ReconnectingClient::builder("localhost:7000", config);
+    /// if let Some(bytes) = stored {
+    ///     builder = builder.learned(Learned::from_bytes(bytes));
+    /// }
+    /// let (client, supervisor) = builder.build();
+    /// ```
+    pub fn learned(mut self, learned: Learned) -> Self {
+        self.options.learned = Some(learned);
+        self
+    }
+
+    /// How many messages may wait for the next connection while the
+    /// client is between two (default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED)); 0 makes
+    /// sending while disconnected fail at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default())
+    ///     .max_queued(16)
+    ///     .build();
+    /// ```
+    pub fn max_queued(mut self, messages: usize) -> Self {
+        self.options.max_queued = messages;
+        self
+    }
+
     /// The client, and the supervisor to spawn.
     ///
     /// # Examples
@@ -186,7 +242,7 @@ impl<A: AsyncToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// smol::spawn(supervisor).detach();
     /// ```
     pub fn build(self) -> (ReconnectingClient, Supervisor) {
-        let inner = Arc::new(Inner::new(self.options.learned));
+        let inner = Arc::new(Inner::new(&self.options));
         let attempts = self.options.attempts();
         let future = Box::pin(supervise(inner.clone(), self.target, self.config, attempts));
         let supervisor = Supervisor {
@@ -246,35 +302,6 @@ impl ReconnectingClient {
         &self.handle.0
     }
 
-    /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected. A message the connection took but never began to
-    /// send before it ended is not lost: the next connection sends it
-    /// first ([`ReconnectingClient::take_unsent`]).
-    ///
-    /// Cancel safety: cancel-safe, as [`Connection::send`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # smol::block_on(async {
-    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-    /// if client.is_connected() {
-    ///     client.send(1, "hello").await?;
-    /// }
-    /// # Ok::<(), pulse_smol::Error>(()) });
-    /// ```
-    pub async fn send(&self, tag: u16, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let current = self.inner().current();
-        match current {
-            Some(conn) => conn.send(tag, payload).await,
-            None => Err(Error::Closed(Closed::new(
-                CloseCode::LOST,
-                "not connected",
-                Initiator::Local,
-            ))),
-        }
-    }
-
     /// The next event. After an ending ([`ClientEvent::GaveUp`],
     /// [`ClientEvent::Failed`], [`ClientEvent::Stopped`]), returns it
     /// again on every call.
@@ -312,64 +339,11 @@ impl ReconnectingClient {
         }
     }
 
-    /// Whether a connection is up now (its handshake done, not yet closed).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-    /// println!("{}", if client.is_connected() { "up" } else { "down" });
-    /// ```
-    pub fn is_connected(&self) -> bool {
-        self.inner().current().is_some_and(|c| !c.is_closed())
-    }
-
-    /// The address of the server the current connection reached: after
-    /// a move, the new one.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-    /// if let Some(server) = client.peer_addr() {
-    ///     println!("connected to {server}");
-    /// }
-    /// ```
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.inner()
-            .current()
-            .filter(|c| !c.is_closed())
-            .and_then(|c| c.peer_addr().ok())
-    }
-
-    /// The current connection's smoothed RTT.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-    /// println!("{:?}", client.rtt());
-    /// ```
-    pub fn rtt(&self) -> Option<Duration> {
-        self.inner().current().as_ref().and_then(Connection::rtt)
-    }
-
-    /// Transitions and ended connections dropped, unread, because the
-    /// application fell behind ([`MAX_UNREAD_TRANSITIONS`](crate::MAX_UNREAD_TRANSITIONS),
-    /// [`MAX_UNREAD_CONNECTIONS`](crate::MAX_UNREAD_CONNECTIONS)).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
-    /// println!("{} dropped", client.events_dropped());
-    /// ```
-    pub fn events_dropped(&self) -> u64 {
-        self.inner().lock().dropped()
-    }
-
     /// Stops: closes the current connection gracefully and makes no more
-    /// attempts. Returns once the supervisor has finished.
+    /// attempts. Returns once the supervisor has finished. Messages that
+    /// still wait for a connection (sent while disconnected, or handed
+    /// back by the last) are not sent; [`ClientState::take_unsent`] hands
+    /// them back.
     ///
     /// Cancel safety: the stop is asked in the first poll; cancelling only
     /// stops the waiting.
@@ -381,6 +355,9 @@ impl ReconnectingClient {
     /// # let (client, supervisor) = pulse_smol::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default()).build();
     /// client.close().await;
     /// assert!(!client.is_connected());
+    /// for (tag, payload) in client.take_unsent() {
+    ///     eprintln!("never delivered: {tag} {payload:?}");
+    /// }
     /// # });
     /// ```
     pub async fn close(&self) {

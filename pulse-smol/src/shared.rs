@@ -6,28 +6,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use atomic_waker::AtomicWaker;
-use pulse_driver::{Counters, CountersSnapshot, Mailbox, PeerName};
+use pulse_driver::{Mailbox, PeerName};
 use pulse_proto::Session;
 
-/// Every connection of this process, counted together.
-static COUNTERS: Counters = Counters::new();
-
-/// pulse-smol's aggregate counters for this process: connections open,
-/// verdicts, refusals and closes by code and initiator, bytes in and out.
-///
-/// # Examples
-///
-/// ```
-/// let counters = pulse_smol::counters();
-/// println!("{} open, {} verdicts", counters.open, counters.verdicts);
-/// ```
-pub fn counters() -> CountersSnapshot {
-    COUNTERS.snapshot()
-}
-
-pub(crate) fn count() -> &'static Counters {
-    &COUNTERS
-}
+pulse_driver::process_counters!(pulse_smol);
 
 pub(crate) struct Shared {
     inner: Mutex<Mailbox>,

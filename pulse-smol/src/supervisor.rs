@@ -9,7 +9,7 @@ use async_net::AsyncToSocketAddrs;
 use futures_lite::future;
 use pulse_proto::{CloseCode, Config};
 
-use pulse_driver::{AfterLoss, Attempts, ClientEvent, Error};
+use pulse_driver::{AfterLoss, Attempts, ClientEvent, ClientState, Error};
 
 use crate::client_state::Inner;
 use crate::connection::Connection;
@@ -100,14 +100,19 @@ async fn resolve<A: AsyncToSocketAddrs + Send + Sync + 'static>(
     blocking::unblock(move || async_io::block_on(async_net::resolve(&*target))).await
 }
 
-/// Runs the connection's driver until it ends, closing gracefully if the
-/// client is stopped meanwhile.
+/// Runs the connection's driver until it ends, delivering what still
+/// waits for it as it makes room, and closing gracefully if the client is
+/// stopped meanwhile.
 async fn run(inner: &Inner, conn: &Connection, mut driver: Driver) -> pulse_proto::Closed {
     let close_when_stopped = async {
         inner.stopped().await;
         let _ = conn.close(CloseCode::NORMAL, "client closed").await;
         future::pending::<()>().await;
     };
-    future::or(&mut driver, close_when_stopped).await;
+    let deliver = async {
+        ClientState::deliver(&inner.state, conn).await;
+        future::pending::<()>().await;
+    };
+    future::or(&mut driver, future::or(close_when_stopped, deliver)).await;
     conn.closed().await
 }

@@ -32,7 +32,8 @@ pub struct SendHalf {
 /// The receiving half of a [`Connection`] ([`Connection::split`]): a
 /// [`Stream`] of the connection's events that ends after
 /// [`Event::Closed`] (use it with `tokio_stream::StreamExt` or any
-/// `futures` combinator).
+/// `futures` combinator). Clones read the same events: each goes to one
+/// of them; a clone of a stream that has ended has ended too.
 ///
 /// # Examples
 ///
@@ -51,7 +52,7 @@ pub struct SendHalf {
 /// }
 /// # }
 /// ```
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RecvHalf {
     conn: Connection,
     ended: bool,
@@ -167,18 +168,6 @@ impl RecvHalf {
     /// ```
     pub fn try_recv(&self) -> Option<Event> {
         self.connection().try_recv()
-    }
-}
-
-/// Another receiving half of the same connection (each event goes to one
-/// of them), as for pulse-smol's; a clone of a stream that has ended has
-/// ended too.
-impl Clone for RecvHalf {
-    fn clone(&self) -> RecvHalf {
-        RecvHalf {
-            conn: self.conn.clone(),
-            ended: self.ended,
-        }
     }
 }
 

@@ -4,43 +4,26 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use pulse_driver::{AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, Error, Inbox};
-use pulse_proto::{Backoff, CloseCode, Closed, Config, Event, Initiator, Learned};
+use pulse_driver::{AfterLoss, Attempts, ClientEvent, ClientOptions, ClientQueue, ClientState, Error};
+use pulse_proto::{Backoff, CloseCode, Config, Learned};
 use tokio::net::ToSocketAddrs;
 use tokio::sync::Notify;
 
 use crate::connection::Connection;
 use crate::tcp::connect_prepared;
 
-impl Inbox for Connection {
-    fn try_recv(&self) -> Option<Event> {
-        Connection::try_recv(self)
-    }
-    fn learned(&self) -> Option<Learned> {
-        Connection::learned(self)
-    }
-    fn set_learned(&self, learned: Learned) {
-        Connection::set_learned(self, learned);
-    }
-    fn set_active(&self, active: bool) {
-        Connection::set_active(self, active);
-    }
-    fn take_unsent(&self) -> Vec<(u16, Bytes)> {
-        Connection::take_unsent(self)
-    }
-    fn send_now(&self, tag: u16, payload: Bytes) -> bool {
-        Connection::send_now(self, tag, payload)
-    }
-}
+// The reconnecting client's view of a connection: its own methods.
+pulse_driver::delegate_inbox!(Connection);
 
 /// What the client's handles and its task share.
 pub(crate) struct Shared {
-    queue: Mutex<ClientQueue<Connection>>,
+    /// What the application's calls reach ([`ReconnectingClient`]
+    /// dereferences to it).
+    state: ClientState<Connection>,
     /// To the application: a transition, a connection attached, the end.
     news: Notify,
     /// `close` was called, or every handle dropped.
@@ -50,7 +33,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn queue(&self) -> MutexGuard<'_, ClientQueue<Connection>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+        ClientState::queue(&self.state)
     }
 
     /// Changes the queue, then tells the application.
@@ -94,11 +77,19 @@ async fn until(notify: &Notify, done: impl Fn() -> bool) {
 ///   permanent one ([`ClientEvent::Failed`]), when the backoff gives up,
 ///   on [`ReconnectingClient::close`], or when every handle is dropped.
 /// - It never waits for the application: unread transitions are dropped
-///   beyond a limit and counted ([`ReconnectingClient::events_dropped`]).
-/// - A message a lost connection took but never began to send (held over
-///   an idle path it could not confirm, or queued; `docs/PROTOCOL.md`
-///   §6.11.1) is not lost: the next connection sends it first, in order,
-///   ahead of anything sent after ([`ReconnectingClient::take_unsent`]).
+///   beyond a limit and counted ([`ClientState::events_dropped`]).
+/// - A message sent while it is between connections is queued for the
+///   next, and a message a lost connection took but never began to send
+///   (held over an idle path it could not confirm, or queued;
+///   `docs/PROTOCOL.md` §6.11.1) is not lost: the next connection sends
+///   them first, in order, ahead of anything sent after. At most
+///   [`Builder::max_queued`] wait (default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED)); beyond
+///   it `send` fails with [`Error::QueueFull`]. After [`ReconnectingClient::close`],
+///   what was never sent is the application's: [`ClientState::take_unsent`].
+///
+/// Sending, the adaptive learning and the state of the connection are
+/// [`ClientState`]'s methods (the same for every pulse adapter), which
+/// the client dereferences to: `client.send(..)`, `client.learned()`.
 ///
 /// Cloning gives another handle to the same client.
 ///
@@ -125,6 +116,15 @@ async fn until(notify: &Notify, done: impl Fn() -> bool) {
 #[derive(Clone)]
 pub struct ReconnectingClient {
     handle: Arc<StopOnDrop>,
+}
+
+/// Sending, the adaptive learning, the state of the connection: what
+/// every pulse adapter's client does the same way.
+impl std::ops::Deref for ReconnectingClient {
+    type Target = ClientState<Connection>;
+    fn deref(&self) -> &ClientState<Connection> {
+        &self.shared().state
+    }
 }
 
 impl std::fmt::Debug for ReconnectingClient {
@@ -204,6 +204,48 @@ impl<A: ToSocketAddrs + Send + Sync + 'static> Builder<A> {
         Builder { options, ..self }
     }
 
+    /// Starts from what an earlier client learned of this network (an
+    /// adaptive config's [`Learned`]): the first connection asks for the
+    /// learned interval.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// use pulse_proto::{AdaptiveConfig, Config, Learned};
+    ///
+    /// let config = Config::default().with_adaptive(Some(AdaptiveConfig::default()));
+    /// let stored = std::fs::read("wifi-home.learned").ok().and_then(|b| <[u8; 17]>::try_from(b).ok());
+    /// let mut builder = pulse_tokio::ReconnectingClient::builder("localhost:7000", config);
+    /// if let Some(bytes) = stored {
+    ///     builder = builder.learned(Learned::from_bytes(bytes));
+    /// }
+    /// let client = builder.build();
+    /// # }
+    /// ```
+    pub fn learned(self, learned: Learned) -> Self {
+        let options = self.options.clone().with_learned(learned);
+        Builder { options, ..self }
+    }
+
+    /// How many messages may wait for the next connection while the
+    /// client is between two (default [`DEFAULT_MAX_QUEUED`](crate::DEFAULT_MAX_QUEUED)); 0 makes
+    /// sending while disconnected fail at once.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// let client = pulse_tokio::ReconnectingClient::builder("localhost:7000", pulse_proto::Config::default())
+    ///     .max_queued(16)
+    ///     .build();
+    /// # }
+    /// ```
+    pub fn max_queued(self, messages: usize) -> Self {
+        let options = self.options.clone().with_max_queued(messages);
+        Builder { options, ..self }
+    }
+
     /// The client, its task spawned on the current runtime.
     ///
     /// # Examples
@@ -214,10 +256,8 @@ impl<A: ToSocketAddrs + Send + Sync + 'static> Builder<A> {
     /// # }
     /// ```
     pub fn build(self) -> ReconnectingClient {
-        let mut queue = ClientQueue::default();
-        queue.start_from(self.options.learned);
         let shared = Arc::new(Shared {
-            queue: Mutex::new(queue),
+            state: ClientState::new(ClientQueue::new(&self.options)),
             news: Notify::new(),
             stop: AtomicBool::new(false),
             stopping: Notify::new(),
@@ -281,14 +321,20 @@ impl Task {
         shared.change(|queue| queue.end(ending));
     }
 
-    /// Runs a connection that is up until it ends, closing it gracefully
-    /// if the client is stopped meanwhile.
+    /// Runs a connection that is up until it ends, delivering what still
+    /// waits for it as it makes room, and closing it gracefully if the
+    /// client is stopped meanwhile.
     async fn serve(&mut self, conn: Connection) -> (Error, Option<Duration>) {
         self.attempts.connected();
         let since = Instant::now();
         self.shared.change(|queue| queue.attach(&conn));
+        let deliver = async {
+            ClientState::deliver(&self.shared.state, &conn).await;
+            std::future::pending::<std::convert::Infallible>().await
+        };
         let closed = tokio::select! {
             closed = conn.closed() => closed,
+            never = deliver => match never {},
             () = self.shared.stop_asked() => {
                 let _normal_is_sendable = conn.close(CloseCode::NORMAL, "client closed").await;
                 conn.closed().await
@@ -344,37 +390,6 @@ impl ReconnectingClient {
         &self.handle.0
     }
 
-    fn current(&self) -> Option<Connection> {
-        self.shared().queue().current().cloned()
-    }
-
-    /// Sends on the current connection; fails with [`Error::Closed`] while
-    /// disconnected. A message the connection took but never began to
-    /// send before it ended is not lost: the next connection sends it
-    /// first ([`ReconnectingClient::take_unsent`]).
-    ///
-    /// Cancel safety: cancel-safe, as [`Connection::send`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # async fn run(client: pulse_tokio::ReconnectingClient) -> Result<(), pulse_tokio::Error> {
-    /// if client.is_connected() {
-    ///     client.send(1, "hello").await?;
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn send(&self, tag: u16, payload: impl Into<Bytes>) -> Result<(), Error> {
-        let Some(conn) = self.current() else {
-            return Err(Error::Closed(Closed::new(
-                CloseCode::LOST,
-                "not connected",
-                Initiator::Local,
-            )));
-        };
-        conn.send(tag, payload).await
-    }
-
     /// The next event. After an ending ([`ClientEvent::GaveUp`],
     /// [`ClientEvent::Failed`], [`ClientEvent::Stopped`]), returns it
     /// again on every call.
@@ -420,66 +435,11 @@ impl ReconnectingClient {
         }
     }
 
-    /// Whether a connection is up now (its handshake done, not yet closed).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn run(client: pulse_tokio::ReconnectingClient) {
-    /// println!("{}", if client.is_connected() { "up" } else { "down" });
-    /// # }
-    /// ```
-    pub fn is_connected(&self) -> bool {
-        self.current().is_some_and(|c| !c.is_closed())
-    }
-
-    /// The address of the server the current connection reached: after
-    /// a move, the new one.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn run(client: pulse_tokio::ReconnectingClient) {
-    /// if let Some(server) = client.peer_addr() {
-    ///     println!("connected to {server}");
-    /// }
-    /// # }
-    /// ```
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        let conn = self.current().filter(|c| !c.is_closed())?;
-        conn.peer_addr().ok()
-    }
-
-    /// The current connection's smoothed RTT.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn run(client: pulse_tokio::ReconnectingClient) {
-    /// println!("{:?}", client.rtt());
-    /// # }
-    /// ```
-    pub fn rtt(&self) -> Option<Duration> {
-        self.current()?.rtt()
-    }
-
-    /// Transitions and ended connections dropped, unread, because the
-    /// application fell behind ([`MAX_UNREAD_TRANSITIONS`](crate::MAX_UNREAD_TRANSITIONS),
-    /// [`MAX_UNREAD_CONNECTIONS`](crate::MAX_UNREAD_CONNECTIONS)).
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # fn run(client: pulse_tokio::ReconnectingClient) {
-    /// println!("{} dropped", client.events_dropped());
-    /// # }
-    /// ```
-    pub fn events_dropped(&self) -> u64 {
-        self.shared().queue().dropped()
-    }
-
     /// Stops: closes the current connection gracefully and makes no more
-    /// attempts. Returns once the client's task has finished.
+    /// attempts. Returns once the client's task has finished. Messages
+    /// that still wait for a connection (sent while disconnected, or
+    /// handed back by the last) are not sent;
+    /// [`ClientState::take_unsent`] hands them back.
     ///
     /// Cancel safety: the stop is asked in the first poll; cancelling only
     /// stops the waiting.
@@ -490,6 +450,9 @@ impl ReconnectingClient {
     /// # async fn run(client: pulse_tokio::ReconnectingClient) {
     /// client.close().await;
     /// assert!(!client.is_connected());
+    /// for (tag, payload) in client.take_unsent() {
+    ///     eprintln!("never delivered: {tag} {payload:?}");
+    /// }
     /// # }
     /// ```
     pub async fn close(&self) {

@@ -8,30 +8,12 @@ use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use pulse_driver::{Counters, CountersSnapshot, Mailbox, PeerName, TimerSlot};
+use pulse_driver::{Mailbox, PeerName, TimerSlot};
 use pulse_proto::Session;
 
 use crate::transport::Io;
 
-/// Every connection of this process, counted together.
-static COUNTERS: Counters = Counters::new();
-
-/// pulse-tokio's aggregate counters for this process: connections open,
-/// verdicts, refusals and closes by code and initiator, bytes in and out.
-///
-/// # Examples
-///
-/// ```
-/// let counters = pulse_tokio::counters();
-/// println!("{} open, {} verdicts", counters.open, counters.verdicts);
-/// ```
-pub fn counters() -> CountersSnapshot {
-    COUNTERS.snapshot()
-}
-
-pub(crate) fn count() -> &'static Counters {
-    &COUNTERS
-}
+pulse_driver::process_counters!(pulse_tokio);
 
 pub(crate) struct Shared {
     locked: Mutex<Locked>,

@@ -19,15 +19,13 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use pulse_mio::{ConnId, Ctx, EventLoop, Handle, Handler, LoopConfig};
-use pulse_proto::{AdaptiveConfig, Closed, Config, Transport};
+use pulse_proto::{AdaptiveConfig, Config, Transport};
 
 use crate::nat_proxy::NatProxy;
+use crate::recording::RecordingServer;
+pub use crate::recording::{Received, BOUND};
 use crate::sim::{Nat, Refresh};
 
 /// How long the relay keeps an idle connection.
@@ -37,9 +35,6 @@ pub const FORGETS_AFTER: Duration = Duration::from_secs(1);
 /// adaptive client's first scheduled PING is about 20 s away, so nothing
 /// refreshes the relay meanwhile.
 pub const IDLE: Duration = Duration::from_secs(2);
-/// The longest any test waits for one thing (a connection, a close, a
-/// message): far beyond the few hundred milliseconds each takes.
-pub const BOUND: Duration = Duration::from_secs(30);
 
 /// An adaptive client's config over TCP, at the policy's defaults: its
 /// connections hold DATA after an idle stretch nothing proved the path
@@ -48,50 +43,20 @@ pub fn adaptive_client_config() -> Config {
     Config::new(Transport::Stream).with_adaptive(Some(AdaptiveConfig::default()))
 }
 
-/// A message the server received, and on which of its connections.
-pub type Received = (ConnId, u16, Bytes);
-
-/// What the server saw, shared with its loop's thread.
-#[derive(Clone, Default)]
-struct Log(Arc<(Mutex<Vec<Received>>, Condvar)>);
-
-impl Handler for Log {
-    type Conn = ();
-    fn accepted(&mut self, _peer: SocketAddr) {}
-    fn on_message(&mut self, _: &mut Ctx<'_, ()>, conn: ConnId, tag: u16, payload: Bytes) {
-        let (messages, arrived) = &*self.0;
-        messages.lock().expect("log").push((conn, tag, payload));
-        arrived.notify_all();
-    }
-    fn on_close(&mut self, _: &mut Ctx<'_, ()>, _: ConnId, _: &Closed, _: ()) {}
-}
-
 /// A pulse-mio server on its own thread behind a forgetting relay.
 pub struct HeldServer {
+    // Dropped first: no client reaches the server once it stops.
     relay: NatProxy,
-    log: Log,
-    handle: Handle,
-    thread: Option<JoinHandle<()>>,
+    server: RecordingServer,
 }
 
 impl HeldServer {
     /// Starts the server and its relay on loopback.
     pub fn start() -> HeldServer {
-        let log = Log::default();
-        let mut event_loop =
-            EventLoop::new(LoopConfig::new(Config::new(Transport::Stream)), log.clone()).expect("a loop");
-        let server = event_loop
-            .listen("127.0.0.1:0".parse().expect("an address"))
-            .expect("listen");
-        let handle = event_loop.handle();
-        let thread = std::thread::spawn(move || event_loop.run().expect("the server loop"));
-        let relay = NatProxy::start(Some(server), None, Nat::new(FORGETS_AFTER, Refresh::Both)).expect("the relay");
-        HeldServer {
-            relay,
-            log,
-            handle,
-            thread: Some(thread),
-        }
+        let server = RecordingServer::start("127.0.0.1:0".parse().expect("an address"));
+        let relay =
+            NatProxy::start(Some(server.addr()), None, Nat::new(FORGETS_AFTER, Refresh::Both)).expect("the relay");
+        HeldServer { relay, server }
     }
 
     /// Where clients connect: the relay.
@@ -106,31 +71,12 @@ impl HeldServer {
 
     /// What the server has received so far.
     pub fn messages(&self) -> Vec<Received> {
-        self.log.0 .0.lock().expect("log").clone()
+        self.server.messages()
     }
 
     /// Waits until the server has received `count` messages (at most
     /// [`BOUND`]); returns all it received.
     pub fn wait_for_messages(&self, count: usize) -> Vec<Received> {
-        let (messages, arrived) = &*self.log.0;
-        let deadline = Instant::now() + BOUND;
-        let mut messages = messages.lock().expect("log");
-        while messages.len() < count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            messages = arrived.wait_timeout(messages, left).expect("log").0;
-        }
-        messages.clone()
-    }
-}
-
-impl Drop for HeldServer {
-    fn drop(&mut self) {
-        let _ = self.handle.shutdown(Duration::ZERO);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.server.wait_for_messages(count)
     }
 }

@@ -23,6 +23,8 @@ pub mod monitor_harness;
 pub mod nat_proxy;
 pub mod pair;
 pub mod peer;
+pub mod queued_sends;
+pub mod recording;
 pub mod sim;
 pub mod stats;
 pub mod tls;
