@@ -183,7 +183,7 @@ impl Session {
         if !self.accepts_input() {
             return;
         }
-        self.allow_confirm(false);
+        self.note_input();
         self.stats.bytes_received += input.remaining() as u64;
         let before = self.poll_timeout();
         while self.accepts_input() {
@@ -209,7 +209,7 @@ impl Session {
         if !self.accepts_input() {
             return;
         }
-        self.allow_confirm(false);
+        self.note_input();
         let mut bytes = datagram.copy_to_bytes(datagram.remaining());
         self.stats.bytes_received += bytes.len() as u64;
         let has_magic = bytes.starts_with(&MAGIC);
@@ -277,7 +277,7 @@ impl Session {
     /// running timers for the same wake-up.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.enter(now);
-        self.allow_confirm(true);
+        self.note_local_call();
         // Checked at every timer, due or not, rather than with a deadline of
         // its own: output created by input (a PONG) must not pull the
         // deadline earlier. The timer fires at least every few intervals.
@@ -303,8 +303,12 @@ impl Session {
                 }
                 self.run_liveness(now);
             }
-            // The graceful close ran out of time.
-            State::Closing => self.finish(),
+            // The graceful close ran out of time: what it never began to
+            // send is handed back (`docs/PROTOCOL.md` §6.11.1 rule 4).
+            State::Closing => {
+                self.keep_unsent();
+                self.finish();
+            }
             State::Closed => {}
         }
     }
@@ -337,7 +341,7 @@ impl Session {
             });
         }
         self.output.push(tag, payload);
-        self.allow_confirm(true);
+        self.note_local_call();
         Ok(())
     }
 
@@ -439,6 +443,8 @@ impl Session {
             State::Established => {
                 self.state = State::Closing;
                 self.pending.close = true;
+                // A local call: DATA held over an idle path is confirmed now.
+                self.note_local_call();
                 self.ending = Some(Box::new(Ending::new(
                     closing::local(code, reason),
                     now + self.config.close_timeout,
@@ -999,7 +1005,9 @@ impl Session {
         };
         match self.role {
             Role::Server => {
-                let tuning = self.tuning.get_or_insert_with(|| Box::new(Tuning::server(now)));
+                let tuning = self
+                    .tuning
+                    .get_or_insert_with(|| Box::new(Tuning::server(now, n.interval_ms)));
                 // One answer per minimum ping spacing: requests cannot flood.
                 if tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing()) {
                     bump(&mut self.stats.frames_ignored);

@@ -25,6 +25,23 @@ pub(crate) struct IdleRound {
     pub(crate) sent: Instant,
 }
 
+/// Whether a PING confirming the path for held DATA may go when output is
+/// next staged (`docs/PROTOCOL.md` §6.11.1 rule 3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Confirm {
+    /// No local call nor timer since output was last staged: input alone
+    /// never sends one.
+    #[default]
+    No,
+    /// A local call or a timer: it may go, and its probe timeout may move
+    /// the deadline earlier (the driver re-arms after a local call).
+    Now,
+    /// A local call or a timer, then input before the output was staged:
+    /// it may go, but its probe timeout may not move the deadline earlier
+    /// than it stood (the timer contract).
+    AfterInput,
+}
+
 /// Timings in wire form: interval and dead-peer timeout, milliseconds.
 pub(crate) type Timing = (u32, u32);
 
@@ -43,6 +60,9 @@ pub(crate) struct Tuning {
     resends: u8,
     /// A server's answer to send: the request's id and what was agreed.
     pub(crate) answer: Option<(u16, Timing)>,
+    /// A server's interval agreed in the handshake: it guards its DATA
+    /// only while its client has retimed to a longer one (§6.11.1).
+    pub(crate) handshake_interval_ms: Option<u32>,
     /// Timings agreed, to take effect at this side's next timer (taking
     /// effect on input could move a deadline earlier, which drivers do not
     /// watch for).
@@ -69,10 +89,9 @@ pub(crate) struct Tuning {
     /// Messages no byte of which was sent when the session ended
     /// abruptly, for [`crate::Session::poll_unsent`].
     pub(crate) unsent: VecDeque<(u16, Bytes)>,
-    /// A local call or a timer came since the last input: a PING that
-    /// confirms the path may go now (on input it would move the deadline
-    /// earlier, which drivers do not watch for).
-    pub(crate) may_confirm: bool,
+    /// Whether a PING confirming the path for held DATA may go at the
+    /// next staging of output (`docs/PROTOCOL.md` §6.11.1 rule 3).
+    pub(crate) confirm: Confirm,
     /// The timings the server agreed to when it clamped an adaptive
     /// client's interval below what it asked: its ceiling.
     pub(crate) clamp: Option<Timing>,
@@ -96,10 +115,12 @@ impl Tuning {
         }
     }
 
-    /// A server's, from the first RETIME it is sent.
-    pub(crate) fn server(now: Instant) -> Tuning {
+    /// A server's, from the first RETIME it is sent, in a session whose
+    /// handshake agreed to `handshake_interval_ms`.
+    pub(crate) fn server(now: Instant, handshake_interval_ms: u32) -> Tuning {
         Tuning {
             sent_at: now,
+            handshake_interval_ms: Some(handshake_interval_ms),
             ..Tuning::default()
         }
     }
