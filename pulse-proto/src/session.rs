@@ -25,7 +25,7 @@ use crate::rtt::RttEstimator;
 use crate::stats::{bump, Stats};
 use crate::status::Status;
 use crate::time::Instant;
-use crate::tuning::{interval_for_gap, Timing, Tuning};
+use crate::tuning::{interval_for_gap, Request, Timing, Tuning};
 use crate::{Adaptive, Learned};
 
 /// Which end of the connection this session is.
@@ -1008,19 +1008,25 @@ impl Session {
                 let tuning = self
                     .tuning
                     .get_or_insert_with(|| Box::new(Tuning::server(now, n.interval_ms)));
+                let request = tuning.classify(id);
                 // One answer per minimum ping spacing: requests cannot flood.
-                if tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing()) {
+                let flooding = tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing());
+                if request == Request::Stale || flooding {
                     bump(&mut self.stats.frames_ignored);
                     return Ok(());
                 }
-                let agreed = if self.config.allow_retime {
-                    handshake::clamp_timing(&self.config, timing.0, timing.1)
-                } else {
-                    (n.interval_ms, n.dead_timeout_ms)
+                let agreed = match request {
+                    // Its answer was lost: the same answer, nothing new.
+                    Request::Repeat(agreed) => agreed,
+                    _ if self.config.allow_retime => handshake::clamp_timing(&self.config, timing.0, timing.1),
+                    _ => (n.interval_ms, n.dead_timeout_ms),
                 };
+                if request == Request::New {
+                    tuning.agreed = Some(agreed);
+                    tuning.answered = Some((id, agreed));
+                }
                 tuning.answered_at = Some(now);
                 tuning.answer = Some((id, agreed));
-                tuning.agreed = Some(agreed);
                 self.pending.retime = true;
             }
             Role::Client => {

@@ -25,6 +25,17 @@ pub(crate) struct IdleRound {
     pub(crate) sent: Instant,
 }
 
+/// A RETIME request as a server sees it (`docs/PROTOCOL.md` §6.10 rule 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Newer than any answered: clamped, answered and agreed.
+    New,
+    /// The last one answered, again: the same answer, nothing new agreed.
+    Repeat(Timing),
+    /// Older than the last answered: ignored.
+    Stale,
+}
+
 /// Whether a PING confirming the path for held DATA may go when output is
 /// next staged (`docs/PROTOCOL.md` §6.11.1 rule 3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +71,9 @@ pub(crate) struct Tuning {
     resends: u8,
     /// A server's answer to send: the request's id and what was agreed.
     pub(crate) answer: Option<(u16, Timing)>,
+    /// The last request a server answered: its id and what was agreed, to
+    /// answer a repeat of it the same way and to know a stale one.
+    pub(crate) answered: Option<(u16, Timing)>,
     /// A server's interval agreed in the handshake: it guards its DATA
     /// only while its client has retimed to a longer one (§6.11.1).
     pub(crate) handshake_interval_ms: Option<u32>,
@@ -122,6 +136,20 @@ impl Tuning {
             sent_at: now,
             handshake_interval_ms: Some(handshake_interval_ms),
             ..Tuning::default()
+        }
+    }
+
+    /// What a server does with request `id` (`docs/PROTOCOL.md` §6.10
+    /// rule 2): ids increase (modulo 2^16), so one behind the last answered
+    /// is a request the client has since replaced — a datagram overtaken,
+    /// whose timings must not undo the newer agreement; the last one again
+    /// is a request whose answer was lost, answered as it was before.
+    pub(crate) fn classify(&self, id: u16) -> Request {
+        match self.answered {
+            Some((last, agreed)) if last == id => Request::Repeat(agreed),
+            // Serial-number order (RFC 1982): within half the id space.
+            Some((last, _)) if (id.wrapping_sub(last) as i16) < 0 => Request::Stale,
+            _ => Request::New,
         }
     }
 
