@@ -283,3 +283,39 @@ fn a_confirming_ping_sent_after_input_never_pulls_the_deadline_earlier() {
         assert_eq!(messages(&mut client), vec![9], "{transport:?}");
     }
 }
+
+/// A server keeps its books from its client's first RETIME, guarding or
+/// not: the quiets it saw end while the client pinged every 8 s (shorter
+/// than the handshake's 10 s: no guard) prove the path keeps them, so when
+/// the client then asks for 20 s (a probe: the server guards), a message 2
+/// s after the server's last word goes at once. A server with no such
+/// history confirms the path first.
+#[test]
+fn what_a_server_saw_before_it_guards_carries_into_the_guard() {
+    for history in [true, false] {
+        let client = Config::new(Transport::Stream);
+        let mut pair = Pair::new(client, server_config(Transport::Stream));
+        pair.run_for(SECOND);
+        if history {
+            pair.client.retime(pair.now, SECOND * 8, SECOND * 24).unwrap();
+            pair.run_for(SECOND * 60);
+        }
+        pair.client.retime(pair.now, SECOND * 20, SECOND * 60).unwrap();
+        pair.exchange();
+        // Two seconds on, before either side's timer: the server's message.
+        pair.now += SECOND * 2;
+        let pings = pair.server.stats().pings_sent;
+        pair.server.send(9, "news").unwrap();
+        pair.exchange();
+        let got = pair
+            .client_events
+            .iter()
+            .any(|e| matches!(e, Event::Message { tag: 9, .. }));
+        assert!(got, "history {history}: the message arrived");
+        assert_eq!(
+            pair.server.stats().pings_sent - pings,
+            if history { 0 } else { 1 },
+            "history {history}: confirming PINGs"
+        );
+    }
+}
