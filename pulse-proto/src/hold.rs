@@ -180,8 +180,9 @@ impl Session {
         false
     }
 
-    /// The session ends abruptly: keep the messages no byte of which went
-    /// out, to hand back.
+    /// The session ends abruptly, or its graceful close ran out of time:
+    /// keep the messages no byte of which was handed to the driver, to hand
+    /// back.
     pub(crate) fn keep_unsent(&mut self) {
         let unbegun = self.output.take_unbegun();
         if !unbegun.is_empty() {
@@ -203,8 +204,9 @@ impl Session {
     /// transport then took none of it (the driver may still write it), and
     /// pulse has no per-message acknowledgement to say it arrived. So a
     /// message handed back certainly never went; one not handed back went
-    /// out as far as the driver, and arrived if the session closed
-    /// gracefully (the peer's CLOSE came after it).
+    /// out as far as the driver, and whether it arrived is not known here
+    /// (a graceful close that ran out of time is reported like one that
+    /// completed).
     ///
     /// `None` before [`Event::Closed`](crate::Event::Closed), and once all
     /// are taken.

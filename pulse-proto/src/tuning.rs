@@ -100,8 +100,8 @@ pub(crate) struct Tuning {
     /// The longest quiet (nothing sent, nothing heard) that ended with a
     /// frame heard: the path is known to keep an idle connection that long.
     pub(crate) proven: Duration,
-    /// Messages no byte of which was sent when the session ended
-    /// abruptly, for [`crate::Session::poll_unsent`].
+    /// Messages never begun when the session ended abruptly or its
+    /// graceful close ran out of time, for [`crate::Session::poll_unsent`].
     pub(crate) unsent: VecDeque<(u16, Bytes)>,
     /// Whether a PING confirming the path for held DATA may go at the
     /// next staging of output (`docs/PROTOCOL.md` §6.11.1 rule 3).
