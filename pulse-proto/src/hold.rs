@@ -2,34 +2,73 @@
 //! a side that has been idle for longer than the path is known to keep an
 //! idle connection confirms the path with a PING before it begins any
 //! DATA, so a message is never sent into a NAT mapping that may be gone;
-//! and a session that ends hands back the messages it never began.
+//! and a session that ends before it began a message hands it back.
 //!
 //! An adaptive client guards its DATA (it is the side that probes idle
-//! gaps longer than any that worked), and so does a server once its client
-//! retimes (the server cannot see the client's probing, only its effect).
+//! gaps longer than any that worked), and so does a server while its
+//! client has retimed to an interval longer than the handshake's (the
+//! server cannot see its client probe, only the longer interval it asks).
 
 use bytes::Bytes;
 use core::time::Duration;
 
+use crate::close::Initiator;
 use crate::session::{Role, Session, State};
 use crate::time::Instant;
-use crate::tuning::IdleRound;
+use crate::tuning::{Confirm, IdleRound};
 
 impl Session {
-    /// A local call or a timer: a PING confirming the path may go.
-    pub(crate) fn allow_confirm(&mut self, allow: bool) {
+    /// A local call or a timer: a PING confirming the path for held DATA
+    /// may go when output is next staged.
+    pub(crate) fn note_local_call(&mut self) {
         if let Some(tuning) = self.tuning.as_mut() {
-            tuning.may_confirm = allow;
+            tuning.confirm = Confirm::Now;
+        }
+    }
+
+    /// Input came before the output a local call asked for was staged: the
+    /// confirming PING still goes — the message waits a round trip, not
+    /// for the next timer — but it may not pull the deadline earlier.
+    pub(crate) fn note_input(&mut self) {
+        if let Some(tuning) = self.tuning.as_mut().filter(|t| t.confirm == Confirm::Now) {
+            tuning.confirm = Confirm::AfterInput;
         }
     }
 
     /// Whether this session confirms an idle path before sending DATA.
     fn guards_data(&self) -> bool {
-        self.state == State::Established
-            && match self.role {
-                Role::Client => self.adaptive().is_some(),
-                Role::Server => self.tuning.is_some(),
-            }
+        let open = match self.state {
+            State::Established => true,
+            // DATA queued before our own close is held as before it: the
+            // close is no proof of the path. A close that answers the
+            // peer's follows a frame just heard.
+            State::Closing => self
+                .ending
+                .as_ref()
+                .is_some_and(|e| e.closed.initiator == Initiator::Local),
+            _ => false,
+        };
+        open && match self.role {
+            Role::Client => self.adaptive().is_some(),
+            Role::Server => self.client_lengthened_interval(),
+        }
+    }
+
+    /// Whether a server's client has retimed to an interval longer than
+    /// the handshake's (agreed, or agreed and about to take effect). An
+    /// adaptive client probes only by lengthening its interval; at the
+    /// handshake's, or a shorter one (an application gone active), it
+    /// idles no longer than the server already accepted unguarded.
+    fn client_lengthened_interval(&self) -> bool {
+        let Some(tuning) = self.tuning.as_ref() else {
+            return false;
+        };
+        let Some(handshake) = tuning.handshake_interval_ms else {
+            return false;
+        };
+        let current = self.negotiated.map_or(0, |n| n.interval_ms);
+        let pending = tuning.agreed.map_or(0, |(interval_ms, _)| interval_ms);
+        current.max(pending) > handshake
     }
 
     /// When the path last carried something either way, as far as this
@@ -75,8 +114,11 @@ impl Session {
     /// A frame arrived at `now` (before liveness hears of it): the quiet
     /// that it ended is proof the path keeps an idle connection that long,
     /// less the time the frame and our last send took to cross the path.
+    /// Counted whenever this session keeps the books, guarding or not: a
+    /// server's proof from while its client was active carries into the
+    /// longer interval that client asks for next.
     pub(crate) fn note_heard(&mut self, now: Instant) {
-        if !self.guards_data() {
+        if !matches!(self.state, State::Established | State::Closing) {
             return;
         }
         let quiet = (now - self.last_active(now)).saturating_sub(self.probe_timing().timeout);
@@ -89,11 +131,18 @@ impl Session {
     /// past what it is known to keep (with a probe timeout's margin for the
     /// time packets take to reach the NAT): then a PING confirms the path
     /// first, unless one sent since the last frame heard still awaits its
-    /// answer — sent after a local call or a timer only, never on input
-    /// (the timer contract); after input the schedule's next PING confirms.
+    /// answer — sent only if a local call or a timer came since output was
+    /// last staged, never for input alone (a peer's frames must not make
+    /// us ping); after input alone the schedule's next PING confirms.
     /// Called before control frames are staged, so that PING goes in the
     /// same write.
     pub(crate) fn may_begin_data(&mut self, now: Instant) -> bool {
+        // Whatever call allowed a confirming PING is answered by this
+        // staging, held or not.
+        let confirm = self
+            .tuning
+            .as_mut()
+            .map_or(Confirm::No, |t| core::mem::take(&mut t.confirm));
         if !self.guards_data() || !self.output.has_data() {
             return true;
         }
@@ -110,22 +159,30 @@ impl Session {
             return true;
         }
         let last_recv = now - self.liveness.silent_for(now);
-        let may_confirm = self
-            .tuning
-            .as_mut()
-            .is_some_and(|t| core::mem::take(&mut t.may_confirm));
-        if may_confirm && self.liveness.last_ping() <= last_recv && !self.pending.ping {
+        // A PING sent in the instant of the last frame heard, its PONG not
+        // yet in, awaits its answer too: no second one in that instant.
+        let awaiting =
+            self.liveness.last_ping() > last_recv || (self.ping_out_id != 0 && self.liveness.last_ping() == last_recv);
+        if confirm != Confirm::No && !awaiting && !self.pending.ping {
             // An adaptive client learns from this PING as from its
             // schedule's: its answer, or the death it meets.
             self.note_idle_round(now);
             let probe = self.probe_timing();
-            self.queue_probe(now, probe);
+            self.pending.ping = true;
+            match (confirm, self.poll_timeout()) {
+                // Input came since the call: the driver need not re-arm
+                // for it, so the probe is judged no earlier than the
+                // deadline armed before.
+                (Confirm::AfterInput, Some(armed)) => self.liveness.on_probe_after_input(now, probe, armed),
+                _ => self.liveness.on_probe(now, probe),
+            }
         }
         false
     }
 
-    /// The session ends abruptly: keep the messages no byte of which went
-    /// out, to hand back.
+    /// The session ends abruptly, or its graceful close ran out of time:
+    /// keep the messages no byte of which was handed to the driver, to hand
+    /// back.
     pub(crate) fn keep_unsent(&mut self) {
         let unbegun = self.output.take_unbegun();
         if !unbegun.is_empty() {
@@ -136,10 +193,23 @@ impl Session {
     /// Once the session is closed, the messages it was given but never
     /// began to send, in the order they were sent: a session that ended
     /// abruptly (the peer timed out, the transport failed, a protocol
-    /// error) had them queued, or held while it confirmed an idle path
-    /// (`docs/PROTOCOL.md` §6.11). The peer cannot have seen any of them:
-    /// send them again on the next connection. `None` before
-    /// [`Event::Closed`](crate::Event::Closed), and once all are taken.
+    /// error), or whose graceful close ran out of time
+    /// ([`Config::close_timeout`](crate::Config::close_timeout)), had them
+    /// queued, or held while it confirmed an idle path
+    /// (`docs/PROTOCOL.md` §6.11.1). The peer cannot have seen any of them:
+    /// send them again on the next connection.
+    ///
+    /// "Began" means handed to the driver: a message whose first byte
+    /// [`Session::poll_transmit`] returned is not handed back, even if the
+    /// transport then took none of it (the driver may still write it), and
+    /// pulse has no per-message acknowledgement to say it arrived. So a
+    /// message handed back certainly never went; one not handed back went
+    /// out as far as the driver, and whether it arrived is not known here
+    /// (a graceful close that ran out of time is reported like one that
+    /// completed).
+    ///
+    /// `None` before [`Event::Closed`](crate::Event::Closed), and once all
+    /// are taken.
     ///
     /// # Examples
     ///

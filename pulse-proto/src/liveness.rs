@@ -156,6 +156,14 @@ impl Liveness {
         self.probe_at = now + if self.suspect { probe.spacing } else { probe.timeout };
     }
 
+    /// A probe left at `now` after input: as [`Liveness::on_probe`], but
+    /// judged no earlier than `not_before` (the deadline that stood before
+    /// the input: the timer contract).
+    pub(crate) fn on_probe_after_input(&mut self, now: Instant, probe: ProbeTiming, not_before: Instant) {
+        self.on_probe(now, probe);
+        self.probe_at = self.probe_at.max(not_before);
+    }
+
     /// The outstanding PING went unanswered: the first probe follows at
     /// `probe.spacing` after it.
     pub(crate) fn set_suspect(&mut self, probe: ProbeTiming) {
@@ -218,6 +226,25 @@ mod tests {
         l.on_probe(at(1500), PROBE);
         assert_eq!(l.deadline(T, None), at(2000));
         assert_eq!(l.due(at(3000), T, None), Due::Dead);
+    }
+
+    #[test]
+    fn a_probe_after_input_is_judged_no_earlier_than_the_deadline_that_stood() {
+        let mut l = Liveness::new(at(0), Duration::from_secs(10));
+        l.on_receive(at(4_000));
+        let before = l.deadline(T, None);
+        assert_eq!(before, at(7_000));
+        l.on_probe_after_input(at(5_000), PROBE, before);
+        assert_eq!(l.last_ping(), at(5_000));
+        assert_eq!(
+            l.deadline(T, None),
+            before,
+            "judged at the deadline armed, not at 5.3 s"
+        );
+        let mut l = Liveness::new(at(0), Duration::from_secs(10));
+        l.on_receive(at(4_000));
+        l.on_probe_after_input(at(5_000), PROBE, at(1_000));
+        assert_eq!(l.deadline(T, None), at(5_300), "a floor already past changes nothing");
     }
 
     #[test]

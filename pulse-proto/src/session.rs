@@ -25,7 +25,7 @@ use crate::rtt::RttEstimator;
 use crate::stats::{bump, Stats};
 use crate::status::Status;
 use crate::time::Instant;
-use crate::tuning::{interval_for_gap, Timing, Tuning};
+use crate::tuning::{interval_for_gap, Request, Timing, Tuning};
 use crate::{Adaptive, Learned};
 
 /// Which end of the connection this session is.
@@ -183,7 +183,7 @@ impl Session {
         if !self.accepts_input() {
             return;
         }
-        self.allow_confirm(false);
+        self.note_input();
         self.stats.bytes_received += input.remaining() as u64;
         let before = self.poll_timeout();
         while self.accepts_input() {
@@ -209,7 +209,7 @@ impl Session {
         if !self.accepts_input() {
             return;
         }
-        self.allow_confirm(false);
+        self.note_input();
         let mut bytes = datagram.copy_to_bytes(datagram.remaining());
         self.stats.bytes_received += bytes.len() as u64;
         let has_magic = bytes.starts_with(&MAGIC);
@@ -277,7 +277,7 @@ impl Session {
     /// running timers for the same wake-up.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.enter(now);
-        self.allow_confirm(true);
+        self.note_local_call();
         // Checked at every timer, due or not, rather than with a deadline of
         // its own: output created by input (a PONG) must not pull the
         // deadline earlier. The timer fires at least every few intervals.
@@ -303,8 +303,12 @@ impl Session {
                 }
                 self.run_liveness(now);
             }
-            // The graceful close ran out of time.
-            State::Closing => self.finish(),
+            // The graceful close ran out of time: what it never began to
+            // send is handed back (`docs/PROTOCOL.md` §6.11.1 rule 4).
+            State::Closing => {
+                self.keep_unsent();
+                self.finish();
+            }
             State::Closed => {}
         }
     }
@@ -337,7 +341,7 @@ impl Session {
             });
         }
         self.output.push(tag, payload);
-        self.allow_confirm(true);
+        self.note_local_call();
         Ok(())
     }
 
@@ -439,6 +443,8 @@ impl Session {
             State::Established => {
                 self.state = State::Closing;
                 self.pending.close = true;
+                // A local call: DATA held over an idle path is confirmed now.
+                self.note_local_call();
                 self.ending = Some(Box::new(Ending::new(
                     closing::local(code, reason),
                     now + self.config.close_timeout,
@@ -999,20 +1005,28 @@ impl Session {
         };
         match self.role {
             Role::Server => {
-                let tuning = self.tuning.get_or_insert_with(|| Box::new(Tuning::server(now)));
+                let tuning = self
+                    .tuning
+                    .get_or_insert_with(|| Box::new(Tuning::server(now, n.interval_ms)));
+                let request = tuning.classify(id);
                 // One answer per minimum ping spacing: requests cannot flood.
-                if tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing()) {
+                let flooding = tuning.answered_at.is_some_and(|at| now - at < n.min_ping_spacing());
+                if request == Request::Stale || flooding {
                     bump(&mut self.stats.frames_ignored);
                     return Ok(());
                 }
-                let agreed = if self.config.allow_retime {
-                    handshake::clamp_timing(&self.config, timing.0, timing.1)
-                } else {
-                    (n.interval_ms, n.dead_timeout_ms)
+                let agreed = match request {
+                    // Its answer was lost: the same answer, nothing new.
+                    Request::Repeat(agreed) => agreed,
+                    _ if self.config.allow_retime => handshake::clamp_timing(&self.config, timing.0, timing.1),
+                    _ => (n.interval_ms, n.dead_timeout_ms),
                 };
+                if request == Request::New {
+                    tuning.agreed = Some(agreed);
+                    tuning.answered = Some((id, agreed));
+                }
                 tuning.answered_at = Some(now);
                 tuning.answer = Some((id, agreed));
-                tuning.agreed = Some(agreed);
                 self.pending.retime = true;
             }
             Role::Client => {

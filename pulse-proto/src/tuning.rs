@@ -25,6 +25,34 @@ pub(crate) struct IdleRound {
     pub(crate) sent: Instant,
 }
 
+/// A RETIME request as a server sees it (`docs/PROTOCOL.md` §6.10 rule 2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Newer than any answered: clamped, answered and agreed.
+    New,
+    /// The last one answered, again: the same answer, nothing new agreed.
+    Repeat(Timing),
+    /// Older than the last answered: ignored.
+    Stale,
+}
+
+/// Whether a PING confirming the path for held DATA may go when output is
+/// next staged (`docs/PROTOCOL.md` §6.11.1 rule 3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Confirm {
+    /// No local call nor timer since output was last staged: input alone
+    /// never sends one.
+    #[default]
+    No,
+    /// A local call or a timer: it may go, and its probe timeout may move
+    /// the deadline earlier (the driver re-arms after a local call).
+    Now,
+    /// A local call or a timer, then input before the output was staged:
+    /// it may go, but its probe timeout may not move the deadline earlier
+    /// than it stood (the timer contract).
+    AfterInput,
+}
+
 /// Timings in wire form: interval and dead-peer timeout, milliseconds.
 pub(crate) type Timing = (u32, u32);
 
@@ -43,6 +71,12 @@ pub(crate) struct Tuning {
     resends: u8,
     /// A server's answer to send: the request's id and what was agreed.
     pub(crate) answer: Option<(u16, Timing)>,
+    /// The last request a server answered: its id and what was agreed, to
+    /// answer a repeat of it the same way and to know a stale one.
+    pub(crate) answered: Option<(u16, Timing)>,
+    /// A server's interval agreed in the handshake: it guards its DATA
+    /// only while its client has retimed to a longer one (§6.11.1).
+    pub(crate) handshake_interval_ms: Option<u32>,
     /// Timings agreed, to take effect at this side's next timer (taking
     /// effect on input could move a deadline earlier, which drivers do not
     /// watch for).
@@ -66,13 +100,12 @@ pub(crate) struct Tuning {
     /// The longest quiet (nothing sent, nothing heard) that ended with a
     /// frame heard: the path is known to keep an idle connection that long.
     pub(crate) proven: Duration,
-    /// Messages no byte of which was sent when the session ended
-    /// abruptly, for [`crate::Session::poll_unsent`].
+    /// Messages never begun when the session ended abruptly or its
+    /// graceful close ran out of time, for [`crate::Session::poll_unsent`].
     pub(crate) unsent: VecDeque<(u16, Bytes)>,
-    /// A local call or a timer came since the last input: a PING that
-    /// confirms the path may go now (on input it would move the deadline
-    /// earlier, which drivers do not watch for).
-    pub(crate) may_confirm: bool,
+    /// Whether a PING confirming the path for held DATA may go at the
+    /// next staging of output (`docs/PROTOCOL.md` §6.11.1 rule 3).
+    pub(crate) confirm: Confirm,
     /// The timings the server agreed to when it clamped an adaptive
     /// client's interval below what it asked: its ceiling.
     pub(crate) clamp: Option<Timing>,
@@ -96,11 +129,27 @@ impl Tuning {
         }
     }
 
-    /// A server's, from the first RETIME it is sent.
-    pub(crate) fn server(now: Instant) -> Tuning {
+    /// A server's, from the first RETIME it is sent, in a session whose
+    /// handshake agreed to `handshake_interval_ms`.
+    pub(crate) fn server(now: Instant, handshake_interval_ms: u32) -> Tuning {
         Tuning {
             sent_at: now,
+            handshake_interval_ms: Some(handshake_interval_ms),
             ..Tuning::default()
+        }
+    }
+
+    /// What a server does with request `id` (`docs/PROTOCOL.md` §6.10
+    /// rule 2): ids increase (modulo 2^16), so one behind the last answered
+    /// is a request the client has since replaced — a datagram overtaken,
+    /// whose timings must not undo the newer agreement; the last one again
+    /// is a request whose answer was lost, answered as it was before.
+    pub(crate) fn classify(&self, id: u16) -> Request {
+        match self.answered {
+            Some((last, agreed)) if last == id => Request::Repeat(agreed),
+            // Serial-number order (RFC 1982): within half the id space.
+            Some((last, _)) if (id.wrapping_sub(last) as i16) < 0 => Request::Stale,
+            _ => Request::New,
         }
     }
 
