@@ -144,7 +144,9 @@ pub struct Config {
     pub stall_threshold: Duration,
     /// How far intervals stretch while the monitor is unhealthy: each stall
     /// adds one to a score capped here, and intervals are multiplied by
-    /// `1 + score`. Default 4 (as memberlist's Lifeguard uses 8).
+    /// `1 + score`. Default 4 (as memberlist's Lifeguard uses 8). It also
+    /// bounds how often later stalls renew a pulse peer's
+    /// [`reconnect_grace`](Self::reconnect_grace).
     pub max_local_score: u8,
     /// Time without a stall after which the score drops by one. Default 5 s.
     pub local_recovery: Duration,
@@ -156,6 +158,10 @@ pub struct Config {
     ///
     /// It should cover the driver's reconnection delay and a handshake;
     /// it delays only verdicts on sessions that crossed our own stall.
+    /// Another stall of ours during the wait gives the peer the whole
+    /// grace again from that stall's end, at most
+    /// [`max_local_score`](Self::max_local_score) times, so a monitor that
+    /// stalls over and over still convicts a peer that never reconnects.
     pub reconnect_grace: Duration,
     /// More results or announcements than four times the expected rate in
     /// one such window (and at least 64) also count as a stall: they were

@@ -101,7 +101,9 @@
 //!   new session has [`Config::reconnect_grace`] from the stall's end to
 //!   connect — then it is up; if none does, it is down with
 //!   [`Reason::NotReconnected`] (a driver that never reconnects gets its
-//!   verdict then). Counted in [`Stats::losses_excused`]. A session is
+//!   verdict then). A later stall during the wait renews the grace from
+//!   its end, at most [`Config::max_local_score`] times: a monitor that
+//!   keeps stalling still reaches the verdict. Counted in [`Stats::losses_excused`]. A session is
 //!   fresh again once it vouched for its peer (a round trip, a message, a
 //!   recovery) after the stall's wake — a probe timeout after its end,
 //!   within which what reaches us may predate the stall's effects; from

@@ -100,6 +100,7 @@ impl Monitor {
         let grace = self.config.reconnect_grace;
         let r = &mut self.records[i];
         r.set(AWAIT_SESSION, true);
+        r.set_grace_renewals(0);
         r.timer = now + grace;
         if r.health() == Health::Up {
             self.transition(index, now, Health::Suspect, Reason::Peer(signal));
@@ -109,11 +110,16 @@ impl Monitor {
 
     /// The wait of a peer whose lost session crossed our stall ended with
     /// no new session: down — unless another stall of ours came since, which
-    /// gives it the whole grace again.
+    /// gives it the whole grace again (the driver may have been stopped
+    /// mid-reconnect), at most `max_local_score` times: a monitor that
+    /// stalls again and again, each time within a grace, still convicts a
+    /// peer that never reconnects.
     pub(crate) fn await_session_ended(&mut self, index: u32, now: Instant) {
         let due = self.local.fresh_after + self.config.reconnect_grace;
+        let most = u32::from(self.config.max_local_score);
         let r = &mut self.records[index as usize];
-        if due > now {
+        if due > now && r.grace_renewals() < most {
+            r.set_grace_renewals(r.grace_renewals() + 1);
             r.timer = due;
             return;
         }

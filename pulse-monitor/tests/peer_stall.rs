@@ -253,3 +253,44 @@ fn a_session_that_crossed_our_stall_cannot_convict_even_seconds_after_it() {
         .count();
     assert_eq!(downs, 0);
 }
+
+/// A monitor under heavy load that stalls again and again, each time
+/// before a grace runs out, still convicts a peer that died: a later stall
+/// renews the grace at most `max_local_score` times. (Before: renewed at
+/// every stall, the dead peer stayed suspect — and in its pool — for as
+/// long as the stalls went on, while a checked target dead alike was down
+/// in seconds.)
+#[test]
+fn stalls_that_keep_coming_cannot_hold_a_dead_peer_suspect_forever() {
+    for seed in seeds(3) {
+        let mut sim = peers(seed);
+        let config = sim.monitor.config().clone();
+        sim.set(0, Behaviour::Killed);
+        // Stalls long enough to be found even at the highest local score,
+        // with less than a grace of running between them.
+        let (stall, run) = (secs(3.5), secs(4.0));
+        assert!(run < config.reconnect_grace);
+        let first = sim.now;
+        for _ in 0..30 {
+            sim.stall(stall);
+            sim.run_for(stall + run);
+        }
+        assert!(
+            sim.monitor.stats().stalls >= 25,
+            "seed {seed}: {:?}",
+            sim.monitor.stats()
+        );
+        let down = downs(&sim);
+        assert_eq!(down.len(), 1, "seed {seed}: {down:?}");
+        let (when, Event::Transition(t)) = &down[0] else {
+            unreachable!()
+        };
+        assert_eq!(t.target, sim.targets[0].id, "seed {seed}");
+        assert_eq!(t.reason, Reason::NotReconnected, "seed {seed}");
+        // At most max_local_score renewals: the first grace and the renewed
+        // ones, each at most one cycle of stall and run, and a last grace.
+        let renewals = u32::from(config.max_local_score);
+        let bound = first + (stall + run) * (renewals + 2) + config.reconnect_grace;
+        assert!(*when <= bound, "seed {seed}: down at {when:?}, bound {bound:?}");
+    }
+}
