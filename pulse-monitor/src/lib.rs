@@ -103,11 +103,14 @@
 //!   [`Reason::NotReconnected`] (a driver that never reconnects gets its
 //!   verdict then). A later stall during the wait renews the grace from
 //!   its end, at most [`Config::max_local_score`] times: a monitor that
-//!   keeps stalling still reaches the verdict. Counted in [`Stats::losses_excused`]. A session is
-//!   fresh again once it vouched for its peer (a round trip, a message, a
-//!   recovery) after the stall's wake — a probe timeout after its end,
-//!   within which what reaches us may predate the stall's effects; from
-//!   then on its loss is a verdict at once, as before the stall.
+//!   keeps stalling still reaches the verdict. Counted in
+//!   [`Stats::losses_excused`]. A session is fresh again once it vouched
+//!   for its peer (a round trip, a message, a recovery) after the stall's
+//!   wake — a probe timeout after its end, within which what reaches us
+//!   may predate the stall's effects — and the new session is fresh once
+//!   it connects, even in the wake (it opened after the stall), unless
+//!   another stall came during the wait; from then on its loss is a
+//!   verdict at once, as before the stall.
 //! - **Pulse peers with a confirming check**: the probes decide, and only
 //!   probes started after the stall count.
 //!

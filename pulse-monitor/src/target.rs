@@ -178,7 +178,8 @@ pub(crate) struct Record {
     pub(crate) penalty: f32,
     pub(crate) rtt_us: u32,
     /// For an announced target, its incarnation; for a pulse peer, the
-    /// stall epoch in which its session last vouched for it
+    /// stall epoch in which its session last vouched for it, or, while it
+    /// waits for a new session, in which it began waiting
     /// ([`Record::vouched_epoch`]).
     pub(crate) incarnation: u32,
     /// For an announced target, its latest sequence number; for a pulse

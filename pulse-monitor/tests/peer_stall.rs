@@ -294,3 +294,77 @@ fn stalls_that_keep_coming_cannot_hold_a_dead_peer_suspect_forever() {
         assert!(*when <= bound, "seed {seed}: down at {when:?}, bound {bound:?}");
     }
 }
+
+/// A new session, opened after the monitor learned (after its stall) that
+/// the old one was lost, never crossed the stall: its handshake is proof
+/// even in the stall's wake, and its loss convicts as any fresh session's
+/// does. (Before: a peer that died right after reconnecting was down only
+/// after its session's dead timeout *and* a whole reconnect_grace, about
+/// 8 s instead of 3 s.)
+#[test]
+fn a_session_opened_after_our_stall_convicts_its_peer_without_a_grace() {
+    for seed in seeds(3) {
+        let mut sim = peers(seed);
+        let before = sim.peers.connected;
+        sim.stall(secs(30.0));
+        sim.run_for(secs(30.0));
+        // Every session was timed out by its server; run until each peer
+        // has its new session (bounded).
+        for _ in 0..1_000 {
+            if sim.peers.connected >= before + 10 {
+                break;
+            }
+            sim.run_for(secs(0.01));
+        }
+        assert!(sim.peers.connected >= before + 10, "seed {seed}: not all reconnected");
+        assert_eq!(sim.monitor.stats().losses_excused, 10, "seed {seed}");
+        let killed = sim.now;
+        for k in 0..10 {
+            sim.set(k, Behaviour::Killed);
+        }
+        sim.run_for(secs(15.0));
+        let down = downs(&sim);
+        assert_eq!(down.len(), 10, "seed {seed}: {down:?}");
+        for (when, event) in &down {
+            let Event::Transition(t) = event else { unreachable!() };
+            assert!(matches!(t.reason, Reason::Peer(_)), "seed {seed}: {:?}", t.reason);
+            // The session's dead timeout is 3 s: nothing waited for a grace.
+            assert!(*when <= killed + secs(4.5), "seed {seed}: {when:?} vs {killed:?}");
+        }
+    }
+}
+
+/// But a new session whose handshake a later stall of ours caught half-way
+/// did cross that stall: its server may have timed it out while we were
+/// stopped, so its loss is excused too.
+#[test]
+fn a_new_session_caught_by_a_second_stall_cannot_convict() {
+    use pulse_proto::{CloseCode, Closed, Event as E, Initiator};
+    let mut monitor = Monitor::new(Config::lan(), Instant::ZERO, 9).unwrap();
+    let pool = monitor.add_pool();
+    let id = monitor.add_target(Instant::ZERO, TargetSpec::peer(pool)).unwrap();
+    let rtt = pulse_proto::RttSample::new(Duration::from_millis(3), Duration::ZERO, Duration::from_millis(3));
+    let mut now = Instant::ZERO;
+    for _ in 0..10 {
+        now = monitor.poll_timeout().unwrap();
+        monitor.handle_timeout(now);
+        monitor.handle_peer_event(now, id, &E::Rtt(rtt));
+    }
+    let timed_out = || E::Closed(Closed::new(CloseCode::TIMED_OUT, "", Initiator::Peer));
+    // Stalled 10 s: the server timed our session out.
+    now += Duration::from_secs(10);
+    monitor.handle_peer_event(now, id, &timed_out());
+    assert_eq!(monitor.stats().stalls, 1);
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Suspect);
+    // The driver reconnects; stalled again mid-handshake, 10 s. The server
+    // answered, then timed the new session out too.
+    now += Duration::from_millis(100);
+    monitor.handle_timeout(now);
+    now += Duration::from_secs(10);
+    monitor.handle_peer_event(now, id, &sim::peers::connected(now));
+    assert_eq!(monitor.stats().stalls, 2);
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Up);
+    monitor.handle_peer_event(now, id, &timed_out());
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Suspect);
+    assert_eq!(monitor.stats().losses_excused, 2);
+}
