@@ -152,8 +152,9 @@ pub struct Config {
     pub local_recovery: Duration,
     /// After a stall of ours, how long a pulse peer without a confirming
     /// check, whose session was lost before it vouched for the peer again
-    /// (the peer timed our stopped session out, say), has to connect a new
-    /// session before it is down ([`crate::Reason::NotReconnected`]).
+    /// (the peer timed our stopped session out, say), has from that loss
+    /// to connect a new session before it is down
+    /// ([`crate::Reason::NotReconnected`]).
     /// Until then it is suspect and stays in its pool. Default 5 s.
     ///
     /// It should cover the driver's reconnection delay and a handshake;

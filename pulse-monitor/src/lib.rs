@@ -98,8 +98,8 @@
 //!   find it silent after. So a session that crossed our stall cannot
 //!   convict: its loss (a dead verdict, or any close but the peer's own
 //!   goodbye) makes the peer [`Health::Suspect`], still in its pool, and a
-//!   new session has [`Config::reconnect_grace`] from the stall's end to
-//!   connect — then it is up; if none does, it is down with
+//!   new session has [`Config::reconnect_grace`] from the loss (when the
+//!   driver learns it must reconnect) to connect — then it is up; if none does, it is down with
 //!   [`Reason::NotReconnected`] (a driver that never reconnects gets its
 //!   verdict then). A later stall during the wait renews the grace from
 //!   its end, at most [`Config::max_local_score`] times: a monitor that

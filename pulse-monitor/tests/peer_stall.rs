@@ -368,3 +368,53 @@ fn a_new_session_caught_by_a_second_stall_cannot_convict() {
     assert_eq!(monitor.snapshot(id).unwrap().health, Health::Suspect);
     assert_eq!(monitor.stats().losses_excused, 2);
 }
+
+/// The grace runs from the loss, which may come seconds after the stall's
+/// end (our own session's dead timeout): the driver starts reconnecting
+/// only then.
+#[test]
+fn the_grace_runs_from_the_loss_not_from_the_stalls_end() {
+    use pulse_proto::Event as E;
+    let config = Config::lan();
+    let grace = config.reconnect_grace;
+    let mut monitor = Monitor::new(config, Instant::ZERO, 10).unwrap();
+    let pool = monitor.add_pool();
+    let id = monitor.add_target(Instant::ZERO, TargetSpec::peer(pool)).unwrap();
+    let rtt = pulse_proto::RttSample::new(Duration::from_millis(3), Duration::ZERO, Duration::from_millis(3));
+    let mut now = Instant::ZERO;
+    for _ in 0..10 {
+        now = monitor.poll_timeout().unwrap();
+        monitor.handle_timeout(now);
+        monitor.handle_peer_event(now, id, &E::Rtt(rtt));
+    }
+    let resumed = now + Duration::from_secs(10);
+    monitor.handle_timeout(resumed);
+    assert_eq!(monitor.stats().stalls, 1);
+    // The driver keeps the deadlines until `until`, bounded.
+    let run = |monitor: &mut Monitor, until: Instant| {
+        for _ in 0..10_000 {
+            let due = monitor.poll_timeout().unwrap();
+            if due > until {
+                break;
+            }
+            monitor.handle_timeout(due);
+        }
+    };
+    let lost = resumed + Duration::from_secs(3);
+    run(&mut monitor, lost);
+    let dead = E::PeerDead {
+        silent_for: Duration::from_secs(13),
+    };
+    monitor.handle_peer_event(lost, id, &dead);
+    assert_eq!(monitor.snapshot(id).unwrap().health, Health::Suspect);
+    run(&mut monitor, lost + grace - Duration::from_millis(100));
+    assert_eq!(
+        monitor.snapshot(id).unwrap().health,
+        Health::Suspect,
+        "down before its grace"
+    );
+    run(&mut monitor, lost + grace + Duration::from_millis(600));
+    let s = monitor.snapshot(id).unwrap();
+    assert_eq!(s.health, Health::Down);
+    assert_eq!(monitor.stats().stalls, 1);
+}
