@@ -114,10 +114,14 @@
 //! - **Pulse peers with a confirming check**: the probes decide, and only
 //!   probes started after the stall count.
 //!
-//! A stall shorter than `stall_threshold` goes unseen; one over twice it
-//! is always found (while the local score is up, the threshold stretches
-//! with it). Keep pulse sessions' dead timeouts well over that: a shorter
-//! stall that still lets a peer time our session out is taken at its word.
+//! A stall shorter than `stall_threshold` goes unseen. A gap in our calls
+//! over twice it is always one that pulse peers' sessions crossed (their
+//! losses cannot convict, as above); it is a stall for every other target
+//! too (fresh evidence first, stretched intervals) when it is also over
+//! the threshold stretched by the local score — so a loop late at every
+//! turn still reaches verdicts. Keep pulse sessions' dead timeouts well
+//! over twice `stall_threshold`: a shorter stall that still lets a peer
+//! time our session out is taken at its word.
 //!
 //! ## Cost
 //!

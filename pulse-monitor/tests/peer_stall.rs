@@ -418,3 +418,47 @@ fn the_grace_runs_from_the_loss_not_from_the_stalls_end() {
     assert_eq!(s.health, Health::Down);
     assert_eq!(monitor.stats().stalls, 1);
 }
+
+/// While the local score is up the stall threshold stretches (a loop late
+/// at every turn is not found stalled at every call), so a stall of 2.9 s
+/// right after a few long ones is no stall by the stretched threshold
+/// (3 s at the top score) — yet it is longer than the servers' dead
+/// timeout, and they time our sessions out. Any gap over twice the
+/// (unstretched) threshold is one those sessions crossed: their losses
+/// cannot convict. (Before: 8 to 10 of the 10 peers down at once, seeds
+/// 0 to 2.)
+#[test]
+fn a_stall_under_the_stretched_threshold_still_cannot_convict_a_peer() {
+    let mut unseen = 0;
+    for seed in seeds(3) {
+        let mut sim = peers(seed);
+        // Four long stalls, 4 s apart: the local score is at its top.
+        for _ in 0..4 {
+            sim.stall(secs(10.0));
+            sim.run_for(secs(14.0));
+        }
+        assert_eq!(sim.monitor.stats().stalls, 4, "seed {seed}");
+        assert_eq!(downs(&sim), vec![], "seed {seed}");
+        let excused = sim.monitor.stats().losses_excused;
+        sim.stall(secs(2.9));
+        sim.run_for(secs(20.0));
+        // Mostly not a stall by the stretched threshold, but the servers
+        // timed our sessions out: excused, and every peer reconnected.
+        let down = downs(&sim);
+        assert!(down.is_empty(), "seed {seed}: {} downs: {:?}", down.len(), down.first());
+        assert!(
+            sim.monitor.stats().losses_excused > excused,
+            "seed {seed}: no session lost"
+        );
+        unseen += u32::from(sim.monitor.stats().stalls == 4);
+        for k in 0..10 {
+            assert_eq!(
+                sim.monitor.snapshot(sim.targets[k].id).unwrap().health,
+                Health::Up,
+                "seed {seed}"
+            );
+        }
+    }
+    // The case at hand: for most seeds the short stall was no stall.
+    assert!(unseen >= 2, "{unseen}");
+}
