@@ -144,18 +144,25 @@ pub struct Config {
     pub stall_threshold: Duration,
     /// How far intervals stretch while the monitor is unhealthy: each stall
     /// adds one to a score capped here, and intervals are multiplied by
-    /// `1 + score`. Default 4 (as memberlist's Lifeguard uses 8).
+    /// `1 + score`. Default 4 (as memberlist's Lifeguard uses 8). It also
+    /// bounds how often later stalls renew a pulse peer's
+    /// [`reconnect_grace`](Self::reconnect_grace).
     pub max_local_score: u8,
     /// Time without a stall after which the score drops by one. Default 5 s.
     pub local_recovery: Duration,
     /// After a stall of ours, how long a pulse peer without a confirming
     /// check, whose session was lost before it vouched for the peer again
-    /// (the peer timed our stopped session out, say), has to connect a new
-    /// session before it is down ([`crate::Reason::NotReconnected`]).
+    /// (the peer timed our stopped session out, say), has from that loss
+    /// to connect a new session before it is down
+    /// ([`crate::Reason::NotReconnected`]).
     /// Until then it is suspect and stays in its pool. Default 5 s.
     ///
     /// It should cover the driver's reconnection delay and a handshake;
     /// it delays only verdicts on sessions that crossed our own stall.
+    /// Another stall of ours during the wait gives the peer the whole
+    /// grace again from that stall's end, at most
+    /// [`max_local_score`](Self::max_local_score) times, so a monitor that
+    /// stalls over and over still convicts a peer that never reconnects.
     pub reconnect_grace: Duration,
     /// More results or announcements than four times the expected rate in
     /// one such window (and at least 64) also count as a stall: they were

@@ -274,7 +274,8 @@ pub enum Reason {
     Stopped(ExitStatus),
     /// A pulse peer (without a confirming check) whose session was lost
     /// after crossing a stall of ours: no new session connected within
-    /// `reconnect_grace` of the stall's end.
+    /// `reconnect_grace` of the loss (renewed from the end of later stalls,
+    /// at most `max_local_score` times).
     NotReconnected,
 }
 

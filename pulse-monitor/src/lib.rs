@@ -98,21 +98,30 @@
 //!   find it silent after. So a session that crossed our stall cannot
 //!   convict: its loss (a dead verdict, or any close but the peer's own
 //!   goodbye) makes the peer [`Health::Suspect`], still in its pool, and a
-//!   new session has [`Config::reconnect_grace`] from the stall's end to
-//!   connect — then it is up; if none does, it is down with
+//!   new session has [`Config::reconnect_grace`] from the loss (when the
+//!   driver learns it must reconnect) to connect — then it is up; if none does, it is down with
 //!   [`Reason::NotReconnected`] (a driver that never reconnects gets its
-//!   verdict then). Counted in [`Stats::losses_excused`]. A session is
-//!   fresh again once it vouched for its peer (a round trip, a message, a
-//!   recovery) after the stall's wake — a probe timeout after its end,
-//!   within which what reaches us may predate the stall's effects; from
-//!   then on its loss is a verdict at once, as before the stall.
+//!   verdict then). A later stall during the wait renews the grace from
+//!   its end, at most [`Config::max_local_score`] times: a monitor that
+//!   keeps stalling still reaches the verdict. Counted in
+//!   [`Stats::losses_excused`]. A session is fresh again once it vouched
+//!   for its peer (a round trip, a message, a recovery) after the stall's
+//!   wake — a probe timeout after its end, within which what reaches us
+//!   may predate the stall's effects — and the new session is fresh once
+//!   it connects, even in the wake (it opened after the stall), unless
+//!   another stall came during the wait; from then on its loss is a
+//!   verdict at once, as before the stall.
 //! - **Pulse peers with a confirming check**: the probes decide, and only
 //!   probes started after the stall count.
 //!
-//! A stall shorter than `stall_threshold` goes unseen; one over twice it
-//! is always found (while the local score is up, the threshold stretches
-//! with it). Keep pulse sessions' dead timeouts well over that: a shorter
-//! stall that still lets a peer time our session out is taken at its word.
+//! A stall shorter than `stall_threshold` goes unseen. A gap in our calls
+//! over twice it is always one that pulse peers' sessions crossed (their
+//! losses cannot convict, as above); it is a stall for every other target
+//! too (fresh evidence first, stretched intervals) when it is also over
+//! the threshold stretched by the local score — so a loop late at every
+//! turn still reaches verdicts. Keep pulse sessions' dead timeouts well
+//! over twice `stall_threshold`: a shorter stall that still lets a peer
+//! time our session out is taken at its word.
 //!
 //! ## Cost
 //!

@@ -8,9 +8,12 @@
 //! To find a stall it must be called often enough: it always keeps a
 //! housekeeping deadline `stall_threshold` after the last time it was
 //! handed, so a driver idle or busy elsewhere calls it at least that
-//! often, and a gap of more than twice the threshold (stretched) between
-//! two timestamps is a stall of ours — even in a monitor of pulse peers
-//! alone, which has no probe of its own to be late for.
+//! often, and a gap of more than twice the threshold between two
+//! timestamps is a stall of ours — even in a monitor of pulse peers
+//! alone, which has no probe of its own to be late for. (While the local
+//! score is up, only pulse peers' sessions are judged by the unstretched
+//! gap; every other verdict waits only for a gap over the stretched
+//! threshold.)
 
 use alloc::collections::VecDeque;
 use core::time::Duration;
@@ -32,9 +35,14 @@ pub(crate) struct Local {
     last_change: Instant,
     /// Deadlines before this were already found late.
     stall_mark: Instant,
-    /// Grows by one at each stall: a pulse peer's session that last
-    /// vouched for it in an older epoch crossed a stall of ours since.
+    /// Grows by one at each stall, and at each gap in our calls over twice
+    /// `stall_threshold` even if the stretched threshold finds it no
+    /// stall: a pulse peer's session that last vouched for it in an older
+    /// epoch crossed a stall of ours since.
     pub(crate) epoch: u32,
+    /// When the latest stall or gap ended: what a pulse peer's session
+    /// reports within a probe timeout after it may predate its effects.
+    gap_end: Instant,
     burst_start: Instant,
     burst_count: u32,
     /// Expected results and announcements per second, from all targets.
@@ -49,6 +57,7 @@ impl Local {
             last_change: now,
             stall_mark: Instant::ZERO,
             epoch: 0,
+            gap_end: Instant::ZERO,
             burst_start: now,
             burst_count: 0,
             rate: 0.0,
@@ -74,7 +83,7 @@ impl Local {
     ) {
         self.fresh_after = now;
         self.stall_mark = now;
-        self.epoch = self.epoch.wrapping_add(1);
+        self.gap(now);
         self.last_change = now;
         self.score = self.score.saturating_add(1).min(config.max_local_score);
         stats.stalls += 1;
@@ -82,6 +91,13 @@ impl Local {
             score: self.score,
             late_by,
         });
+    }
+
+    /// Our calls stopped for a while, up to `now`: pulse peers' sessions,
+    /// which live in our process, stopped too.
+    fn gap(&mut self, now: Instant) {
+        self.epoch = self.epoch.wrapping_add(1);
+        self.gap_end = now;
     }
 
     /// One result or announcement arrived: too many in one window means
@@ -120,13 +136,21 @@ impl Monitor {
     /// or caused, during it — a peer that timed our session out while we
     /// were stopped, the frames that waited in our sockets.
     pub(crate) fn in_stall_wake(&self, now: Instant) -> bool {
-        self.stats.stalls > 0 && now <= self.local.fresh_after + self.stretch(self.config.timeout)
+        self.local.epoch > 0 && now <= self.local.gap_end + self.stretch(self.config.timeout)
     }
 
     /// Every entry point starts here: time never goes backwards, and a
     /// `now` far past a deadline that was due means we were stalled.
     pub(crate) fn advance(&mut self, now: Instant) -> Instant {
         let now = now.max(self.now);
+        // A gap in our calls over twice the housekeeping period: a pulse
+        // peer may have timed out our sessions, stopped with us, even when
+        // the threshold, stretched below, takes the gap for no stall. Such
+        // a session cannot convict its peer (`peer.rs`); no other verdict
+        // waits for it.
+        if !self.is_empty() && now > self.now + self.config.stall_threshold * 2 {
+            self.local.gap(now);
+        }
         if let Some(due) = self.poll_timeout() {
             // The threshold stretches with the score too: a loop that is
             // late at every turn is found stalled once per recovery period,

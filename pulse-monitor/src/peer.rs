@@ -48,12 +48,19 @@ impl Monitor {
             self.records[index as usize].heard = now;
         }
         // Proof that the session lives after our latest stall: what reached
-        // us in the stall's wake may be older than the stall's effects.
+        // us in the stall's wake may be older than the stall's effects —
+        // but not the handshake of a session opened after we learned, past
+        // our stall, that the old one was lost: it never crossed the stall.
         let proof = matches!(
             event,
             E::Connected(_) | E::Rtt(_) | E::Recovered { .. } | E::Message { .. } | E::PeerStatus(_)
         );
-        if proof && !self.in_stall_wake(now) {
+        // (While it waits, its vouched epoch is the one it began waiting in:
+        // a later stall may have caught the new handshake half-way.)
+        let r = &self.records[index as usize];
+        let reconnected =
+            matches!(event, E::Connected(_)) && r.has(AWAIT_SESSION) && r.vouched_epoch() == self.local.epoch;
+        if proof && (reconnected || !self.in_stall_wake(now)) {
             let epoch = self.local.epoch;
             self.records[index as usize].set_vouched_epoch(epoch);
         }
@@ -100,6 +107,10 @@ impl Monitor {
         let grace = self.config.reconnect_grace;
         let r = &mut self.records[i];
         r.set(AWAIT_SESSION, true);
+        r.set_grace_renewals(0);
+        // The epoch it began waiting in (older than ours still means the
+        // session crossed a stall: see `on_peer_event`).
+        r.set_vouched_epoch(self.local.epoch);
         r.timer = now + grace;
         if r.health() == Health::Up {
             self.transition(index, now, Health::Suspect, Reason::Peer(signal));
@@ -109,11 +120,16 @@ impl Monitor {
 
     /// The wait of a peer whose lost session crossed our stall ended with
     /// no new session: down — unless another stall of ours came since, which
-    /// gives it the whole grace again.
+    /// gives it the whole grace again (the driver may have been stopped
+    /// mid-reconnect), at most `max_local_score` times: a monitor that
+    /// stalls again and again, each time within a grace, still convicts a
+    /// peer that never reconnects.
     pub(crate) fn await_session_ended(&mut self, index: u32, now: Instant) {
         let due = self.local.fresh_after + self.config.reconnect_grace;
+        let most = u32::from(self.config.max_local_score);
         let r = &mut self.records[index as usize];
-        if due > now {
+        if due > now && r.grace_renewals() < most {
+            r.set_grace_renewals(r.grace_renewals() + 1);
             r.timer = due;
             return;
         }

@@ -178,9 +178,13 @@ pub(crate) struct Record {
     pub(crate) penalty: f32,
     pub(crate) rtt_us: u32,
     /// For an announced target, its incarnation; for a pulse peer, the
-    /// stall epoch in which its session last vouched for it
+    /// stall epoch in which its session last vouched for it, or, while it
+    /// waits for a new session, in which it began waiting
     /// ([`Record::vouched_epoch`]).
     pub(crate) incarnation: u32,
+    /// For an announced target, its latest sequence number; for a pulse
+    /// peer waiting for a new session, its grace renewals
+    /// ([`Record::grace_renewals`]).
     pub(crate) sequence: u32,
     /// The announced interval, in ms.
     pub(crate) interval_ms: u32,
@@ -281,6 +285,16 @@ impl Record {
 
     pub(crate) fn set_vouched_epoch(&mut self, epoch: u32) {
         self.incarnation = epoch;
+    }
+
+    /// A pulse peer's, while it waits for a new session after our stall:
+    /// how many later stalls gave it the whole `reconnect_grace` again.
+    pub(crate) fn grace_renewals(&self) -> u32 {
+        self.sequence
+    }
+
+    pub(crate) fn set_grace_renewals(&mut self, renewals: u32) {
+        self.sequence = renewals;
     }
 
     pub(crate) fn interval(&self) -> Duration {
