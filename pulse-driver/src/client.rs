@@ -268,10 +268,12 @@ impl<C: Inbox> ClientState<C> {
     /// will not send them. They are those sent while no connection was up
     /// ([`ClientState::send`]) and those a connection that ended never
     /// began to send (its `take_unsent`), in the order they were sent. A
-    /// next connection takes them all first, so this is empty while a
-    /// connection is up, unless it refused one (too large for its peer);
-    /// after `close`, or once the client gave up, it is what the client
-    /// could not deliver.
+    /// next connection takes them first, as it makes room, so while one
+    /// is up this is what it has not taken yet; the one being handed to
+    /// it this moment is not among them (it is sent, or, should the
+    /// connection end first, waits again), so no message is both sent
+    /// and handed back. After `close`, or once the client gave up, it is
+    /// all the client could not deliver.
     ///
     /// # Examples
     ///

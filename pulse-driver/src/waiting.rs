@@ -94,8 +94,11 @@ impl Waiting {
         }
     }
 
+    /// What waits, for the application: not the message the delivery is
+    /// handing to the connection this moment, as the connection may take
+    /// it yet (it would be both sent and handed back). If the connection
+    /// ends first, it waits again, first ([`Waiting::undelivered`]).
     pub(crate) fn take(&mut self) -> Vec<(u16, Bytes)> {
-        self.undelivered();
         std::mem::take(&mut self.messages).into()
     }
 }
@@ -116,13 +119,17 @@ mod tests {
     use crate::{ClientOptions, ClientQueue, Error, Inbox};
 
     /// A connection that takes up to `room` messages and, once closed,
-    /// hands back those it took.
+    /// hands back those it took. Its `send` fails at once when there is no
+    /// room, unless it was made to wait for room ([`Fake::waiting_for_room`]).
     #[derive(Clone, Default)]
-    struct Fake(Arc<Mutex<(Vec<u16>, usize, bool)>>);
+    struct Fake(Arc<Mutex<(Vec<u16>, usize, bool, bool)>>);
 
     impl Fake {
         fn with_room(room: usize) -> Fake {
-            Fake(Arc::new(Mutex::new((Vec::new(), room, false))))
+            Fake(Arc::new(Mutex::new((Vec::new(), room, false, false))))
+        }
+        fn waiting_for_room(room: usize) -> Fake {
+            Fake(Arc::new(Mutex::new((Vec::new(), room, false, true))))
         }
         fn took(&self) -> Vec<u16> {
             self.0.lock().unwrap().0.clone()
@@ -154,8 +161,17 @@ mod tests {
             taken
         }
         fn send(&self, tag: u16, payload: Bytes) -> impl Future<Output = Result<(), Error>> + Send {
-            let taken = self.send_now(tag, payload);
-            std::future::ready(if taken { Ok(()) } else { Err(super::client_ended()) })
+            let conn = self.clone();
+            std::future::poll_fn(move |_| {
+                let waits = conn.0.lock().unwrap().3;
+                if conn.send_now(tag, payload.clone()) {
+                    std::task::Poll::Ready(Ok(()))
+                } else if waits && !conn.is_closed() {
+                    std::task::Poll::Pending // for room, polled again by the test
+                } else {
+                    std::task::Poll::Ready(Err(super::client_ended()))
+                }
+            })
         }
         fn is_closed(&self) -> bool {
             self.0.lock().unwrap().2
@@ -263,5 +279,50 @@ mod tests {
         assert!(deliver.as_mut().poll(cx).is_ready());
         assert_eq!(conn.took(), [1, 2, 3, 4]);
         assert_eq!(state.queued(), 0);
+    }
+
+    #[test]
+    fn a_message_the_delivery_is_handing_over_is_never_both_sent_and_handed_back() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        for tag in [1, 2, 3] {
+            assert!(route(&mut crate::ClientState::queue(&state), tag).is_none());
+        }
+        let conn = Fake::waiting_for_room(1);
+        crate::ClientState::queue(&state).attach(&conn);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+        assert!(deliver.as_mut().poll(cx).is_pending(), "2 waits for room");
+        let handed_back: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
+        conn.0.lock().unwrap().1 = 10; // room again
+        assert!(deliver.as_mut().poll(cx).is_ready());
+        let sent = conn.took();
+        assert!(
+            handed_back.iter().all(|tag| !sent.contains(tag)),
+            "sent {sent:?}, handed back {handed_back:?}"
+        );
+        let mut all: Vec<u16> = sent.iter().chain(&handed_back).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3], "none lost");
+    }
+
+    #[test]
+    fn a_message_being_handed_over_when_the_connection_ends_is_handed_back_once() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        for tag in [1, 2, 3] {
+            assert!(route(&mut crate::ClientState::queue(&state), tag).is_none());
+        }
+        let conn = Fake::waiting_for_room(1);
+        crate::ClientState::queue(&state).attach(&conn);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        {
+            let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+            assert!(deliver.as_mut().poll(cx).is_pending(), "2 waits for room");
+            assert_eq!(state.take_unsent().len(), 1, "3 only: 2 is being handed over");
+            conn.close();
+            assert!(deliver.as_mut().poll(cx).is_ready(), "refused: closed");
+        }
+        crate::ClientState::queue(&state).detach();
+        let unsent: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
+        assert_eq!(unsent, [1, 2], "what the connection took, then the one it never took");
     }
 }
