@@ -20,6 +20,10 @@ pub(crate) struct Waiting {
     /// the connection to take it: still first, and nothing may overtake it.
     in_flight: Option<(u16, Bytes)>,
     messages: VecDeque<(u16, Bytes)>,
+    /// Messages a connection refused as too large for its peer: set
+    /// aside for the application ([`Waiting::take`]), older than all that
+    /// waits, so that they hold nothing up. Counted against the limit.
+    refused: Vec<(u16, Bytes)>,
     /// How many the application may make wait ([`crate::ClientOptions::max_queued`]).
     limit: usize,
 }
@@ -29,12 +33,13 @@ impl Waiting {
         Waiting {
             in_flight: None,
             messages: VecDeque::new(),
+            refused: Vec::new(),
             limit,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.messages.len() + usize::from(self.in_flight.is_some())
+        self.messages.len() + self.refused.len() + usize::from(self.in_flight.is_some())
     }
 
     /// A message of the application's: behind the others, if there is
@@ -58,8 +63,9 @@ impl Waiting {
     }
 
     /// Gives `conn` what waits, in order, until it refuses one (a full
-    /// queue, or a message too large for its peer: the rest waits behind,
-    /// as order matters more than this connection). Whether all went.
+    /// queue, or a message too large for its peer, which the delivery
+    /// sets aside: the rest waits behind, as order matters more than
+    /// this connection). Whether all went.
     pub(crate) fn offer(&mut self, conn: &impl Inbox) -> bool {
         if self.in_flight.is_some() {
             return false; // the delivery sends them, in order
@@ -87,6 +93,15 @@ impl Waiting {
         self.in_flight = None;
     }
 
+    /// The connection refused the message being delivered as too large
+    /// for its peer: set aside for the application, as the next
+    /// connection, most likely to the same server, would refuse it too.
+    pub(crate) fn set_aside(&mut self) {
+        if let Some(message) = self.in_flight.take() {
+            self.refused.push(message);
+        }
+    }
+
     /// The message being delivered was not taken: first again.
     pub(crate) fn undelivered(&mut self) {
         if let Some(message) = self.in_flight.take() {
@@ -99,7 +114,9 @@ impl Waiting {
     /// it yet (it would be both sent and handed back). If the connection
     /// ends first, it waits again, first ([`Waiting::undelivered`]).
     pub(crate) fn take(&mut self) -> Vec<(u16, Bytes)> {
-        std::mem::take(&mut self.messages).into()
+        let mut all = std::mem::take(&mut self.refused);
+        all.extend(std::mem::take(&mut self.messages));
+        all
     }
 }
 
@@ -122,14 +139,18 @@ mod tests {
     /// hands back those it took. Its `send` fails at once when there is no
     /// room, unless it was made to wait for room ([`Fake::waiting_for_room`]).
     #[derive(Clone, Default)]
-    struct Fake(Arc<Mutex<(Vec<u16>, usize, bool, bool)>>);
+    struct Fake(Arc<Mutex<(Vec<u16>, usize, bool, bool, usize)>>);
 
     impl Fake {
         fn with_room(room: usize) -> Fake {
-            Fake(Arc::new(Mutex::new((Vec::new(), room, false, false))))
+            Fake(Arc::new(Mutex::new((Vec::new(), room, false, false, usize::MAX))))
         }
         fn waiting_for_room(room: usize) -> Fake {
-            Fake(Arc::new(Mutex::new((Vec::new(), room, false, true))))
+            Fake(Arc::new(Mutex::new((Vec::new(), room, false, true, usize::MAX))))
+        }
+        /// A peer that takes payloads of at most `max` bytes.
+        fn taking_at_most(max: usize) -> Fake {
+            Fake(Arc::new(Mutex::new((Vec::new(), 10, false, true, max))))
         }
         fn took(&self) -> Vec<u16> {
             self.0.lock().unwrap().0.clone()
@@ -152,9 +173,9 @@ mod tests {
             let took = std::mem::take(&mut self.0.lock().unwrap().0);
             took.into_iter().map(|tag| (tag, Bytes::new())).collect()
         }
-        fn send_now(&self, tag: u16, _: Bytes) -> bool {
+        fn send_now(&self, tag: u16, payload: Bytes) -> bool {
             let mut state = self.0.lock().unwrap();
-            let taken = !state.2 && state.0.len() < state.1;
+            let taken = !state.2 && state.0.len() < state.1 && payload.len() <= state.4;
             if taken {
                 state.0.push(tag);
             }
@@ -163,7 +184,16 @@ mod tests {
         fn send(&self, tag: u16, payload: Bytes) -> impl Future<Output = Result<(), Error>> + Send {
             let conn = self.clone();
             std::future::poll_fn(move |_| {
-                let waits = conn.0.lock().unwrap().3;
+                let (waits, max) = {
+                    let state = conn.0.lock().unwrap();
+                    (state.3, state.4)
+                };
+                if payload.len() > max {
+                    return std::task::Poll::Ready(Err(Error::TooLarge {
+                        len: payload.len(),
+                        max,
+                    }));
+                }
                 if conn.send_now(tag, payload.clone()) {
                     std::task::Poll::Ready(Ok(()))
                 } else if waits && !conn.is_closed() {
@@ -324,5 +354,26 @@ mod tests {
         crate::ClientState::queue(&state).detach();
         let unsent: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
         assert_eq!(unsent, [1, 2], "what the connection took, then the one it never took");
+    }
+
+    #[test]
+    fn a_queued_message_too_large_for_the_new_peer_is_set_aside_and_blocks_nothing() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        let mut queue = crate::ClientState::queue(&state);
+        assert!(queue.route(1, Bytes::from_static(b"small")).expect("queued").is_none());
+        assert!(queue.route(2, Bytes::from(vec![0; 100])).expect("queued").is_none());
+        assert!(queue.route(3, Bytes::from_static(b"small")).expect("queued").is_none());
+        let conn = Fake::taking_at_most(10);
+        queue.attach(&conn);
+        drop(queue);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+        assert!(deliver.as_mut().poll(cx).is_ready(), "nothing it can take waits");
+        let mut send = std::pin::pin!(state.send(4, "small"));
+        assert!(send.as_mut().poll(cx).is_ready());
+        assert_eq!(conn.took(), [1, 3, 4], "2 refused; the rest not held behind it");
+        let unsent: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
+        assert_eq!(unsent, [2], "the refused one is the application's");
+        assert_eq!(state.queued(), 0);
     }
 }
