@@ -139,7 +139,11 @@ mod tests {
     /// hands back those it took. Its `send` fails at once when there is no
     /// room, unless it was made to wait for room ([`Fake::waiting_for_room`]).
     #[derive(Clone, Default)]
-    struct Fake(Arc<Mutex<(Vec<u16>, usize, bool, bool, usize)>>);
+    struct Fake(Arc<Mutex<FakeState>>);
+
+    /// What it took, its room, whether closed, whether `send` waits for
+    /// room, the largest payload its peer takes.
+    type FakeState = (Vec<u16>, usize, bool, bool, usize);
 
     impl Fake {
         fn with_room(room: usize) -> Fake {
