@@ -297,7 +297,10 @@ impl<C: Inbox> ClientState<C> {
         Self::queue(self).take_unsent()
     }
 
-    /// How many messages wait for the next connection.
+    /// How many messages wait for the next connection, with any set aside
+    /// as too large for the last peer: those [`ClientState::take_unsent`]
+    /// would hand back, and the one being handed to the connection. They
+    /// count against [`ClientOptions::max_queued`](crate::ClientOptions::max_queued).
     ///
     /// # Examples
     ///
