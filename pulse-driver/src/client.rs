@@ -160,11 +160,14 @@ impl<C: Inbox> ClientState<C> {
     /// For the adapter's supervisor, beside a connection that is up
     /// (attached): sends it what still waits (what it had no room for at
     /// [`ClientQueue::attach`]), in order, each as room frees, while the
-    /// application's new messages wait behind. Returns when nothing waits,
-    /// or the connection refuses one (it ended, or the message is too
-    /// large for its peer: it waits for the next). An associated function,
-    /// so it is no method of the adapter's client. Cancel-safe: a message
-    /// not yet taken stays first.
+    /// application's new messages wait behind. A message too large for
+    /// the connection's peer (sent while no peer could say so) is set
+    /// aside for [`ClientState::take_unsent`], and the rest go on: it
+    /// would hold up all behind it on every connection to that server.
+    /// Returns when nothing waits, or the connection ended (what it
+    /// refused waits for the next). An associated function, so it is no
+    /// method of the adapter's client. Cancel-safe: a message not yet
+    /// taken stays first.
     pub async fn deliver(state: &ClientState<C>, conn: &C) {
         /// Puts the message back first if the delivery stops before the
         /// connection took it.
@@ -180,10 +183,14 @@ impl<C: Inbox> ClientState<C> {
                 return;
             };
             let in_flight = InFlight(state);
-            if conn.send(tag, payload).await.is_err() {
-                return; // `in_flight` puts it back
+            match conn.send(tag, payload).await {
+                Ok(()) => Self::queue(state).waiting_mut().delivered(),
+                Err(error @ Error::TooLarge { .. }) => {
+                    tracing::warn!(target: "pulse::conn", tag, %error, "a queued message is set aside, never sent");
+                    Self::queue(state).waiting_mut().set_aside();
+                }
+                Err(_) => return, // `in_flight` puts it back
             }
-            Self::queue(state).waiting_mut().delivered();
             drop(in_flight);
         }
     }
@@ -267,11 +274,15 @@ impl<C: Inbox> ClientState<C> {
     /// The messages waiting for the next connection, taken: the client
     /// will not send them. They are those sent while no connection was up
     /// ([`ClientState::send`]) and those a connection that ended never
-    /// began to send (its `take_unsent`), in the order they were sent. A
-    /// next connection takes them all first, so this is empty while a
-    /// connection is up, unless it refused one (too large for its peer);
-    /// after `close`, or once the client gave up, it is what the client
-    /// could not deliver.
+    /// began to send (its `take_unsent`), in the order they were sent,
+    /// after any a connection refused as too large for its peer (set
+    /// aside, never sent; a `pulse::conn` warning says so). A
+    /// next connection takes them first, as it makes room, so while one
+    /// is up this is what it has not taken yet; the one being handed to
+    /// it this moment is not among them (it is sent, or, should the
+    /// connection end first, waits again), so no message is both sent
+    /// and handed back. After `close`, or once the client gave up, it is
+    /// all the client could not deliver.
     ///
     /// # Examples
     ///
@@ -286,7 +297,10 @@ impl<C: Inbox> ClientState<C> {
         Self::queue(self).take_unsent()
     }
 
-    /// How many messages wait for the next connection.
+    /// How many messages wait for the next connection, with any set aside
+    /// as too large for the last peer: those [`ClientState::take_unsent`]
+    /// would hand back, and the one being handed to the connection. They
+    /// count against [`ClientOptions::max_queued`](crate::ClientOptions::max_queued).
     ///
     /// # Examples
     ///

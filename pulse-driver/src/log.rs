@@ -7,6 +7,7 @@
 //! | `pulse::conn` | `debug` | a connection opened (peer, interval, timeout) |
 //! | `pulse::conn` | `info` | the server changed what the client asked (each adjustment, and why) |
 //! | `pulse::conn` | `info` | a dead-peer verdict (peer, silence) |
+//! | `pulse::conn` | `warn` | a reconnecting client's queued message was too large for the new peer: set aside for `take_unsent`, never sent (tag, error) |
 //! | `pulse::conn` | `debug` / `info` | a connection closed: `debug` for normal and going away, `info` otherwise (code, who began it, reason) |
 //! | `pulse::accept` | `warn` | an accept failed, or a limit was reached (once per episode) |
 //! | `pulse::accept` | `info` | a connection was refused (peer, reason) |

@@ -22,8 +22,10 @@ pub const MAX_UNREAD_CONNECTIONS: usize = 4;
 /// Messages a reconnecting client keeps for its next connection, by
 /// default ([`ClientOptions::max_queued`]): those sent while it was
 /// between connections and those lost connections handed back. Enough
-/// for a burst through a reconnect's backoff; each is at most a frame
-/// (`Config::max_frame_len`), so memory stays bounded.
+/// for a burst through a reconnect's backoff. The payloads are the
+/// application's own `Bytes`, kept (not copied) until sent: what they
+/// hold is bounded by this count times the largest the application sends
+/// while disconnected, as no peer can say then what it would accept.
 pub const DEFAULT_MAX_QUEUED: usize = 256;
 
 /// The default backoff: from 100 ms, doubling, up to 30 s, with no limit
@@ -204,9 +206,9 @@ enum Entry<C> {
 /// all), and the next connection takes them at [`ClientQueue::attach`]
 /// as far as it has room, the rest as it makes room
 /// ([`crate::ClientState::deliver`]), in order, before anything newer the
-/// application sends. One the next connection refuses (too large for the
-/// new peer) waits, with the rest behind it, for the one after, or for
-/// the application ([`ClientQueue::take_unsent`]).
+/// application sends. One the next connection refuses as too large for
+/// the new peer is set aside for the application
+/// ([`ClientQueue::take_unsent`]), holding nothing up.
 ///
 /// # Examples
 ///

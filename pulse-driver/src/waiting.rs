@@ -20,6 +20,10 @@ pub(crate) struct Waiting {
     /// the connection to take it: still first, and nothing may overtake it.
     in_flight: Option<(u16, Bytes)>,
     messages: VecDeque<(u16, Bytes)>,
+    /// Messages a connection refused as too large for its peer: set
+    /// aside for the application ([`Waiting::take`]), older than all that
+    /// waits, so that they hold nothing up. Counted against the limit.
+    refused: Vec<(u16, Bytes)>,
     /// How many the application may make wait ([`crate::ClientOptions::max_queued`]).
     limit: usize,
 }
@@ -29,12 +33,13 @@ impl Waiting {
         Waiting {
             in_flight: None,
             messages: VecDeque::new(),
+            refused: Vec::new(),
             limit,
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.messages.len() + usize::from(self.in_flight.is_some())
+        self.messages.len() + self.refused.len() + usize::from(self.in_flight.is_some())
     }
 
     /// A message of the application's: behind the others, if there is
@@ -58,8 +63,9 @@ impl Waiting {
     }
 
     /// Gives `conn` what waits, in order, until it refuses one (a full
-    /// queue, or a message too large for its peer: the rest waits behind,
-    /// as order matters more than this connection). Whether all went.
+    /// queue, or a message too large for its peer, which the delivery
+    /// sets aside: the rest waits behind, as order matters more than
+    /// this connection). Whether all went.
     pub(crate) fn offer(&mut self, conn: &impl Inbox) -> bool {
         if self.in_flight.is_some() {
             return false; // the delivery sends them, in order
@@ -87,6 +93,15 @@ impl Waiting {
         self.in_flight = None;
     }
 
+    /// The connection refused the message being delivered as too large
+    /// for its peer: set aside for the application, as the next
+    /// connection, most likely to the same server, would refuse it too.
+    pub(crate) fn set_aside(&mut self) {
+        if let Some(message) = self.in_flight.take() {
+            self.refused.push(message);
+        }
+    }
+
     /// The message being delivered was not taken: first again.
     pub(crate) fn undelivered(&mut self) {
         if let Some(message) = self.in_flight.take() {
@@ -94,9 +109,14 @@ impl Waiting {
         }
     }
 
+    /// What waits, for the application: not the message the delivery is
+    /// handing to the connection this moment, as the connection may take
+    /// it yet (it would be both sent and handed back). If the connection
+    /// ends first, it waits again, first ([`Waiting::undelivered`]).
     pub(crate) fn take(&mut self) -> Vec<(u16, Bytes)> {
-        self.undelivered();
-        std::mem::take(&mut self.messages).into()
+        let mut all = std::mem::take(&mut self.refused);
+        all.extend(std::mem::take(&mut self.messages));
+        all
     }
 }
 
@@ -116,13 +136,25 @@ mod tests {
     use crate::{ClientOptions, ClientQueue, Error, Inbox};
 
     /// A connection that takes up to `room` messages and, once closed,
-    /// hands back those it took.
+    /// hands back those it took. Its `send` fails at once when there is no
+    /// room, unless it was made to wait for room ([`Fake::waiting_for_room`]).
     #[derive(Clone, Default)]
-    struct Fake(Arc<Mutex<(Vec<u16>, usize, bool)>>);
+    struct Fake(Arc<Mutex<FakeState>>);
+
+    /// What it took, its room, whether closed, whether `send` waits for
+    /// room, the largest payload its peer takes.
+    type FakeState = (Vec<u16>, usize, bool, bool, usize);
 
     impl Fake {
         fn with_room(room: usize) -> Fake {
-            Fake(Arc::new(Mutex::new((Vec::new(), room, false))))
+            Fake(Arc::new(Mutex::new((Vec::new(), room, false, false, usize::MAX))))
+        }
+        fn waiting_for_room(room: usize) -> Fake {
+            Fake(Arc::new(Mutex::new((Vec::new(), room, false, true, usize::MAX))))
+        }
+        /// A peer that takes payloads of at most `max` bytes.
+        fn taking_at_most(max: usize) -> Fake {
+            Fake(Arc::new(Mutex::new((Vec::new(), 10, false, true, max))))
         }
         fn took(&self) -> Vec<u16> {
             self.0.lock().unwrap().0.clone()
@@ -145,17 +177,35 @@ mod tests {
             let took = std::mem::take(&mut self.0.lock().unwrap().0);
             took.into_iter().map(|tag| (tag, Bytes::new())).collect()
         }
-        fn send_now(&self, tag: u16, _: Bytes) -> bool {
+        fn send_now(&self, tag: u16, payload: Bytes) -> bool {
             let mut state = self.0.lock().unwrap();
-            let taken = !state.2 && state.0.len() < state.1;
+            let taken = !state.2 && state.0.len() < state.1 && payload.len() <= state.4;
             if taken {
                 state.0.push(tag);
             }
             taken
         }
         fn send(&self, tag: u16, payload: Bytes) -> impl Future<Output = Result<(), Error>> + Send {
-            let taken = self.send_now(tag, payload);
-            std::future::ready(if taken { Ok(()) } else { Err(super::client_ended()) })
+            let conn = self.clone();
+            std::future::poll_fn(move |_| {
+                let (waits, max) = {
+                    let state = conn.0.lock().unwrap();
+                    (state.3, state.4)
+                };
+                if payload.len() > max {
+                    return std::task::Poll::Ready(Err(Error::TooLarge {
+                        len: payload.len(),
+                        max,
+                    }));
+                }
+                if conn.send_now(tag, payload.clone()) {
+                    std::task::Poll::Ready(Ok(()))
+                } else if waits && !conn.is_closed() {
+                    std::task::Poll::Pending // for room, polled again by the test
+                } else {
+                    std::task::Poll::Ready(Err(super::client_ended()))
+                }
+            })
         }
         fn is_closed(&self) -> bool {
             self.0.lock().unwrap().2
@@ -262,6 +312,72 @@ mod tests {
         let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
         assert!(deliver.as_mut().poll(cx).is_ready());
         assert_eq!(conn.took(), [1, 2, 3, 4]);
+        assert_eq!(state.queued(), 0);
+    }
+
+    #[test]
+    fn a_message_the_delivery_is_handing_over_is_never_both_sent_and_handed_back() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        for tag in [1, 2, 3] {
+            assert!(route(&mut crate::ClientState::queue(&state), tag).is_none());
+        }
+        let conn = Fake::waiting_for_room(1);
+        crate::ClientState::queue(&state).attach(&conn);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+        assert!(deliver.as_mut().poll(cx).is_pending(), "2 waits for room");
+        let handed_back: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
+        conn.0.lock().unwrap().1 = 10; // room again
+        assert!(deliver.as_mut().poll(cx).is_ready());
+        let sent = conn.took();
+        assert!(
+            handed_back.iter().all(|tag| !sent.contains(tag)),
+            "sent {sent:?}, handed back {handed_back:?}"
+        );
+        let mut all: Vec<u16> = sent.iter().chain(&handed_back).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2, 3], "none lost");
+    }
+
+    #[test]
+    fn a_message_being_handed_over_when_the_connection_ends_is_handed_back_once() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        for tag in [1, 2, 3] {
+            assert!(route(&mut crate::ClientState::queue(&state), tag).is_none());
+        }
+        let conn = Fake::waiting_for_room(1);
+        crate::ClientState::queue(&state).attach(&conn);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        {
+            let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+            assert!(deliver.as_mut().poll(cx).is_pending(), "2 waits for room");
+            assert_eq!(state.take_unsent().len(), 1, "3 only: 2 is being handed over");
+            conn.close();
+            assert!(deliver.as_mut().poll(cx).is_ready(), "refused: closed");
+        }
+        crate::ClientState::queue(&state).detach();
+        let unsent: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
+        assert_eq!(unsent, [1, 2], "what the connection took, then the one it never took");
+    }
+
+    #[test]
+    fn a_queued_message_too_large_for_the_new_peer_is_set_aside_and_blocks_nothing() {
+        let state = crate::ClientState::new(ClientQueue::new(&ClientOptions::default()));
+        let mut queue = crate::ClientState::queue(&state);
+        assert!(queue.route(1, Bytes::from_static(b"small")).expect("queued").is_none());
+        assert!(queue.route(2, Bytes::from(vec![0; 100])).expect("queued").is_none());
+        assert!(queue.route(3, Bytes::from_static(b"small")).expect("queued").is_none());
+        let conn = Fake::taking_at_most(10);
+        queue.attach(&conn);
+        drop(queue);
+        let cx = &mut std::task::Context::from_waker(std::task::Waker::noop());
+        let mut deliver = std::pin::pin!(crate::ClientState::deliver(&state, &conn));
+        assert!(deliver.as_mut().poll(cx).is_ready(), "nothing it can take waits");
+        let mut send = std::pin::pin!(state.send(4, "small"));
+        assert!(send.as_mut().poll(cx).is_ready());
+        assert_eq!(conn.took(), [1, 3, 4], "2 refused; the rest not held behind it");
+        let unsent: Vec<u16> = state.take_unsent().into_iter().map(|(tag, _)| tag).collect();
+        assert_eq!(unsent, [2], "the refused one is the application's");
         assert_eq!(state.queued(), 0);
     }
 }

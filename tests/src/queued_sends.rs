@@ -137,6 +137,30 @@ pub fn close_while_down_hands_back_what_was_queued<C: Reconnecting>() {
     assert!(client.take_unsent().is_empty(), "nothing queued after the end");
 }
 
+/// A message queued while the server is down that the server then
+/// refuses as too large (its frames are at most 16 KiB) is set aside for
+/// the application: it holds up neither those queued behind it nor those
+/// sent once connected.
+pub fn a_queued_message_too_large_for_the_server_holds_nothing_up<C: Reconnecting>() {
+    let addr = reserve_address();
+    let client = C::start(addr, 8);
+    let too_large = Bytes::from(vec![9u8; 64 * 1024]);
+    send(&client, 1).expect("queued");
+    block_on(client.send(2, too_large.clone())).expect("queued: no peer to say it is too large");
+    send(&client, 3).expect("queued");
+    let config = pulse_proto::Config::new(pulse_proto::Transport::Stream).with_max_frame_len(16 * 1024);
+    let server = RecordingServer::start_with(addr, config);
+    assert_eq!(tags_received(&server, 2), [1, 3]);
+    send(&client, 4).expect("sent on the connection");
+    assert_eq!(tags_received(&server, 3), [1, 3, 4]);
+    assert_eq!(
+        client.take_unsent(),
+        [(2, too_large)],
+        "the refused one is the application's"
+    );
+    client.close();
+}
+
 /// Every test above as a `#[test]`, for the [`Reconnecting`] client type
 /// given.
 #[macro_export]
@@ -155,6 +179,11 @@ macro_rules! queued_sends_tests {
         #[test]
         fn beyond_its_limit_a_disconnected_client_refuses_a_message_with_queue_full() {
             $crate::queued_sends::beyond_the_limit_sending_fails_with_queue_full::<$client>();
+        }
+
+        #[test]
+        fn a_queued_message_too_large_for_the_server_is_set_aside_and_holds_nothing_up() {
+            $crate::queued_sends::a_queued_message_too_large_for_the_server_holds_nothing_up::<$client>();
         }
 
         #[test]

@@ -51,9 +51,14 @@ pub struct RecordingServer {
 impl RecordingServer {
     /// Starts the server listening on `addr` (port 0: any).
     pub fn start(addr: SocketAddr) -> RecordingServer {
+        RecordingServer::start_with(addr, Config::new(Transport::Stream))
+    }
+
+    /// Starts the server listening on `addr` with `config` (a stream
+    /// transport).
+    pub fn start_with(addr: SocketAddr, config: Config) -> RecordingServer {
         let log = Log::default();
-        let mut event_loop =
-            EventLoop::new(LoopConfig::new(Config::new(Transport::Stream)), log.clone()).expect("a loop");
+        let mut event_loop = EventLoop::new(LoopConfig::new(config), log.clone()).expect("a loop");
         let addr = event_loop.listen(addr).expect("listen");
         let handle = event_loop.handle();
         let thread = std::thread::spawn(move || event_loop.run().expect("the server loop"));
