@@ -158,10 +158,13 @@ fn a_restart_within_the_same_second_is_seen_up() {
     watch.wait_json(VERDICT, "job stopped", |v| {
         v["event"] == "transition" && v["reason"] == "stopped"
     });
-    let _again = Pulse::start(&args("sleep 5"));
+    let mut again = Pulse::start(&args("exec sleep 5"));
     watch.wait_json(Duration::from_secs(3), "job up again", |v| {
         v["event"] == "transition" && v["to"] == "up"
     });
+    // TERM, passed on to the command: nothing outlives the test.
+    assert!(common::signal(again.pid(), "TERM"));
+    again.wait_exit(VERDICT);
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -217,7 +220,7 @@ fn announce_ready(collector: &std::net::UdpSocket, extra: &[&str], script: &str)
 #[test]
 fn term_to_announce_lets_the_command_exit_by_itself() {
     let collector = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let script = "trap 'exit 7' TERM; echo ready; sleep 5 >/dev/null & wait";
+    let script = "trap 'kill $!; exit 7' TERM; echo ready; sleep 5 >/dev/null 2>&1 & wait";
     let mut announce = announce_ready(&collector, &[], script);
     assert!(common::signal(announce.pid(), "TERM"));
     let stopped = announce.wait_json(VERDICT, "the stop", |v| v["event"] == "stopped");
