@@ -39,11 +39,7 @@ fn clean_rounds_at_the_maximum_after_short_quiets_settle_at_the_maximum() {
         policy.on_idle_round(MS * 160, now);
     }
     assert!(policy.is_settled());
-    assert!(
-        policy.target_gap() >= config.start * 95 / 100,
-        "settled at {:?}",
-        policy.target_gap()
-    );
+    assert_eq!(policy.target_gap(), config.start * 95 / 100, "5 % below the maximum");
 }
 
 /// A datagram client whose server pushes a message every 200 ms: its
