@@ -341,7 +341,10 @@ impl Adaptive {
                 self.settled_since = Some(now);
                 self.reprobing = false;
             }
-            None => self.target = self.next_target(),
+            // Up, never down: rounds whose quiets were short (the peer's
+            // traffic kept arriving) proved only those quiets, not that the
+            // target is too long.
+            None => self.target = self.target.max(self.next_target()),
         }
     }
 
@@ -398,7 +401,14 @@ impl Adaptive {
     }
 
     fn settle(&mut self, now: Instant) {
-        let below = u64::from(self.good) * u64::from(100 - u32::from(self.config.margin_percent)) / 100;
+        // With no failure known, the target itself ran clean (its rounds'
+        // quiets may have been short: the peer's traffic kept arriving).
+        let worked = if self.bad == 0 {
+            self.good.max(self.target)
+        } else {
+            self.good
+        };
+        let below = u64::from(worked) * u64::from(100 - u32::from(self.config.margin_percent)) / 100;
         self.target = (below as u32)
             .max(ms(Duration::from_millis(10)))
             .min(ms(self.config.max));

@@ -36,7 +36,7 @@ impl Session {
     }
 
     /// Whether this session confirms an idle path before sending DATA.
-    fn guards_data(&self) -> bool {
+    fn guards_data(&self, now: Instant) -> bool {
         let open = match self.state {
             State::Established => true,
             // DATA queued before our own close is held as before it: the
@@ -50,16 +50,18 @@ impl Session {
         };
         open && match self.role {
             Role::Client => self.adaptive().is_some(),
-            Role::Server => self.client_lengthened_interval(),
+            Role::Server => self.client_lengthened_interval(now),
         }
     }
 
     /// Whether a server's client has retimed to an interval longer than
-    /// the handshake's (agreed, or agreed and about to take effect). An
+    /// the handshake's (agreed, or agreed and about to take effect), or
+    /// may still be on one (it left it for a shorter one less than the
+    /// longer dead-peer timeout ago: it switches at its next timer). An
     /// adaptive client probes only by lengthening its interval; at the
     /// handshake's, or a shorter one (an application gone active), it
     /// idles no longer than the server already accepted unguarded.
-    fn client_lengthened_interval(&self) -> bool {
+    fn client_lengthened_interval(&self, now: Instant) -> bool {
         let Some(tuning) = self.tuning.as_ref() else {
             return false;
         };
@@ -68,7 +70,7 @@ impl Session {
         };
         let current = self.negotiated.map_or(0, |n| n.interval_ms);
         let pending = tuning.agreed.map_or(0, |(interval_ms, _)| interval_ms);
-        current.max(pending) > handshake
+        current.max(pending) > handshake || tuning.guard_until.is_some_and(|until| now < until)
     }
 
     /// When the path last carried something either way, as far as this
@@ -143,7 +145,7 @@ impl Session {
             .tuning
             .as_mut()
             .map_or(Confirm::No, |t| core::mem::take(&mut t.confirm));
-        if !self.guards_data() || !self.output.has_data() {
+        if !self.guards_data(now) || !self.output.has_data() {
             return true;
         }
         let idle = self.idle_exposure(now);

@@ -1022,8 +1022,7 @@ impl Session {
                     _ => (n.interval_ms, n.dead_timeout_ms),
                 };
                 if request == Request::New {
-                    tuning.agreed = Some(agreed);
-                    tuning.answered = Some((id, agreed));
+                    tuning.agree(now, id, agreed, (n.interval_ms, n.dead_timeout_ms));
                 }
                 tuning.answered_at = Some(now);
                 tuning.answer = Some((id, agreed));

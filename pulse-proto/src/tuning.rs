@@ -77,6 +77,11 @@ pub(crate) struct Tuning {
     /// A server's interval agreed in the handshake: it guards its DATA
     /// only while its client has retimed to a longer one (§6.11.1).
     pub(crate) handshake_interval_ms: Option<u32>,
+    /// A server that agreed to take its client back from a longer interval
+    /// to one no longer than the handshake's guards until then: the client
+    /// keeps the longer schedule until its next timer, which may be most of
+    /// that interval away (§6.11.1).
+    pub(crate) guard_until: Option<Instant>,
     /// Timings agreed, to take effect at this side's next timer (taking
     /// effect on input could move a deadline earlier, which drivers do not
     /// watch for).
@@ -151,6 +156,29 @@ impl Tuning {
             Some((last, _)) if (id.wrapping_sub(last) as i16) < 0 => Request::Stale,
             _ => Request::New,
         }
+    }
+
+    /// A server agrees at `now` to new request `id`, for `agreed`, while
+    /// `current` timings are in force. Leaving an interval longer than the
+    /// handshake's for one no longer, it keeps guarding for the longer
+    /// dead-peer timeout: its client switches only at its next timer, on
+    /// the longer schedule, and the path may idle that long meanwhile; a
+    /// client that said nothing for that long would be convicted anyway.
+    pub(crate) fn agree(&mut self, now: Instant, id: u16, agreed: Timing, current: Timing) {
+        if let Some(handshake) = self.handshake_interval_ms {
+            // The longest timings in play: those in force, or agreed and
+            // about to take effect.
+            let longest = match self.agreed {
+                Some(pending) if pending.0 > current.0 => pending,
+                _ => current,
+            };
+            if longest.0 > handshake && agreed.0 <= handshake {
+                let until = now + Duration::from_millis(longest.1.into());
+                self.guard_until = Some(self.guard_until.map_or(until, |t| t.max(until)));
+            }
+        }
+        self.agreed = Some(agreed);
+        self.answered = Some((id, agreed));
     }
 
     /// A new request for `timing`; its id.

@@ -147,6 +147,24 @@ fn a_datagram_client_that_only_receives_still_pings_about_once_an_interval() {
 }
 
 #[test]
+fn an_adaptive_datagram_client_that_only_receives_still_pings_about_once_an_interval() {
+    // The same for a client whose interval adapts: its idle gaps are the
+    // path's, and a NAT that only its packets refresh counts them from its
+    // own last send. (Held at 1 s: a whole probe round is longer than this.)
+    let mut adaptive = AdaptiveConfig::default();
+    let gap = MS * 1250; // 1 s at the default jitter of ±25 %
+    (adaptive.start, adaptive.active, adaptive.max) = (gap, gap, gap);
+    let mut pair = Pair::connected(datagram().with_adaptive(Some(adaptive)));
+    let pings_before = pair.client.stats().pings_sent;
+    for _ in 0..50 {
+        pair.server.send(7, Bytes::from_static(b"news")).unwrap();
+        pair.run_for(MS * 200);
+    }
+    let pings = pair.client.stats().pings_sent - pings_before;
+    assert!((8..=12).contains(&pings), "{pings} PINGs in 10 s");
+}
+
+#[test]
 fn after_a_suspicion_clients_draw_their_next_spacing_afresh() {
     // Clients a stalled server answers in one instant must not keep that
     // instant as their common phase.

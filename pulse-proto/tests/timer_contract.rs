@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use pulse_proto::{Config, Instant, Role, Session, State, Transport};
+use pulse_proto::{CloseCode, Config, Event, Instant, Role, Session, State, Transport};
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -63,24 +63,77 @@ impl End {
     }
 }
 
+/// Everything the session will write now, onto the wire to its peer.
+fn flush(session: &mut Session, now: Instant, latency: Duration, wire: &mut VecDeque<(Instant, Vec<u8>)>) {
+    while let Some(bytes) = session.poll_transmit(now) {
+        let bytes = bytes.to_vec();
+        session.advance_transmit(bytes.len());
+        wire.push_back((now + latency, bytes));
+    }
+}
+
+/// What became of the messages: delivered to the peer, handed back by the
+/// sender (`Session::poll_unsent`), never both.
+#[derive(Default)]
+struct Fates {
+    delivered: std::collections::BTreeSet<Vec<u8>>,
+    handed_back: std::collections::BTreeSet<Vec<u8>>,
+}
+
+/// Drains `session`'s events: a message to `fates`, and no ending the
+/// peer's well-behaved traffic could have caused.
+fn drain(session: &mut Session, fates: &mut Fates) -> Result<(), TestCaseError> {
+    while let Some(event) = session.poll_event() {
+        match event {
+            Event::Message { payload, .. } => {
+                prop_assert!(
+                    !fates.handed_back.contains(&payload[..]),
+                    "delivered after it was handed back"
+                );
+                prop_assert!(fates.delivered.insert(payload.to_vec()), "delivered twice");
+            }
+            Event::Closed(closed) => prop_assert!(
+                ![CloseCode::PROTOCOL_ERROR, CloseCode::TOO_MANY_PINGS].contains(&closed.code),
+                "{:?} closed a well-behaved pair: {:?}",
+                session.role(),
+                closed
+            ),
+            _ => {}
+        }
+    }
+    while let Some((_, payload)) = session.poll_unsent() {
+        prop_assert!(
+            !fates.delivered.contains(&payload[..]),
+            "handed back after it was delivered"
+        );
+        prop_assert!(fates.handed_back.insert(payload.to_vec()), "handed back twice");
+    }
+    Ok(())
+}
+
 #[derive(Clone, Copy, Debug)]
 enum Step {
     /// Let the next thing happen.
     Run,
     /// The side's next timer fires this much late (our own stall).
     Late(bool, u64),
-    /// The application sends.
-    Send(bool),
+    /// The application sends; if the second is true, the driver reads what
+    /// arrives next before it writes (input between a send and its flush).
+    Send(bool, bool),
     /// The client asks for new timings: interval in ms, timeout factor.
     Retime(u64, u32),
+    /// The side closes gracefully (DATA it holds waits, the CLOSE behind).
+    Close(bool),
 }
 
 fn arb_step() -> impl Strategy<Value = Step> {
     prop_oneof![
         8 => Just(Step::Run),
         1 => (any::<bool>(), 0u64..5_000).prop_map(|(c, l)| Step::Late(c, l)),
-        1 => any::<bool>().prop_map(Step::Send),
+        1 => (any::<bool>(), any::<bool>()).prop_map(|(c, r)| Step::Send(c, r)),
         1 => (10u64..5_000, 2u32..5).prop_map(|(i, f)| Step::Retime(i, f)),
+        // Rare, so most sessions live long enough to hold and retime first.
+        1 => (any::<bool>(), 0u8..20).prop_map(|(c, n)| if n == 0 { Step::Close(c) } else { Step::Run }),
     ]
 }
 
@@ -104,15 +157,15 @@ proptest! {
         // Bytes in flight to each side, with their arrival times.
         let mut wires: [VecDeque<(Instant, Vec<u8>)>; 2] = Default::default();
         let latency = ms(latency);
+        let mut fates = Fates::default();
+        let mut sent = 0u32;
+        let mut read_first = false;
         for step in steps {
-            // Flush both sides onto the wires.
-            for (i, end) in ends.iter_mut().enumerate() {
-                while let Some(bytes) = end.session.poll_transmit(now) {
-                    let bytes = bytes.to_vec();
-                    end.session.advance_transmit(bytes.len());
-                    wires[1 - i].push_back((now + latency, bytes));
-                }
-                while end.session.poll_event().is_some() {}
+            // Flush both sides onto the wires (unless a send is to meet
+            // input before its flush).
+            for (i, end) in ends.iter_mut().enumerate().filter(|_| !read_first) {
+                flush(&mut end.session, now, latency, &mut wires[1 - i]);
+                drain(&mut end.session, &mut fates)?;
                 let deadline = end.session.poll_timeout();
                 if deadline.is_none() || matches!((deadline, end.armed), (Some(d), Some(a)) if d < a) || end.armed.is_none() {
                     end.armed = deadline;
@@ -120,13 +173,20 @@ proptest! {
             }
             match step {
                 Step::Late(client, late) => ends[usize::from(!client)].lateness = ms(late),
-                Step::Send(client) => {
-                    let _ = ends[usize::from(!client)].session.send(1, &b"payload"[..]);
+                Step::Send(client, read) => {
+                    read_first |= read;
+                    sent += 1;
+                    let payload = format!("{client} {sent}").into_bytes();
+                    let _ = ends[usize::from(!client)].session.send(1, payload);
+                }
+                Step::Close(client) => {
+                    let _ = ends[usize::from(!client)].session.close(now, CloseCode::NORMAL, "done");
                 }
                 Step::Retime(interval, factor) => {
                     let _ = ends[0].session.retime(now, ms(interval), ms(interval) * factor);
                 }
                 Step::Run => {
+                    read_first = false;
                     let next = (0..2)
                         .flat_map(|i| [ends[i].fire_at(), wires[i].front().map(|(at, _)| *at)])
                         .flatten()
@@ -140,12 +200,17 @@ proptest! {
                             let established = end.session.state() != State::Handshaking;
                             let before = end.session.poll_timeout();
                             end.session.handle_input(now, &bytes[..]);
+                            // A driver that writes what the input (and any
+                            // local call before it) made, and keeps its timer.
+                            let (read, write) = wires.split_at_mut(1);
+                            let wire = if i == 0 { &mut write[0] } else { &mut read[0] };
+                            flush(&mut end.session, now, latency, wire);
                             let after = end.session.poll_timeout();
                             if established {
                                 if let (Some(before), Some(after)) = (before, after) {
                                     prop_assert!(
                                         after >= before,
-                                        "{:?}: input moved the deadline from {:?} to {:?} (config {:?})",
+                                        "{:?}: input (and the write after it) moved the deadline from {:?} to {:?} (config {:?})",
                                         end.session.role(), before, after, config
                                     );
                                 }
@@ -161,6 +226,9 @@ proptest! {
                     }
                 }
             }
+        }
+        for end in &mut ends {
+            drain(&mut end.session, &mut fates)?;
         }
     }
 }
