@@ -5,59 +5,15 @@
 
 mod common;
 
-use core::time::Duration;
-
-use common::{events, stream_frames, take};
+use common::hold_pair::{messages, pass, SECOND};
+use common::take;
 use pulse_proto::frame::Frame;
-use pulse_proto::{AdaptiveConfig, Config, Event, Instant, Learned, Role, Session, State, Transport};
+use pulse_proto::{Instant, Session, State, Transport};
 
-const SECOND: Duration = Duration::from_secs(1);
-
-/// What an earlier session learned: 30 s work, 33 s fail, settled.
-const LEARNED: Learned = Learned {
-    good_ms: 30_000,
-    bad_ms: 33_000,
-    settled: true,
-    target_ms: 28_500,
-    failures: 0,
-    failed_ms: 0,
-};
-
-/// A client (adaptive or not) and a server, established over a stream at
-/// time zero.
+/// A client (adaptive, knowing `hold_pair::LEARNED`, or not) and a
+/// server, established over a stream at time zero.
 fn pair(adaptive: bool) -> (Session, Session) {
-    let config = Config::new(Transport::Stream).with_adaptive(adaptive.then(AdaptiveConfig::default));
-    let mut client = Session::new(config, Role::Client, Instant::ZERO, 1).unwrap();
-    client.set_learned(LEARNED);
-    let server_config = Config::new(Transport::Stream).with_max_interval(SECOND * 3600);
-    let mut server = Session::new(server_config, Role::Server, Instant::ZERO, 2).unwrap();
-    for _ in 0..3 {
-        pass(&mut client, &mut server, Instant::ZERO);
-        pass(&mut server, &mut client, Instant::ZERO);
-    }
-    assert_eq!(client.state(), State::Established);
-    events(&mut client);
-    events(&mut server);
-    (client, server)
-}
-
-/// Everything `from` sends now, delivered to `to` now; the frames.
-fn pass(from: &mut Session, to: &mut Session, now: Instant) -> Vec<Frame> {
-    let pieces = take(from, now);
-    for piece in &pieces {
-        to.handle_input(now, &piece[..]);
-    }
-    stream_frames(&pieces)
-}
-
-fn messages(session: &mut Session) -> Vec<u16> {
-    events(session)
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Message { tag, .. } => Some(tag),
-            _ => None,
-        })
-        .collect()
+    common::hold_pair::pair(adaptive, Transport::Stream)
 }
 
 #[test]
